@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench NAME`; each ends its output with one JSON line."""

@@ -1,0 +1,29 @@
+"""python -m bench NAME [options]: run one benchmark; its last line of output is one JSON object.
+
+Benchmarks:
+  simulate   generate a synthetic world and time it (python -m bench simulate --accounts 1000000 --months 24)
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+BENCHMARKS = {"simulate": "bench.simulate"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHMARKS:
+        print(__doc__, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown benchmark {argv[0]!r}; choose one of {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module = importlib.import_module(BENCHMARKS[argv[0]])
+    figures = module.run(argv[1:])
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,711 @@
+"""The input data contract: load repayment histories, check them, hand them on in one fixed shape.
+
+Every later step (features, labels, models) trusts what comes out of here: dates are calendar days as
+``datetime64[s]``, ids are ``int64``, amounts ``float64``, optional columns exist, and tables are sorted
+the way DESIGN.md says. Anything that breaks that promise is refused here, with a message that names
+the table, the column, a sample of offending rows and what to do — never a pandas traceback.
+
+All checks are vectorised (no per-row Python), so the same code runs on tens of millions of rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.dataset as pa_ds
+import pyarrow.parquet as pq
+
+__all__ = [
+    "CORE_TABLES",
+    "SCHEMAS",
+    "ContractError",
+    "Problem",
+    "TableSchema",
+    "Tables",
+    "load_tables",
+    "validate",
+]
+
+SAMPLE = 3  # offending keys shown per problem
+PRODUCTS = ("revolving", "installment")
+DATE_PRECISIONS = ("day", "month")
+CORE_TABLES = ("accounts", "bills", "payments", "limits")
+ALL_TABLES = (*CORE_TABLES, "macro", "truth")
+# Tables that hold what a lender knows; `truth` is excluded so the extraction date never depends on it.
+EXTRACT_TABLES = (*CORE_TABLES, "macro")
+
+
+# --------------------------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the contract: its kind decides the dtype it is converted to."""
+
+    name: str
+    kind: str  # 'id' | 'int' | 'date' | 'amount' | 'float' | 'str' | 'bool'
+    required: bool = True
+    nullable: bool = False
+    default: object = None  # fill value for absent column / null values (only for defaulted columns)
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """Columns, the key used to show offending rows, the sort order, and the kind of extra columns."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: str
+    sort_by: tuple[str, ...]
+    extra_kind: str | None = None  # None: extra columns pass through untouched
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def date_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.kind == "date")
+
+
+SCHEMAS: Mapping[str, TableSchema] = {
+    "accounts": TableSchema(
+        "accounts",
+        (
+            Column("account_id", "id"),
+            Column("customer_id", "id"),
+            Column("product", "str"),
+            Column("open_date", "date"),
+            Column("grace_days", "int"),
+            Column("charge_off_date", "date", required=False, nullable=True),
+            Column("income_band", "int", required=False, nullable=True),
+            Column("date_precision", "str", required=False, default="day"),
+        ),
+        key="account_id",
+        sort_by=("account_id",),
+    ),
+    "bills": TableSchema(
+        "bills",
+        (
+            Column("account_id", "id"),
+            Column("bill_id", "id"),
+            Column("statement_date", "date"),
+            Column("due_date", "date"),
+            Column("amount_due", "amount"),
+            Column("min_due", "amount"),
+            Column("parent_bill_id", "id", required=False, nullable=True),
+            Column("converted_date", "date", required=False, nullable=True),
+        ),
+        key="bill_id",
+        sort_by=("account_id", "due_date", "statement_date", "bill_id"),
+    ),
+    "payments": TableSchema(
+        "payments",
+        (
+            Column("account_id", "id"),
+            Column("bill_id", "id"),
+            Column("payment_date", "date"),
+            Column("amount", "amount"),
+            Column("imputed", "bool", required=False, default=False),
+        ),
+        key="bill_id",
+        sort_by=("account_id", "payment_date", "bill_id"),
+    ),
+    "limits": TableSchema(
+        "limits",
+        (
+            Column("account_id", "id"),
+            Column("effective_date", "date"),
+            Column("credit_limit", "amount"),
+        ),
+        key="account_id",
+        sort_by=("account_id", "effective_date"),
+    ),
+    "macro": TableSchema(
+        "macro",
+        (Column("month", "date"), Column("published_date", "date")),
+        key="month",
+        sort_by=("month",),
+        extra_kind="float",
+    ),
+    "truth": TableSchema(
+        "truth",
+        (Column("account_id", "id"), Column("as_of", "date")),
+        key="account_id",
+        sort_by=("account_id", "as_of"),
+        extra_kind="float",
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken promise of the contract, with enough detail for a user to find the rows."""
+
+    table: str
+    column: str
+    what: str  # e.g. "is before bills.statement_date"
+    count: int = 0
+    total: int = 0
+    key: str = ""
+    samples: tuple[str, ...] = ()
+    hint: str = ""
+    source: str = ""
+
+    @property
+    def message(self) -> str:
+        subject = f"{self.table}.{self.column}" if self.column else self.table
+        line = f"{subject} {self.what}"
+        if self.total or self.count:
+            line += f" in {self.count:,} of {self.total:,} rows"
+        if self.samples:
+            line += f" ({self.key} {', '.join(self.samples)})"
+        if self.source:
+            line += f" in {self.source}"
+        return f"{line}\n  {self.hint}" if self.hint else line
+
+
+class ContractError(ValueError):
+    """The input breaks the data contract; the message says where and what to do."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = tuple(problems)
+        first, rest = self.problems[0], self.problems[1:]
+        text = first.message
+        if rest:
+            text += f"\n{len(rest)} more problem(s):\n" + "\n".join(p.message for p in rest)
+        super().__init__(text)
+
+
+def _fmt(value: object) -> str:
+    """Show a key the way a user typed it: 1204 not 1204.0, dates without a time."""
+    if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d") if value == value.normalize() else str(value)
+    if isinstance(value, np.datetime64):
+        return _fmt(pd.Timestamp(value))
+    return str(value)
+
+
+def row_problem(
+    frame: pd.DataFrame,
+    bad: np.ndarray | pd.Series,
+    schema: TableSchema,
+    column: str,
+    what: str,
+    hint: str,
+    *,
+    key: str | None = None,
+) -> Problem | None:
+    """A Problem for the rows flagged in ``bad`` (None when none are), sampling their keys."""
+    mask = np.asarray(bad, dtype=bool)
+    count = int(mask.sum())
+    if count == 0:
+        return None
+    key = key or schema.key
+    positions = np.flatnonzero(mask)[: SAMPLE * 4]
+    samples: list[str] = []
+    if key in frame.columns and not pd.isna(frame[key].iloc[positions]).any():
+        for value in frame[key].iloc[positions]:
+            text = _fmt(value)
+            if text not in samples:
+                samples.append(text)
+    else:
+        key, samples = "row", [str(p + 1) for p in positions]
+    return Problem(schema.name, column, what, count, len(frame), key, tuple(samples[:SAMPLE]), hint)
+
+
+# ------------------------------------------------------------------------------------------ conversion
+
+_TRUE = frozenset({"true", "t", "1", "yes", "y"})
+_FALSE = frozenset({"false", "f", "0", "no", "n", ""})
+_WORDS = {
+    "id": "is not an integer id",
+    "int": "is not an integer",
+    "date": "is not a calendar date (YYYY-MM-DD, no time of day)",
+    "amount": "is not a number",
+    "float": "is not a number",
+    "bool": "is not true/false",
+}
+
+
+def _is_textual(series: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype)
+
+
+def _to_date(series: pd.Series) -> pd.Series:
+    """Calendar dates as datetime64[s]; rows that are not a date at midnight become NaT."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        series = series.dt.tz_localize(None)
+    if pd.api.types.is_datetime64_dtype(series.dtype):
+        parsed = series
+    elif _is_textual(series):
+        parsed = pd.to_datetime(series, errors="coerce", format="ISO8601")
+    elif series.isna().all():
+        return pd.Series(pd.NaT, index=series.index, dtype="datetime64[s]")
+    else:  # numbers or booleans are not dates
+        return pd.Series(pd.NaT, index=series.index, dtype="datetime64[s]")
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_localize(None)
+    parsed = parsed.where(parsed == parsed.dt.normalize())
+    return parsed.astype("datetime64[s]")
+
+
+def _to_number(series: pd.Series) -> pd.Series:
+    """Numbers as float64 (NaN where not a number)."""
+    if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return pd.Series(np.nan, index=series.index)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.astype("float64")
+    if series.isna().all():
+        return pd.Series(np.nan, index=series.index)
+    return pd.to_numeric(series, errors="coerce").astype("float64")
+
+
+def _to_integer(series: pd.Series) -> pd.Series:
+    """Integers as nullable Int64 (NA where not an integer); int64 ids keep full precision."""
+    if pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("Int64")
+    numbers = _to_number(series)
+    integral = np.isfinite(numbers) & (numbers == np.floor(numbers))
+    return numbers.where(integral).astype("Int64")
+
+
+def _to_bool(series: pd.Series) -> pd.Series:
+    """Booleans as nullable boolean; accepts true/false words and 0/1."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("boolean")
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.where(series.isin([0, 1])).astype("float64").astype("boolean")
+    words = series.astype("str").str.strip().str.lower()
+    out = pd.Series(pd.NA, index=series.index, dtype="boolean")
+    out[words.isin(_TRUE).to_numpy()] = True
+    out[words.isin(_FALSE).to_numpy()] = False
+    return out.where(series.notna(), pd.NA)
+
+
+def _to_str(series: pd.Series) -> pd.Series:
+    return series.astype("str")
+
+
+_CONVERTERS: Mapping[str, Callable[[pd.Series], pd.Series]] = {
+    "id": _to_integer,
+    "int": _to_integer,
+    "date": _to_date,
+    "amount": _to_number,
+    "float": _to_number,
+    "str": _to_str,
+    "bool": _to_bool,
+}
+
+
+def _final_dtype(column: Column, converted: pd.Series) -> pd.Series:
+    """The dtype downstream code sees: plain numpy dtypes wherever nulls cannot occur."""
+    if column.kind in ("id", "int"):
+        return converted if column.nullable else converted.astype("int64")
+    if column.kind == "bool":
+        return converted.astype("bool")
+    return converted
+
+
+def _absent(column: Column, rows: int) -> pd.Series:
+    """The value an absent optional column gets, so the schema is the same with or without it."""
+    if column.default is not None:
+        return pd.Series(np.full(rows, column.default), dtype={"str": "str", "bool": "bool"}[column.kind])
+    if column.kind in ("id", "int"):
+        return pd.Series(pd.arrays.IntegerArray(np.zeros(rows, "int64"), np.ones(rows, bool)))
+    if column.kind == "date":
+        return pd.Series(np.full(rows, np.datetime64("NaT", "s")))
+    return pd.Series(np.full(rows, np.nan), dtype="str" if column.kind == "str" else "float64")
+
+
+def convert_frame(frame: pd.DataFrame, schema: TableSchema) -> tuple[pd.DataFrame, list[Problem]]:
+    """Convert every contract column to its dtype; report values that cannot be, and null keys/values."""
+    out: dict[str, pd.Series] = {}
+    problems: list[Problem] = []
+    rows = len(frame)
+    extras = [c for c in frame.columns if c not in {col.name for col in schema.columns}]
+    columns = list(schema.columns)
+    if schema.extra_kind:
+        columns += [Column(str(c), schema.extra_kind, required=False, nullable=True) for c in extras]
+    for column in columns:
+        if column.name not in frame.columns:
+            out[column.name] = _absent(column, rows)
+            continue
+        raw = frame[column.name].reset_index(drop=True)
+        converted = _CONVERTERS[column.kind](raw)
+        if column.default is not None:
+            converted = converted.where(raw.notna(), column.default)
+        bad = raw.notna().to_numpy() & converted.isna().to_numpy()
+        problem = row_problem(
+            frame, bad, schema, column.name, _WORDS.get(column.kind, "cannot be read"),
+            "Fix these values in the extract; the column must hold "
+            f"{'dates as YYYY-MM-DD' if column.kind == 'date' else column.kind + ' values'}.",
+        )
+        if problem is None and not column.nullable:
+            problem = row_problem(
+                frame, raw.isna().to_numpy(), schema, column.name, "is null",
+                "Every row needs a value here: fill it in the extract, or drop these rows.",
+            )
+        if problem:
+            problems.append(problem)
+            continue
+        out[column.name] = _final_dtype(column, converted)
+    if not schema.extra_kind:
+        for name in extras:
+            out[name] = frame[name].reset_index(drop=True)
+    return pd.DataFrame(out, index=pd.RangeIndex(rows)), problems
+
+
+# ------------------------------------------------------------------------------------------ the checks
+
+
+def missing_columns(frame: pd.DataFrame, schema: TableSchema) -> Problem | None:
+    missing = [c.name for c in schema.columns if c.required and c.name not in frame.columns]
+    if not missing:
+        return None
+    present = ", ".join(map(str, frame.columns)) or "none"
+    return Problem(
+        schema.name,
+        ", ".join(missing) if len(missing) == 1 else "{" + ", ".join(missing) + "}",
+        f"{'is' if len(missing) == 1 else 'are'} missing (columns present: {present})",
+        hint=f"Add the missing column(s) to {schema.name}; the contract needs "
+        + ", ".join(c.name for c in schema.columns if c.required) + ".",
+    )
+
+
+def _duplicates(frame: pd.DataFrame, schema: TableSchema, subset: list[str]) -> Problem | None:
+    bad = frame.duplicated(subset=subset, keep=False).to_numpy()
+    label = subset[0] if len(subset) == 1 else "(" + ", ".join(subset) + ")"
+    return row_problem(
+        frame, bad, schema, label, "is duplicated",
+        f"Each {label} must appear once in {schema.name}: remove the repeated rows from the extract.",
+        key=subset[0],
+    )
+
+
+def _table_checks(frame: pd.DataFrame, schema: TableSchema) -> list[Problem | None]:
+    """Checks within one table, on converted columns."""
+    name = schema.name
+    f = frame
+    if name == "accounts":
+        return [
+            _duplicates(f, schema, ["account_id"]),
+            row_problem(f, ~f["product"].isin(PRODUCTS), schema, "product",
+                        "is not one of " + " | ".join(PRODUCTS),
+                        "Map the product codes of the extract to 'revolving' or 'installment'."),
+            row_problem(f, f["grace_days"] < 0, schema, "grace_days", "is negative",
+                        "grace_days counts days after the due date without penalty: use 0 for none."),
+            row_problem(f, ~f["date_precision"].isin(DATE_PRECISIONS), schema, "date_precision",
+                        "is not one of " + " | ".join(DATE_PRECISIONS),
+                        "Use 'day' for day-exact dates, 'month' for monthly (bureau-style) sources."),
+        ]
+    if name == "bills":
+        return [
+            _duplicates(f, schema, ["bill_id"]),
+            row_problem(f, f["due_date"] < f["statement_date"], schema, "due_date",
+                        "is before bills.statement_date",
+                        "A bill falls due after its statement is issued: "
+                        "fix the extract, or drop these bills."),
+            *_amount_checks(f, schema, ("amount_due", "min_due")),
+            row_problem(f, f["min_due"] > f["amount_due"] + 1e-9, schema, "min_due",
+                        "is greater than bills.amount_due",
+                        "The minimum due cannot exceed the amount due: fix the extract "
+                        "(for installments min_due equals amount_due)."),
+            row_problem(f, f["converted_date"] < f["statement_date"], schema, "converted_date",
+                        "is before bills.statement_date",
+                        "A statement can only be converted into installments after it is issued."),
+        ]
+    if name == "payments":
+        return _amount_checks(f, schema, ("amount",))
+    if name == "limits":
+        return [_duplicates(f, schema, ["account_id", "effective_date"]),
+                *_amount_checks(f, schema, ("credit_limit",))]
+    if name == "macro":
+        return [
+            _duplicates(f, schema, ["month"]),
+            row_problem(f, f["month"].dt.day != 1, schema, "month", "is not the first day of a month",
+                        "macro has one row per month, dated on the 1st: fix the month column."),
+        ]
+    return []
+
+
+def _amount_checks(frame: pd.DataFrame, schema: TableSchema, columns: Iterable[str]) -> list[Problem | None]:
+    out = []
+    for column in columns:
+        values = frame[column].to_numpy(dtype="float64")
+        out.append(row_problem(
+            frame, ~np.isfinite(values) | (values < 0), schema, column, "is negative or not finite",
+            "Amounts are non-negative numbers: fix the extract (refunds are not payments)."))
+    return out
+
+
+def _unknown(
+    frame: pd.DataFrame, schema: TableSchema, column: str, known: pd.Series, target: str, hint: str
+) -> Problem | None:
+    values = frame[column]
+    bad = values.notna().to_numpy() & ~values.isin(known).to_numpy()
+    return row_problem(frame, bad, schema, column, f"is not in {target}", hint, key=column)
+
+
+def _cross_checks(tables: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
+    """References between tables: every bill, payment and limit belongs to a known account/bill."""
+    out: list[Problem | None] = []
+    accounts, bills, payments = tables.get("accounts"), tables.get("bills"), tables.get("payments")
+    if accounts is not None:
+        for name in ("bills", "limits", "payments"):
+            if tables.get(name) is not None:
+                out.append(_unknown(
+                    tables[name], SCHEMAS[name], "account_id", accounts["account_id"], "accounts.account_id",
+                    f"Every row of {name} must belong to an account of accounts: add the account or drop "
+                    "these rows."))
+    if bills is None:
+        return out
+    by_bill = pd.Index(bills["bill_id"])
+    bill_account = bills["account_id"].to_numpy()
+    parents = bills["parent_bill_id"]
+    has_parent = parents.notna().to_numpy()
+    pos = by_bill.get_indexer(parents.fillna(-1).astype("int64"))
+    own = bill_account
+    out.append(row_problem(bills, has_parent & (pos < 0), SCHEMAS["bills"], "parent_bill_id",
+                           "is not in bills.bill_id",
+                           "parent_bill_id names the statement an installment plan came from: it must be a "
+                           "bill of the same extract."))
+    out.append(row_problem(bills, has_parent & (pos >= 0) & (bill_account[np.maximum(pos, 0)] != own),
+                           SCHEMAS["bills"], "parent_bill_id", "is a bill of another account",
+                           "An installment plan comes from a statement of the same account: "
+                           "fix the extract."))
+    if payments is not None:
+        pos = by_bill.get_indexer(payments["bill_id"])
+        schema = SCHEMAS["payments"]
+        out.append(row_problem(payments, pos < 0, schema, "bill_id", "is not in bills.bill_id",
+                               "Every payment repays a bill: add the bill or drop these payments."))
+        wrong = (pos >= 0) & (bill_account[np.maximum(pos, 0)] != payments["account_id"].to_numpy())
+        out.append(row_problem(payments, wrong, schema, "account_id", "differs from the bill's account_id",
+                               "A payment belongs to the account of the bill it repays: fix the extract."))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- sorting
+
+
+def is_sorted(frame: pd.DataFrame, by: Sequence[str]) -> bool:
+    """Whether rows are in lexicographic order of ``by``: one vectorised pass, no sort."""
+    if len(frame) < 2:
+        return True
+    undecided = np.ones(len(frame) - 1, dtype=bool)
+    for column in by:
+        values = frame[column].to_numpy()
+        before, after = values[:-1], values[1:]
+        if (undecided & (before > after)).any():
+            return False
+        undecided &= before == after
+        if not undecided.any():
+            return True
+    return True
+
+
+def _sorted(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    if is_sorted(frame, by):
+        return frame
+    return frame.sort_values(list(by), kind="stable", ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True, eq=False)  # frames do not compare to a bool; identity is the right equality
+class Tables:
+    """Validated input tables; ``None`` for a table that was not loaded."""
+
+    accounts: pd.DataFrame | None = None
+    bills: pd.DataFrame | None = None
+    payments: pd.DataFrame | None = None
+    limits: pd.DataFrame | None = None
+    macro: pd.DataFrame | None = None
+    truth: pd.DataFrame | None = None
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The named table, or a ContractError saying it was not loaded."""
+        if name not in ALL_TABLES:
+            raise KeyError(f"{name!r} is not a table of the contract ({', '.join(ALL_TABLES)})")
+        frame = getattr(self, name)
+        if frame is None:
+            raise ContractError([Problem(name, "", "was not loaded",
+                                         hint=f"Pass {name!r} in require= or optional= of load_tables.")])
+        return frame
+
+    def loaded(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in ALL_TABLES if getattr(self, name) is not None}
+
+    @property
+    def extraction_date(self) -> pd.Timestamp | None:
+        """Latest date in any table a lender holds (truth excluded); as-of dates after it are refused."""
+        latest = [
+            frame[column].max()
+            for name in EXTRACT_TABLES
+            if (frame := getattr(self, name)) is not None
+            for column in SCHEMAS[name].date_columns
+            if len(frame)
+        ]
+        latest = [d for d in latest if not pd.isna(d)]
+        return max(latest) if latest else None
+
+
+def validate(
+    tables: Tables | Mapping[str, pd.DataFrame], *, sources: Mapping[str, str] | None = None
+) -> Tables:
+    """Check in-memory tables against the contract; return them converted and sorted, or raise ContractError.
+
+    Tests and adapters use it directly; ``load_tables`` uses it after reading.
+    """
+    frames = tables.loaded() if isinstance(tables, Tables) else dict(tables)
+    if sources is None:
+        sources = tables.sources if isinstance(tables, Tables) else {}
+    unknown = sorted(set(frames) - set(ALL_TABLES))
+    if unknown:
+        raise KeyError(f"not tables of the contract: {', '.join(unknown)} (expected {', '.join(ALL_TABLES)})")
+    converted: dict[str, pd.DataFrame] = {}
+    problems: list[Problem] = []
+    for name, frame in frames.items():
+        found = _check_table(frame, SCHEMAS[name])
+        if isinstance(found, list):
+            problems += [_with_source(p, sources.get(name, "")) for p in found]
+        else:
+            converted[name] = found
+    if not problems:
+        problems = [_with_source(p, sources.get(p.table, ""))
+                    for p in _cross_checks(converted) if p is not None]
+    if problems:
+        raise ContractError(problems)
+    ordered = {name: _sorted(frame, SCHEMAS[name].sort_by) for name, frame in converted.items()}
+    return Tables(**ordered, sources=dict(sources))
+
+
+def _check_table(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame | list[Problem]:
+    """The converted table, or the problems found in it alone."""
+    missing = missing_columns(frame, schema)
+    if missing:
+        return [missing]
+    converted, problems = convert_frame(frame, schema)
+    if problems:
+        return problems
+    problems = [p for p in _table_checks(converted, schema) if p is not None]
+    return problems or converted
+
+
+def _with_source(problem: Problem, source: str) -> Problem:
+    return dataclasses.replace(problem, source=source) if source and not problem.source else problem
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _find(data_dir: Path, name: str) -> Path | None:
+    """The one file or folder holding ``name``; two candidates is an error (which one is current?)."""
+    candidates = [p for p in (data_dir / f"{name}.parquet", data_dir / name, data_dir / f"{name}.csv")
+                  if p.exists()]
+    if len(candidates) > 1:
+        raise ContractError([Problem(
+            name, "", f"is found twice in {data_dir} ({', '.join(p.name for p in candidates)})",
+            hint="Keep one of them, so there is no doubt which extract is current.")])
+    return candidates[0] if candidates else None
+
+
+def _part_files(folder: Path) -> list[Path]:
+    """Parquet parts of a folder in file-name order, skipping hidden and marker files (_SUCCESS, .crc)."""
+    return sorted(
+        (p for p in folder.rglob("*.parquet") if p.is_file() and not p.name.startswith((".", "_"))),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
+
+
+def _read_arrow(path: Path) -> pa.Table:
+    if path.is_dir():
+        parts = _part_files(path)
+        if not parts:
+            raise ValueError("the folder holds no .parquet part files")
+        schema = pa.unify_schemas([pq.read_schema(p) for p in parts])
+        return pa_ds.dataset([str(p) for p in parts], schema=schema, format="parquet").to_table()
+    if path.suffix == ".csv":
+        return pa_csv.read_csv(path)
+    return pq.read_table(path)
+
+
+def _column_to_pandas(column: pa.ChunkedArray) -> pd.Series:
+    """Arrow to pandas without Python objects: date32 straight to datetime64[s], ints with nulls to Int64."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.cast(kind.value_type), kind.value_type
+    if pa.types.is_date(kind):
+        return column.cast(pa.timestamp("s")).to_pandas()
+    if pa.types.is_integer(kind) and column.null_count:
+        return column.to_pandas(types_mapper={kind: pd.Int64Dtype()}.get)
+    return column.to_pandas()
+
+
+def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    return pd.DataFrame(
+        {name: _column_to_pandas(table.column(i)) for i, name in enumerate(table.column_names)},
+        index=pd.RangeIndex(table.num_rows),
+    )
+
+
+def read_table(path: Path, name: str) -> pd.DataFrame:
+    """One table file/folder as pandas; any read failure becomes a ContractError naming the file."""
+    try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise ValueError("the file is empty (0 bytes)")
+        return _arrow_to_pandas(_read_arrow(path))
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ContractError([Problem(
+            name, "", f"cannot be read from {path}: {reason}",
+            hint="Re-export it as Parquet (or CSV with a header row); "
+            "a header-only file is fine for no rows.",
+        )]) from None
+
+
+def load_tables(
+    data_dir: str | Path,
+    *,
+    require: Sequence[str] = CORE_TABLES,
+    optional: Sequence[str] = ("macro",),
+) -> Tables:
+    """Read the tables of ``data_dir`` (NAME.parquet, NAME/ of parts, or NAME.csv) and validate them.
+
+    Nothing is returned half-loaded: any problem in any table raises one ContractError listing them.
+    """
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise ContractError([Problem("data", "", f"directory {folder} does not exist",
+                                     hint="Pass the folder holding accounts, bills, payments and limits.")])
+    frames: dict[str, pd.DataFrame] = {}
+    sources: dict[str, str] = {}
+    missing: list[Problem] = []
+    for name in dict.fromkeys([*require, *optional]):
+        if name not in SCHEMAS:
+            raise KeyError(f"{name!r} is not a table of the contract ({', '.join(ALL_TABLES)})")
+        path = _find(folder, name)
+        if path is None:
+            if name in require:
+                missing.append(Problem(
+                    name, "", f"is not found in {folder} (looked for {name}.parquet, {name}/, {name}.csv)",
+                    hint=f"Write the {name} table there, or check the folder name."))
+            continue
+        frames[name] = read_table(path, name)
+        sources[name] = str(path)
+    if missing:
+        raise ContractError(missing)
+    return validate(frames, sources=sources)

@@ -1,0 +1,1 @@
+"""Decisions from predictions: score adjustments, limit changes, collection treatments (issue 5)."""

@@ -1,0 +1,1 @@
+"""Metrics (AUC, Gini, KS, PSI, calibration) and the validation report (issue 4)."""
