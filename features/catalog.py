@@ -1,0 +1,296 @@
+"""The feature catalog: every feature declared once.
+
+A declaration says what the feature means (description), over which window, and which way risk goes
+(+1: more of it is riskier, -1: less is riskier, 0: no stated direction). The builder's output columns,
+LightGBM's monotone constraints, reason-code texts and the report's feature table all read it.
+
+Windowed features are data, not code: `Feature(signal=..., agg=..., window=...)` aggregates one of the
+per-bill signals below over the account's last N bills, last N revolving statements, or bills due in the
+last D days, all as known at the end of day T. Adding such a feature is adding a declaration. State
+features (`agg="state"`) are the few that need their own code: streaks, days since, balances, limits,
+tenure, the customer's other accounts and the macro index.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from hashlib import sha256
+
+# Per-bill signals as of T, computed once per bill visit by the builder's kernel. Order is the kernel's.
+SIGNALS = {
+    "lag1": "settled by T exactly 1 day after its due date",
+    "lag2": "settled by T exactly 2 days after its due date",
+    "late_within_grace": "settled by T 1..grace_days days late (not reported)",
+    "late_beyond_grace": "settled later than grace_days after due, or unpaid with DPD beyond grace",
+    "late": "settled 1+ days late, or unpaid 1+ days after due",
+    "depth": "days late: max(lag, 0) if settled by T, else days past due at T",
+    "late3": "3+ days late (settled or still unpaid)",
+    "late30": "30+ days late (settled or still unpaid)",
+    "paid_ratio": "min(paid by T, amount due) / amount due (none for zero or converted bills)",
+    "util": "statement amount / limit in force at the statement date (revolving statements only)",
+    "min_only": "revolving statement settled by T with less than the full amount paid",
+    "part_paid": "something paid by T but less than the minimum due",
+    "days_early": "days paid before the due date (0 if on time or late; none if unpaid)",
+    "cure_days": "days from due to settlement, for bills settled late (none otherwise)",
+    "penalty": "penalty interest accrued by T on the minimum due, beyond grace",
+    "converted": "statement converted into installments by T",
+    "installment": "installment of a converted statement",
+    "amount": "amount due",
+}
+SIGNAL_INDEX = {name: i for i, name in enumerate(SIGNALS)}
+AGGS = ("count", "sum", "mean", "max", "min", "state")
+DAY_PRECISION_SIGNALS = frozenset({"lag1", "lag2", "late_within_grace", "late_beyond_grace", "days_early",
+                                   "cure_days", "penalty"})
+
+
+@dataclass(frozen=True)
+class Bills:
+    """The account's last `n` bills due by T, newest first."""
+
+    n: int
+    kind: int = field(default=0, init=False, repr=False)
+
+    def text(self) -> str:
+        return f"the last {self.n} bills" if self.n > 1 else "the newest bill only"
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The account's last `n` revolving statements due by T (installment bills left out)."""
+
+    n: int
+    kind: int = field(default=1, init=False, repr=False)
+
+    def text(self) -> str:
+        return f"the last {self.n} statements"
+
+
+@dataclass(frozen=True)
+class Days:
+    """Bills due in the `d` days up to and including T."""
+
+    d: int
+    kind: int = field(default=2, init=False, repr=False)
+
+    def text(self) -> str:
+        return f"the last {self.d} days"
+
+
+Window = Bills | Statements | Days
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    description: str
+    risk: int
+    family: str
+    window: Window | None = None
+    signal: str | None = None
+    agg: str = "state"
+
+    def __post_init__(self) -> None:
+        if self.risk not in (-1, 0, 1):
+            raise ValueError(f"feature {self.name}: risk must be -1, 0 or +1, got {self.risk}")
+        if self.agg not in AGGS:
+            raise ValueError(f"feature {self.name}: agg must be one of {AGGS}, got {self.agg!r}")
+        if self.agg != "state":
+            if self.signal not in SIGNALS:
+                raise ValueError(f"feature {self.name}: unknown signal {self.signal!r}; known: {', '.join(SIGNALS)}")
+            if self.window is None:
+                raise ValueError(f"feature {self.name}: a windowed aggregate needs a window")
+
+    @property
+    def day_precision(self) -> bool:
+        """Needs day-exact dates: missing (NaN) for accounts whose source only has months."""
+        return self.signal in DAY_PRECISION_SIGNALS or self.name in _DAY_PRECISION_STATE
+
+
+_DAY_PRECISION_STATE = frozenset({"days_since_late"})
+_WINDOWS = (Bills(1), Bills(3), Bills(6), Bills(12), Days(30), Days(90), Days(180), Days(360))
+
+
+def _wname(w: Window) -> str:
+    return {0: "n", 1: "s", 2: "d"}[w.kind] + str(w.n if w.kind != 2 else w.d)
+
+
+def _short_lags() -> list[Feature]:
+    out = []
+    for w in _WINDOWS:
+        wn, wt = _wname(w), w.text()
+        out += [
+            Feature(f"lag1_{wn}", f"bills paid exactly 1 day late, among {wt}", +1, "short_lag", w, "lag1", "count"),
+            Feature(f"lag2_{wn}", f"bills paid exactly 2 days late, among {wt}", +1, "short_lag", w, "lag2", "count"),
+            Feature(f"grace_late_{wn}", f"bills paid late but within the grace period, among {wt}", +1,
+                    "short_lag", w, "late_within_grace", "count"),
+            Feature(f"beyond_grace_{wn}", f"bills paid or still unpaid beyond the grace period, among {wt}", +1,
+                    "short_lag", w, "late_beyond_grace", "count"),
+        ]
+    return out
+
+
+def _depth() -> list[Feature]:
+    f = [
+        Feature("dpd_now", "days past due now (oldest unpaid bill)", +1, "delinquency"),
+        Feature("worst_dpd_n3", "worst days late among the last 3 bills", +1, "delinquency", Bills(3), "depth", "max"),
+        Feature("worst_dpd_n12", "worst days late among the last 12 bills", +1, "delinquency", Bills(12), "depth",
+                "max"),
+        Feature("worst_dpd_d360", "worst days late among bills due in the last 360 days", +1, "delinquency",
+                Days(360), "depth", "max"),
+        Feature("late_n6", "bills paid late or still late, among the last 6 bills", +1, "delinquency", Bills(6),
+                "late", "count"),
+        Feature("late_n12", "bills paid late or still late, among the last 12 bills", +1, "delinquency", Bills(12),
+                "late", "count"),
+        Feature("late3_n12", "bills 3 or more days late, among the last 12 bills", +1, "delinquency", Bills(12),
+                "late3", "count"),
+        Feature("late30_n12", "bills 30 or more days late, among the last 12 bills", +1, "delinquency", Bills(12),
+                "late30", "count"),
+        Feature("late30_d360", "bills 30 or more days late, due in the last 360 days", +1, "delinquency",
+                Days(360), "late30", "count"),
+        Feature("bills_since_late", "bills since the last late one (0 = the newest; -1 = never late)", 0,
+                "delinquency"),
+        Feature("days_since_late", "days since the due date of the last late bill (missing if never late)", -1,
+                "delinquency"),
+        Feature("ontime_streak", "newest bills in a row paid on or before their due date", -1, "delinquency"),
+        Feature("longest_ontime_streak", "longest run of bills paid on time", -1, "delinquency"),
+    ]
+    return f
+
+
+def _payment() -> list[Feature]:
+    return [
+        Feature("paid_ratio_n3", "share of the amount due paid, mean over the last 3 bills", -1, "payment",
+                Bills(3), "paid_ratio", "mean"),
+        Feature("paid_ratio_n6", "share of the amount due paid, mean over the last 6 bills", -1, "payment",
+                Bills(6), "paid_ratio", "mean"),
+        Feature("paid_ratio_n12", "share of the amount due paid, mean over the last 12 bills", -1, "payment",
+                Bills(12), "paid_ratio", "mean"),
+        Feature("min_only_n6", "statements paid with less than the full amount, among the last 6 statements", +1,
+                "payment", Statements(6), "min_only", "count"),
+        Feature("min_only_n12", "statements paid with less than the full amount, among the last 12 statements",
+                +1, "payment", Statements(12), "min_only", "count"),
+        Feature("part_paid_n6", "bills part-paid but below the minimum, among the last 6 bills", +1, "payment",
+                Bills(6), "part_paid", "count"),
+        Feature("days_early_n6", "days paid before the due date, mean over the last 6 bills", -1, "payment",
+                Bills(6), "days_early", "mean"),
+        Feature("cure_days_n12", "days to pay once late, mean over late bills among the last 12", +1, "payment",
+                Bills(12), "cure_days", "mean"),
+        Feature("penalty_d360", "penalty interest accrued on bills due in the last 360 days", +1, "payment",
+                Days(360), "penalty", "sum"),
+    ]
+
+
+def _usage() -> list[Feature]:
+    return [
+        Feature("util_n3", "statement amount over limit, mean over the last 3 statements", +1, "usage",
+                Statements(3), "util", "mean"),
+        Feature("util_n12", "statement amount over limit, mean over the last 12 statements", +1, "usage",
+                Statements(12), "util", "mean"),
+        Feature("util_trend", "util_n3 minus util_n12: rising use of the line", +1, "usage"),
+        Feature("util_max_n12", "highest statement amount over limit, last 12 statements", +1, "usage",
+                Statements(12), "util", "max"),
+        Feature("util_now", "unpaid balance over the limit in force now", +1, "usage"),
+        Feature("balance_now", "unpaid amount of bills issued by now", 0, "usage"),
+        Feature("limit_now", "credit limit in force now", -1, "usage"),
+        Feature("limit_changes_d360", "limit changes in the last 360 days", 0, "usage"),
+        Feature("limit_ratio_d360", "limit now over the limit 360 days ago", -1, "usage"),
+        Feature("conversions_n12", "statements converted into installments, among the last 12 statements", +1,
+                "usage", Statements(12), "converted", "count"),
+        Feature("installment_bills_n12", "installment bills among the last 12 bills", 0, "usage", Bills(12),
+                "installment", "count"),
+        Feature("amount_mean_n6", "amount due, mean over the last 6 bills", 0, "usage", Bills(6), "amount", "mean"),
+        Feature("bills_due", "bills due so far", -1, "usage"),
+        Feature("tenure_days", "days since the account was opened", -1, "usage"),
+        Feature("is_installment", "1 for a cash loan, 0 for a revolving line", 0, "usage"),
+    ]
+
+
+def _customer() -> list[Feature]:
+    return [
+        Feature("cust_accounts", "the customer's accounts open now", 0, "customer"),
+        Feature("cust_other_dpd_now", "days past due now on the customer's other accounts (worst)", +1,
+                "customer"),
+        Feature("cust_other_late_n6", "late bills among the last 6 of each of the customer's other accounts", +1,
+                "customer"),
+        Feature("cust_active_loans", "the customer's cash loans with a balance now", +1, "customer"),
+        Feature("cust_loan_balance", "unpaid amount on the customer's cash loans", +1, "customer"),
+    ]
+
+
+def _macro() -> list[Feature]:
+    return [
+        Feature("macro_stress_index", "household stress index, latest published", +1, "macro"),
+        Feature("macro_unemployment_rate", "unemployment rate, latest published", +1, "macro"),
+    ]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """An ordered, name-unique set of features. `default_catalog()` is the project's."""
+
+    features: tuple[Feature, ...]
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"catalog declares these features twice: {', '.join(dup)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def __getitem__(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(f"no feature {name!r} in the catalog")
+
+    def __iter__(self):
+        return iter(self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def windowed(self) -> list[Feature]:
+        return [f for f in self.features if f.agg != "state"]
+
+    def with_features(self, *extra: Feature) -> Catalog:
+        return Catalog((*self.features, *extra))
+
+    def monotone_constraints(self) -> list[int]:
+        """LightGBM's monotone_constraints, in column order."""
+        return [f.risk for f in self.features]
+
+    @property
+    def version(self) -> str:
+        """A short hash of the declarations: bundles record it, scoring checks it."""
+        text = "\n".join(repr(f) for f in self.features)
+        return sha256(text.encode()).hexdigest()[:12]
+
+    def to_markdown(self) -> str:
+        sign = {1: "+1 (more is riskier)", -1: "-1 (more is safer)", 0: "0"}
+        lines = [
+            "# Feature catalog",
+            "",
+            "Generated from `features/catalog.py` by `python -m features catalog`; a test keeps it current.",
+            f"Catalog version `{self.version}`, {len(self)} features. All are as known at the end of day T.",
+            "Features marked *day* need day-exact dates and are missing for month-precision (bureau) accounts.",
+            "",
+            "| feature | family | description | window | risk | precision |",
+            "|---|---|---|---|---|---|",
+        ]
+        for f in self.features:
+            window = f.window.text() if f.window else ""
+            lines.append(f"| `{f.name}` | {f.family} | {f.description} | {window} | {sign[f.risk]} | "
+                         f"{'day' if f.day_precision else ''} |")
+        return "\n".join(lines) + "\n"
+
+
+def default_catalog() -> Catalog:
+    return Catalog(tuple(_short_lags() + _depth() + _payment() + _usage() + _customer() + _macro()))
+
+
+# The thirteen columns of the independent reference (../shared/reference/subset_polars.py), same names.
+REFERENCE_COLUMNS = ("lag1_n3", "lag1_n6", "lag1_n12", "lag2_n3", "lag2_n6", "lag2_n12", "worst_dpd_n12",
+                     "bills_since_late", "ontime_streak", "paid_ratio_n6", "util_n3", "util_n12", "util_trend")

@@ -1,0 +1,142 @@
+"""Labels: what happened after T, by the one definition of DESIGN.md's Targets section.
+
+A label as of T looks only at its performance window after T and at nothing beyond it: a payment or a
+bill after the window's end cannot change it. Outside a target's population the label is missing (NaN);
+a row whose window is not complete by the data's extraction date is marked incomplete, so the panel can
+leave it out (and count it) rather than call an unfinished story a good outcome.
+
+  default                 reaches `default_dpd` (30) DPD within `default_months` (6) after T; population:
+                          open at T, not charged off, below `default_dpd` DPD at T. `default_dpd=90` gives
+                          the Basel / IFRS 9 style variant.
+  early_warning           the first bill due after T (within `early_warning_days`) is settled 1+ days late
+                          or still unpaid a day after its due date
+  early_warning_beyond_grace   ... later than the account's grace days
+  self_cure               for accounts 1-29 DPD at T: back to 0 DPD within `self_cure_days` (30) after T
+                          without reaching 30 DPD
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from features import kernels
+from features.builders import Prepared, as_of_days, to_days
+
+TARGETS = ("default", "early_warning", "early_warning_beyond_grace", "self_cure")
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    default_dpd: int = 30
+    default_months: int = 6
+    early_warning_days: int = 35
+    self_cure_days: int = 30
+
+    def __post_init__(self) -> None:
+        for name in ("default_dpd", "default_months", "early_warning_days", "self_cure_days"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LabelConfig.{name} must be at least 1, got {getattr(self, name)}")
+
+
+def window_end(days: np.ndarray, months: int) -> np.ndarray:
+    """T + `months` calendar months; a month-end T maps to the month end `months` later."""
+    stamps = pd.to_datetime(days.astype("datetime64[D]"))
+    month_end = stamps.is_month_end
+    plain = stamps + pd.DateOffset(months=months)
+    ends = stamps + pd.offsets.MonthEnd(months)
+    return to_days(np.where(month_end, ends, plain).astype("datetime64[D]"))
+
+
+@njit(cache=True)
+def _labels(bill_start, due, settle, grace, open_day, charge_day, days, default_end, default_dpd, ew_days,
+            cure_days, last_day, out, complete):
+    """out/complete: (T, A, 4) in TARGETS order; out is NaN outside a target's population."""
+    n_acc = len(bill_start) - 1
+    for t in range(len(days)):
+        T = days[t]
+        end = default_end[t]
+        for a in range(n_acc):
+            for j in range(4):
+                out[t, a, j] = np.nan
+                complete[t, a, j] = False
+            if open_day[a] > T or charge_day[a] <= T:
+                continue
+            b0, b1 = bill_start[a], bill_start[a + 1]
+            dpd = 0
+            for i in range(b0, b1):
+                if due[i] <= T and settle[i] > T:
+                    dpd = max(dpd, T - due[i])
+            # default: a bill unpaid at due + default_dpd, with that day inside (T, end]
+            if dpd < default_dpd:
+                hit = 0.0
+                for i in range(b0, b1):
+                    d = due[i] + default_dpd
+                    if d > T and d <= end and settle[i] > d:
+                        hit = 1.0
+                out[t, a, 0] = hit
+                complete[t, a, 0] = end <= last_day
+            # early warning: the first bill(s) due after T
+            first = kernels.NONE
+            for i in range(b0, b1):
+                if due[i] > T:
+                    first = due[i]
+                    break
+            if first <= T + ew_days:
+                lag1 = 0.0
+                beyond = 0.0
+                for i in range(b0, b1):
+                    if due[i] == first:
+                        if settle[i] > first:
+                            lag1 = 1.0
+                        if settle[i] > first + grace[a]:
+                            beyond = 1.0
+                out[t, a, 1] = lag1
+                out[t, a, 2] = beyond
+                complete[t, a, 1] = first + 1 <= last_day
+                complete[t, a, 2] = first + grace[a] + 1 <= last_day
+            # self-cure: 1-29 DPD now; a day in (T, T + cure_days] with every due bill settled, 30 DPD not reached
+            if dpd >= 1 and dpd <= 29:
+                cured = 0.0
+                for c in range(b0, b1):  # candidate days: settlement days inside the window
+                    d = settle[c]
+                    if d <= T or d > T + cure_days:
+                        continue
+                    ok = True
+                    for i in range(b0, b1):
+                        if due[i] <= d and settle[i] > d:
+                            ok = False
+                            break
+                        if due[i] + 30 > T and due[i] + 30 <= d and settle[i] > due[i] + 30:
+                            ok = False
+                            break
+                    if ok:
+                        cured = 1.0
+                        break
+                out[t, a, 3] = cured
+                complete[t, a, 3] = T + cure_days <= last_day
+
+
+def build_labels(tables, as_of, config: LabelConfig | None = None) -> pd.DataFrame:
+    """One row per account open and not charged off at each T: a label and a `complete_*` flag per target."""
+    config = config or LabelConfig()
+    prep = tables if isinstance(tables, Prepared) else Prepared(tables)
+    days = as_of_days(as_of, prep)
+    last_day = to_days(np.array([prep.extraction.to_datetime64()]))[0] if prep.extraction is not None else 0
+    n_t, n_a = len(days), len(prep.account_id)
+    out = np.empty((n_t, n_a, 4))
+    complete = np.empty((n_t, n_a, 4), dtype=bool)
+    _labels(prep.bill_start, prep.due, prep.settle, prep.grace, prep.open_day, prep.charge_day, days,
+            window_end(days, config.default_months), config.default_dpd, config.early_warning_days,
+            config.self_cure_days, last_day, out, complete)
+    on_book = (prep.open_day[None, :] <= days[:, None]) & (prep.charge_day[None, :] > days[:, None])
+    t_idx, a_idx = np.nonzero(on_book)
+    frame = {"account_id": prep.account_id[a_idx],
+             "as_of": days[t_idx].astype("datetime64[D]").astype("datetime64[s]")}
+    for j, name in enumerate(TARGETS):
+        frame[name] = out[t_idx, a_idx, j]
+    for j, name in enumerate(TARGETS):
+        frame[f"complete_{name}"] = complete[t_idx, a_idx, j]
+    return pd.DataFrame(frame)

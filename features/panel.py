@@ -1,0 +1,59 @@
+"""The modelling panel: features and labels for monthly as-of dates, with honest bookkeeping.
+
+Each row is (account, month end T): the catalog's features as of T and each target's label from after T.
+A target's label is kept only where the account is in that target's population and its performance
+window ended by the data's extraction date; rows with no usable label at all are left out, and both
+counts are reported, so nobody mistakes an unfinished window for a good outcome.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.builders import Prepared, build_features
+from features.catalog import Catalog
+from features.labels import TARGETS, LabelConfig, build_labels
+
+
+@dataclass(frozen=True)
+class Panel:
+    frame: pd.DataFrame  # account_id, as_of, features..., one column per target (NaN where not usable)
+    feature_names: list[str]
+    counts: pd.DataFrame  # per target: in population, incomplete window (dropped), usable rows, bad rate
+
+    def target(self, name: str) -> pd.DataFrame:
+        """The rows usable for one target: features and a 0/1 label."""
+        rows = self.frame[self.frame[name].notna()]
+        return rows[["account_id", "as_of", *self.feature_names, name]]
+
+
+def month_ends(start, end) -> list[pd.Timestamp]:
+    return list(pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="ME"))
+
+
+def build_panel(tables, start, end, catalog: Catalog | None = None, config: LabelConfig | None = None) -> Panel:
+    """Features and labels at every month end in [start, end]."""
+    prep = tables if isinstance(tables, Prepared) else Prepared(tables)
+    dates = month_ends(start, end)
+    if not dates:
+        raise ValueError(f"no month end between {start} and {end}: widen the as-of range")
+    feats = build_features(prep, dates, catalog)
+    labels = build_labels(prep, dates, config)
+    frame = feats.merge(labels, on=["account_id", "as_of"], how="inner")
+    rows = []
+    for t in TARGETS:
+        in_pop = frame[t].notna()
+        done = frame[f"complete_{t}"].to_numpy()
+        frame[t] = frame[t].where(done)
+        usable = frame[t].notna()
+        rows.append({"target": t, "in_population": int(in_pop.sum()), "incomplete_window": int((in_pop & ~done).sum()),
+                     "usable": int(usable.sum()), "bad_rate": float(frame.loc[usable, t].mean()) if usable.any()
+                     else np.nan})
+    keep = frame[list(TARGETS)].notna().any(axis=1)
+    rows.append({"target": "(no usable label: row left out)", "in_population": 0, "incomplete_window": 0,
+                 "usable": int((~keep).sum()), "bad_rate": np.nan})
+    frame = frame.loc[keep].drop(columns=[f"complete_{t}" for t in TARGETS]).reset_index(drop=True)
+    names = [c for c in feats.columns if c not in ("account_id", "as_of")]
+    return Panel(frame, names, pd.DataFrame(rows))

@@ -1,0 +1,182 @@
+"""The feature builder, catalog, transformer, labels and panel on generated worlds."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from features.adapters import from_monthly
+from features.builders import Prepared, build_features
+from features.catalog import REFERENCE_COLUMNS, Days, Feature, default_catalog
+from features.contract import validate
+from features.labels import TARGETS, build_labels
+from features.panel import build_panel
+from features.transformer import RepaymentFeatures
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "reference" / "subset_polars.py"
+
+
+@pytest.fixture(scope="module")
+def prep(baseline_tables):
+    return Prepared(baseline_tables)
+
+
+@pytest.fixture(scope="module")
+def mid_year(baseline_tables):
+    return pd.Timestamp("2024-06-30")
+
+
+def test_catalog_page_is_current():
+    page = (ROOT / "docs" / "features.md").read_text()
+    assert page == default_catalog().to_markdown(), "run `python -m features catalog` and commit docs/features.md"
+
+
+def test_catalog_refuses_bad_declarations():
+    with pytest.raises(ValueError, match="unknown signal 'lag9'"):
+        Feature("x", "x", 1, "f", Days(30), "lag9", "count")
+    with pytest.raises(ValueError, match="risk must be"):
+        Feature("x", "x", 2, "f")
+    with pytest.raises(ValueError, match="twice: lag1_n3"):
+        default_catalog().with_features(default_catalog()["lag1_n3"])
+
+
+def test_a_new_windowed_count_is_only_a_declaration(prep, mid_year):
+    extra = (Feature("lag1_d45", "bills paid 1 day late, due in the last 45 days", 1, "short_lag", Days(45), "lag1",
+                     "count"),
+             Feature("lag1_d90_again", "the same as lag1_d90", 1, "short_lag", Days(90), "lag1", "count"))
+    frame = build_features(prep, [mid_year], default_catalog().with_features(*extra))
+    assert list(frame.columns[-2:]) == ["lag1_d45", "lag1_d90_again"]
+    np.testing.assert_array_equal(frame["lag1_d90_again"], frame["lag1_d90"])
+    assert (frame["lag1_d30"] <= frame["lag1_d45"]).all() and (frame["lag1_d45"] <= frame["lag1_d90"]).all()
+    assert frame["lag1_d45"].sum() > frame["lag1_d30"].sum()
+
+
+def test_thirteen_columns_equal_the_independent_reference(baseline_tables, prep, mid_year):
+    if not REFERENCE.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the reference implementation is missing at {REFERENCE}")
+        pytest.skip(f"the shared reference is not beside this checkout ({REFERENCE})")
+    import importlib.util
+
+    import polars as pl
+
+    spec = importlib.util.spec_from_file_location("subset_polars", REFERENCE)
+    ref_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref_mod)
+    frames = {n: pl.from_pandas(getattr(baseline_tables, n)) for n in ("accounts", "bills", "payments", "limits")}
+    ref = ref_mod.subset(frames["accounts"], frames["bills"], frames["payments"], frames["limits"],
+                         mid_year.date()).to_pandas()
+    ours = build_features(prep, [mid_year])
+    ours = ours[ours["bills_due"] > 0].set_index("account_id")
+    assert sorted(ours.index) == list(ref["account_id"])
+    ours = ours.loc[ref["account_id"]]
+    for col in REFERENCE_COLUMNS:
+        a, b = ours[col].to_numpy(float), ref[col].to_numpy(float)
+        same = np.isclose(a, b, rtol=0, atol=1e-9) | (np.isnan(a) & np.isnan(b))
+        assert same.all(), f"{col}: {(~same).sum()} rows differ"
+
+
+def test_many_dates_in_one_pass_equal_one_date_at_a_time(prep):
+    dates = pd.to_datetime(["2023-09-30", "2024-03-31", "2025-12-31"])
+    together = build_features(prep, dates)
+    for d in dates:
+        alone = build_features(prep, [d])
+        pd.testing.assert_frame_equal(together[together["as_of"] == d].reset_index(drop=True), alone)
+
+
+def test_dates_outside_the_data_are_refused(prep):
+    with pytest.raises(ValueError, match="after the data's extraction date 2025-12-31"):
+        build_features(prep, ["2026-01-01"])
+    with pytest.raises(ValueError, match="before any data"):
+        build_features(prep, ["1990-01-01"])
+    with pytest.raises(ValueError, match="calendar days"):
+        build_features(prep, ["2024-01-01 13:00"])
+
+
+def test_empty_input_gives_an_empty_frame_with_every_column():
+    empty = validate({
+        "accounts": pd.DataFrame(columns=["account_id", "customer_id", "product", "open_date", "grace_days"]),
+        "bills": pd.DataFrame(columns=["account_id", "bill_id", "statement_date", "due_date", "amount_due",
+                                       "min_due"]),
+        "payments": pd.DataFrame(columns=["account_id", "bill_id", "payment_date", "amount"]),
+        "limits": pd.DataFrame(columns=["account_id", "effective_date", "credit_limit"]),
+    })
+    frame = build_features(empty, ["2024-06-30"])
+    assert len(frame) == 0
+    assert list(frame.columns) == ["account_id", "as_of", *default_catalog().names]
+
+
+def test_transformer_follows_scikit_learn_conventions(baseline_tables, mid_year):
+    est = RepaymentFeatures(as_of=[mid_year])
+    with pytest.raises(NotFittedError):
+        est.transform(baseline_tables)
+    with pytest.raises(TypeError, match="takes the contract's Tables"):
+        est.fit(np.zeros((3, 3)))
+    twin = clone(est)
+    assert twin.get_params() == est.get_params() and twin is not est
+    out = est.set_output(transform="pandas").fit(baseline_tables).transform(baseline_tables)
+    assert list(out.columns) == list(est.get_feature_names_out())
+    assert out.index.names == ["account_id", "as_of"]
+    assert out.index.get_level_values("as_of").unique().tolist() == [mid_year]
+    last = RepaymentFeatures().fit(baseline_tables).transform(baseline_tables)
+    assert last.index.get_level_values("as_of").unique().tolist() == [baseline_tables.extraction_date]
+
+
+def test_month_precision_accounts_have_no_day_precision_features():
+    monthly = pd.DataFrame({
+        "account_id": [1] * 4 + [2] * 4,
+        "month": ["2024-01", "2024-02", "2024-03", "2024-04"] * 2,
+        "status": ["0", "1", "0", "C", "0", "0", "R", "0"],
+        "bill_amount": [100.0] * 8, "paid_amount": [100.0, 0, 200, 100, 100, 100, 5, 100],
+        "credit_limit": [1000.0] * 8,
+    })
+    frame = build_features(from_monthly(monthly), ["2024-04-25"])
+    cat = default_catalog()
+    day = [f.name for f in cat if f.day_precision]
+    assert day and frame[day].isna().all().all()
+    assert frame[["worst_dpd_n12", "late_n6", "paid_ratio_n6"]].notna().all().all()
+    assert frame.loc[frame["account_id"] == 1, "late_n6"].item() >= 1
+
+
+def test_labels_have_the_truth_s_populations_and_rates(baseline_tables, prep):
+    truth = baseline_tables.truth
+    dates = sorted(truth["as_of"].unique())[6:-7]
+    labels = build_labels(prep, dates)
+    both = labels.merge(truth, on=["account_id", "as_of"])
+    for target in TARGETS:
+        p = both[f"p_{target}_bayes"]
+        # the same population, derived once from the tables and once inside the simulator
+        np.testing.assert_array_equal(both[target].notna(), p.notna(), err_msg=target)
+        rows = both[both[target].notna() & both[f"complete_{target}"]]
+        # the observed rate is within 4 standard errors of the Bayes-optimal mean; an account contributes up
+        # to len(dates) correlated rows, which widens the error by at most sqrt(len(dates))
+        se = np.sqrt((p[rows.index] * (1 - p[rows.index])).sum() * len(dates)) / len(rows)
+        assert abs(rows[target].mean() - rows[f"p_{target}_bayes"].mean()) < 4 * se, target
+
+
+def test_panel_leaves_out_and_counts_unfinished_windows(prep):
+    panel = build_panel(prep, "2025-01-31", "2025-12-31")
+    counts = panel.counts.set_index("target")
+    # a 6-month default window after July 2025 cannot be complete by 2025-12-31
+    late = panel.frame["as_of"] > pd.Timestamp("2025-06-30")
+    assert panel.frame.loc[late, "default"].isna().all()
+    assert counts.loc["default", "incomplete_window"] > 0
+    assert counts.loc["default", "usable"] == panel.frame["default"].notna().sum()
+    assert panel.frame[list(TARGETS)].notna().any(axis=1).all()
+    assert set(panel.target("default").columns) == {"account_id", "as_of", "default", *panel.feature_names}
+
+
+def test_build_cli_refuses_a_future_date_and_writes_nothing(baseline_dir, tmp_path):
+    out = tmp_path / "f.parquet"
+    cmd = [sys.executable, "-m", "features", "build", str(baseline_dir[0]), "--as-of", "2030-01-31", "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.startswith("error: as-of date 2030-01-31 is after")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
