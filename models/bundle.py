@@ -1,0 +1,174 @@
+"""The saved model bundle: LightGBM text models plus JSON metadata, checked on load, never unpickled.
+
+A bundle directory holds one `<target>.txt` per trained target (LightGBM's own text format) and
+`bundle.json`: the feature names and catalog version, each target's calibration and metrics, the score
+scale, training reference distributions for drift checks, the data fingerprint, library versions and a
+SHA-256 of every file. Loading re-hashes everything and refuses a bundle whose files changed or whose
+features differ from the ones the caller will supply.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from models.calibration import Calibrator
+from models.scale import ScoreScale
+
+SCHEMA_VERSION = 1
+META = "bundle.json"
+# output column per target: the primary probabilities scoring writes
+OUTPUT = {"default": "pd_default", "early_warning": "p_early_warning",
+          "early_warning_beyond_grace": "p_early_warning_beyond_grace", "self_cure": "p_self_cure"}
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be trusted or used; the message says which file and what to do."""
+
+
+@dataclass
+class TargetModel:
+    target: str
+    booster: lgb.Booster
+    calibrator: Calibrator
+    best_iteration: int
+    metrics: dict = field(default_factory=dict)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrator.transform(self.booster.predict(X))
+
+
+@dataclass
+class Bundle:
+    models: dict[str, TargetModel]
+    feature_names: list[str]
+    catalog_version: str
+    scale: ScoreScale = field(default_factory=ScoreScale)
+    reference: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # fingerprint, label config, slices, anything descriptive
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.models)
+
+    def _matrix(self, features: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.feature_names if c not in features.columns]
+        if missing:
+            raise BundleError(f"the data lacks {len(missing)} feature(s) the model was trained on "
+                              f"({', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}): build features with "
+                              f"the catalog version {self.catalog_version} the bundle was trained with")
+        return features[self.feature_names].to_numpy(np.float64)
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Calibrated probabilities per trained target, and the score from pd_default when it is there."""
+        X = self._matrix(features)
+        out = pd.DataFrame(index=features.index)
+        for target, model in self.models.items():
+            out[OUTPUT[target]] = model.predict(X)
+        if "default" in self.models:
+            out["score"], _ = self.scale.score(out["pd_default"].to_numpy())
+        return out
+
+    # --- persistence --------------------------------------------------------------------------------------
+    def save(self, path: Path) -> Path:
+        """Write atomically: a temporary sibling directory renamed into place."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            targets = {}
+            for target, m in self.models.items():
+                text = m.booster.model_to_string()
+                (tmp / f"{target}.txt").write_text(text)
+                targets[target] = {"model_file": f"{target}.txt", "sha256": _sha(text.encode()),
+                                   "best_iteration": m.best_iteration, "calibration": m.calibrator.to_dict(),
+                                   "metrics": _plain(m.metrics)}
+            meta = {"schema_version": SCHEMA_VERSION, "targets": targets, "feature_names": self.feature_names,
+                    "catalog_version": self.catalog_version, "score_scale": self.scale.to_dict(),
+                    "reference": _plain(self.reference), "info": _plain(self.info), "versions": versions()}
+            meta["checksum"] = _sha(_canonical(meta))
+            (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
+            if path.exists():
+                shutil.rmtree(path)
+            tmp.rename(path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+
+def load_bundle(path: Path, expected_features: list[str] | None = None) -> Bundle:
+    """Load and verify a bundle; `expected_features` (e.g. the current catalog) must match exactly."""
+    path = Path(path)
+    meta_file = path / META
+    if not meta_file.exists():
+        raise BundleError(f"{path} is not a model bundle (no {META}); pass the directory train.py wrote")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{meta_file} is not valid JSON ({exc}): the bundle is corrupt; "
+                          "retrain or restore it") from None
+    checksum = meta.pop("checksum", None)
+    if checksum != _sha(_canonical(meta)):
+        raise BundleError(f"{meta_file}: checksum mismatch, the metadata was changed after training; "
+                          "retrain or restore the bundle")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise BundleError(f"{meta_file}: bundle schema {meta.get('schema_version')} is not {SCHEMA_VERSION}")
+    names = meta["feature_names"]
+    if expected_features is not None and list(expected_features) != names:
+        extra = sorted(set(names) - set(expected_features))
+        lack = sorted(set(expected_features) - set(names))
+        raise BundleError(f"{path}: the bundle's features differ from this code's catalog (bundle only: "
+                          f"{extra[:5]}, catalog only: {lack[:5]}, or a different order); score with the code "
+                          "version it was trained with, or retrain")
+    models = {}
+    for target, t in meta["targets"].items():
+        text = (path / t["model_file"]).read_text()
+        if _sha(text.encode()) != t["sha256"]:
+            raise BundleError(f"{path / t['model_file']}: SHA-256 mismatch, the model file was changed; "
+                              "retrain or restore the bundle")
+        booster = lgb.Booster(model_str=text)
+        if booster.feature_name() != names:
+            raise BundleError(f"{path / t['model_file']}: its features differ from {META}'s feature_names")
+        models[target] = TargetModel(target, booster, Calibrator.from_dict(t["calibration"]), t["best_iteration"],
+                                     t.get("metrics", {}))
+    return Bundle(models, names, meta["catalog_version"], ScoreScale(**meta["score_scale"]), meta["reference"],
+                  meta.get("info", {}))
+
+
+def versions() -> dict:
+    import sklearn
+
+    return {"python": platform.python_version(), "lightgbm": lgb.__version__, "numpy": np.__version__,
+            "pandas": pd.__version__, "scikit-learn": sklearn.__version__}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _plain(obj):
+    """JSON-safe copy: numpy scalars and arrays to Python, NaN to None."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj

@@ -1,0 +1,271 @@
+"""Training: from repayment histories to a validated, calibrated model bundle.
+
+For each target: the panel's rows with a usable label, split in time (train | valid | calib | test with
+embargoes), LightGBM with the catalog's monotone constraints and early stopping on `valid`, a calibrator
+chosen on `calib`, metrics on every slice (account-level bootstrap intervals on the out-of-time test), the
+benchmark scorecard on the same slices, and -- on synthetic data -- the gap to the Bayes-optimal oracle.
+train.py adds tracking (mlflow) around this; nothing here needs a tracking server.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.builders import Prepared
+from features.catalog import Catalog, default_catalog
+from features.contract import Tables
+from features.labels import LabelConfig
+from features.panel import Panel, build_panel
+from models.bundle import Bundle, TargetModel
+from models.calibration import fit_calibrator
+from models.lgbm import fit_booster, lgb_params
+from models.scale import ScoreScale
+from models.slices import SLICES, SlicePlan, plan_slices
+
+DEFAULT_TARGETS = ("default", "early_warning", "self_cure")
+KNOWN_TARGETS = ("default", "early_warning", "early_warning_beyond_grace", "self_cure")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    as_of_start: str | None = None  # first as-of month end; default: 3 months into the data
+    as_of_end: str | None = None  # last as-of month end; default: the extraction date
+    seed: int = 7
+    lgb_params: dict = field(default_factory=dict)
+    num_boost_round: int = 2000
+    early_stopping: int = 50
+    valid_months: int = 2
+    calib_months: int = 2
+    test_months: int = 2
+    n_boot: int = 200
+    label_window_months: int = 6  # embargo for labels brought from a file
+    tune_trials: int | None = None  # hyperparameter search: a fixed number of trials (deterministic) ...
+    tune_timeout: float | None = None  # ... or a time budget in seconds
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    scale: ScoreScale = field(default_factory=ScoreScale)
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.targets if t not in KNOWN_TARGETS]
+        if unknown or not self.targets:
+            raise ValueError(f"unknown target(s) {unknown or '(none given)'}: choose from {', '.join(KNOWN_TARGETS)}")
+
+    def embargo(self, target: str, supplied: bool) -> int:
+        if supplied:
+            return self.label_window_months
+        days = {"default": 31 * self.labels.default_months, "early_warning": self.labels.early_warning_days,
+                "early_warning_beyond_grace": self.labels.early_warning_days,
+                "self_cure": self.labels.self_cure_days}[target]
+        return max(1, math.ceil(days / 31))
+
+
+@dataclass
+class TargetResult:
+    target: str
+    plan: SlicePlan
+    rows: dict[str, int]
+    metrics: dict[str, dict]  # slice -> metric set
+    scorecard: dict[str, dict]
+    calibration: pd.DataFrame
+    oracle: dict
+    predictions: pd.DataFrame  # test slice: account_id, as_of, y, p, scorecard_p (and oracle p)
+    fit_seconds: float
+    best_iteration: int
+    params: dict
+    scorecard_model: object = None
+    test_features: pd.DataFrame | None = None  # account_id, as_of and the features of the out-of-time rows
+
+
+@dataclass
+class TrainResult:
+    bundle: Bundle
+    targets: dict[str, TargetResult]
+    panel_counts: pd.DataFrame
+    timings: dict[str, float]
+    fingerprint: str
+
+
+def fingerprint(tables: Tables) -> str:
+    """A short hash of the inputs' shapes and sums: two runs on the same data share it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("accounts", "bills", "payments", "limits"):
+        frame = getattr(tables, name)
+        h.update(f"{name}:{len(frame)}".encode())
+        for col in frame.columns:
+            values = frame[col]
+            if values.dtype.kind in "biuf":
+                h.update(f"{col}:{float(np.nansum(values.to_numpy(np.float64))):.6f}".encode())
+            elif values.dtype.kind == "M":
+                h.update(f"{col}:{values.min()}:{values.max()}".encode())
+    return h.hexdigest()[:16]
+
+
+def supplied_labels(path: Path) -> pd.DataFrame:
+    """Labels brought from outside the histories: columns account_id, as_of, target, label (0/1)."""
+    path = Path(path)
+    try:
+        raw = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the labels file ({exc})") from None
+    need = ["account_id", "as_of", "target", "label"]
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: the labels file lacks column(s) {', '.join(missing)}; it needs {', '.join(need)}")
+    bad_target = ~raw["target"].isin(KNOWN_TARGETS)
+    if bad_target.any():
+        rows = raw.index[bad_target][:3].tolist()
+        raise ValueError(f"{path}: target has unknown values in {int(bad_target.sum())} rows (rows {rows}, e.g. "
+                         f"{raw.loc[bad_target, 'target'].iloc[0]!r}); use {', '.join(KNOWN_TARGETS)}")
+    bad_label = ~raw["label"].isin([0, 1, 0.0, 1.0, True, False])
+    if bad_label.any():
+        rows = raw.index[bad_label][:3].tolist()
+        raise ValueError(f"{path}: label must be 0 or 1; {int(bad_label.sum())} rows are not (rows {rows})")
+    out = raw[need].copy()
+    out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[s]")
+    out["label"] = out["label"].astype(float)
+    return out.pivot_table(index=["account_id", "as_of"], columns="target", values="label", aggfunc="max").reset_index()
+
+
+def _month_range(prep: Prepared, cfg: TrainConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
+    first_due = int(prep.due.min()) if len(prep.due) else prep.first_day  # the first bill, not the oldest account
+    first = pd.Timestamp(np.datetime64(first_due, "D"))
+    start = pd.Timestamp(cfg.as_of_start) if cfg.as_of_start else first + pd.offsets.MonthEnd(3)
+    end = pd.Timestamp(cfg.as_of_end) if cfg.as_of_end else prep.extraction
+    if start > end:
+        raise ValueError(f"the as-of range is empty: start {start:%Y-%m-%d} is after end {end:%Y-%m-%d}")
+    return start, end
+
+
+def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
+                         labels: pd.DataFrame | None = None) -> Panel:
+    prep = Prepared(tables)
+    start, end = _month_range(prep, cfg)
+    panel = build_panel(prep, start, end, catalog, cfg.labels)
+    if labels is None:
+        return panel
+    frame = panel.frame.drop(columns=[t for t in KNOWN_TARGETS if t in panel.frame])
+    frame = frame.merge(labels, on=["account_id", "as_of"], how="inner")
+    if frame.empty:
+        raise ValueError("no supplied label matches an (account_id, as_of) of the panel: check the as-of dates are "
+                         "month ends inside the as-of range and the account ids exist")
+    for t in KNOWN_TARGETS:
+        if t not in frame:
+            frame[t] = np.nan
+    counts = pd.DataFrame([{"target": t, "usable": int(frame[t].notna().sum())} for t in KNOWN_TARGETS])
+    return Panel(frame, panel.feature_names, counts)
+
+
+def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, supplied: bool,
+                 truth: pd.DataFrame | None = None, progress: Callable[[str], None] = print,
+                 on_trial: Callable | None = None) -> tuple[TargetModel, TargetResult]:
+    from models.scorecard import BenchmarkScorecard
+    from validation.metrics import calibration_table, metric_set
+
+    rows = panel.target(target)
+    if rows.empty:
+        raise ValueError(f"the panel has no usable rows for target {target!r}: widen the as-of range")
+    plan = plan_slices(rows["as_of"].unique(), cfg.embargo(target, supplied), cfg.valid_months, cfg.calib_months,
+                       cfg.test_months)
+    part = plan.assign(rows["as_of"])
+    names = panel.feature_names
+    X = {s: rows.loc[part == s, names] for s in SLICES}
+    y = {s: rows.loc[part == s, target].to_numpy(np.float64) for s in SLICES}
+    progress(f"  {target}: {plan.describe()}; rows " + ", ".join(f"{s} {len(y[s]):,}" for s in SLICES))
+    monotone = [catalog[n].risk for n in names]
+    overrides = dict(cfg.lgb_params)
+    if cfg.tune_trials or cfg.tune_timeout:
+        from models.tuning import tune
+
+        progress(f"  {target}: tuning on the validation slice ({cfg.tune_trials or 'time-boxed'} trials)")
+        overrides = tune(X["train"], y["train"], X["valid"], y["valid"], monotone, cfg.seed,
+                         n_trials=cfg.tune_trials, timeout=cfg.tune_timeout, base=overrides,
+                         num_boost_round=cfg.num_boost_round, early_stopping=cfg.early_stopping,
+                         on_trial=(lambda n, p, loss, it: on_trial(target, n, p, loss, it)) if on_trial else None)
+    params = lgb_params(monotone, cfg.seed, overrides)
+    t0 = time.perf_counter()
+    fit = fit_booster(X["train"], y["train"], X["valid"], y["valid"], params, cfg.num_boost_round, cfg.early_stopping)
+    fit_s = time.perf_counter() - t0
+    raw = {s: fit.booster.predict(X[s].to_numpy(np.float64)) for s in SLICES}
+    calibrator = fit_calibrator(raw["calib"], y["calib"], cfg.seed)
+    p = {s: calibrator.transform(raw[s]) for s in SLICES}
+    groups = {s: rows.loc[part == s, "account_id"].to_numpy() for s in SLICES}
+    metrics = {s: metric_set(y[s], p[s], groups[s] if s == "test" else None, n_boot=cfg.n_boot) for s in SLICES}
+    card = BenchmarkScorecard(monotone={n: catalog[n].risk for n in names}).fit(X["train"], y["train"])
+    card_p = {s: card.predict_proba(X[s])[:, 1] for s in ("train", "test")}
+    scorecard = {s: metric_set(y[s], card_p[s], groups[s] if s == "test" else None, n_boot=cfg.n_boot)
+                 for s in card_p}
+    test = rows.loc[part == "test", ["account_id", "as_of"]].assign(y=y["test"], p=p["test"],
+                                                                  scorecard_p=card_p["test"])
+    oracle = _oracle(test, target, truth) if truth is not None else {}
+    if oracle:
+        test = oracle.pop("_rows")
+    model = TargetModel(target, fit.booster, calibrator, fit.best_iteration,
+                        {s: {k: v for k, v in m.items() if isinstance(v, int | float)} for s, m in metrics.items()})
+    result = TargetResult(target, plan, {s: len(y[s]) for s in SLICES}, metrics, scorecard,
+                          calibration_table(y["test"], p["test"]), oracle, test, fit_s, fit.best_iteration, params,
+                          card, rows.loc[part == "test", ["account_id", "as_of", *names]])
+    return model, result
+
+
+def _oracle(test: pd.DataFrame, target: str, truth: pd.DataFrame) -> dict:
+    """The Bayes-optimal probability on the same out-of-time rows, and the model's ratio to it."""
+    from validation.metrics import auc, log_loss
+
+    col = f"p_{target}_bayes"
+    if col not in truth:
+        return {}
+    rows = test.merge(truth[["account_id", "as_of", col]], on=["account_id", "as_of"], how="left")
+    ok = rows[col].notna().to_numpy()
+    if ok.sum() < 50 or len(np.unique(rows.loc[ok, "y"])) < 2:
+        return {}
+    y, p, q = rows.loc[ok, "y"].to_numpy(), rows.loc[ok, "p"].to_numpy(), rows.loc[ok, col].to_numpy()
+    out = {"rows": int(ok.sum()), "model_auc": auc(y, p), "oracle_auc": auc(y, q), "model_log_loss": log_loss(y, p),
+           "oracle_log_loss": log_loss(y, q)}
+    out["auc_ratio"] = out["model_auc"] / out["oracle_auc"]
+    out["log_loss_ratio"] = out["model_log_loss"] / out["oracle_log_loss"]
+    out["_rows"] = rows.rename(columns={col: "oracle_p"})
+    return out
+
+
+def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = None, catalog: Catalog | None = None,
+          progress: Callable[[str], None] = print, on_trial: Callable | None = None) -> TrainResult:
+    """Build the panel, train every configured target, and return the bundle and its evidence."""
+    from validation.metrics import reference_distribution
+
+    catalog = catalog or default_catalog()
+    timings = {}
+    t0 = time.perf_counter()
+    panel = build_training_panel(tables, cfg, catalog, labels)
+    timings["panel_s"] = time.perf_counter() - t0
+    progress(f"panel: {len(panel.frame):,} rows x {len(panel.feature_names)} features "
+             f"({timings['panel_s']:.1f} s)")
+    truth = tables.truth if labels is None else None
+    models, results = {}, {}
+    t1 = time.perf_counter()
+    for target in cfg.targets:
+        models[target], results[target] = train_target(panel, target, cfg, catalog, labels is not None, truth,
+                                                       progress, on_trial)
+    timings["fit_s"] = time.perf_counter() - t1
+    first = results[cfg.targets[0]]
+    train_rows = panel.target(cfg.targets[0])
+    train_rows = train_rows[first.plan.assign(train_rows["as_of"]) == "train"]
+    reference = {"features": {n: reference_distribution(train_rows[n].to_numpy(np.float64))
+                              for n in panel.feature_names}}
+    if "default" in models:
+        p_train = models["default"].predict(train_rows[panel.feature_names].to_numpy(np.float64))
+        reference["score"] = reference_distribution(cfg.scale.score(p_train)[0])
+    fp = fingerprint(tables)
+    info = {"data_fingerprint": fp, "label_source": "file" if labels is not None else "derived",
+            "label_config": cfg.labels.__dict__, "slices": {t: r.plan.describe() for t, r in results.items()},
+            "seed": cfg.seed}
+    bundle = Bundle(models, panel.feature_names, catalog.version, cfg.scale, reference, info)
+    timings["total_s"] = time.perf_counter() - t0
+    return TrainResult(bundle, results, panel.counts, timings, fp)

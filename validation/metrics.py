@@ -1,0 +1,552 @@
+"""Model-validation metrics: discrimination, calibration, uncertainty and drift.
+
+Conventions used throughout:
+  * ``y`` is the outcome, 1 = bad (the event happened), 0 = good. Rows outside a target's population carry
+    a missing label in the panel and must be dropped before validating; a missing ``y`` is refused here.
+  * ``p`` rises with risk: a probability of the event, or any score ordered the same way. Consumer scores
+    (350-950, higher = safer) must be negated before `auc` / `ks`. Probability-only metrics (`brier`,
+    `log_loss`, `ece`, `calibration_table`) also require ``0 <= p <= 1``.
+  * Equal-frequency bins are formed on ranks with ties kept together: a row's bin is
+    ``floor(bins * (number of rows with a strictly smaller p) / n)``. With distinct predictions the bins hold
+    ``n / bins`` rows each; tied predictions always share a bin, so the result never depends on row order.
+  * Everything is vectorised: sorts, cumulative sums and ``bincount`` — no per-row Python.
+
+The account-level (cluster) bootstrap resamples accounts, not rows: an account observed at many as-of
+dates is one draw, and all its rows come along. Rows of one account are strongly correlated, so a row
+bootstrap would understate the uncertainty. It is fast because an account's weight in a resample is just
+how many times it was drawn: the AUC of a resample is a weighted AUC, computed for a block of resamples at
+once from per-(score tie block, account) counts with one sparse product and one cumulative sum.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+__all__ = [
+    "DRIFT_THRESHOLDS",
+    "MetricError",
+    "auc",
+    "bootstrap_auc_ci",
+    "bootstrap_auc_diff_ci",
+    "bootstrap_aucs",
+    "brier",
+    "calibration_table",
+    "drift_level",
+    "ece",
+    "equal_frequency_bins",
+    "gini",
+    "ks",
+    "log_loss",
+    "metric_set",
+    "psi",
+    "reference_distribution",
+    "roc_points",
+]
+
+SAMPLE = 3  # offending rows shown in an error
+LOG_LOSS_EPS = 1e-15  # predictions are clipped to [eps, 1 - eps] before taking logs
+PSI_EPS = 1e-4  # share given to an empty bin so that PSI stays finite
+DRIFT_THRESHOLDS = (0.1, 0.25)  # psi < 0.1 stable, 0.1..0.25 warning, > 0.25 alert
+_CELLS_PER_BLOCK = 4_000_000  # resamples x tie blocks held in memory at once by the bootstrap (~32 MB)
+
+
+class MetricError(ValueError):
+    """Inputs a metric cannot be computed on; the message says what is wrong and what to do."""
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def _as_float(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, pd.Series | pd.Index):
+        if isinstance(x.dtype, pd.CategoricalDtype) or x.dtype == object or pd.api.types.is_string_dtype(x.dtype):
+            raise MetricError(f"{name} must be numeric, got dtype {x.dtype}")
+        arr = x.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        arr = np.asarray(x)
+        if arr.dtype == object or arr.dtype.kind in "USM":
+            try:
+                arr = arr.astype(float)
+            except (TypeError, ValueError):
+                raise MetricError(f"{name} must be numeric, got dtype {arr.dtype}") from None
+        arr = arr.astype(float, copy=False)
+    if arr.ndim != 1:
+        raise MetricError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def _rows(mask: np.ndarray) -> str:
+    idx = np.flatnonzero(mask)
+    shown = ", ".join(str(i) for i in idx[:SAMPLE])
+    return f"{len(idx):,} of {len(mask):,} rows (positions {shown}{', ...' if len(idx) > SAMPLE else ''})"
+
+
+def _check_y(y: Any) -> np.ndarray:
+    y = _as_float(y, "y")
+    if len(y) == 0:
+        raise MetricError("y is empty: nothing to validate")
+    missing = np.isnan(y)
+    if missing.any():
+        raise MetricError(
+            f"y is missing in {_rows(missing)}: labels are missing outside a target's population or when the "
+            "performance window is incomplete; drop those rows before validating"
+        )
+    bad = (y != 0) & (y != 1)
+    if bad.any():
+        found = ", ".join(f"{v:g}" for v in np.unique(y[bad])[:SAMPLE])
+        raise MetricError(f"y must be 0 (good) or 1 (bad); found {found} in {_rows(bad)}")
+    return y
+
+
+def _check_p(p: Any, n: int, name: str = "p", probability: bool = False) -> np.ndarray:
+    p = _as_float(p, name)
+    if len(p) != n:
+        raise MetricError(f"{name} has {len(p):,} values but y has {n:,}: pass one prediction per labelled row")
+    missing = np.isnan(p)
+    if missing.any():
+        raise MetricError(f"{name} is NaN in {_rows(missing)}: every labelled row needs a prediction")
+    infinite = np.isinf(p)
+    if infinite.any():
+        raise MetricError(f"{name} is infinite in {_rows(infinite)}")
+    if probability:
+        outside = (p < 0) | (p > 1)
+        if outside.any():
+            raise MetricError(
+                f"{name} must be a probability in [0, 1]; it is outside in {_rows(outside)} "
+                f"(min {p.min():g}, max {p.max():g}). Pass calibrated probabilities, not scores"
+            )
+    return p
+
+
+def _check(y: Any, p: Any, probability: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    y = _check_y(y)
+    return y, _check_p(p, len(y), probability=probability)
+
+
+def _both_classes(y: np.ndarray, what: str = "AUC") -> None:
+    n_bad = int(y.sum())
+    if n_bad == 0 or n_bad == len(y):
+        only = "all 0" if n_bad == 0 else "all 1"
+        raise MetricError(f"only one class in y ({only}): {what} needs both goods and bads")
+
+
+def _group_codes(groups: Any, n: int) -> tuple[np.ndarray, int]:
+    """Integer codes 0..G-1 for the group (account) of each row; None: every row its own group."""
+    if groups is None:
+        return np.arange(n), n
+    values = groups.to_numpy() if isinstance(groups, pd.Series | pd.Index) else np.asarray(groups)
+    if values.ndim != 1 or len(values) != n:
+        raise MetricError(f"groups has shape {values.shape} but y has {n:,} rows: pass one account id per row")
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    missing = codes < 0
+    if missing.any():
+        raise MetricError(f"groups (account ids) are missing in {_rows(missing)}")
+    return codes.astype(np.int64), len(uniques)
+
+
+# ---------------------------------------------------------------------------------------- ranks, bins
+
+
+def _tie_blocks(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort order of p and, in that order, the tie-block id of each row (0 .. n_blocks-1, ascending p)."""
+    order = np.argsort(p, kind="stable")
+    ps = p[order]
+    block = np.concatenate(([0], np.cumsum(ps[1:] != ps[:-1])))
+    return order, block
+
+
+def equal_frequency_bins(p: Any, bins: int = 10) -> np.ndarray:
+    """Bin index 0..bins-1 of each value, by rank with ties kept together (see the module docstring)."""
+    p = _as_float(p, "p")
+    if bins < 1:
+        raise MetricError(f"bins must be at least 1, got {bins}")
+    if np.isnan(p).any():
+        raise MetricError(f"p is NaN in {_rows(np.isnan(p))}")
+    n = len(p)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order, block = _tie_blocks(p)
+    # rows with a strictly smaller value = position of the first row of the row's tie block
+    first = np.flatnonzero(np.concatenate(([True], block[1:] != block[:-1])))
+    smaller = np.empty(n, dtype=np.int64)
+    smaller[order] = first[block]
+    return np.minimum(smaller * bins // max(n, 1), bins - 1)
+
+
+# ------------------------------------------------------------------------------------- discrimination
+
+
+def _auc_sorted(y: np.ndarray, p: np.ndarray) -> float:
+    """Mann-Whitney AUC with ties counted one half; y, p already checked."""
+    ranks = stats.rankdata(p)  # average ranks: ties count 1/2
+    n_bad = y.sum()
+    n_good = len(y) - n_bad
+    return float((ranks[y == 1].sum() - n_bad * (n_bad + 1) / 2) / (n_bad * n_good))
+
+
+def auc(y: Any, p: Any) -> float:
+    """Area under the ROC curve: the chance that a random bad has a higher p than a random good (ties 1/2)."""
+    y, p = _check(y, p)
+    _both_classes(y)
+    return _auc_sorted(y, p)
+
+
+def gini(y: Any, p: Any) -> float:
+    """Gini coefficient (accuracy ratio) = 2 AUC - 1."""
+    return 2.0 * auc(y, p) - 1.0
+
+
+def _cdf_steps(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct thresholds t (ascending) and the share of bads and of goods with p <= t."""
+    order, block = _tie_blocks(p)
+    ys = y[order]
+    n_blocks = block[-1] + 1
+    bads = np.bincount(block, weights=ys, minlength=n_blocks)
+    rows = np.bincount(block, minlength=n_blocks)
+    thresholds = p[order][np.concatenate(([True], block[1:] != block[:-1]))]
+    return thresholds, np.cumsum(bads) / ys.sum(), np.cumsum(rows - bads) / (len(ys) - ys.sum())
+
+
+def ks(y: Any, p: Any) -> float:
+    """Kolmogorov-Smirnov statistic: max over thresholds t of |F_bad(t) - F_good(t)|, F the CDF of p."""
+    y, p = _check(y, p)
+    _both_classes(y, "KS")
+    _, f_bad, f_good = _cdf_steps(y, p)
+    return float(np.max(np.abs(f_bad - f_good)))
+
+
+def roc_points(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    """ROC curve (false-positive rate, true-positive rate) from (0, 0) to (1, 1), one point per distinct p."""
+    y, p = _check(y, p)
+    _both_classes(y, "a ROC curve")
+    _, f_bad, f_good = _cdf_steps(y, p)
+    # flagging rows with p > t: tpr = 1 - F_bad(t); walk thresholds from the highest down
+    tpr = np.concatenate(([0.0], (1.0 - f_bad)[::-1][1:], [1.0]))
+    fpr = np.concatenate(([0.0], (1.0 - f_good)[::-1][1:], [1.0]))
+    return fpr, tpr
+
+
+# ----------------------------------------------------------------------------------------- calibration
+
+
+def brier(y: Any, p: Any) -> float:
+    """Mean squared difference between predicted probability and outcome."""
+    y, p = _check(y, p, probability=True)
+    return float(np.mean((p - y) ** 2))
+
+
+def log_loss(y: Any, p: Any, eps: float = LOG_LOSS_EPS) -> float:
+    """Mean negative log-likelihood, predictions clipped to [eps, 1 - eps] so a confident miss stays finite."""
+    y, p = _check(y, p, probability=True)
+    q = np.clip(p, eps, 1.0 - eps)
+    return float(-np.mean(y * np.log(q) + (1.0 - y) * np.log1p(-q)))
+
+
+def ece(y: Any, p: Any, bins: int = 10) -> float:
+    """Expected calibration error: sum over equal-frequency bins of (share of rows) * |observed - predicted|."""
+    y, p = _check(y, p, probability=True)
+    b = equal_frequency_bins(p, bins)
+    bads = np.bincount(b, weights=y, minlength=bins)
+    predicted = np.bincount(b, weights=p, minlength=bins)
+    return float(np.sum(np.abs(bads - predicted)) / len(y))  # sum_b n_b/n * |bads_b/n_b - predicted_b/n_b|
+
+
+def calibration_table(y: Any, p: Any, bins: int = 10, level: float = 0.95, method: str = "binomial") -> pd.DataFrame:
+    """Predicted vs observed event rate per equal-frequency bin of p, with the interval expected by chance.
+
+    The interval is where the observed rate of a bin falls with probability `level` *if the predictions are
+    right*:
+      method="binomial" (default): exact binomial quantiles of Binomial(n, mean predicted rate), divided by
+        n. Exact for small counts (a bin of 500 rows at 1 % expects 5 bads, where a normal approximation
+        fails); slightly conservative, because a bin's predictions are not all equal and the true count
+        (Poisson-binomial) varies a little less than a binomial at the mean.
+      method="normal": mean predicted ± z * sqrt(sum p(1-p)) / n — the Poisson-binomial variance with a normal
+        approximation, clipped to [0, 1]; fine when each bin expects a few dozen bads or more.
+    `inside` is True when the observed rate lies in the closed interval. The acceptance test is "inside in
+    at least 9 of 10 deciles".
+
+    Columns: bin, n, bads, p_min, p_max, predicted, observed, lo, hi, inside.
+    """
+    y, p = _check(y, p, probability=True)
+    _check_level(level)
+    b = equal_frequency_bins(p, bins)
+    n_all = np.bincount(b, minlength=bins)
+    keep = n_all > 0
+    n = n_all[keep]
+    bads = np.bincount(b, weights=y, minlength=bins)[keep]
+    predicted = np.bincount(b, weights=p, minlength=bins)[keep] / n
+    p_min = pd.Series(p).groupby(b).min().to_numpy()
+    p_max = pd.Series(p).groupby(b).max().to_numpy()
+    alpha = 1.0 - level
+    if method == "binomial":
+        lo = stats.binom.ppf(alpha / 2, n, predicted) / n
+        hi = stats.binom.ppf(1 - alpha / 2, n, predicted) / n
+    elif method == "normal":
+        sd = np.sqrt(np.bincount(b, weights=p * (1.0 - p), minlength=bins)[keep]) / n
+        z = stats.norm.ppf(1 - alpha / 2)
+        lo = np.clip(predicted - z * sd, 0.0, 1.0)
+        hi = np.clip(predicted + z * sd, 0.0, 1.0)
+    else:
+        raise MetricError(f"method must be 'binomial' or 'normal', got {method!r}")
+    observed = bads / n
+    tol = 1e-12  # observed and the binomial bounds are both count / n
+    return pd.DataFrame(
+        {
+            "bin": np.flatnonzero(keep) + 1,
+            "n": n,
+            "bads": bads.astype(np.int64),
+            "p_min": p_min,
+            "p_max": p_max,
+            "predicted": predicted,
+            "observed": observed,
+            "lo": lo,
+            "hi": hi,
+            "inside": (observed >= lo - tol) & (observed <= hi + tol),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------ bootstrap
+
+
+class _AucBlocks:
+    """Per-(tie block, group) counts of bads and goods for one model's predictions.
+
+    For group weights W (k resamples x G groups) the weighted count of bads (goods) in each tie block is
+    B @ W.T (N @ W.T). Runs of consecutive blocks without any bad are merged: only their total of goods
+    matters to the bads above them, so the dense arrays stay small when bads are rare.
+    """
+
+    def __init__(self, y: np.ndarray, p: np.ndarray, codes: np.ndarray, n_groups: int) -> None:
+        order, block = _tie_blocks(p)
+        ys = y[order]
+        has_bad = np.bincount(block, weights=ys) > 0
+        # a new merged block starts at every block with bads and at the block after one with bads
+        starts = has_bad | np.concatenate(([True], has_bad[:-1]))
+        merged = np.cumsum(starts)[block] - 1
+        n_merged = int(merged[-1]) + 1
+        g = codes[order]
+        shape = (n_merged, n_groups)
+        self.bads = sp.csr_matrix((ys, (merged, g)), shape=shape)  # duplicates are summed
+        self.goods = sp.csr_matrix((1.0 - ys, (merged, g)), shape=shape)
+        self.n_blocks = n_merged
+
+    def aucs(self, weights_t: np.ndarray) -> np.ndarray:
+        """AUC of each resample; weights_t is (G x k): times each group was drawn in each resample."""
+        bads = self.bads @ weights_t  # (blocks x k)
+        goods = self.goods @ weights_t
+        below = np.cumsum(goods, axis=0)
+        below -= 0.5 * goods  # goods strictly below + half the ties
+        total_bads = bads.sum(axis=0)
+        total_goods = goods.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.einsum("ij,ij->j", bads, below) / (total_bads * total_goods)
+        out[(total_bads == 0) | (total_goods == 0)] = np.nan
+        return out
+
+
+def _replicates(y: Any, ps: Sequence[Any], groups: Any, n_boot: int, seed: int) -> list[np.ndarray]:
+    """AUC replicates of each model in `ps` on the same account-level resamples."""
+    y = _check_y(y)
+    ps = [_check_p(p, len(y), name=f"p[{i}]" if len(ps) > 1 else "p") for i, p in enumerate(ps)]
+    _both_classes(y)
+    if n_boot < 1:
+        raise MetricError(f"n_boot must be at least 1, got {n_boot}")
+    codes, n_groups = _group_codes(groups, len(y))
+    models = [_AucBlocks(y, p, codes, n_groups) for p in ps]
+    rng = np.random.default_rng(seed)
+    widest = max(max(m.n_blocks for m in models), n_groups)
+    chunk = int(max(1, min(n_boot, _CELLS_PER_BLOCK // widest)))
+    out = [np.empty(n_boot) for _ in models]
+    for start in range(0, n_boot, chunk):
+        k = min(chunk, n_boot - start)
+        # each resample draws n_groups accounts with replacement; weight = times drawn
+        draws = rng.integers(0, n_groups, size=(k, n_groups))
+        draws += (np.arange(k) * n_groups)[:, None]
+        weights_t = np.bincount(draws.ravel(), minlength=k * n_groups).reshape(k, n_groups).T.astype(float)
+        for m, o in zip(models, out, strict=True):
+            o[start : start + k] = m.aucs(weights_t)
+    return out
+
+
+def _finite(reps: np.ndarray, what: str) -> np.ndarray:
+    ok = np.isfinite(reps)
+    if ok.mean() < 0.9:  # a bad account absent from >10 % of resamples: about 2 or fewer bad accounts
+        raise MetricError(
+            f"{(~ok).sum()} of {len(reps)} bootstrap resamples drew accounts of one class only: too few accounts "
+            f"with bads (or goods) to bootstrap {what}; validate on a larger sample"
+        )
+    if not ok.all():
+        warnings.warn(
+            f"{(~ok).sum()} of {len(reps)} bootstrap resamples had only one class and were left out of the {what} "
+            "interval",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return reps[ok]
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise MetricError(f"level must be between 0 and 1 (e.g. 0.95), got {level}")
+
+
+def _percentile(reps: np.ndarray, level: float) -> tuple[float, float]:
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def bootstrap_aucs(y: Any, p: Any, groups: Any = None, n_boot: int = 200, seed: int = 0) -> np.ndarray:
+    """The AUC of each account-level bootstrap resample (NaN for a resample with one class only).
+
+    groups: the account id of each row; all rows of a drawn account come along. None resamples rows.
+    """
+    return _replicates(y, [p], groups, n_boot, seed)[0]
+
+
+def bootstrap_auc_ci(
+    y: Any, p: Any, groups: Any = None, n_boot: int = 200, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of the AUC from an account-level (cluster) bootstrap: (lo, hi)."""
+    _check_level(level)
+    return _percentile(_finite(bootstrap_aucs(y, p, groups, n_boot, seed), "AUC"), level)
+
+
+def bootstrap_auc_diff_ci(
+    y: Any, p_new: Any, p_old: Any, groups: Any = None, n_boot: int = 200, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of AUC(p_new) - AUC(p_old), both models scored on the same resamples (paired).
+
+    An interval above 0 says the new model ranks better on this population beyond resampling noise.
+    """
+    _check_level(level)
+    new, old = _replicates(y, [p_new, p_old], groups, n_boot, seed)
+    return _percentile(_finite(new - old, "AUC difference"), level)
+
+
+# ---------------------------------------------------------------------------------------------- drift
+
+
+def reference_distribution(x: Any, bins: int = 10) -> dict:
+    """The distribution of a score or feature on the reference (training) sample, as plain JSON.
+
+    Numeric x: interior cut points at the 1/bins .. (bins-1)/bins quantiles of the non-missing values
+    (duplicates dropped, so a feature with many ties gets fewer bins); bin i holds edges[i-1] < x <= edges[i].
+    Non-numeric x (strings, categories, booleans): one bin per category seen, plus one for unseen categories.
+    Both store the share of rows per bin and the share missing.
+    """
+    if bins < 1:
+        raise MetricError(f"bins must be at least 1, got {bins}")
+    s = pd.Series(x) if not isinstance(x, pd.Series) else x
+    if len(s) == 0:
+        raise MetricError("the reference sample is empty: a reference distribution needs rows")
+    missing = s.isna().to_numpy()
+    n = len(s)
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        v = s.to_numpy(dtype=float, na_value=np.nan)[~missing]
+        if np.isinf(v).any():
+            raise MetricError(f"the reference sample has infinite values in {_rows(np.isinf(v))}")
+        edges = np.unique(np.quantile(v, np.arange(1, bins) / bins)) if len(v) else np.array([])
+        counts = np.bincount(np.searchsorted(edges, v, side="left"), minlength=len(edges) + 1)
+        return {
+            "kind": "numeric",
+            "edges": [float(e) for e in edges],
+            "shares": [float(c) / n for c in counts],
+            "missing": float(missing.mean()),
+            "n": int(n),
+        }
+    counts = s[~missing].astype(str).value_counts(sort=False).sort_index()
+    return {
+        "kind": "categorical",
+        "categories": [str(c) for c in counts.index],
+        "shares": [float(c) / n for c in counts.to_numpy()] + [0.0],  # last: categories unseen in reference
+        "missing": float(missing.mean()),
+        "n": int(n),
+    }
+
+
+def _shares(reference: dict, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    s = pd.Series(x) if not isinstance(x, pd.Series) else x
+    if len(s) == 0:
+        raise MetricError("the sample to compare is empty")
+    missing = s.isna().to_numpy()
+    kind = reference.get("kind")
+    if kind == "numeric":
+        edges = np.asarray(reference["edges"], dtype=float)
+        try:
+            v = s.to_numpy(dtype=float, na_value=np.nan)[~missing]
+        except (TypeError, ValueError):
+            raise MetricError(f"the reference is numeric but x has dtype {s.dtype}") from None
+        counts = np.bincount(np.searchsorted(edges, v, side="left"), minlength=len(edges) + 1)
+    elif kind == "categorical":
+        cats = pd.Index(reference["categories"])
+        idx = cats.get_indexer(s[~missing].astype(str).to_numpy())
+        idx[idx < 0] = len(cats)  # unseen category
+        counts = np.bincount(idx, minlength=len(cats) + 1)
+    else:
+        raise MetricError(f"not a reference distribution (kind {kind!r}): build it with reference_distribution()")
+    expected = np.append(np.asarray(reference["shares"], dtype=float), reference["missing"])
+    actual = np.append(counts, missing.sum()) / len(s)
+    return expected, actual
+
+
+def psi(reference: dict, x: Any, eps: float = PSI_EPS) -> float:
+    """Population stability index of x against a stored reference distribution.
+
+    sum over bins (actual - expected) * ln(actual / expected), the bins being the reference's plus one for
+    missing values; an empty bin on either side counts as share `eps`. Called on a feature, this is its CSI.
+    """
+    expected, actual = _shares(reference, x)
+    e = np.maximum(expected, eps)
+    a = np.maximum(actual, eps)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def drift_level(value: float) -> str:
+    """'stable' below 0.1, 'warning' from 0.1 to 0.25, 'alert' above 0.25 (the conventional PSI bands)."""
+    if value is None or not math.isfinite(value) or value < 0:
+        raise MetricError(f"a PSI is a finite non-negative number, got {value}")
+    low, high = DRIFT_THRESHOLDS
+    if value < low:
+        return "stable"
+    return "warning" if value <= high else "alert"
+
+
+# ---------------------------------------------------------------------------------------------- summary
+
+
+def metric_set(
+    y: Any, p: Any, groups: Any = None, n_boot: int = 200, seed: int = 0, level: float = 0.95, bins: int = 10
+) -> dict[str, float]:
+    """All scalar metrics in one flat dict of floats (ready for mlflow.log_metrics).
+
+    Keys: n, bad_rate, auc, gini, ks, brier, log_loss, ece; with groups also n_groups, auc_lo, auc_hi,
+    gini_lo, gini_hi (account-level bootstrap, `level` interval).
+    """
+    y, p = _check(y, p, probability=True)
+    _both_classes(y)
+    a = _auc_sorted(y, p)
+    _, f_bad, f_good = _cdf_steps(y, p)
+    out = {
+        "n": float(len(y)),
+        "bad_rate": float(y.mean()),
+        "auc": a,
+        "gini": 2 * a - 1,
+        "ks": float(np.max(np.abs(f_bad - f_good))),
+        "brier": brier(y, p),
+        "log_loss": log_loss(y, p),
+        "ece": ece(y, p, bins),
+    }
+    if groups is not None:
+        _, n_groups = _group_codes(groups, len(y))
+        lo, hi = bootstrap_auc_ci(y, p, groups, n_boot=n_boot, seed=seed, level=level)
+        out.update(n_groups=float(n_groups), auc_lo=lo, auc_hi=hi, gini_lo=2 * lo - 1, gini_hi=2 * hi - 1)
+    return out

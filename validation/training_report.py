@@ -1,0 +1,89 @@
+"""The validation report of a training run: what a model validation reviewer reads first.
+
+Per target: the time slices and embargoes, discrimination and calibration on every slice with the
+out-of-time bootstrap interval, the benchmark scorecard beside LightGBM, the gap to the Bayes-optimal
+oracle on synthetic data, decile and calibration tables, ROC and calibration plots, and what drives the
+model. It reads the training result's plain attributes (metrics, tables, predictions), nothing else.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from validation.report import Report, calibration_figure, decile_table, roc_figure, score_distribution_figure
+
+METRICS = ("n", "bad_rate", "auc", "auc_lo", "auc_hi", "gini", "ks", "brier", "log_loss", "ece")
+
+
+def _metrics_table(result) -> pd.DataFrame:
+    rows = []
+    for slice_name, m in result.metrics.items():
+        rows.append({"model": "LightGBM", "slice": slice_name, **{k: m.get(k, np.nan) for k in METRICS}})
+    for slice_name, m in result.scorecard.items():
+        rows.append({"model": "benchmark scorecard", "slice": slice_name, **{k: m.get(k, np.nan) for k in METRICS}})
+    return pd.DataFrame(rows)
+
+
+def _importance(result, top: int = 15) -> pd.DataFrame:
+    model = result.booster if hasattr(result, "booster") else None
+    if model is None:
+        return pd.DataFrame()
+    gain = model.feature_importance("gain")
+    frame = pd.DataFrame({"feature": model.feature_name(), "gain": gain})
+    frame["share"] = frame["gain"] / max(frame["gain"].sum(), 1e-12)
+    return frame.sort_values("gain", ascending=False).head(top).reset_index(drop=True)
+
+
+def build_training_report(train_result, title: str = "dynascore validation report") -> Report:
+    rep = Report(title)
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    bundle = train_result.bundle
+    rep.add_text(f"<p>Created {created}. Data fingerprint <code>{train_result.fingerprint}</code>, catalog version "
+                 f"<code>{bundle.catalog_version}</code>, {len(bundle.feature_names)} features, targets "
+                 f"{', '.join(bundle.targets)}. Panel {train_result.timings.get('panel_s', 0):.1f} s, fitting "
+                 f"{train_result.timings.get('fit_s', 0):.1f} s.</p>")
+    rep.add_table("Panel: rows per target (a row whose performance window is unfinished is left out)",
+                  train_result.panel_counts)
+    for target, r in train_result.targets.items():
+        rep.add_section(f"Target: {target}")
+        rep.add_text(f"<p>Slices: {r.plan.describe()}. Rows: "
+                     + ", ".join(f"{k} {v:,}" for k, v in r.rows.items())
+                     + f". Best iteration {r.best_iteration}; calibration "
+                     f"<code>{bundle.models[target].calibrator.method}</code>.</p>")
+        rep.add_table("Discrimination and calibration by slice (AUC interval: account-level bootstrap, 95 %)",
+                      _metrics_table(r))
+        if r.oracle:
+            rep.add_table("Gap to the Bayes-optimal oracle on the same out-of-time rows (synthetic truth)",
+                          pd.DataFrame([{k: v for k, v in r.oracle.items() if not k.startswith("_")}]))
+        rep.add_table("Calibration on the out-of-time slice (10 equal-frequency bins)", r.calibration)
+        test = r.predictions
+        y, p = test["y"].to_numpy(), test["p"].to_numpy()
+        scores = bundle.scale.score(p)[0] if target == "default" else None
+        rep.add_table("Deciles on the out-of-time slice", decile_table(y, p, scores))
+        curves = {"LightGBM": (y, p), "benchmark scorecard": (y, test["scorecard_p"].to_numpy())}
+        if "oracle_p" in test:
+            ok = test["oracle_p"].notna().to_numpy()
+            curves["Bayes-optimal oracle"] = (y[ok], test["oracle_p"].to_numpy()[ok])
+        rep.add_figure("ROC, out-of-time", roc_figure(curves))
+        rep.add_figure("Calibration, out-of-time", calibration_figure({"LightGBM": (y, p)}))
+        if scores is not None:
+            rep.add_figure("Score distribution, out-of-time", score_distribution_figure(scores, y))
+        imp = _importance(bundle.models[target])
+        if len(imp):
+            rep.add_table("What drives the model: gain importance (top 15)", imp)
+        card = getattr(r, "scorecard_model", None)
+        if card is not None and hasattr(card, "summary"):
+            rep.add_table("Benchmark scorecard: selected features", card.summary())
+    return rep
+
+
+def write_training_report(train_result, folder: Path) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    path = folder / f"validation-{stamp}-{train_result.fingerprint}.html"
+    build_training_report(train_result).write(path)
+    return path
