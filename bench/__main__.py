@@ -2,6 +2,8 @@
 
 Benchmarks:
   simulate   generate a synthetic world and time it (python -m bench simulate --accounts 1000000 --months 24)
+  features   build the feature catalog, against the polars reference and a pandas apply
+             (python -m bench features --accounts 1000000 --months 24)
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = {"simulate": "bench.simulate"}
+BENCHMARKS = {"simulate": "bench.simulate", "features": "bench.features"}
 
 
 def main(argv: list[str] | None = None) -> int:

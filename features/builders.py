@@ -39,6 +39,8 @@ class Prepared:
         self.is_installment = (acc["product"].to_numpy() == "installment")
         self.open_day = to_days(acc["open_date"])
         self.grace = acc["grace_days"].to_numpy(np.int64)
+        term = acc["loan_term"] if "loan_term" in acc else pd.Series(0, index=acc.index)
+        self.loan_term = pd.to_numeric(term, errors="coerce").fillna(0).to_numpy(np.int64)
         self.charge_day = to_days(acc["charge_off_date"]) if "charge_off_date" in acc else \
             np.full(len(acc), kernels.NONE)
         self.month_precision = (acc["date_precision"].to_numpy() == "month") if "date_precision" in acc else \
@@ -215,9 +217,7 @@ def _macro(prep: Prepared, days: np.ndarray, cols: dict[str, np.ndarray]) -> Non
     shape = cols["limit_now"].shape
     macro = prep.macro
     if macro is None or not len(macro):
-        for name in ("stress_index", "unemployment_rate"):
-            cols[f"macro_{name}"] = np.full(shape, np.nan)
-        return
+        macro = pd.DataFrame(columns=["month", "published_date"])
     pub = to_days(macro["published_date"])
     order = np.argsort(pub, kind="stable")
     idx = np.searchsorted(pub[order], days, side="right") - 1
@@ -227,3 +227,5 @@ def _macro(prep: Prepared, days: np.ndarray, cols: dict[str, np.ndarray]) -> Non
         vals = macro[name].to_numpy(np.float64)[order]
         per_t = np.where(idx >= 0, vals[np.maximum(idx, 0)], np.nan)
         cols[f"macro_{name}"] = np.broadcast_to(per_t[:, None], shape)
+    for name in ("stress_index", "unemployment_rate"):  # indicators this source does not publish: missing
+        cols.setdefault(f"macro_{name}", np.full(shape, np.nan))

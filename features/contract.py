@@ -247,6 +247,8 @@ def _to_date(series: pd.Series) -> pd.Series:
     """Calendar dates as datetime64[s]; rows that are not a date at midnight become NaT."""
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         series = series.dt.tz_localize(None)
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind == "M":
+        return _midnight_only(series)
     if pd.api.types.is_datetime64_dtype(series.dtype):
         parsed = series
     elif _is_textual(series):
@@ -259,6 +261,20 @@ def _to_date(series: pd.Series) -> pd.Series:
         parsed = parsed.dt.tz_localize(None)
     parsed = parsed.where(parsed == parsed.dt.normalize())
     return parsed.astype("datetime64[s]")
+
+
+def _midnight_only(series: pd.Series) -> pd.Series:
+    """datetime64 values kept where they fall on midnight (NaT elsewhere), as datetime64[s]: integer arithmetic
+    on the stored ticks, no calendar objects."""
+    unit, step = np.datetime_data(series.dtype)
+    ticks = series.to_numpy().view("int64")
+    per_day = 86_400 * {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}.get(unit, 0) * step
+    if not per_day:  # a calendar unit (D, M, Y...) is midnight by construction
+        return series.astype("datetime64[s]")
+    off_midnight = (ticks % per_day != 0) & (ticks != np.iinfo(np.int64).min)  # NaT is not a time of day
+    if off_midnight.any():
+        series = series.where(~off_midnight)
+    return series.astype("datetime64[s]")
 
 
 def _to_number(series: pd.Series) -> pd.Series:
@@ -274,6 +290,8 @@ def _to_number(series: pd.Series) -> pd.Series:
 
 def _to_integer(series: pd.Series) -> pd.Series:
     """Integers as nullable Int64 (NA where not an integer); int64 ids keep full precision."""
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind == "i":
+        return series.astype("int64")  # no nulls possible: skip the masked Int64 round trip
     if pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         return series.astype("Int64")
     numbers = _to_number(series)
@@ -283,6 +301,8 @@ def _to_integer(series: pd.Series) -> pd.Series:
 
 def _to_bool(series: pd.Series) -> pd.Series:
     """Booleans as nullable boolean; accepts true/false words and 0/1."""
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind == "b":
+        return series  # numpy bool holds no nulls
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype("boolean")
     if pd.api.types.is_numeric_dtype(series.dtype):
@@ -312,7 +332,7 @@ _CONVERTERS: Mapping[str, Callable[[pd.Series], pd.Series]] = {
 def _final_dtype(column: Column, converted: pd.Series) -> pd.Series:
     """The dtype downstream code sees: plain numpy dtypes wherever nulls cannot occur."""
     if column.kind in ("id", "int"):
-        return converted if column.nullable else converted.astype("int64")
+        return converted.astype("Int64") if column.nullable else converted.astype("int64")
     if column.kind == "bool":
         return converted.astype("bool")
     return converted
@@ -344,17 +364,20 @@ def convert_frame(frame: pd.DataFrame, schema: TableSchema) -> tuple[pd.DataFram
             continue
         raw = frame[column.name].reset_index(drop=True)
         converted = _CONVERTERS[column.kind](raw)
-        if column.default is not None:
-            converted = converted.where(raw.notna(), column.default)
-        bad = raw.notna().to_numpy() & converted.isna().to_numpy()
-        problem = row_problem(
-            frame, bad, schema, column.name, _WORDS.get(column.kind, "cannot be read"),
+        raw_na = raw.isna().to_numpy()
+        if column.default is not None and raw_na.any():
+            converted = converted.where(~raw_na, column.default)
+        # a numeric column that kept its dtype cannot have gained nulls: skip comparing 20 M flags
+        kept = converted.dtype == raw.dtype and column.kind in ("id", "int", "amount", "float", "bool")
+        problem = None if kept else row_problem(
+            frame, ~raw_na & converted.isna().to_numpy(), schema, column.name,
+            _WORDS.get(column.kind, "cannot be read"),
             "Fix these values in the extract; the column must hold "
             f"{'dates as YYYY-MM-DD' if column.kind == 'date' else column.kind + ' values'}.",
         )
         if problem is None and not column.nullable:
             problem = row_problem(
-                frame, raw.isna().to_numpy(), schema, column.name, "is null",
+                frame, raw_na, schema, column.name, "is null",
                 "Every row needs a value here: fill it in the extract, or drop these rows.",
             )
         if problem:
@@ -364,7 +387,7 @@ def convert_frame(frame: pd.DataFrame, schema: TableSchema) -> tuple[pd.DataFram
     if not schema.extra_kind:
         for name in extras:
             out[name] = frame[name].reset_index(drop=True)
-    return pd.DataFrame(out, index=pd.RangeIndex(rows)), problems
+    return pd.DataFrame(out, index=pd.RangeIndex(rows), copy=False), problems
 
 
 # ------------------------------------------------------------------------------------------ the checks
@@ -384,8 +407,27 @@ def missing_columns(frame: pd.DataFrame, schema: TableSchema) -> Problem | None:
     )
 
 
+def _duplicated(frame: pd.DataFrame, subset: list[str]) -> np.ndarray:
+    """Rows whose `subset` values occur more than once (all of them, like keep=False).
+
+    Key columns are usually already in order (ids ascending), and then duplicates are neighbours: one
+    comparison pass instead of hashing tens of millions of keys.
+    """
+    columns = [frame[c].to_numpy() for c in subset]
+    plain = all(v.dtype.kind in "iuM" and not (v.dtype.kind == "M" and np.isnat(v).any()) for v in columns)
+    if len(frame) < 2 or not plain or not is_sorted(frame, subset):
+        return frame.duplicated(subset=subset, keep=False).to_numpy()
+    same = np.ones(len(frame) - 1, dtype=bool)
+    for values in columns:
+        same &= values[1:] == values[:-1]
+    bad = np.zeros(len(frame), dtype=bool)
+    bad[1:] |= same
+    bad[:-1] |= same
+    return bad
+
+
 def _duplicates(frame: pd.DataFrame, schema: TableSchema, subset: list[str]) -> Problem | None:
-    bad = frame.duplicated(subset=subset, keep=False).to_numpy()
+    bad = _duplicated(frame, subset)
     label = subset[0] if len(subset) == 1 else "(" + ", ".join(subset) + ")"
     return row_problem(
         frame, bad, schema, label, "is duplicated",
@@ -458,6 +500,40 @@ def _unknown(
     return row_problem(frame, bad, schema, column, f"is not in {target}", hint, key=column)
 
 
+def _nondecreasing(values: np.ndarray) -> bool:
+    return len(values) < 2 or bool((values[1:] >= values[:-1]).all())
+
+
+def _mostly_sorted(values: np.ndarray) -> bool:
+    """Few descents: binary searches for these values in turn stay in cache, so sorting them would not pay."""
+    return len(values) < 2 or int((values[1:] < values[:-1]).sum()) * 8 <= len(values)
+
+
+def _positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Row of each wanted value among unique `keys`, -1 where it is absent.
+
+    A sorted search: keys are sorted first only if they are not already (bill ids usually ascend with the
+    accounts); wanted values only if they are far from sorted, because searches in random order miss the
+    cache on every step (20 M random lookups take 20 s, the same lookups in order 1 s).
+    """
+    if not len(keys):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    order = None if _nondecreasing(keys) else np.argsort(keys, kind="stable")
+    ordered = keys if order is None else keys[order]
+    w_order = None if _mostly_sorted(wanted) else np.argsort(wanted, kind="stable")
+    needles = wanted if w_order is None else wanted[w_order]
+    found = np.searchsorted(ordered, needles)
+    np.minimum(found, len(ordered) - 1, out=found)
+    missing = ordered[found] != needles
+    rows = found if order is None else order[found]
+    rows[missing] = -1
+    if w_order is None:
+        return rows
+    out = np.empty_like(rows)
+    out[w_order] = rows
+    return out
+
+
 def _cross_checks(tables: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
     """References between tables: every bill, payment and limit belongs to a known account/bill."""
     out: list[Problem | None] = []
@@ -471,11 +547,12 @@ def _cross_checks(tables: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
                     "these rows."))
     if bills is None:
         return out
-    by_bill = pd.Index(bills["bill_id"])
+    bill_ids = bills["bill_id"].to_numpy("int64")
     bill_account = bills["account_id"].to_numpy()
     parents = bills["parent_bill_id"]
     has_parent = parents.notna().to_numpy()
-    pos = by_bill.get_indexer(parents.fillna(-1).astype("int64"))
+    pos = np.full(len(bills), -1, dtype=np.int64)
+    pos[has_parent] = _positions(bill_ids, parents.to_numpy("int64", na_value=-1)[has_parent])
     own = bill_account
     out.append(row_problem(bills, has_parent & (pos < 0), SCHEMAS["bills"], "parent_bill_id",
                            "is not in bills.bill_id",
@@ -486,7 +563,7 @@ def _cross_checks(tables: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
                            "An installment plan comes from a statement of the same account: "
                            "fix the extract."))
     if payments is not None:
-        pos = by_bill.get_indexer(payments["bill_id"])
+        pos = _positions(bill_ids, payments["bill_id"].to_numpy("int64"))
         schema = SCHEMAS["payments"]
         out.append(row_problem(payments, pos < 0, schema, "bill_id", "is not in bills.bill_id",
                                "Every payment repays a bill: add the bill or drop these payments."))
@@ -644,21 +721,37 @@ def _read_arrow(path: Path) -> pa.Table:
 
 
 def _column_to_pandas(column: pa.ChunkedArray) -> pd.Series:
-    """Arrow to pandas without Python objects: date32 straight to datetime64[s], ints with nulls to Int64."""
+    """Arrow to pandas without Python objects: date32 straight to datetime64[s], ints with nulls to Int64.
+
+    Numbers and dates go through one numpy array each, wrapped without a copy (pandas 3 copies arrays
+    handed to its constructors unless told not to; at 20 M rows a copy per column is seconds).
+    """
     kind = column.type
     if pa.types.is_dictionary(kind):
         column, kind = column.cast(kind.value_type), kind.value_type
     if pa.types.is_date(kind):
-        return column.cast(pa.timestamp("s")).to_pandas()
-    if pa.types.is_integer(kind) and column.null_count:
-        return column.to_pandas(types_mapper={kind: pd.Int64Dtype()}.get)
+        return pd.Series(column.cast(pa.timestamp("s")).to_numpy(), copy=False)
+    small_int = pa.types.is_integer(kind) and (pa.types.is_signed_integer(kind) or kind.bit_width < 64)
+    if small_int and column.null_count:
+        values = np.concatenate([_int_values(chunk) for chunk in column.chunks] or [np.zeros(0, "int64")])
+        return pd.Series(pd.arrays.IntegerArray(values, column.is_null().to_numpy()), copy=False)
+    plain = (small_int or pa.types.is_boolean(kind)) and not column.null_count  # nulls would need objects
+    if plain or pa.types.is_float64(kind):  # float64 nulls are NaN either way
+        return pd.Series(column.to_numpy(), copy=False)
     return column.to_pandas()
+
+
+def _int_values(chunk: pa.Array) -> np.ndarray:
+    """An integer chunk's values as int64, read from its data buffer (values under nulls are arbitrary)."""
+    dtype = np.dtype(chunk.type.to_pandas_dtype())
+    data = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=chunk.offset + len(chunk))
+    return data[chunk.offset:].astype("int64")
 
 
 def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
     return pd.DataFrame(
         {name: _column_to_pandas(table.column(i)) for i, name in enumerate(table.column_names)},
-        index=pd.RangeIndex(table.num_rows),
+        index=pd.RangeIndex(table.num_rows), copy=False,
     )
 
 

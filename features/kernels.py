@@ -26,7 +26,8 @@ STATE = ("dpd_now", "bills_since_late", "days_since_late", "ontime_streak", "lon
 @njit(cache=True)
 def settlement_days(bill_start, due, min_due, conv, pday, pamt, prow):
     """Each bill's settlement day: the first day the payments so far reach min_due, or its conversion day,
-    whichever comes first; a bill with nothing due is settled on its due date. NONE if never."""
+    whichever comes first; a bill with nothing due (min_due 0) is settled on its due date, whatever was paid
+    before (as the independent reference reads it). NONE if never."""
     n = len(due)
     paid = np.zeros(n)
     settle = np.full(n, NONE)
@@ -37,7 +38,7 @@ def settlement_days(bill_start, due, min_due, conv, pday, pamt, prow):
             settle[b] = pday[p]
     for b in range(n):
         if min_due[b] <= 1e-9:
-            settle[b] = min(settle[b], due[b])
+            settle[b] = due[b]
         settle[b] = min(settle[b], conv[b])
     return settle
 

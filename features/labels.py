@@ -8,6 +8,9 @@ leave it out (and count it) rather than call an unfinished story a good outcome.
   default                 reaches `default_dpd` (30) DPD within `default_months` (6) after T; population:
                           open at T, not charged off, below `default_dpd` DPD at T. `default_dpd=90` gives
                           the Basel / IFRS 9 style variant.
+A cash loan whose installments (accounts.loan_term, when known) are all due and paid is closed: it is in no
+population. Without loan_term a loan stays on the book.
+
   early_warning           the first bill due after T (within `early_warning_days`) is settled 1+ days late
                           or still unpaid a day after its due date
   early_warning_beyond_grace   ... later than the account's grace days
@@ -51,8 +54,8 @@ def window_end(days: np.ndarray, months: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _labels(bill_start, due, settle, grace, open_day, charge_day, days, default_end, default_dpd, ew_days,
-            cure_days, last_day, out, complete):
+def _labels(bill_start, due, settle, grace, open_day, charge_day, loan_term, days, default_end, default_dpd,
+            ew_days, cure_days, last_day, out, complete):
     """out/complete: (T, A, 4) in TARGETS order; out is NaN outside a target's population."""
     n_acc = len(bill_start) - 1
     for t in range(len(days)):
@@ -66,9 +69,16 @@ def _labels(bill_start, due, settle, grace, open_day, charge_day, days, default_
                 continue
             b0, b1 = bill_start[a], bill_start[a + 1]
             dpd = 0
+            n_due = 0
+            unpaid = False
             for i in range(b0, b1):
-                if due[i] <= T and settle[i] > T:
-                    dpd = max(dpd, T - due[i])
+                if due[i] <= T:
+                    n_due += 1
+                    if settle[i] > T:
+                        dpd = max(dpd, T - due[i])
+                        unpaid = True
+            if loan_term[a] > 0 and n_due >= loan_term[a] and not unpaid:
+                continue  # a cash loan whose installments are all due and paid is closed
             # default: a bill unpaid at due + default_dpd, with that day inside (T, end]
             if dpd < default_dpd:
                 hit = 0.0
@@ -128,10 +138,11 @@ def build_labels(tables, as_of, config: LabelConfig | None = None) -> pd.DataFra
     n_t, n_a = len(days), len(prep.account_id)
     out = np.empty((n_t, n_a, 4))
     complete = np.empty((n_t, n_a, 4), dtype=bool)
-    _labels(prep.bill_start, prep.due, prep.settle, prep.grace, prep.open_day, prep.charge_day, days,
+    _labels(prep.bill_start, prep.due, prep.settle, prep.grace, prep.open_day, prep.charge_day, prep.loan_term, days,
             window_end(days, config.default_months), config.default_dpd, config.early_warning_days,
             config.self_cure_days, last_day, out, complete)
     on_book = (prep.open_day[None, :] <= days[:, None]) & (prep.charge_day[None, :] > days[:, None])
+    on_book &= ~np.isnan(out).all(axis=2)  # closed loans have no label at all
     t_idx, a_idx = np.nonzero(on_book)
     frame = {"account_id": prep.account_id[a_idx],
              "as_of": days[t_idx].astype("datetime64[D]").astype("datetime64[s]")}

@@ -184,13 +184,16 @@ def truth_table(params: WorldParams, acc: np.ndarray, obs: dict) -> pd.DataFrame
     for m, post in forward(params, obs, actual[:M]):
         T = obs["end_day"][m]
         arrears = obs["arrears_end"][:, m]
+        x_all = T - obs["due_day_abs"][:, m]
+        unpaid = obs["has_obl"][:, m] & ((obs["outcome"][:, m] == MISSED) | (obs["lag"][:, m] > x_all))
+        # a cash loan is on the book while installments remain after T or something is unpaid
         on_book = ((obs["charged_off"] > m) & (obs["open_day"] <= T)
-                   & (rev | (m <= obs["last_loan_month"]) | (arrears >= 0)))
+                   & (rev | (m < obs["last_loan_month"]) | unpaid | (arrears >= 0)))
         rows = np.flatnonzero(on_book)
         if not len(rows):
             continue
-        x = T - obs["due_day_abs"][rows, m]
-        unsettled = obs["has_obl"][rows, m] & ((obs["outcome"][rows, m] == MISSED) | (obs["lag"][rows, m] > x))
+        x = x_all[rows]
+        unsettled = unpaid[rows]
         ci = cidx[rows]
         fcst = forecast(m)
         tables = [(no_miss_tables(params, future), *late_tables(params, nxt))

@@ -180,3 +180,12 @@ def test_build_cli_refuses_a_future_date_and_writes_nothing(baseline_dir, tmp_pa
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.startswith("error: as-of date 2030-01-31 is after")
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_macro_table_with_fewer_indicators_leaves_the_others_missing(baseline_tables, mid_year):
+    from dataclasses import replace
+
+    macro = baseline_tables.macro.drop(columns=["unemployment_rate"])
+    frame = build_features(replace(baseline_tables, macro=macro), [mid_year])
+    assert frame["macro_unemployment_rate"].isna().all()
+    assert frame["macro_stress_index"].notna().all()
