@@ -4,6 +4,7 @@ Benchmarks:
   simulate   generate a synthetic world and time it (python -m bench simulate --accounts 1000000 --months 24)
   features   build the feature catalog, against the polars reference and a pandas apply
              (python -m bench features --accounts 1000000 --months 24)
+  train      the training path against bare LightGBM fits (python -m bench train --accounts 200000 --months 36)
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = {"simulate": "bench.simulate", "features": "bench.features"}
+BENCHMARKS = {"simulate": "bench.simulate", "features": "bench.features", "train": "bench.train"}
 
 
 def main(argv: list[str] | None = None) -> int:

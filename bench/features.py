@@ -25,14 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.data import dataset
 from bench.measure import Timer
 from features.builders import Prepared, build_features, to_days
 from features.catalog import REFERENCE_COLUMNS, default_catalog
 from features.contract import Tables, load_tables
-from simulation.generate import MANIFEST, Request, generate
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "data" / "synthetic"
 REFERENCE = ROOT.parent / "shared" / "reference" / "subset_polars.py"
 GOAL_REF_RATIO, GOAL_GB, GOAL_APPLY_SPEEDUP, GOAL_DATES_RATIO = 0.2, 6.0, 100.0, 4.0
 WARMUP_ACCOUNTS = 200
@@ -135,21 +134,6 @@ def run(argv: list[str]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- data
-
-
-def dataset(accounts: int, months: int, seed: int, folder: Path | None = None) -> Path:
-    """The simulated world for these arguments, generated once and reused while its manifest matches."""
-    folder = folder or CACHE / f"bench-{accounts}x{months}-s{seed}"
-    wanted = {"accounts": accounts, "months": months, "seed": seed, "scenario": "baseline"}
-    manifest = folder / MANIFEST
-    if manifest.exists():
-        request = json.loads(manifest.read_text()).get("request", {})
-        if all(request.get(k) == v for k, v in wanted.items()):
-            return folder
-    print(f"generating {accounts:,} accounts x {months} months (seed {seed}) into {folder} (not timed)",
-          file=sys.stderr)
-    generate(folder, Request(accounts, months, seed), progress=False)
-    return folder
 
 
 def last_month_end(tables: Tables) -> pd.Timestamp:

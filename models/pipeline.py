@@ -32,7 +32,14 @@ def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str,
     tables = load_tables(data_dir, optional=("macro", "truth"))
     labels = supplied_labels(labels_file) if labels_file else None
     t_load = time.perf_counter() - t0
-    result = train(tables, cfg, labels=labels, progress=progress)
+    trials: list[dict] = []
+
+    def on_trial(target: str, number: int, params: dict, loss: float, rounds: int) -> None:
+        trials.append({"target": target, "number": number, "params": params, "valid_log_loss": loss,
+                       "rounds": rounds})
+        progress(f"    trial {number}: validation log loss {loss:.5f} after {rounds} rounds")
+
+    result = train(tables, cfg, labels=labels, progress=progress, on_trial=on_trial)
     t1 = time.perf_counter()
     report = write_training_report(result, reports_dir)
     t_report = time.perf_counter() - t1
@@ -42,6 +49,22 @@ def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str,
     logged = log_training(result, model_name=model_name, experiment=experiment, uri=uri, report_path=report,
                           extra_artifacts=extra, params={"data": str(data_dir)}, config=cfg,
                           tolerance_ece=ece_tolerance)
+    if trials:
+        _log_trials(uri, logged.run_id, trials)
     seconds = {"load_s": t_load, **result.timings, "report_s": t_report, "tracking_s": time.perf_counter() - t2,
                "wall_s": time.perf_counter() - t0}
     return TrainingRun(result, logged, report, seconds)
+
+
+def _log_trials(uri: str, parent_run_id: str, trials: list[dict]) -> None:
+    """Each tuning trial as a nested run under the training run: its parameters and validation loss."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    experiment_id = mlflow.get_run(parent_run_id).info.experiment_id
+    with mlflow.start_run(run_id=parent_run_id):
+        for t in trials:
+            with mlflow.start_run(run_name=f"{t['target']}-trial-{t['number']}", nested=True,
+                                  experiment_id=experiment_id):
+                mlflow.log_params({"target": t["target"], "trial": t["number"], **t["params"]})
+                mlflow.log_metrics({"valid_log_loss": t["valid_log_loss"], "rounds": t["rounds"]})

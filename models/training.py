@@ -30,6 +30,7 @@ from models.slices import SLICES, SlicePlan, plan_slices
 
 DEFAULT_TARGETS = ("default", "early_warning", "self_cure")
 KNOWN_TARGETS = ("default", "early_warning", "early_warning_beyond_grace", "self_cure")
+SCORECARD_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class TrainConfig:
     seed: int = 7
     lgb_params: dict = field(default_factory=dict)
     num_boost_round: int = 2000
-    early_stopping: int = 50
+    early_stopping: int = 30  # rounds without improvement on the validation slice
     valid_months: int = 2
     calib_months: int = 2
     test_months: int = 2
@@ -198,7 +199,9 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     p = {s: calibrator.transform(raw[s]) for s in SLICES}
     groups = {s: rows.loc[part == s, "account_id"].to_numpy() for s in SLICES}
     metrics = {s: metric_set(y[s], p[s], groups[s] if s == "test" else None, n_boot=cfg.n_boot) for s in SLICES}
-    card = BenchmarkScorecard(monotone={n: catalog[n].risk for n in names}).fit(X["train"], y["train"])
+    card_rows = _subsample(len(y["train"]), SCORECARD_ROWS, cfg.seed)  # a benchmark needs no more rows than this
+    card = BenchmarkScorecard(monotone={n: catalog[n].risk for n in names}).fit(X["train"].iloc[card_rows],
+                                                                                y["train"][card_rows])
     card_p = {s: card.predict_proba(X[s])[:, 1] for s in ("train", "test")}
     scorecard = {s: metric_set(y[s], card_p[s], groups[s] if s == "test" else None, n_boot=cfg.n_boot)
                  for s in card_p}
@@ -213,6 +216,13 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
                           calibration_table(y["test"], p["test"]), oracle, test, fit_s, fit.best_iteration, params,
                           card, rows.loc[part == "test", ["account_id", "as_of", *names]])
     return model, result
+
+
+def _subsample(n: int, most: int, seed: int) -> np.ndarray:
+    """Sorted row positions: all rows, or a seeded random `most` of them."""
+    if n <= most:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, most, replace=False))
 
 
 def _oracle(test: pd.DataFrame, target: str, truth: pd.DataFrame) -> dict:
@@ -236,14 +246,15 @@ def _oracle(test: pd.DataFrame, target: str, truth: pd.DataFrame) -> dict:
 
 
 def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = None, catalog: Catalog | None = None,
-          progress: Callable[[str], None] = print, on_trial: Callable | None = None) -> TrainResult:
-    """Build the panel, train every configured target, and return the bundle and its evidence."""
+          progress: Callable[[str], None] = print, on_trial: Callable | None = None,
+          panel: Panel | None = None) -> TrainResult:
+    """Build the panel (unless given), train every configured target, and return the bundle and its evidence."""
     from validation.metrics import reference_distribution
 
     catalog = catalog or default_catalog()
     timings = {}
     t0 = time.perf_counter()
-    panel = build_training_panel(tables, cfg, catalog, labels)
+    panel = panel if panel is not None else build_training_panel(tables, cfg, catalog, labels)
     timings["panel_s"] = time.perf_counter() - t0
     progress(f"panel: {len(panel.frame):,} rows x {len(panel.feature_names)} features "
              f"({timings['panel_s']:.1f} s)")

@@ -58,6 +58,16 @@ class Request:
                        self.workers)
 
 
+def code_version() -> str:
+    """A hash of the simulator's source: datasets made by other code are told apart."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def chunk_bounds(lay: Layout, size: int) -> list[tuple[int, int]]:
     """Split accounts into runs of about `size`, never splitting a customer's accounts."""
     n = len(lay.account_id)
@@ -136,6 +146,7 @@ def generate(out: Path, req: Request, params: WorldParams = DEFAULT_PARAMS, *, p
         profile = _profile(profiles)
         summary = {
             "request": asdict(req),
+            "code": code_version(),
             "customers": int(lay.n_customers),
             "rows": counts,
             "charged_off_accounts": charged,

@@ -1,0 +1,110 @@
+"""train.py from the outside: it trains and registers, tunes into nested runs, and refuses bad input early."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from models.pipeline import run_training
+from models.training import TrainConfig
+from models.tuning import tune
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train_py(args, cwd, timeout=600):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_train_py_trains_registers_and_says_where_to_look(baseline_dir, tmp_path):
+    res = _train_py(["--data", str(baseline_dir[0]), "--targets", "default"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = res.stdout
+    assert "registered models:/dynascore/1 version 1 as champion" in out
+    assert "mlflow ui --backend-store-uri sqlite:///mlflow.db" in out
+    assert (tmp_path / "mlflow.db").exists()
+    reports = list((tmp_path / "reports").glob("validation-*.html"))
+    assert len(reports) == 1 and "Target: default" in reports[0].read_text()
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--targets", "profit"], 2, "error: unknown target(s) ['profit']"),
+    (["--data", "no/such/dir"], 2, "error: data directory no/such/dir does not exist"),
+    (["--as-of-start", "2025-06-30", "--as-of-end", "2025-01-31"], 1, "error: the as-of range is empty"),
+])
+def test_bad_requests_fail_clearly_and_register_nothing(baseline_dir, tmp_path, args, code, message):
+    data = [] if "--data" in args else ["--data", str(baseline_dir[0])]
+    res = _train_py([*data, *args], tmp_path)
+    assert res.returncode == code, res.stderr
+    assert res.stderr.startswith(message), res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_config_with_an_unknown_key_is_refused(baseline_dir, tmp_path):
+    cfg = tmp_path / "train.toml"
+    cfg.write_text("[train]\nlearning_rate = 0.1\n")
+    res = _train_py(["--data", str(baseline_dir[0]), "--config", str(cfg)], tmp_path)
+    assert res.returncode == 2 and "[train] has unknown key(s) learning_rate" in res.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_one_class_only_is_a_clear_error(baseline_dir, tmp_path):
+    from features.contract import load_tables
+
+    truth = load_tables(baseline_dir[0], optional=("truth",)).truth
+    rows = truth[truth["as_of"] >= "2023-06-30"][["account_id", "as_of"]].drop_duplicates()
+    rows.assign(target="default", label=0).to_csv(tmp_path / "labels.csv", index=False)
+    res = _train_py(["--data", str(baseline_dir[0]), "--labels", str(tmp_path / "labels.csv"),
+                     "--targets", "default"], tmp_path)
+    assert res.returncode == 1 and "has only one class" in res.stderr, res.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_tracking_server_that_does_not_answer_fails_within_ten_seconds(baseline_dir, tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)  # accepts connections, never answers
+    port = server.getsockname()[1]
+    stop = threading.Event()
+    threading.Thread(target=lambda: stop.wait(30), daemon=True).start()
+    try:
+        t0 = time.perf_counter()
+        res = _train_py(["--data", str(baseline_dir[0]), "--tracking-uri", f"http://127.0.0.1:{port}"], tmp_path)
+        elapsed = time.perf_counter() - t0
+    finally:
+        stop.set()
+        server.close()
+    assert res.returncode == 1 and "does not answer" in res.stderr, res.stderr
+    assert elapsed < 10 + 5  # 10 s for the check, a few for the interpreter to start
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_tuning_is_deterministic_chosen_on_validation_and_logged_as_nested_runs(baseline_dir, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(4000, 3)), columns=["a", "b", "c"])
+    y = (rng.uniform(size=4000) < 1 / (1 + np.exp(-(X["a"] - 2)))).astype(float).to_numpy()
+    seen = []
+    runs = [tune(X[:3000], y[:3000], X[3000:], y[3000:], [1, 0, 0], 5, n_trials=3,
+                 on_trial=lambda *t: seen.append(t)) for _ in range(2)]
+    assert runs[0] == runs[1] and len(seen) == 6
+    assert [t[2] for t in seen[:3]] == [t[2] for t in seen[3:]]
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run = run_training(baseline_dir[0], TrainConfig(targets=("default",), tune_trials=2, n_boot=20), uri=uri,
+                       experiment="tuning", model_name="tuned", reports_dir=tmp_path / "reports",
+                       progress=lambda _: None)
+    mlflow.set_tracking_uri(uri)
+    children = mlflow.search_runs(experiment_names=["tuning"],
+                                  filter_string=f"tags.mlflow.parentRunId = '{run.logged.run_id}'")
+    assert len(children) == 2
+    assert children["metrics.valid_log_loss"].notna().all()
