@@ -1,6 +1,7 @@
 """train.py from the outside: it trains and registers, tunes into nested runs, and refuses bad input early."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -20,8 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _train_py(args, cwd, timeout=600):
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: earlier tests in this process must not leak theirs
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def test_train_py_trains_registers_and_says_where_to_look(baseline_dir, tmp_path):
