@@ -21,8 +21,20 @@ DEFAULT_PENALTY_RATE = 0.0005  # 0.05 % a day on the overdue amount (DESIGN.md)
 _AGG_CODE = {name: i for i, name in enumerate(AGGS)}
 
 
+_PER_DAY = {"D": 1, "h": 24, "m": 1440, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000,
+            "ns": 86_400_000_000_000}
+_NAT = np.iinfo(np.int64).min
+
+
 def to_days(values) -> np.ndarray:
     """datetime64 values (NaT allowed) as int64 days since 1970-01-01; NaT becomes kernels.NONE."""
+    arr = np.asarray(values)
+    unit, step = np.datetime_data(arr.dtype) if arr.dtype.kind == "M" else (None, 0)
+    if unit in _PER_DAY and step == 1:  # the raw counts, floor-divided: what a cast to days gives, done once
+        raw = arr.view(np.int64)
+        out = raw // _PER_DAY[unit] if unit != "D" else raw.copy()
+        out[raw == _NAT] = kernels.NONE
+        return out
     arr = np.asarray(values, dtype="datetime64[D]")
     out = arr.astype(np.int64)
     out[np.isnat(arr)] = kernels.NONE
@@ -58,11 +70,13 @@ class Prepared:
         self.is_stmt = ~self.is_installment[bill_acc] & ~self.has_parent
         self.pday = to_days(pay["payment_date"])
         self.pamt = pay["amount"].to_numpy(np.float64)
-        self.prow = _rows_of(bills["bill_id"].to_numpy(np.int64), pay["bill_id"].to_numpy(np.int64))
+        self.prow = _rows_of(bills["bill_id"].to_numpy(np.int64), pay["bill_id"].to_numpy(np.int64),
+                             self.bill_start, self.pay_start)
         self.leff = to_days(lim["effective_date"])
         self.lval = lim["credit_limit"].to_numpy(np.float64)
         self.settle = kernels.settlement_days(self.bill_start, self.due, self.min_due, self.conv, self.pday,
                                               self.pamt, self.prow)
+        self.stable = kernels.stable_days(self.settle, self.conv, self.pday, self.prow)
         self.lim_at_stmt = kernels.limit_at(self.stmt, self.bill_start, self.leff, self.lval, self.lim_start)
         self.macro = tables.macro
         self.first_day = int(min(self.open_day.min(initial=kernels.NONE), self.due.min(initial=kernels.NONE)))
@@ -71,12 +85,32 @@ class Prepared:
 
 def _starts(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Row offsets of each id's run in `keys` (sorted by account); length len(ids) + 1."""
+    if _ascending(keys) and _ascending(ids):
+        return kernels.run_starts(keys, ids)
     return np.searchsorted(keys, np.r_[ids, np.iinfo(np.int64).max], side="left").astype(np.int64)
 
 
-def _rows_of(bill_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+def _ascending(values: np.ndarray) -> bool:
+    return len(values) < 2 or bool((values[1:] >= values[:-1]).all())
+
+
+def _rows_of(bill_ids: np.ndarray, wanted: np.ndarray, bill_start: np.ndarray | None = None,
+             want_start: np.ndarray | None = None) -> np.ndarray:
+    """Row of each wanted bill id. With the accounts' runs of both, each is looked up among its own account's
+    bills (ids ascending or not); ids not found there, or without the runs, by a sort of all bill ids."""
+    rows = None
+    if bill_start is not None and want_start is not None:
+        rows = kernels.rows_in_account(bill_ids, bill_start, wanted, want_start)
+        missing = np.flatnonzero(rows < 0)
+        if not len(missing):
+            return rows
+        wanted = wanted[missing]
     order = np.argsort(bill_ids, kind="stable")
-    return order[np.searchsorted(bill_ids[order], wanted)].astype(np.int64)
+    found = order[np.searchsorted(bill_ids[order], wanted)].astype(np.int64)
+    if rows is None:
+        return found
+    rows[missing] = found
+    return rows
 
 
 def as_of_days(as_of: Iterable | str | pd.Timestamp, prep: Prepared | None = None) -> np.ndarray:
@@ -128,104 +162,122 @@ def _windowed_spec(windowed: list[Feature]):
     return kind, size, fwin, fsig, fagg
 
 
-def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: float) -> pd.DataFrame:
-    windowed = catalog.windowed
-    helper = Feature("_late_n6", "late bills among the last 6, for the customer's other accounts", 0, "helper",
-                     Bills(6), "late", "count")
-    spec_feats = [*windowed, helper]
-    kind, size, fwin, fsig, fagg = _windowed_spec(spec_feats)
-    n_t, n_a = len(days), len(prep.account_id)
-    out_w = np.empty((n_t, n_a, len(spec_feats)))
-    out_s = np.empty((n_t, n_a, len(kernels.STATE)))
-    kernels.build(prep.bill_start, prep.pay_start, prep.lim_start, prep.grace, prep.due, prep.stmt, prep.amount,
-                  prep.min_due, prep.conv, prep.settle, prep.is_stmt, prep.has_parent, prep.lim_at_stmt, prep.pday,
-                  prep.pamt, prep.prow, prep.leff, prep.lval, days, penalty_rate, kind, size, fwin, fsig, fagg,
-                  out_w, out_s)
-    cols: dict[str, np.ndarray] = {f.name: out_w[:, :, j] for j, f in enumerate(spec_feats)}
-    cols.update({name: out_s[:, :, j] for j, name in enumerate(kernels.STATE)})
-    _derived(prep, days, cols)
-    open_mask = prep.open_day[None, :] <= days[:, None]  # (T, A)
-    t_idx, a_idx = np.nonzero(open_mask)
-    frame = {"account_id": prep.account_id[a_idx],
-             "as_of": days[t_idx].astype("datetime64[D]").astype("datetime64[s]")}
-    month = prep.month_precision[a_idx]
-    for f in catalog:
-        if f.name not in cols:
-            raise ValueError(f"catalog feature {f.name!r} is a state feature the builder does not know; "
-                             "declare it with a signal, agg and window, or add it to features/builders.py")
-        values = cols[f.name][t_idx, a_idx]
-        if f.day_precision and month.any():
-            values = np.where(month, np.nan, values)
-        frame[f.name] = values
-    return pd.DataFrame(frame)
+_CUSTOMER = ("cust_accounts", "cust_other_late_n6", "cust_active_loans", "cust_loan_balance", "cust_other_dpd_now")
+_DERIVED = ("util_now", "limit_ratio_d360", "tenure_days", "is_installment")
 
 
-def _derived(prep: Prepared, days: np.ndarray, cols: dict[str, np.ndarray]) -> None:
-    """State features computed from the kernel's outputs, account attributes, the customer and macro."""
-    if "util_n3" in cols and "util_n12" in cols:
-        cols["util_trend"] = cols["util_n3"] - cols["util_n12"]
-    limit = cols["limit_now"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cols["util_now"] = np.where(limit > 0, cols["balance_now"] / limit, np.nan)
-        cols["limit_ratio_d360"] = np.where(cols["limit_prev_d360"] > 0, limit / cols["limit_prev_d360"], np.nan)
-    cols["tenure_days"] = (days[:, None] - prep.open_day[None, :]).astype(np.float64)
-    cols["is_installment"] = np.broadcast_to(prep.is_installment.astype(np.float64), cols["limit_now"].shape)
-    _customer(prep, days, cols)
-    _macro(prep, days, cols)
+def _sources(catalog: Catalog, prep: Prepared) -> dict[str, str]:
+    """What computes each known column: later kinds win a name, as they always have."""
+    windowed = {f.name for f in catalog.windowed}
+    src = dict.fromkeys(windowed, "windowed")
+    src["_late_n6"] = "helper"
+    src.update(dict.fromkeys(kernels.STATE, "state"))
+    if "util_n3" in windowed and "util_n12" in windowed:
+        src["util_trend"] = "derived"
+    src.update(dict.fromkeys(_DERIVED, "derived"))
+    src.update(dict.fromkeys(_CUSTOMER, "customer"))
+    src.update(dict.fromkeys(_macro_names(prep), "macro"))
+    return src
 
 
-def _customer(prep: Prepared, days: np.ndarray, cols: dict[str, np.ndarray]) -> None:
-    """The customer's other accounts: accounts are sorted by account id, customers may interleave."""
-    cust = prep.customer_id
-    if not len(cust):
-        for name in ("cust_accounts", "cust_other_late_n6", "cust_active_loans", "cust_loan_balance",
-                     "cust_other_dpd_now"):
-            cols[name] = np.empty((len(days), 0))
-        return
-    order = np.argsort(cust, kind="stable")
-    starts = np.flatnonzero(np.r_[True, cust[order][1:] != cust[order][:-1]])
-    group = np.empty(len(cust), dtype=np.int64)
-    group[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(cust)]))
-    is_open = (prep.open_day[None, :] <= days[:, None]).astype(np.float64)  # (T, A)
-    dpd = np.where(is_open > 0, cols["dpd_now"], -np.inf)
-    late6 = np.where(is_open > 0, cols["_late_n6"], 0.0)
-    loan = prep.is_installment[None, :] & (cols["balance_now"] > 0) & (is_open > 0)
-
-    def per_customer_sum(x):
-        return np.add.reduceat(x[:, order], starts, axis=1)[:, group]
-
-    n_open = per_customer_sum(is_open)
-    cols["cust_accounts"] = n_open
-    cols["cust_other_late_n6"] = per_customer_sum(late6) - late6
-    cols["cust_active_loans"] = per_customer_sum(loan.astype(np.float64))
-    cols["cust_loan_balance"] = per_customer_sum(np.where(loan, cols["balance_now"], 0.0))
-    # worst DPD on the other accounts: the group maximum, or the runner-up where this account is the maximum
-    srt = dpd[:, order]
-    top = np.maximum.reduceat(srt, starts, axis=1)
-    top_g = top[:, group]
-    is_top = dpd == top_g
-    n_top = per_customer_sum(is_top.astype(np.float64))
-    masked = np.where(is_top, -np.inf, dpd)
-    second = np.maximum.reduceat(masked[:, order], starts, axis=1)[:, group]
-    other = np.where(is_top & (n_top < 2), second, top_g)
-    other = np.where(n_open - is_open > 0, other, np.nan)
-    cols["cust_other_dpd_now"] = np.where(np.isfinite(other), other, np.nan)
-
-
-def _macro(prep: Prepared, days: np.ndarray, cols: dict[str, np.ndarray]) -> None:
-    """The latest published value of each macro indicator as of T (NaN before the first publication)."""
-    shape = cols["limit_now"].shape
+def _macro_table(prep: Prepared) -> pd.DataFrame:
     macro = prep.macro
     if macro is None or not len(macro):
         macro = pd.DataFrame(columns=["month", "published_date"])
+    return macro
+
+
+def _macro_names(prep: Prepared) -> list[str]:
+    names = [f"macro_{c}" for c in _macro_table(prep).columns if c not in ("month", "published_date")]
+    return list(dict.fromkeys([*names, "macro_stress_index", "macro_unemployment_rate"]))
+
+
+def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: float) -> pd.DataFrame:
+    """The kernel writes every column straight into its place: one (columns, rows) array whose rows of
+    the output are (as-of date, open account) pairs, date-major; the frame's float block is that array."""
+    sources = _sources(catalog, prep)
+    names = catalog.names
+    for f in catalog:
+        if f.name not in sources:
+            raise ValueError(f"catalog feature {f.name!r} is a state feature the builder does not know; "
+                             "declare it with a signal, agg and window, or add it to features/builders.py")
+    col = {name: i for i, name in enumerate(names)}
+    helper = Feature("_late_n6", "late bills among the last 6, for the customer's other accounts", 0, "helper",
+                     Bills(6), "late", "count")
+    # windowed features the kernel computes: catalog ones whose name no later kind takes, and the helper
+    spec = [f for f in catalog.windowed if sources[f.name] == "windowed"] + [helper]
+    # the kernel's columns go to their catalog column, or apart (aux) when the catalog does not show them
+    kernel_names = [f.name for f in spec] + list(kernels.STATE)
+    aux_names = [n for n in kernel_names if n not in col]
+    where = {n: col[n] if n in col else -1 - aux_names.index(n) for n in kernel_names}
+    kind, size, fwin, fsig, fagg = _windowed_spec(spec)
+    # whole-number signals counted, summed or averaged: by running sums over the account's stable bills
+    prefix = np.array([SIGNAL_INDEX[f.signal] in kernels.INTEGER_SIGNALS and f.agg in ("count", "sum", "mean")
+                       for f in spec], dtype=np.bool_)
+    feat_col = np.array([where[f.name] for f in spec], dtype=np.int64)
+    state_col = np.array([where[n] for n in kernels.STATE], dtype=np.int64)
+
+    row_off, blk_row, a_idx = kernels.row_layout(prep.open_day, days, kernels.BLOCK)
+    n_rows = len(a_idx)
+    out = np.empty((len(names), n_rows))
+    aux = np.empty((len(aux_names), n_rows))
+    kernels.build(prep.bill_start, prep.pay_start, prep.lim_start, prep.grace, prep.open_day, prep.due, prep.stmt,
+                  prep.amount, prep.min_due, prep.conv, prep.settle, prep.stable, prep.is_stmt, prep.has_parent,
+                  prep.lim_at_stmt, prep.pday, prep.pamt, prep.prow, prep.leff, prep.lval, days, blk_row, penalty_rate,
+                  kind, size, fwin, fsig, fagg, prefix, feat_col, state_col, out, aux)
+
+    def column(name: str) -> np.ndarray:
+        i = where[name]
+        return out[i] if i >= 0 else aux[-1 - i]
+
+    def target(name: str) -> np.ndarray | None:
+        return out[col[name]] if name in col and sources[name] in ("derived", "customer", "macro") else None
+
+    _customer(prep, days, row_off, a_idx, column, {n: col[n] for n in _CUSTOMER if target(n) is not None}, out)
+    macro_cols, macro_vals = _macro(prep, days, col, target)
+    empty = np.empty(0)
+    trend = target("util_trend") is not None
+    want = np.array([col[n] if target(n) is not None else -1 for n in ("util_trend", *_DERIVED)], dtype=np.int64)
+    day_cols = np.array([col[f.name] for f in catalog if f.day_precision], dtype=np.int64)
+    kernels.finish(days, row_off, a_idx, prep.open_day, prep.is_installment, prep.month_precision,
+                   column("util_n3") if trend else empty, column("util_n12") if trend else empty,
+                   column("balance_now"), column("limit_now"), column("limit_prev_d360"), want, macro_cols,
+                   macro_vals, day_cols, out)
+    frame = pd.DataFrame(out.T, columns=names, copy=False)
+    frame.insert(0, "as_of", np.repeat(days * 86_400, np.diff(row_off)).view("datetime64[s]"))
+    frame.insert(0, "account_id", prep.account_id[a_idx])
+    return frame
+
+
+def _customer(prep: Prepared, days: np.ndarray, row_off: np.ndarray, a_idx: np.ndarray, column,
+              cols: dict[str, int], out: np.ndarray) -> None:
+    """The customer's other accounts: accounts are sorted by account id, customers may interleave."""
+    cust = prep.customer_id
+    if not cols or not len(cust):
+        return
+    order = np.argsort(cust, kind="stable")
+    srt = cust[order]
+    group_start = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1], True])
+    wanted = np.array([cols.get(n, -1) for n in _CUSTOMER], dtype=np.int64)
+    kernels.customer(order.astype(np.int64), group_start.astype(np.int64), a_idx, days, row_off,
+                     prep.is_installment, column("dpd_now"), column("_late_n6"), column("balance_now"), wanted, out)
+
+
+def _macro(prep: Prepared, days: np.ndarray, col: dict[str, int], target) -> tuple[np.ndarray, np.ndarray]:
+    """The latest published value of each macro indicator as of T (NaN before the first publication): the
+    output rows wanted and their values by date."""
+    macro = _macro_table(prep)
     pub = to_days(macro["published_date"])
     order = np.argsort(pub, kind="stable")
     idx = np.searchsorted(pub[order], days, side="right") - 1
+    per_t: dict[str, np.ndarray] = {}
     for name in macro.columns:
         if name in ("month", "published_date"):
             continue
         vals = macro[name].to_numpy(np.float64)[order]
-        per_t = np.where(idx >= 0, vals[np.maximum(idx, 0)], np.nan)
-        cols[f"macro_{name}"] = np.broadcast_to(per_t[:, None], shape)
+        per_t[f"macro_{name}"] = np.where(idx >= 0, vals[np.maximum(idx, 0)], np.nan)
     for name in ("stress_index", "unemployment_rate"):  # indicators this source does not publish: missing
-        cols.setdefault(f"macro_{name}", np.full(shape, np.nan))
+        per_t.setdefault(f"macro_{name}", np.full(len(days), np.nan))
+    names = [name for name in per_t if target(name) is not None]
+    cols = np.array([col[name] for name in names], dtype=np.int64)
+    return cols, np.array([per_t[name] for name in names]).reshape(len(names), len(days))
