@@ -51,6 +51,9 @@ class Prepared:
         self.is_installment = (acc["product"].to_numpy() == "installment")
         self.open_day = to_days(acc["open_date"])
         self.grace = acc["grace_days"].to_numpy(np.int64)
+        self.grace_days = self.grace.astype(np.float64)
+        band = acc["income_band"] if "income_band" in acc else pd.Series(np.nan, index=acc.index)
+        self.income_band = pd.to_numeric(band, errors="coerce").astype(np.float64).to_numpy()
         term = acc["loan_term"] if "loan_term" in acc else pd.Series(0, index=acc.index)
         self.loan_term = pd.to_numeric(term, errors="coerce").fillna(0).to_numpy(np.int64)
         self.charge_day = to_days(acc["charge_off_date"]) if "charge_off_date" in acc else \
@@ -164,6 +167,7 @@ def _windowed_spec(windowed: list[Feature]):
 
 _CUSTOMER = ("cust_accounts", "cust_other_late_n6", "cust_active_loans", "cust_loan_balance", "cust_other_dpd_now")
 _DERIVED = ("util_now", "limit_ratio_d360", "tenure_days", "is_installment")
+_ATTRIBUTES = ("grace_days", "income_band")  # static account attributes, known from the account's opening
 
 
 def _sources(catalog: Catalog, prep: Prepared) -> dict[str, str]:
@@ -176,6 +180,7 @@ def _sources(catalog: Catalog, prep: Prepared) -> dict[str, str]:
         src["util_trend"] = "derived"
     src.update(dict.fromkeys(_DERIVED, "derived"))
     src.update(dict.fromkeys(_CUSTOMER, "customer"))
+    src.update(dict.fromkeys(_ATTRIBUTES, "attribute"))
     src.update(dict.fromkeys(_macro_names(prep), "macro"))
     return src
 
@@ -243,6 +248,9 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
                    column("util_n3") if trend else empty, column("util_n12") if trend else empty,
                    column("balance_now"), column("limit_now"), column("limit_prev_d360"), want, macro_cols,
                    macro_vals, day_cols, out)
+    for name in _ATTRIBUTES:
+        if name in col and sources[name] == "attribute":
+            out[col[name]] = getattr(prep, name)[a_idx]
     frame = pd.DataFrame(out.T, columns=names, copy=False)
     frame.insert(0, "as_of", np.repeat(days * 86_400, np.diff(row_off)).view("datetime64[s]"))
     frame.insert(0, "account_id", prep.account_id[a_idx])

@@ -8,7 +8,7 @@ Windowed features are data, not code: `Feature(signal=..., agg=..., window=...)`
 per-bill signals below over the account's last N bills, last N revolving statements, or bills due in the
 last D days, all as known at the end of day T. Adding such a feature is adding a declaration. State
 features (`agg="state"`) are the few that need their own code: streaks, days since, balances, limits,
-tenure, the customer's other accounts and the macro index.
+tenure, account attributes, the customer's other accounts and the macro index.
 """
 from __future__ import annotations
 
@@ -201,6 +201,9 @@ def _usage() -> list[Feature]:
         Feature("bills_due", "bills due so far", -1, "usage"),
         Feature("tenure_days", "days since the account was opened", -1, "usage"),
         Feature("is_installment", "1 for a cash loan, 0 for a revolving line", 0, "usage"),
+        Feature("grace_days", "grace days of the account: late within them is not reported", 0, "usage"),
+        Feature("income_band", "income band recorded at application (missing when the source has none)", -1,
+                "usage"),
     ]
 
 

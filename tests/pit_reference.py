@@ -61,7 +61,7 @@ def feature_names() -> list[str]:
         "days_early_n6", "cure_days_n12", "penalty_d360",
         "util_n3", "util_n12", "util_trend", "util_max_n12", "util_now", "balance_now", "limit_now",
         "limit_changes_d360", "limit_ratio_d360", "conversions_n12", "installment_bills_n12", "amount_mean_n6",
-        "bills_due", "tenure_days", "is_installment",
+        "bills_due", "tenure_days", "is_installment", "grace_days", "income_band",
         "cust_accounts", "cust_other_dpd_now", "cust_other_late_n6", "cust_active_loans", "cust_loan_balance",
         "macro_stress_index", "macro_unemployment_rate",
     ]
@@ -122,8 +122,13 @@ class Account:
     open_day: int
     grace: int
     month_precision: bool
+    income_band: float
     bills: list[Bill]
     limits: list[tuple[int, float]]  # (effective day, limit), by effective day
+
+
+def _band(value) -> float:
+    return NAN if value is None or pd.isna(value) else float(value)
 
 
 def _limit_on(limits: list[tuple[int, float]], day: int) -> float:
@@ -162,7 +167,7 @@ def _accounts(frames: Mapping[str, pd.DataFrame]) -> list[Account]:
         a = int(row["account_id"])
         out.append(Account(a, int(row["customer_id"]), row["product"] == "installment", _day(row["open_date"]),
                            int(row["grace_days"]), row.get("date_precision", "day") == "month",
-                           by_account.get(a, []), sorted(limits.get(a, []))))
+                           _band(row.get("income_band")), by_account.get(a, []), sorted(limits.get(a, []))))
     return out
 
 
@@ -294,6 +299,8 @@ def _account_at(account: Account, T: int) -> dict[str, float]:
     f["limit_ratio_d360"] = limit / before if before > 0 else NAN
     f["tenure_days"] = float(T - account.open_day)
     f["is_installment"] = float(account.installment)
+    f["grace_days"] = float(account.grace)
+    f["income_band"] = account.income_band
     if account.month_precision:
         for name in list(f):
             if is_day_precision(name):

@@ -189,3 +189,10 @@ def test_a_macro_table_with_fewer_indicators_leaves_the_others_missing(baseline_
     frame = build_features(replace(baseline_tables, macro=macro), [mid_year])
     assert frame["macro_unemployment_rate"].isna().all()
     assert frame["macro_stress_index"].notna().all()
+
+
+def test_account_attributes_come_from_the_accounts_table(baseline_tables, prep, mid_year):
+    frame = build_features(prep, [mid_year]).set_index("account_id")
+    acc = baseline_tables.accounts.set_index("account_id").loc[frame.index]
+    np.testing.assert_array_equal(frame["income_band"], acc["income_band"].astype(float))
+    np.testing.assert_array_equal(frame["grace_days"], acc["grace_days"].astype(float))
