@@ -34,6 +34,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 
+from models.scale import ScoreScale
+
 __all__ = ["MISSING", "SCORE_MAX", "SCORE_MIN", "WOE_SMOOTHING", "BenchmarkScorecard", "FeatureBins",
            "WoeBinner"]
 
@@ -538,12 +540,17 @@ class BenchmarkScorecard(ClassifierMixin, BaseEstimator):
                          special_missing=self.special_missing, n_prebins=self.n_prebins)
 
     @property
+    def scale(self) -> ScoreScale:
+        """The same score scale as the LightGBM models' (models/scale.py), with this scorecard's settings."""
+        return ScoreScale(self.base_score, self.base_odds, self.pdo, SCORE_MIN, SCORE_MAX)
+
+    @property
     def factor(self) -> float:
-        return self.pdo / math.log(2.0)
+        return self.scale.factor
 
     @property
     def offset(self) -> float:
-        return self.base_score - self.factor * math.log(self.base_odds)
+        return self.scale.offset
 
     # -- fit ---------------------------------------------------------------------------------------------
     def fit(self, X, y) -> BenchmarkScorecard:

@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from plain import settlement
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
@@ -166,18 +167,6 @@ def test_truth_probabilities_equal_enumeration(tiny):
 # --------------------------------------------------------------------------------------- outcomes
 
 
-def _bill_status(tables) -> pd.DataFrame:
-    """Bills with their settlement day (contract rule), computed independently of the simulator."""
-    bills, pay = tables.bills, tables.payments.copy()
-    pay["cum"] = pay.groupby("bill_id")["amount"].cumsum()
-    reach = pay.merge(bills[["bill_id", "min_due"]], on="bill_id")
-    reach = reach[reach["cum"] >= reach["min_due"] - 1e-9].groupby("bill_id")["payment_date"].min()
-    b = bills.set_index("bill_id")
-    b["settled"] = reach
-    b["settled"] = b[["settled", "converted_date"]].min(axis=1)
-    return b.reset_index()[["account_id", "bill_id", "statement_date", "due_date", "settled"]]
-
-
 def _sample_rows(tables, months_window=6):
     """One as-of month end per account, drawn from the account id alone (never from what happened next)."""
     tr = tables.truth
@@ -190,7 +179,8 @@ def _sample_rows(tables, months_window=6):
 
 def _outcomes_and_summaries(tables, rows) -> pd.DataFrame:
     """Per row: reached 30 DPD in (T, T+6m]; 30+ DPD at T; current DPD; late bills among the last 6 and 12."""
-    b = _bill_status(tables).merge(rows[["account_id", "as_of"]], on="account_id")
+    cols = ["account_id", "bill_id", "statement_date", "due_date", "settled"]
+    b = settlement(tables)[cols].merge(rows[["account_id", "as_of"]], on="account_id")
     T = b["as_of"]
     end = T + pd.DateOffset(months=6)
     hit30 = b["due_date"] + pd.Timedelta(days=30)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from plain import settlement
 
 from features.contract import is_sorted, load_tables
 from simulation import generate as gen
@@ -90,22 +91,9 @@ def test_macro_table_publishes_the_shock(shock_dir):
     assert (macro["published_date"] > macro["month"]).all()
 
 
-def _settlement(tables) -> pd.DataFrame:
-    """Each bill's settlement day by the contract's rule, computed the plain way."""
-    bills, pay = tables.bills, tables.payments.copy()
-    pay["cum"] = pay.groupby("bill_id")["amount"].cumsum()
-    reached = pay.merge(bills[["bill_id", "min_due"]], on="bill_id")
-    reached = reached[reached["cum"] >= reached["min_due"] - 1e-9].groupby("bill_id")["payment_date"].min()
-    out = bills.set_index("bill_id")
-    out["settled"] = reached
-    out["settled"] = out["settled"].where(out["converted_date"].isna(), out["converted_date"])
-    out["lag"] = (out["settled"] - out["due_date"]).dt.days
-    return out.reset_index()
-
-
 def test_bills_settle_with_the_world_s_lags_and_penalties_beyond_grace(baseline_tables):
     t = baseline_tables
-    b = _settlement(t)
+    b = settlement(t)
     lag = b.loc[b["converted_date"].isna(), "lag"].dropna()
     assert lag.min() >= -7
     assert ((lag == 1).mean() > 0.01) and ((lag == 2).mean() > 0.005)
