@@ -5,11 +5,10 @@ simulator is regenerated rather than silently reused.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from simulation.generate import MANIFEST, Request, code_version, generate
+from simulation.generate import MANIFEST, Request, code_version, generate, read_manifest
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "synthetic"
 
@@ -18,9 +17,8 @@ def dataset(accounts: int, months: int, seed: int, folder: Path | None = None) -
     """The simulated world for these arguments, generated once and reused while its manifest matches."""
     folder = folder or CACHE / f"bench-{accounts}x{months}-s{seed}"
     wanted = {"accounts": accounts, "months": months, "seed": seed, "scenario": "baseline"}
-    manifest = folder / MANIFEST
-    if manifest.exists():
-        saved = json.loads(manifest.read_text())
+    if (folder / MANIFEST).exists():
+        saved = read_manifest(folder)
         request = saved.get("request", {})
         if all(request.get(k) == v for k, v in wanted.items()) and saved.get("code") == code_version():
             return folder
