@@ -5,6 +5,7 @@ Benchmarks:
   features   build the feature catalog, against the polars reference and a pandas apply
              (python -m bench features --accounts 1000000 --months 24)
   train      the training path against bare LightGBM fits (python -m bench train --accounts 200000 --months 36)
+  score      the nightly scoring job, and its compiled trees against LightGBM (python -m bench score --accounts 1000000)
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = {"simulate": "bench.simulate", "features": "bench.features", "train": "bench.train"}
+BENCHMARKS = {"simulate": "bench.simulate", "features": "bench.features", "train": "bench.train",
+              "score": "bench.score"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,13 +44,14 @@ def tree_rss(pid: int | None = None) -> int:
 class PeakMemory:
     """Context manager sampling the process tree's resident memory every `interval` seconds."""
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.05, pid: int | None = None) -> None:
         self.interval = interval
+        self.pid = pid  # the root of the tree; default this process
         self.peak = 0
         self._stop = threading.Event()
 
     def __enter__(self) -> PeakMemory:
-        self.start = tree_rss()
+        self.start = tree_rss(self.pid)
         self.peak = self.start
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -58,13 +59,13 @@ class PeakMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss())
+            self.peak = max(self.peak, tree_rss(self.pid))
             time.sleep(self.interval)
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_rss())
+        self.peak = max(self.peak, tree_rss(self.pid))
 
     @property
     def peak_gb(self) -> float:

@@ -689,7 +689,7 @@ def _with_source(problem: Problem, source: str) -> Problem:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _find(data_dir: Path, name: str) -> Path | None:
+def find_table(data_dir: Path, name: str) -> Path | None:
     """The one file or folder holding ``name``; two candidates is an error (which one is current?)."""
     candidates = [p for p in (data_dir / f"{name}.parquet", data_dir / name, data_dir / f"{name}.csv")
                   if p.exists()]
@@ -700,7 +700,7 @@ def _find(data_dir: Path, name: str) -> Path | None:
     return candidates[0] if candidates else None
 
 
-def _part_files(folder: Path) -> list[Path]:
+def part_files(folder: Path) -> list[Path]:
     """Parquet parts of a folder in file-name order, skipping hidden and marker files (_SUCCESS, .crc)."""
     return sorted(
         (p for p in folder.rglob("*.parquet") if p.is_file() and not p.name.startswith((".", "_"))),
@@ -708,16 +708,20 @@ def _part_files(folder: Path) -> list[Path]:
     )
 
 
-def _read_arrow(path: Path) -> pa.Table:
+def read_arrow(path: Path, account_range: tuple[int, int] | None = None) -> pa.Table:
+    """The whole table, or only the rows of account ids in [lo, hi) (Parquet skips row groups outside it)."""
+    keep = None if account_range is None else \
+        (pa_ds.field("account_id") >= account_range[0]) & (pa_ds.field("account_id") < account_range[1])
     if path.is_dir():
-        parts = _part_files(path)
+        parts = part_files(path)
         if not parts:
             raise ValueError("the folder holds no .parquet part files")
         schema = pa.unify_schemas([pq.read_schema(p) for p in parts])
-        return pa_ds.dataset([str(p) for p in parts], schema=schema, format="parquet").to_table()
+        return pa_ds.dataset([str(p) for p in parts], schema=schema, format="parquet").to_table(filter=keep)
     if path.suffix == ".csv":
-        return pa_csv.read_csv(path)
-    return pq.read_table(path)
+        table = pa_csv.read_csv(path)
+        return table if keep is None else pa_ds.dataset(table).to_table(filter=keep)
+    return pq.read_table(path, filters=keep)
 
 
 def _column_to_pandas(column: pa.ChunkedArray) -> pd.Series:
@@ -755,12 +759,12 @@ def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
     )
 
 
-def read_table(path: Path, name: str) -> pd.DataFrame:
+def read_table(path: Path, name: str, account_range: tuple[int, int] | None = None) -> pd.DataFrame:
     """One table file/folder as pandas; any read failure becomes a ContractError naming the file."""
     try:
         if path.is_file() and path.stat().st_size == 0:
             raise ValueError("the file is empty (0 bytes)")
-        return _arrow_to_pandas(_read_arrow(path))
+        return _arrow_to_pandas(read_arrow(path, account_range))
     except (OSError, ValueError, pa.ArrowException) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ContractError([Problem(
@@ -775,10 +779,13 @@ def load_tables(
     *,
     require: Sequence[str] = CORE_TABLES,
     optional: Sequence[str] = ("macro",),
+    account_range: tuple[int, int] | None = None,
 ) -> Tables:
     """Read the tables of ``data_dir`` (NAME.parquet, NAME/ of parts, or NAME.csv) and validate them.
 
     Nothing is returned half-loaded: any problem in any table raises one ContractError listing them.
+    ``account_range`` = (lo, hi) reads only accounts lo <= account_id < hi (tables without accounts whole):
+    how a batch job works through a portfolio in chunks.
     """
     folder = Path(data_dir)
     if not folder.is_dir():
@@ -790,14 +797,15 @@ def load_tables(
     for name in dict.fromkeys([*require, *optional]):
         if name not in SCHEMAS:
             raise KeyError(f"{name!r} is not a table of the contract ({', '.join(ALL_TABLES)})")
-        path = _find(folder, name)
+        path = find_table(folder, name)
         if path is None:
             if name in require:
                 missing.append(Problem(
                     name, "", f"is not found in {folder} (looked for {name}.parquet, {name}/, {name}.csv)",
                     hint=f"Write the {name} table there, or check the folder name."))
             continue
-        frames[name] = read_table(path, name)
+        in_range = account_range if any(c.name == "account_id" for c in SCHEMAS[name].columns) else None
+        frames[name] = read_table(path, name, in_range)
         sources[name] = str(path)
     if missing:
         raise ContractError(missing)

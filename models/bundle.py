@@ -105,6 +105,15 @@ class Bundle:
         return path
 
 
+def bundle_checksum(path: Path) -> str:
+    """The metadata checksum a bundle directory declares (what identifies a bundle outside a registry)."""
+    try:
+        return str(json.loads((Path(path) / META).read_text()).get("checksum", ""))
+    except (OSError, json.JSONDecodeError):
+        raise BundleError(f"{path} is not a readable model bundle (no valid {META}); pass the directory "
+                          "train.py wrote") from None
+
+
 def load_bundle(path: Path, expected_features: list[str] | None = None) -> Bundle:
     """Load and verify a bundle; `expected_features` (e.g. the current catalog) must match exactly."""
     path = Path(path)

@@ -9,9 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold
 
 EPS = 1e-6
 
@@ -49,6 +46,9 @@ class Calibrator:
 
 
 def _fit(method: str, p, y) -> Calibrator:
+    from sklearn.isotonic import IsotonicRegression  # fitting only: applying a calibrator needs numpy alone
+    from sklearn.linear_model import LogisticRegression
+
     if method == "platt":
         lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p)[:, None], y)
         return Calibrator("platt", {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])})
@@ -66,6 +66,8 @@ def fit_calibrator(p: np.ndarray, y: np.ndarray, seed: int = 0) -> Calibrator:
     p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(np.unique(y)) < 2:
         raise ValueError("the calibration slice has only one class: it cannot calibrate; widen the slice")
+    from sklearn.model_selection import KFold
+
     scores = {"identity": _log_loss(y, p)}
     for method in ("platt", "isotonic"):
         losses = []

@@ -6,11 +6,15 @@ catalog: what a customer or a reviewer can read, derived from exactly the model 
 """
 from __future__ import annotations
 
-import lightgbm as lgb
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from features.catalog import Catalog
+
+if TYPE_CHECKING:  # LightGBM is needed to compile a model, not to apply one
+    import lightgbm as lgb
 
 
 def contributions(booster: lgb.Booster, X: pd.DataFrame) -> np.ndarray:
@@ -28,23 +32,31 @@ def top_adverse(contrib: np.ndarray, top: int = 4) -> tuple[np.ndarray, np.ndarr
 
 def reason_codes(booster: lgb.Booster, X: pd.DataFrame, catalog: Catalog, top: int = 4) -> pd.DataFrame:
     """Columns reason_1..top (codes like R07) and reason_text_1..top; empty strings where no adverse reason."""
-    names = list(X.columns)
-    position = {f.name: i + 1 for i, f in enumerate(catalog)}
     idx, _ = top_adverse(contributions(booster, X), top)
-    values = X.to_numpy(np.float64)
+    codes, texts = describe(idx, X.to_numpy(np.float64), list(X.columns), catalog)
     out = {}
     for r in range(idx.shape[1]):
-        col = idx[:, r]
-        codes = np.array([f"R{position[n]:02d}" for n in names] + [""], dtype=object)[col]
-        texts = np.empty(len(col), dtype=object)
-        for j in np.unique(col[col >= 0]):  # one pass per feature that appears, not per row
-            rows = col == j
-            f = catalog[names[j]]
-            texts[rows] = [f"{f.description}: {_fmt(v)}" for v in values[rows, j]]
-        texts[col < 0] = ""
-        out[f"reason_{r + 1}"] = codes
-        out[f"reason_text_{r + 1}"] = texts
+        out[f"reason_{r + 1}"] = codes[:, r]
+        out[f"reason_text_{r + 1}"] = texts[:, r]
     return pd.DataFrame(out, index=X.index)
+
+
+def describe(idx: np.ndarray, values: np.ndarray, names: list[str], catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (R + catalog position) and texts ("description: value") for feature indices; '' where idx < 0.
+
+    Built once per (slot, feature) that occurs, not once per row.
+    """
+    position = {f.name: i + 1 for i, f in enumerate(catalog)}
+    lookup = np.array([f"R{position[n]:02d}" for n in names] + [""], dtype=object)
+    codes = lookup[idx]  # idx -1 picks the trailing ''
+    texts = np.full(idx.shape, "", dtype=object)
+    for r in range(idx.shape[1]):
+        col = idx[:, r]
+        for j in np.unique(col[col >= 0]):
+            rows = np.flatnonzero(col == j)
+            description = catalog[names[j]].description
+            texts[rows, r] = [f"{description}: {_fmt(v)}" for v in values[rows, j]]
+    return codes, texts
 
 
 def _fmt(v: float) -> str:

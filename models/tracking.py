@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from models.bundle import OUTPUT, Bundle, BundleError, load_bundle
+from models.bundle import OUTPUT, Bundle, BundleError, bundle_checksum, load_bundle
 
 if TYPE_CHECKING:  # models.training pulls in the feature builders; tracking needs only the shapes
     from models.training import TrainConfig, TrainResult
@@ -353,7 +353,7 @@ def _promote(client, uri: str, name: str, bundle: Bundle, oot_features: pd.DataF
         return CHAMPION, "no champion yet: the first version becomes champion", None
     old = f"version {champion.version}"
     try:
-        old_bundle = _bundle_of_version(client, name, champion, tmp / "champion", uri)
+        old_bundle = load_bundle(_bundle_dir_of_version(client, name, champion, tmp / "champion", uri))
     except (BundleError, TrackingError, MlflowException) as exc:
         return CHALLENGER, f"the champion ({old}) cannot be loaded to compare ({_short(exc)})", None
     if old_bundle.feature_names != bundle.feature_names:
@@ -376,29 +376,38 @@ def _promote(client, uri: str, name: str, bundle: Bundle, oot_features: pd.DataF
 
 
 # --- loading ----------------------------------------------------------------------------------------------
-def _bundle_of_version(client, name: str, mv, dst: Path, uri: str) -> Bundle:
+def _bundle_dir_of_version(client, name: str, mv, dst: Path, uri: str) -> Path:
     """The bundle of a registered version: its run's `bundle/` artifact, else the model's own copy."""
     import mlflow
 
     dst.mkdir(parents=True, exist_ok=True)
     if mv.run_id:
         try:
-            path = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="bundle",
-                                                       dst_path=str(dst / "run"), tracking_uri=uri)
-            return load_bundle(Path(path))
+            path = Path(mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="bundle",
+                                                            dst_path=str(dst / "run"), tracking_uri=uri))
+            load_bundle(path)
+            return path
         except (OSError, mlflow.exceptions.MlflowException, BundleError):
             pass  # fall back to the copy inside the logged model
     path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}",
                                                dst_path=str(dst / "model"), tracking_uri=uri, registry_uri=uri)
-    return load_bundle(Path(path) / "artifacts" / "bundle")
+    return Path(path) / "artifacts" / "bundle"
 
 
-def load_model_bundle(model_uri: str, uri: str | None = None, expected_features: list[str] | None = None) -> Bundle:
-    """`models:/NAME@alias`, `models:/NAME/3` or a local bundle directory -> a verified Bundle."""
+def fetch_bundle(model_uri: str, dst: Path, uri: str | None = None) -> tuple[Path, str]:
+    """A local bundle directory for `models:/NAME@alias`, `models:/NAME/3` or a directory, and its version.
+
+    Registry versions are downloaded under `dst`; the version reads `NAME/3`. A directory is used in place;
+    its version is `bundle:` plus the first 12 digits of its metadata checksum.
+    """
     from mlflow.exceptions import MlflowException
 
     if not model_uri.startswith("models:/"):
-        return load_bundle(Path(model_uri), expected_features)
+        path = Path(model_uri)
+        if not path.exists():
+            raise BundleError(f"model {model_uri} not found: pass models:/NAME@champion (a registered model) or "
+                              "the bundle directory train.py wrote")
+        return path, f"bundle:{bundle_checksum(path)[:12]}"
     ref = model_uri[len("models:/"):]
     uri = tracking_uri(uri)
     client = _connect(uri)
@@ -414,8 +423,14 @@ def load_model_bundle(model_uri: str, uri: str | None = None, expected_features:
     except MlflowException as exc:
         raise TrackingError(f"{model_uri} is not in the registry at {uri} ({_short(exc)}); "
                             "list versions with `mlflow models` or the UI, or pass a bundle directory") from None
+    return _bundle_dir_of_version(client, name, mv, Path(dst), uri), f"{name}/{mv.version}"
+
+
+def load_model_bundle(model_uri: str, uri: str | None = None, expected_features: list[str] | None = None) -> Bundle:
+    """`models:/NAME@alias`, `models:/NAME/3` or a local bundle directory -> a verified Bundle."""
     with tempfile.TemporaryDirectory(prefix="dynascore-bundle-") as tmp:
-        bundle = _bundle_of_version(client, name, mv, Path(tmp), uri)
+        path, _ = fetch_bundle(model_uri, Path(tmp), uri)
+        bundle = load_bundle(path)
     if expected_features is not None and list(expected_features) != bundle.feature_names:
         raise BundleError(f"{model_uri}: the bundle's features differ from this code's catalog; score with the code "
                           "version it was trained with, or retrain")

@@ -24,7 +24,17 @@ from validation.metrics import (
     reference_distribution,
     roc_points,
 )
-from validation.report import Report, calibration_figure, decile_table, roc_figure, score_distribution_figure
+
+_REPORT = ("Report", "calibration_figure", "decile_table", "roc_figure", "score_distribution_figure")
+
+
+def __getattr__(name: str):
+    """The report's names load matplotlib on first use: the scoring job needs only the metrics."""
+    if name in _REPORT:
+        from validation import report
+
+        return getattr(report, name)
+    raise AttributeError(f"module 'validation' has no attribute {name!r}")
 
 __all__ = [
     "DRIFT_THRESHOLDS",

@@ -27,13 +27,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from scipy import stats
 
 __all__ = [
     "DRIFT_THRESHOLDS",
     "MetricError",
     "auc",
+    "bin_counts",
     "bootstrap_auc_ci",
     "bootstrap_auc_diff_ci",
     "bootstrap_aucs",
@@ -47,6 +46,7 @@ __all__ = [
     "log_loss",
     "metric_set",
     "psi",
+    "psi_from_counts",
     "reference_distribution",
     "roc_points",
 ]
@@ -186,6 +186,8 @@ def equal_frequency_bins(p: Any, bins: int = 10) -> np.ndarray:
 
 def _auc_sorted(y: np.ndarray, p: np.ndarray) -> float:
     """Mann-Whitney AUC with ties counted one half; y, p already checked."""
+    from scipy import stats  # imported where used: the batch scoring job needs only the light functions
+
     ranks = stats.rankdata(p)  # average ranks: ties count 1/2
     n_bad = y.sum()
     n_good = len(y) - n_bad
@@ -286,6 +288,8 @@ def calibration_table(y: Any, p: Any, bins: int = 10, level: float = 0.95, metho
     p_min = pd.Series(p).groupby(b).min().to_numpy()
     p_max = pd.Series(p).groupby(b).max().to_numpy()
     alpha = 1.0 - level
+    from scipy import stats
+
     if method == "binomial":
         lo = stats.binom.ppf(alpha / 2, n, predicted) / n
         hi = stats.binom.ppf(1 - alpha / 2, n, predicted) / n
@@ -335,6 +339,8 @@ class _AucBlocks:
         n_merged = int(merged[-1]) + 1
         g = codes[order]
         shape = (n_merged, n_groups)
+        import scipy.sparse as sp
+
         self.bads = sp.csr_matrix((ys, (merged, g)), shape=shape)  # duplicates are summed
         self.goods = sp.csr_matrix((1.0 - ys, (merged, g)), shape=shape)
         self.n_blocks = n_merged
@@ -473,10 +479,12 @@ def reference_distribution(x: Any, bins: int = 10) -> dict:
     }
 
 
-def _shares(reference: dict, x: Any) -> tuple[np.ndarray, np.ndarray]:
+def bin_counts(reference: dict, x: Any) -> np.ndarray:
+    """Rows of x per bin of a stored reference distribution, the missing-value bin last.
+
+    Counts add up: a batch job sums them over chunks and calls `psi_from_counts` once at the end.
+    """
     s = pd.Series(x) if not isinstance(x, pd.Series) else x
-    if len(s) == 0:
-        raise MetricError("the sample to compare is empty")
     missing = s.isna().to_numpy()
     kind = reference.get("kind")
     if kind == "numeric":
@@ -493,9 +501,23 @@ def _shares(reference: dict, x: Any) -> tuple[np.ndarray, np.ndarray]:
         counts = np.bincount(idx, minlength=len(cats) + 1)
     else:
         raise MetricError(f"not a reference distribution (kind {kind!r}): build it with reference_distribution()")
+    return np.append(counts, missing.sum()).astype(np.int64)
+
+
+def _shares(reference: dict, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    total = counts.sum()
+    if total == 0:
+        raise MetricError("the sample to compare is empty")
     expected = np.append(np.asarray(reference["shares"], dtype=float), reference["missing"])
-    actual = np.append(counts, missing.sum()) / len(s)
-    return expected, actual
+    return expected, counts / total
+
+
+def psi_from_counts(reference: dict, counts: np.ndarray, eps: float = PSI_EPS) -> float:
+    """PSI from bin counts (see `bin_counts`): the same number `psi` gives on the rows themselves."""
+    expected, actual = _shares(reference, np.asarray(counts))
+    e = np.maximum(expected, eps)
+    a = np.maximum(actual, eps)
+    return float(np.sum((a - e) * np.log(a / e)))
 
 
 def psi(reference: dict, x: Any, eps: float = PSI_EPS) -> float:
@@ -504,10 +526,7 @@ def psi(reference: dict, x: Any, eps: float = PSI_EPS) -> float:
     sum over bins (actual - expected) * ln(actual / expected), the bins being the reference's plus one for
     missing values; an empty bin on either side counts as share `eps`. Called on a feature, this is its CSI.
     """
-    expected, actual = _shares(reference, x)
-    e = np.maximum(expected, eps)
-    a = np.maximum(actual, eps)
-    return float(np.sum((a - e) * np.log(a / e)))
+    return psi_from_counts(reference, bin_counts(reference, x), eps)
 
 
 def drift_level(value: float) -> str:

@@ -1,0 +1,523 @@
+"""Exact TreeSHAP for LightGBM binary models, compiled with numba: reason codes for the nightly batch.
+
+LightGBM's `predict(pred_contrib=True)` is too slow for a million accounts; this gives the same values from
+per-leaf tables precomputed once per model (the Fast TreeSHAP v2 idea), so a row costs one pass over each
+tree's splits plus one table look-up per leaf and feature on its path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numba import njit
+
+if TYPE_CHECKING:  # LightGBM is needed to compile a model, not to apply one
+    import lightgbm as lgb
+
+MAX_HEAP_DEPTH = 12  # deeper trees are walked by pointers: a heap holds 2**depth nodes per tree
+MAX_K = 12  # leaves with more distinct features on their path are computed directly, not from a table
+_MAX_TABLE_K = 20  # a table holds 2**k values; beyond this its memory is not worth it
+_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold is the float literal 1e-35f
+_MISSING = {"None": 0, "Zero": 1, "NaN": 2}
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledTrees:
+    """A LightGBM binary model as flat arrays plus per-leaf TreeSHAP tables; see `compile_booster`.
+
+    Internal nodes of tree t are `int_start[t]:int_start[t+1]` in pre-order (a parent before its children),
+    its leaves `leaf_start[t]:leaf_start[t+1]`. A child is a local slot: an internal node's local index, or
+    the number of the tree's internal nodes plus the leaf's local index.
+    """
+
+    n_features: int
+    max_k: int
+    bias: float  # sum over trees of the tree's expected value: the last contributions column
+    int_start: np.ndarray  # int64 [T+1]
+    leaf_start: np.ndarray  # int64 [T+1]
+    feature: np.ndarray  # int64 [I] split feature
+    threshold: np.ndarray  # float64 [I]
+    missing: np.ndarray  # int64 [I] 0 None, 1 Zero, 2 NaN
+    default_left: np.ndarray  # int64 [I] 1 when missing values go left
+    left: np.ndarray  # int64 [I] child slot
+    right: np.ndarray  # int64 [I] child slot
+    clear: np.ndarray  # int64 [I] bit of the split feature's position on the path (0 beyond bit 61)
+    node_pos: np.ndarray  # int64 [I] position of the split feature among its path's distinct features
+    value: np.ndarray  # float64 [L] leaf output
+    k: np.ndarray  # int64 [L] distinct features on the leaf's path
+    pos_start: np.ndarray  # int64 [L+1] the leaf's positions in path_feature / path_zero / ratio
+    path_feature: np.ndarray  # int64 [P] feature at each path position
+    path_zero: np.ndarray  # float64 [P] product of cover ratios of the path's splits on that feature
+    ratio: np.ndarray  # float64 [P] (1 - z) / z: scales a table value where the row agrees with the path
+    table_start: np.ndarray  # int64 [L] offset of the leaf's 2**k table; -1 = computed directly
+    table: np.ndarray  # float64: v * sum_{S in B} w(|S|) prod_{d not in S} z_d for each agree-set B
+    walk_start: np.ndarray  # int64 [L+1] path of directly computed leaves in walk_node / walk_left
+    walk_node: np.ndarray  # int64 local internal node on the path
+    walk_left: np.ndarray  # int64 1 when the path goes left there
+    # the same trees as complete binary heaps of one depth D (padded nodes always go left): a branch-free,
+    # fixed-length walk for predict_raw, ~2x faster than following pointers; D = 0 when not built
+    heap_depth: int = 0
+    heap_feature: np.ndarray | None = None  # int64 [T, 2**D - 1]
+    heap_threshold: np.ndarray | None = None  # float64 [T, 2**D - 1]
+    heap_missing: np.ndarray | None = None  # int64 [T, 2**D - 1]
+    heap_default_left: np.ndarray | None = None  # int64 [T, 2**D - 1]
+    heap_value: np.ndarray | None = None  # float64 [T, 2**D]
+
+
+def compile_booster(booster: lgb.Booster, max_k: int = MAX_K, heap_depth: int = MAX_HEAP_DEPTH) -> CompiledTrees:
+    """Flatten `booster.dump_model()` (its best iteration, as `predict` uses) and precompute the leaf tables.
+
+    A leaf with k <= max_k distinct features on its path gets a table of 2**k floats; longer paths are
+    computed directly per row (O(k^3)), exact all the same. Trees no deeper than `heap_depth` are also laid
+    out as complete heaps for predict_raw (0: never; deeper models use the pointer walk).
+    """
+    if not 0 <= max_k <= _MAX_TABLE_K:
+        raise ValueError(f"max_k must be in [0, {_MAX_TABLE_K}], got {max_k}")
+    model = booster.dump_model()
+    _check_model(model)
+    feat, thr, miss, dleft, lch, rch, npos = [], [], [], [], [], [], []
+    value, k, pfeat, pzero, walk_start, walk_node, walk_left = [], [], [], [], [0], [], []
+    pos_start, table_start = [0], []
+    int_start, leaf_start = [0], [0]
+    bias = 0.0
+    n_table = 0
+    for tree in model["tree_info"]:
+        root = tree["tree_structure"]
+        i0, l0 = len(feat), len(value)
+        if "split_index" not in root:  # a single leaf: a constant, all of it bias
+            value.append(float(root["leaf_value"]))
+            k.append(0)
+            pos_start.append(len(pfeat))
+            table_start.append(-1)
+            walk_start.append(len(walk_node))
+            int_start.append(len(feat))
+            leaf_start.append(len(value))
+            bias += float(root["leaf_value"])
+            continue
+        total = root["internal_count"]
+        expected = {}  # leaf_index -> contribution to the expected value, summed in LightGBM's leaf order
+        # pre-order walk: (node, parent local index, is right child, path features, path zeros, path)
+        stack = [(root, -1, False, (), (), ())]
+        while stack:
+            node, parent, is_right, feats, zeros, path = stack.pop()
+            if "split_index" in node:
+                i = len(feat) - i0
+                if parent >= 0:
+                    (rch if is_right else lch)[i0 + parent] = i
+                if node.get("decision_type") != "<=":
+                    raise ValueError(f"categorical split (decision_type {node.get('decision_type')!r}) on feature "
+                                     f"{node['split_feature']} is not supported: numerical splits only")
+                f = int(node["split_feature"])
+                pos = feats.index(f) if f in feats else len(feats)
+                count = node["internal_count"]
+                if count <= 0:
+                    raise ValueError(f"internal node with data count {count}: cover ratios are undefined")
+                feat.append(f)
+                thr.append(_threshold(node["threshold"]))
+                miss.append(_MISSING[node["missing_type"]])
+                dleft.append(1 if node["default_left"] else 0)
+                lch.append(-1)
+                rch.append(-1)
+                npos.append(pos)
+                for child, right in ((node["right_child"], True), (node["left_child"], False)):
+                    ratio = _count(child) / count
+                    if pos < len(feats):
+                        f2, z2 = feats, (*zeros[:pos], zeros[pos] * ratio, *zeros[pos + 1:])
+                    else:
+                        f2, z2 = (*feats, f), (*zeros, ratio)
+                    stack.append((child, i, right, f2, z2, (*path, (i, not right))))
+            else:
+                j = len(value) - l0
+                (rch if is_right else lch)[i0 + parent] = ~j
+                v = float(node["leaf_value"])
+                expected[node["leaf_index"]] = (node["leaf_count"] / total) * v
+                value.append(v)
+                k.append(len(feats))
+                pfeat.extend(feats)
+                pzero.extend(zeros)
+                pos_start.append(len(pfeat))
+                if len(feats) <= max_k and min(zeros) > 0:
+                    table_start.append(n_table)
+                    n_table += 1 << len(feats)
+                else:
+                    table_start.append(-1)
+                    walk_node.extend(p[0] for p in path)
+                    walk_left.extend(int(p[1]) for p in path)
+                walk_start.append(len(walk_node))
+        n_int = len(feat) - i0
+        for arr in (lch, rch):  # leaves ~j become slot n_int + j
+            for i in range(i0, len(feat)):
+                if arr[i] < 0:
+                    arr[i] = n_int + ~arr[i]
+        e = 0.0
+        for leaf_index in sorted(expected):
+            e += expected[leaf_index]
+        bias += e
+        int_start.append(len(feat))
+        leaf_start.append(len(value))
+
+    i64 = np.int64
+    npos_a = np.asarray(npos, i64)
+    pzero_a = np.asarray(pzero, np.float64)
+    with np.errstate(divide="ignore"):  # z == 0 only on directly computed leaves, which do not use it
+        ratio = (1.0 - pzero_a) / pzero_a
+    trees = CompiledTrees(
+        n_features=int(model["max_feature_idx"]) + 1, max_k=max_k, bias=bias,
+        int_start=np.asarray(int_start, i64), leaf_start=np.asarray(leaf_start, i64),
+        feature=np.asarray(feat, i64), threshold=np.asarray(thr, np.float64), missing=np.asarray(miss, i64),
+        default_left=np.asarray(dleft, i64), left=np.asarray(lch, i64), right=np.asarray(rch, i64),
+        clear=np.where(npos_a < 62, np.left_shift(1, np.minimum(npos_a, 61)), 0).astype(i64), node_pos=npos_a,
+        value=np.asarray(value, np.float64), k=np.asarray(k, i64), pos_start=np.asarray(pos_start, i64),
+        path_feature=np.asarray(pfeat, i64), path_zero=pzero_a, ratio=ratio,
+        table_start=np.asarray(table_start, i64), table=np.empty(n_table, np.float64),
+        walk_start=np.asarray(walk_start, i64), walk_node=np.asarray(walk_node, i64),
+        walk_left=np.asarray(walk_left, i64),
+    )
+    _build_tables(trees.k, trees.pos_start, trees.path_zero, trees.value, trees.table_start, trees.table)
+    return _with_heaps(trees, heap_depth)
+
+
+def _with_heaps(trees: CompiledTrees, max_depth: int) -> CompiledTrees:
+    """Add the complete-heap layout when every tree is at most `max_depth` deep."""
+    from dataclasses import replace
+
+    n_trees = trees.int_start.size - 1
+    depth, shapes = 1, []
+    for t in range(n_trees):  # levels of each real leaf: (tree, slot, heap index, level), parents first
+        i0, n_int = int(trees.int_start[t]), int(trees.int_start[t + 1] - trees.int_start[t])
+        stack, walk = [(0, 0, 0)], []
+        while stack:
+            slot, h, level = stack.pop()
+            walk.append((slot, h, level))
+            if slot < n_int:
+                node = i0 + slot
+                stack += [(int(trees.left[node]), 2 * h + 1, level + 1), (int(trees.right[node]), 2 * h + 2, level + 1)]
+            else:
+                depth = max(depth, level)
+        shapes.append((i0, n_int, walk))
+    if depth > max_depth:
+        return trees
+    n_in = (1 << depth) - 1
+    feature = np.zeros((n_trees, n_in), np.int64)
+    threshold = np.full((n_trees, n_in), np.inf)  # padded: x <= inf, and NaN (missing type None) reads as 0
+    missing = np.zeros((n_trees, n_in), np.int64)
+    default_left = np.ones((n_trees, n_in), np.int64)
+    value = np.zeros((n_trees, 1 << depth))
+    for t, (i0, n_int, walk) in enumerate(shapes):
+        for slot, h, level in walk:
+            if slot < n_int:
+                node = i0 + slot
+                feature[t, h], threshold[t, h] = trees.feature[node], trees.threshold[node]
+                missing[t, h], default_left[t, h] = trees.missing[node], trees.default_left[node]
+            else:  # below a real leaf every padded node goes left: its value sits at the leftmost heap leaf
+                value[t, ((h + 1) << (depth - level)) - 1 - n_in] = trees.value[trees.leaf_start[t] + slot - n_int]
+    return replace(trees, heap_depth=depth, heap_feature=feature, heap_threshold=threshold, heap_missing=missing,
+                   heap_default_left=default_left, heap_value=value)
+
+
+def contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
+    """TreeSHAP values, shape (n, n_features + 1), the last column the bias: `predict(X, pred_contrib=True)`."""
+    X = _as_matrix(trees, X)
+    out = np.zeros((X.shape[0], trees.n_features + 1), np.float64)
+    _contrib_kernel(X, out, trees.bias, trees.int_start, trees.leaf_start, trees.feature, trees.threshold,
+                    trees.missing, trees.default_left, trees.left, trees.right, trees.clear, trees.node_pos,
+                    trees.value, trees.k, trees.pos_start, trees.path_feature, trees.path_zero, trees.ratio,
+                    trees.table_start, trees.table, trees.walk_start, trees.walk_node, trees.walk_left)
+    return out
+
+
+def predict_raw(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
+    """Raw score (log-odds), shape (n,): `booster.predict(X, raw_score=True)`."""
+    X = _as_matrix(trees, X)
+    out = np.zeros(X.shape[0], np.float64)
+    if trees.heap_depth:
+        _heap_kernel(X, out, trees.heap_depth, trees.heap_feature, trees.heap_threshold, trees.heap_missing,
+                     trees.heap_default_left, trees.heap_value)
+        return out
+    _raw_kernel(X, out, trees.int_start, trees.leaf_start, trees.feature, trees.threshold, trees.missing,
+                trees.default_left, trees.left, trees.right, trees.value)
+    return out
+
+
+def _check_model(model: dict) -> None:
+    if model.get("num_tree_per_iteration", 1) != 1 or model.get("num_class", 1) != 1:
+        raise ValueError(f"multiclass models are not supported (num_class={model.get('num_class')}): "
+                         "binary models only")
+    objective = str(model.get("objective", ""))
+    if not objective.startswith("binary"):
+        raise ValueError(f"objective {objective!r} is not supported: binary models only")
+    if model.get("average_output"):
+        raise ValueError("random-forest models (average_output) are not supported: boosted binary models only")
+    for tree in model["tree_info"]:
+        if tree.get("num_cat", 0):
+            raise ValueError(f"categorical splits (tree {tree.get('tree_index')}) are not supported: "
+                             "numerical splits only")
+        stack = [tree["tree_structure"]]
+        while stack:
+            node = stack.pop()
+            if "split_index" in node:
+                stack += [node["left_child"], node["right_child"]]
+            elif "leaf_coeff" in node:
+                raise ValueError("linear-tree models (linear_tree=True) are not supported: constant leaves only")
+
+
+def _threshold(t: float) -> float:
+    """The dump writes an infinite threshold as +-1e300 (the model text and the predictor keep inf)."""
+    t = float(t)
+    return np.inf if t >= 1e300 else -np.inf if t <= -1e300 else t
+
+
+def _count(node: dict) -> int:
+    return node["internal_count"] if "split_index" in node else node["leaf_count"]
+
+
+def _as_matrix(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)  # C or Fortran order alike: no copy of a float64 frame's values
+    if X.ndim != 2 or X.shape[1] != trees.n_features:
+        raise ValueError(f"X must have shape (n, {trees.n_features}), got {X.shape}")
+    return X
+
+
+@njit(cache=True, nogil=True)
+def _weights(k):
+    """Shapley weights |S|! (k - |S| - 1)! / k! for |S| = 0..k-1."""
+    w = np.empty(max(k, 1), np.float64)
+    w[0] = 1.0 / k
+    for s in range(1, k):
+        w[s] = w[s - 1] * s / (k - s)
+    return w
+
+
+@njit(cache=True, nogil=True)
+def _build_tables(k, pos_start, zero, value, table_start, table):
+    """table[B] = v * prod_{d not in B} z_d * sum_q w(q) e_{|B|-q}(z_B), e the elementary symmetric polynomials."""
+    kmax = 0
+    for leaf in range(k.size):
+        if table_start[leaf] >= 0:
+            kmax = max(kmax, k[leaf])
+    E = np.zeros((1 << kmax, kmax + 1), np.float64)
+    for leaf in range(k.size):
+        t0 = table_start[leaf]
+        if t0 < 0:
+            continue
+        kk = k[leaf]
+        z = zero[pos_start[leaf]:pos_start[leaf] + kk]
+        w = _weights(kk)
+        E[0, 0] = 1.0
+        for m in range(1, kk + 1):
+            E[0, m] = 0.0
+        for B in range(1, 1 << kk):
+            low = B & (B - 1)  # B without its lowest bit j
+            j = 0
+            while not (B >> j) & 1:
+                j += 1
+            E[B, 0] = 1.0
+            for m in range(1, kk + 1):
+                E[B, m] = E[low, m] + z[j] * E[low, m - 1]
+        for B in range(1 << kk):
+            size = 0
+            outside = 1.0
+            for d in range(kk):
+                if (B >> d) & 1:
+                    size += 1
+                else:
+                    outside *= z[d]
+            s = 0.0
+            for q in range(size + 1):
+                s += w[q] * E[B, size - q]
+            table[t0 + B] = value[leaf] * outside * s
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _goes_left(fval, threshold, missing, default_left):
+    """LightGBM's NumericalDecision, after its dense-input rule: |x| <= 1e-35f is read as 0.0."""
+    isnan = np.isnan(fval)
+    if -_ZERO <= fval <= _ZERO or (isnan and missing != 2):
+        fval = 0.0
+    if (isnan if missing == 2 else missing == 1 and fval == 0.0):
+        return default_left == 1
+    return fval <= threshold
+
+
+@njit(cache=True, nogil=True)
+def _direct(row, v, z, feats, agree, w, e):
+    """One leaf's contributions without a table: O(k^3), for long paths (or zero cover ratios)."""
+    kk = z.size
+    outside = 1.0
+    a = 0
+    for d in range(kk):
+        if agree[d]:
+            a += 1
+        else:
+            outside *= z[d]
+    # G(A): all agreeing features may join S
+    for m in range(a + 1):
+        e[m] = 0.0
+    e[0] = 1.0
+    for d in range(kk):
+        if agree[d]:
+            for m in range(a, 0, -1):
+                e[m] += z[d] * e[m - 1]
+    g = 0.0
+    for q in range(a + 1):
+        g += w[q] * e[a - q]
+    g *= v * outside
+    for j in range(kk):
+        if not agree[j]:
+            row[feats[j]] -= g
+            continue
+        for m in range(a):
+            e[m] = 0.0
+        e[0] = 1.0
+        for d in range(kk):
+            if agree[d] and d != j:
+                for m in range(a - 1, 0, -1):
+                    e[m] += z[d] * e[m - 1]
+        s = 0.0
+        for q in range(a):
+            s += w[q] * e[a - 1 - q]
+        row[feats[j]] += v * (1.0 - z[j]) * outside * s
+
+
+@njit(cache=True, nogil=True)
+def _decide(xf, nb, threshold, missing, default_left, m_in, m_left, m_right, clear, went):
+    """One split for a block of rows: each child's agree-mask, and which way each row went."""
+    dl = default_left == 1
+    for r in range(nb):
+        v = xf[r]
+        isnan = v != v
+        if -_ZERO <= v <= _ZERO or (isnan and missing != 2):  # see _goes_left
+            v = 0.0
+        gl = dl if (isnan if missing == 2 else missing == 1 and v == 0.0) else v <= threshold
+        m = m_in[r]
+        cut = m & ~clear
+        m_left[r] = m if gl else cut
+        m_right[r] = cut if gl else m
+        went[r] = 1 if gl else 0
+
+
+@njit(cache=True, nogil=True)
+def _contrib_kernel(X, out, bias, int_start, leaf_start, feature, threshold, missing, default_left, left, right,
+                    clear, node_pos, value, k, pos_start, path_feature, path_zero, ratio, table_start, table,
+                    walk_start, walk_node, walk_left):
+    # Rows are the inner loop everywhere: additions into one feature's column are then independent of each
+    # other instead of one long chain through the same memory cell.
+    n, n_features = X.shape
+    n_trees = int_start.size - 1
+    max_slots = 1
+    for t in range(n_trees):
+        max_slots = max(max_slots, int_start[t + 1] - int_start[t] + leaf_start[t + 1] - leaf_start[t])
+    max_path = 1
+    for leaf in range(k.size):
+        max_path = max(max_path, k[leaf] + 1)
+    block = 256
+    XT = np.empty((n_features, block), np.float64)
+    acc = np.empty((n_features, block), np.float64)
+    M = np.empty((max_slots, block), np.int64)  # agree-mask per node (then leaf) slot and row
+    W = np.empty((max_slots, block), np.uint8)  # 1 where the row goes left at that internal node
+    agree = np.empty(max_path, np.uint8)
+    e = np.empty(max_path + 1, np.float64)
+    for r0 in range(0, n, block):
+        nb = min(block, n - r0)
+        for r in range(nb):
+            for f in range(n_features):
+                XT[f, r] = X[r0 + r, f]
+        acc[:, :] = 0.0
+        for t in range(n_trees):
+            i0 = int_start[t]
+            n_int = int_start[t + 1] - i0
+            if n_int == 0:
+                continue  # a single leaf: bias only
+            M[0, :nb] = -1
+            for i in range(n_int):
+                node = i0 + i
+                _decide(XT[feature[node]], nb, threshold[node], missing[node], default_left[node], M[i],
+                        M[left[node]], M[right[node]], clear[node], W[i])
+            l0 = leaf_start[t]
+            for j in range(leaf_start[t + 1] - l0):
+                leaf = l0 + j
+                kk = k[leaf]
+                p0 = pos_start[leaf]
+                t0 = table_start[leaf]
+                mj = M[n_int + j]
+                if t0 >= 0:
+                    low = (1 << kk) - 1
+                    for r in range(nb):
+                        mj[r] &= low
+                    for q in range(kk):
+                        a = acc[path_feature[p0 + q]]
+                        c = ratio[p0 + q]
+                        bit = 1 << q
+                        for r in range(nb):
+                            mm = mj[r]
+                            # agree: (1 - z) / z * G(A minus q); disagree: -G(A), and A minus q = A there
+                            a[r] += (c if mm & bit else -1.0) * table[t0 + (mm & ~bit)]
+                else:
+                    w = _weights(kk)
+                    for r in range(nb):
+                        for q in range(kk):
+                            agree[q] = 1
+                        for s in range(walk_start[leaf], walk_start[leaf + 1]):
+                            i = walk_node[s]
+                            if W[i, r] != walk_left[s]:
+                                agree[node_pos[i0 + i]] = 0
+                        _direct(acc[:, r], value[leaf], path_zero[p0:p0 + kk], path_feature[p0:p0 + kk], agree,
+                                w, e)
+        for r in range(nb):
+            for f in range(n_features):
+                out[r0 + r, f] = acc[f, r]
+            out[r0 + r, n_features] = bias
+
+
+@njit(cache=True, nogil=True)
+def _raw_kernel(X, out, int_start, leaf_start, feature, threshold, missing, default_left, left, right, value):
+    n_trees = int_start.size - 1
+    for r in range(X.shape[0]):
+        x = X[r]
+        s = 0.0
+        for t in range(n_trees):
+            i0 = int_start[t]
+            n_int = int_start[t + 1] - i0
+            slot = 0
+            while slot < n_int:
+                node = i0 + slot
+                if _goes_left(x[feature[node]], threshold[node], missing[node], default_left[node]):
+                    slot = left[node]
+                else:
+                    slot = right[node]
+            s += value[leaf_start[t] + slot - n_int]
+        out[r] = s
+
+
+@njit(cache=True, nogil=True)
+def _heap_kernel(X, out, depth, feature, threshold, missing, default_left, value):
+    # every tree has the same number of levels, so the walk has no data-dependent loop exit, and rows are
+    # the inner loop: their walks are independent and the processor overlaps them
+    n = X.shape[0]
+    n_in = (1 << depth) - 1
+    block = 64
+    idx = np.empty(block, np.int64)
+    acc = np.empty(block)
+    for b0 in range(0, n, block):
+        nb = min(block, n - b0)
+        for r in range(nb):
+            acc[r] = 0.0
+        for t in range(feature.shape[0]):
+            for r in range(nb):
+                idx[r] = 0
+            for _ in range(depth):
+                for r in range(nb):
+                    h = idx[r]
+                    v = X[b0 + r, feature[t, h]]
+                    isnan = v != v
+                    if isnan or -_ZERO <= v <= _ZERO:  # see _goes_left
+                        v = 0.0
+                    m = missing[t, h]
+                    special = (m == 2 and isnan) or (m == 1 and v == 0.0)
+                    left = default_left[t, h] == 1 if special else v <= threshold[t, h]
+                    idx[r] = 2 * h + 2 - left
+            for r in range(nb):
+                acc[r] += value[t, idx[r] - n_in]
+        for r in range(nb):
+            out[b0 + r] = acc[r]

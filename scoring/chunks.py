@@ -1,0 +1,167 @@
+"""Splitting a portfolio into chunks of accounts that can be scored apart.
+
+A chunk is a range of account ids [lo, hi). Features look across a customer's accounts (worst DPD on the
+other accounts, active cash loans), so a cut never separates two accounts of one customer: cuts are placed
+only where every customer lies wholly on one side. Scores then do not depend on the chunk size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features.contract import ContractError, Problem, find_table, part_files, read_arrow
+
+DATE_COLUMNS = {"accounts": ("open_date",), "bills": ("statement_date", "due_date"),
+                "payments": ("payment_date",), "limits": ("effective_date",)}
+EXTRACT_COLUMNS = {"accounts": ("open_date", "charge_off_date"), "bills": ("statement_date", "due_date",
+                   "converted_date"), "payments": ("payment_date",), "limits": ("effective_date",),
+                   "macro": ("month", "published_date")}  # as the contract's extraction date: all but truth
+OPTIONAL = ("macro",)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """What the parent process knows before any chunk is read: ids, and the data's first and last day."""
+
+    account_id: np.ndarray  # sorted
+    customer_id: np.ndarray  # aligned with account_id
+    first_day: pd.Timestamp
+    extraction: pd.Timestamp
+    boundaries: np.ndarray | None = None  # account ids where the bills table's row groups start
+
+
+def survey(data_dir: Path) -> Portfolio:
+    """Account and customer ids and the date span of the data, reading only the columns needed."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ContractError([Problem("data", "", f"directory {data_dir} does not exist",
+                                     hint="Pass the folder holding accounts, bills, payments and limits.")])
+    found = {name: find_table(data_dir, name) for name in EXTRACT_COLUMNS}
+    lacking = [name for name, path in found.items() if path is None and name not in OPTIONAL]
+    if lacking:
+        raise ContractError([Problem(name, "", f"is not found in {data_dir} (looked for {name}.parquet, {name}/, "
+                                     f"{name}.csv)", hint=f"Write the {name} table there, or check the folder name.")
+                             for name in lacking])
+    lows, highs = [], []
+    for name, columns in EXTRACT_COLUMNS.items():
+        path = found[name]
+        if path is None:
+            continue
+        try:
+            if name == "accounts":
+                ids = read_arrow(path).select(["account_id", "customer_id"]) if path.suffix == ".csv" else \
+                    _columns(path, ("account_id", "customer_id"))
+            table = None
+            for column in columns:
+                span = _span_from_statistics(path, column) if path.suffix != ".csv" else None
+                if span is None:  # CSV, or Parquet written without statistics: read the column
+                    if table is None:
+                        table = read_arrow(path) if path.suffix == ".csv" else _columns(path, columns)
+                    if column not in table.column_names:
+                        continue
+                    mm = pc.min_max(table.column(column).cast(pa.timestamp("s")))
+                    span = (mm["min"].as_py(), mm["max"].as_py())
+                if span[1] is not None:
+                    highs.append(pd.Timestamp(span[1]))
+                if column in DATE_COLUMNS.get(name, ()) and span[0] is not None:
+                    lows.append(pd.Timestamp(span[0]))
+        except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ContractError([Problem(name, "", f"cannot be read from {path}: {reason}",
+                                         hint="Re-export it as Parquet (or CSV with a header row); "
+                                              "`python -m features validate DIR` checks every table.")]) from None
+    account = ids.column("account_id").to_numpy().astype(np.int64)
+    customer = ids.column("customer_id").to_numpy().astype(np.int64)
+    order = np.argsort(account, kind="stable")
+    starts = _span_starts(found["bills"]) if found["bills"].suffix != ".csv" else None
+    return Portfolio(account[order], customer[order], pd.Timestamp(min(lows)) if lows else pd.NaT,
+                     pd.Timestamp(max(highs)) if highs else pd.NaT, starts)
+
+
+def _span_starts(path: Path) -> np.ndarray | None:
+    """First account id of every row group of a Parquet table (from statistics), or None if unknown."""
+    import pyarrow.parquet as pq
+
+    starts = []
+    for part in part_files(path) if path.is_dir() else [path]:
+        meta = pq.ParquetFile(part).metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        j = names.index("account_id")
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(j).statistics
+            if stats is None or not stats.has_min_max:
+                return None
+            starts.append(stats.min)
+    return np.unique(np.asarray(starts, dtype=np.int64))
+
+
+def _span_from_statistics(path: Path, column: str) -> tuple[object, object] | None:
+    """(min, max) of a Parquet column from its row-group statistics, without reading it; None if absent."""
+    import pyarrow.parquet as pq
+
+    lo = hi = None
+    for part in part_files(path) if path.is_dir() else [path]:
+        meta = pq.ParquetFile(part).metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        if column not in names:
+            continue
+        j = names.index(column)
+        for g in range(meta.num_row_groups):
+            chunk = meta.row_group(g).column(j)
+            stats = chunk.statistics
+            if chunk.num_values == 0 or stats is None:
+                continue
+            if not stats.has_min_max:
+                return None
+            lo = stats.min if lo is None else min(lo, stats.min)
+            hi = stats.max if hi is None else max(hi, stats.max)
+    return lo, hi
+
+
+def _columns(path: Path, columns: tuple[str, ...]) -> pa.Table:
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset([str(p) for p in part_files(path)] if path.is_dir() else [str(path)], format="parquet")
+    return dataset.to_table(columns=[c for c in columns if c in dataset.schema.names])
+
+
+def plan_chunks(account_id: np.ndarray, customer_id: np.ndarray, size: int,
+                boundaries: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Account-id ranges [lo, hi) of about `size` accounts each, never splitting a customer.
+
+    A cut after position i is safe when no customer has accounts on both sides: the last position of every
+    customer seen so far is <= i (a running maximum). Customers spread thinly over the id range leave few
+    safe cuts, and the chunks grow accordingly (correct first, then small). `boundaries` (account ids where
+    the largest table's row groups start) pull a cut to the nearest one within half a chunk, so that a chunk
+    decodes whole row groups rather than parts of two.
+    """
+    n = len(account_id)
+    if n == 0:
+        return []
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1 account, got {size}")
+    codes = np.unique(customer_id, return_inverse=True)[1]
+    last = np.zeros(codes.max() + 1, dtype=np.int64)
+    np.maximum.at(last, codes, np.arange(n))
+    reach = np.maximum.accumulate(last[codes])
+    safe = np.flatnonzero(reach == np.arange(n))  # cut after these positions
+    snap = np.array([], dtype=np.int64) if boundaries is None else \
+        np.append(np.searchsorted(account_id, np.asarray(boundaries, dtype=np.int64)) - 1, n - 1)  # cut before
+    bounds, start = [], 0
+    while start < n:
+        want = start + size - 1
+        near = snap[(snap >= start + size // 2) & (snap <= start + size + size // 2)]
+        if len(near):
+            want = int(near[np.argmin(np.abs(near - want))])
+        k = np.searchsorted(safe, want, side="left")
+        end = safe[k] if k < len(safe) else n - 1
+        bounds.append((start, end + 1))
+        start = end + 1
+    edges = [int(account_id[s]) for s, _ in bounds] + [int(account_id[-1]) + 1]
+    return list(pairwise(edges))

@@ -1,0 +1,235 @@
+"""The batch scoring job: same output whatever the chunking, atomic under SIGKILL, clear on bad input."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from features.builders import build_features
+from features.catalog import default_catalog
+from features.contract import load_tables
+from models.bundle import load_bundle
+from models.reasons import top_adverse
+from models.training import TrainConfig, train
+from scoring.chunks import plan_chunks
+from scoring.job import ScoreError, ScoreRequest, run
+from scoring.output import manifest_path, sha256
+from simulation.generate import Request, generate
+from validation.metrics import psi
+
+ROOT = Path(__file__).resolve().parents[1]
+AS_OF = "2025-06-30"
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(baseline_tables, tmp_path_factory):
+    result = train(baseline_tables, TrainConfig(n_boot=10), progress=lambda _: None)
+    return result.bundle.save(tmp_path_factory.mktemp("bundle") / "bundle")
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("worlds") / "small"
+    generate(out, Request(4_000, 30, seed=11), progress=False)
+    return out
+
+
+def _score(data, out, bundle, **kw) -> dict:
+    return run(ScoreRequest(Path(data), Path(out), model=str(bundle), **kw))
+
+
+def test_output_is_the_same_for_any_chunk_size_and_number_of_workers(baseline_dir, bundle_dir, tmp_path):
+    one = _score(baseline_dir[0], tmp_path / "one.parquet", bundle_dir, workers=1, chunk_size=100_000)
+    many = _score(baseline_dir[0], tmp_path / "many.parquet", bundle_dir, workers=1, chunk_size=3_333)
+    two = _score(baseline_dir[0], tmp_path / "two.parquet", bundle_dir, workers=2, chunk_size=7_000)
+    assert one["run"]["chunks"] == 1 and many["run"]["chunks"] >= 9 and two["run"]["chunks"] >= 4
+    a = pq.read_table(tmp_path / "one.parquet")
+    for other in ("many", "two"):
+        assert pq.read_table(tmp_path / f"{other}.parquet").equals(a), other
+    assert one["drift"] == many["drift"] == two["drift"]
+    assert one["rows"] == two["rows"]
+    frame = a.to_pandas()
+    assert frame["account_id"].is_monotonic_increasing and frame["account_id"].is_unique
+    assert len(frame) == one["rows"]["scored"] > 25_000
+
+
+def test_scores_equal_lightgbm_and_reasons_equal_exact_treeshap(baseline_dir, baseline_tables, bundle_dir, tmp_path):
+    manifest = _score(baseline_dir[0], tmp_path / "s.parquet", bundle_dir, workers=1, as_of=AS_OF)
+    out = pd.read_parquet(tmp_path / "s.parquet")
+    bundle = load_bundle(bundle_dir)
+    feats = build_features(baseline_tables, [AS_OF], default_catalog())
+    assert (feats["account_id"].to_numpy() == out["account_id"].to_numpy()).all()
+    expected = bundle.predict(feats)  # LightGBM's own predict, through the bundle
+    np.testing.assert_allclose(out["pd_default"], expected["pd_default"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out["p_self_cure"], expected["p_self_cure"], rtol=0, atol=1e-12)
+    assert (out["model_score"] == expected["score"]).all()
+    # the model reasons of adverse rows: the same codes, in the same order, as LightGBM's exact TreeSHAP
+    adverse = out["adverse"].to_numpy() & (out["collection_treatment"] == "").to_numpy()  # default-model reasons
+    X = feats.loc[adverse, bundle.feature_names].to_numpy(np.float64)
+    contrib = bundle.models["default"].booster.predict(X, pred_contrib=True)[:, :-1]
+    idx, _ = top_adverse(contrib, 4)
+    position = {f.name: i + 1 for i, f in enumerate(default_catalog())}
+    lgb_codes = np.array([f"R{position[n]:02d}" for n in bundle.feature_names] + [""], dtype=object)[idx]
+    ours = out.loc[adverse, ["reason_2", "reason_3", "reason_4"]].to_numpy(object)  # slot 1 is the rule
+    assert adverse.sum() > 500
+    assert (ours == lgb_codes[:, :3]).mean() == 1.0
+    assert manifest["rows"]["adverse"] == int(out["adverse"].sum())
+
+
+def test_the_manifest_describes_the_run_and_matches_the_file(baseline_dir, bundle_dir, tmp_path):
+    out = tmp_path / "s.parquet"
+    m = _score(baseline_dir[0], out, bundle_dir, workers=1, as_of=AS_OF)
+    on_disk = json.loads(manifest_path(out).read_text())
+    assert on_disk == json.loads(json.dumps(m, default=str))
+    assert m["output"]["sha256"] == sha256(out) and m["output"]["rows"] == pq.read_metadata(out).num_rows
+    assert len(m["input"]["fingerprint"]) == 64 and m["model"]["version"].startswith("bundle:")
+    assert len(m["policy"]["hash"]) == 64 and m["previous"] == {"source": "recomputed", "as_of": "2025-05-31"}
+    assert set(m["timings"]["stages_worker_s"]) == {"read", "features", "predict", "policy", "reasons", "assemble"}
+    assert m["drift"]["score"]["level"] in ("stable", "warning", "alert")
+    assert len(m["drift"]["features"]) == len(default_catalog().names)
+    # the drift figures are the PSI of the whole column, though counted chunk by chunk
+    frame = pd.read_parquet(out)
+    bundle = load_bundle(bundle_dir)
+    assert m["drift"]["score"]["psi"] == pytest.approx(psi(bundle.reference["score"], frame["model_score"]),
+                                                       abs=1e-5)
+    assert sum(m["rows"]["limit_action"].values()) == m["rows"]["scored"]
+
+
+def test_previous_scores_from_a_file_equal_the_recomputed_ones(small_world, bundle_dir, tmp_path):
+    first = tmp_path / "may.parquet"
+    _score(small_world, first, bundle_dir, workers=1, as_of="2025-05-31")
+    recomputed = pd.read_parquet(_score(small_world, tmp_path / "a.parquet", bundle_dir, workers=1,
+                                        as_of=AS_OF)["output"]["path"])
+    from_file = pd.read_parquet(_score(small_world, tmp_path / "b.parquet", bundle_dir, workers=1, as_of=AS_OF,
+                                       previous=first)["output"]["path"])
+    pd.testing.assert_series_equal(recomputed["previous_score"], from_file["previous_score"])
+    assert recomputed["previous_score"].notna().mean() > 0.9
+    may = pd.read_parquet(first).set_index("account_id")["score"]
+    both = from_file.set_index("account_id")
+    np.testing.assert_array_equal(both.loc[may.index, "previous_score"], may)
+    assert (both["score_adjustment"] == both["score"] - both["previous_score"]).dropna().all()
+
+
+def test_csv_input_scores_the_same_as_parquet(small_world, bundle_dir, tmp_path):
+    csv_dir = tmp_path / "csv"
+    csv_dir.mkdir()
+    tables = load_tables(small_world)
+    for name, frame in tables.loaded().items():
+        frame.to_csv(csv_dir / f"{name}.csv", index=False)
+    _score(small_world, tmp_path / "p.parquet", bundle_dir, workers=1, as_of=AS_OF, chunk_size=1_500)
+    _score(csv_dir, tmp_path / "c.parquet", bundle_dir, workers=1, as_of=AS_OF, chunk_size=1_500)
+    a, b = pd.read_parquet(tmp_path / "p.parquet"), pd.read_parquet(tmp_path / "c.parquet")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
+
+
+def test_sigkill_midway_leaves_nothing_and_a_rerun_is_complete_and_identical(baseline_dir, bundle_dir, tmp_path):
+    reference = tmp_path / "reference.parquet"
+    _score(baseline_dir[0], reference, bundle_dir, workers=1, chunk_size=2_000)
+    out = tmp_path / "killed" / "scores.parquet"
+    args = [sys.executable, str(ROOT / "score.py"), "--model", str(bundle_dir), "--data", str(baseline_dir[0]),
+            "--out", str(out), "--workers", "1", "--chunk-size", "2000"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    partial = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        parts = list(out.parent.glob(".scores.parquet.part-*")) if out.parent.exists() else []
+        if parts and parts[0].stat().st_size > 100_000:  # some chunks written, more to come
+            partial = parts[0]
+            break
+        time.sleep(0.05)
+    assert partial is not None and proc.poll() is None, "the job finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and not manifest_path(out).exists()
+    rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert pq.read_table(out).equals(pq.read_table(reference))
+    assert not list(out.parent.glob(".*part-*")), "the killed run's temporary file is cleared"
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.run([sys.executable, str(ROOT / "score.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def test_bad_input_fails_clearly_with_nothing_at_the_output_path(small_world, bundle_dir, tmp_path):
+    out = tmp_path / "o.parquet"
+    base = ["--data", str(small_world), "--out", str(out), "--workers", "1"]
+
+    def fails(args: list[str], *words: str) -> None:
+        res = _cli(args, tmp_path)
+        assert res.returncode != 0
+        assert "Traceback" not in res.stderr, res.stderr[-3000:]
+        for w in words:
+            assert w in res.stderr, (w, res.stderr[-2000:])
+        assert not out.exists() and not manifest_path(out).exists()
+        assert not list(tmp_path.glob(".o.parquet*"))
+
+    fails(["--model", "models:/nosuch@champion", *base], "models:/nosuch@champion is not in the registry")
+    fails(["--model", str(tmp_path / "nothing"), *base], "not found")
+    fails(["--model", str(bundle_dir), *base, "--as-of", "2030-01-31"], "after the data's extraction date")
+    fails(["--model", str(bundle_dir), *base, "--as-of", "2001-01-31"], "before any data")
+    # a bundle whose features are not this catalog's
+    other = tmp_path / "other_bundle"
+    import shutil
+
+    shutil.copytree(bundle_dir, other)
+    meta = json.loads((other / "bundle.json").read_text())
+    meta["feature_names"] = meta["feature_names"][::-1]
+    from models.bundle import _canonical, _sha
+
+    meta.pop("checksum")
+    meta["checksum"] = _sha(_canonical(meta))
+    (other / "bundle.json").write_text(json.dumps(meta))
+    fails(["--model", str(other), *base], "features differ")
+    # a corrupt Parquet part
+    broken = tmp_path / "broken"
+    shutil.copytree(small_world, broken)
+    part = sorted((broken / "payments").glob("*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    fails(["--model", str(bundle_dir), "--data", str(broken), "--out", str(out), "--workers", "1"],
+          "payments", str(broken / "payments"))
+    # previous scores for another portfolio
+    prev = tmp_path / "prev.parquet"
+    pd.DataFrame({"account_id": [10_000_001, 10_000_002], "as_of": pd.to_datetime(["2025-05-31"] * 2),
+                  "score": [600.0, 610.0]}).to_parquet(prev)
+    fails(["--model", str(bundle_dir), *base, "--as-of", AS_OF, "--previous", str(prev)],
+          "not in", "other accounts", "10000001")
+    fails(["--model", str(bundle_dir), *base, "--config", str(tmp_path / "none.toml")], "none.toml does not exist")
+
+
+def test_an_existing_output_survives_a_failed_run(small_world, bundle_dir, tmp_path):
+    out = tmp_path / "o.parquet"
+    _score(small_world, out, bundle_dir, workers=1, as_of=AS_OF)
+    before = sha256(out)
+    with pytest.raises(ScoreError, match="after the data's extraction date"):
+        _score(small_world, out, bundle_dir, workers=1, as_of="2031-01-31")
+    assert sha256(out) == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=200), st.integers(1, 50), st.randoms(use_true_random=False))
+def test_chunks_cover_every_account_once_and_never_split_a_customer(sizes, chunk, rnd):
+    customer = np.repeat(np.arange(len(sizes)), np.minimum(sizes, 3))  # 1-3 accounts per customer
+    if rnd.random() < 0.3:  # some portfolios interleave customers' account ids
+        customer = customer[np.array(rnd.sample(range(len(customer)), len(customer)))]
+    account = np.arange(100, 100 + len(customer)) * 3
+    bounds = plan_chunks(account, customer, chunk)
+    assert bounds[0][0] == account[0] and bounds[-1][1] == account[-1] + 1
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    which = np.searchsorted([lo for lo, _ in bounds], account, side="right") - 1
+    per_customer = pd.Series(which).groupby(customer).nunique()
+    assert (per_customer == 1).all()
