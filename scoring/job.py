@@ -145,71 +145,19 @@ def _score_chunk(task: ChunkTask) -> ChunkResult:
     models = task.models
     tables = load_tables(task.data, account_range=(task.lo, task.hi))
     lap("read")
-    prep = Prepared(tables)
-    prep.extraction, prep.first_day = task.extraction, int(to_days(np.array([task.first_day.to_datetime64()]))[0])
-    days = [task.as_of] if task.previous_day is None else [task.previous_day, task.as_of]
-    frame = build_features(prep, [np.datetime64(int(d), "D") for d in days], default_catalog())
-    at = frame["as_of"].to_numpy().astype("datetime64[D]").astype(np.int64)
-    now = frame[at == task.as_of].reset_index(drop=True)
-    before = frame[at != task.as_of]
+    prep, now, before = _features(tables, task)
     lap("features")
-
-    names = models.feature_names
-    X = np.ascontiguousarray(now[names].to_numpy(np.float64))
+    X = np.ascontiguousarray(now[models.feature_names].to_numpy(np.float64))
     prob = {t: models.probability(t, X) for t in models.targets}
-    model_score, _ = models.scale.score(prob["default"])
-    previous = np.full(len(now), np.nan)
-    ids = now["account_id"].to_numpy(np.int64)
-    if task.previous_day is not None and len(before):
-        Xp = np.ascontiguousarray(before[names].to_numpy(np.float64))
-        p_before = models.probability("default", Xp)
-        pos = np.searchsorted(before["account_id"].to_numpy(np.int64), ids)
-        pos = np.minimum(pos, len(before) - 1)
-        hit = before["account_id"].to_numpy(np.int64)[pos] == ids
-        previous[hit] = models.scale.score(p_before)[0][pos[hit]]
-    elif task.previous_ids is not None and len(task.previous_ids):
-        pos = np.minimum(np.searchsorted(task.previous_ids, ids), len(task.previous_ids) - 1)
-        hit = task.previous_ids[pos] == ids
-        previous[hit] = task.previous_scores[pos[hit]]
+    model_score = models.scale.score(prob["default"])[0]
+    previous = _previous_scores(task, now["account_id"].to_numpy(np.int64), before)
     lap("predict")
-
-    row = np.searchsorted(prep.account_id, ids)
-    charged = (prep.charge_day[row] != kernels.NONE) & (prep.charge_day[row] <= task.as_of)
-    status = np.where(charged, CHARGED_OFF, np.where(now["bills_due"].to_numpy() == 0, NEW, ACTIVE))
-    state = pd.DataFrame({
-        "account_id": ids, "status": status, "is_installment": now["is_installment"].to_numpy() == 1,
-        "pd_default": prob["default"], "model_score": model_score, "previous_score": previous,
-        "dpd_now": now["dpd_now"].to_numpy(), "days_since_late": now["days_since_late"].to_numpy(),
-        "utilisation": now["util_n3"].to_numpy(), "balance_now": now["balance_now"].to_numpy(),
-        "limit_now": now["limit_now"].to_numpy(),
-    })
-    for target, column in (("early_warning", "p_early_warning"), ("self_cure", "p_self_cure")):
-        if target in prob:
-            state[column] = prob[target]
+    state = _state(prep, now, task.as_of, prob, model_score, previous)
     decision = decide(state, task.policy, score_lo=models.scale.lo, score_hi=models.scale.hi)
     lap("policy")
-
-    codes, texts = _reasons(decision, models.compiled, X, names, task.reasons)
+    codes, texts = _reasons(decision, models.compiled, X, models.feature_names, task.reasons)
     lap("reasons")
-
-    out = {
-        "account_id": ids, "as_of": np.full(len(ids), task.as_of, dtype="datetime64[D]"), "status": status,
-        "product": np.where(state["is_installment"], "installment", "revolving"),
-        "pd_default": prob["default"], "model_score": model_score, "score": decision["score"].to_numpy(),
-        "previous_score": previous, "score_adjustment": decision["score_adjustment"].to_numpy(),
-        "p_early_warning": prob.get("early_warning"), "early_warning": decision["early_warning"].to_numpy(),
-        "early_warning_action": decision["early_warning_action"].to_numpy(), "p_self_cure": prob.get("self_cure"),
-        "dpd_now": state["dpd_now"].to_numpy(), "collection_treatment": decision["collection_treatment"].to_numpy(),
-        "control_cell": decision["control_cell"].to_numpy(), "credit_limit": state["limit_now"].to_numpy(),
-        "new_credit_limit": decision["new_credit_limit"].to_numpy(),
-        "limit_action": decision["limit_action"].to_numpy(), "adverse": decision["adverse"].to_numpy(),
-        **{f"reason_{i + 1}": codes[:, i] for i in range(REASONS)},
-        **{f"reason_text_{i + 1}": texts[:, i] for i in range(REASONS)},
-        "model_version": np.full(len(ids), task.model_version, dtype=object),
-        "schema_version": np.full(len(ids), SCHEMA_VERSION, dtype=np.int32),
-    }
-    schema = schema_for(models.targets)
-    table = pa.table({f.name: pa.array(out[f.name], type=f.type) for f in schema}, schema=schema)
+    table = _table(task, state, prob, decision, codes, texts)
     drift = {name: bin_counts(ref, now[name]) for name, ref in models.reference.get("features", {}).items()
              if name in now}
     if "score" in models.reference:
@@ -218,14 +166,88 @@ def _score_chunk(task: ChunkTask) -> ChunkResult:
     return ChunkResult(table, drift, seconds, len(prep.account_id))
 
 
+def _features(tables, task: ChunkTask) -> tuple[Prepared, pd.DataFrame, pd.DataFrame]:
+    """Features as of T and (when recomputing) as of the previous cycle, in one pass over the histories.
+
+    The chunk's own first and last dates are replaced by the whole portfolio's: an as-of date is judged
+    against the data, not against the accounts that happen to share a chunk.
+    """
+    prep = Prepared(tables)
+    prep.extraction, prep.first_day = task.extraction, int(to_days(np.array([task.first_day.to_datetime64()]))[0])
+    days = [task.as_of] if task.previous_day is None else [task.previous_day, task.as_of]
+    frame = build_features(prep, [np.datetime64(int(d), "D") for d in days], default_catalog())
+    at = frame["as_of"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    return prep, frame[at == task.as_of].reset_index(drop=True), frame[at != task.as_of]
+
+
+def _previous_scores(task: ChunkTask, ids: np.ndarray, before: pd.DataFrame) -> np.ndarray:
+    """Last cycle's score per account (NaN where there is none): recomputed, or from the --previous file."""
+    previous = np.full(len(ids), np.nan)
+    if task.previous_day is not None and len(before):
+        X = np.ascontiguousarray(before[task.models.feature_names].to_numpy(np.float64))
+        scores = task.models.scale.score(task.models.probability("default", X))[0]
+        known = before["account_id"].to_numpy(np.int64)
+    elif task.previous_ids is not None and len(task.previous_ids):
+        scores, known = task.previous_scores, task.previous_ids
+    else:
+        return previous
+    pos = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+    hit = known[pos] == ids
+    previous[hit] = scores[pos[hit]]
+    return previous
+
+
+def _state(prep: Prepared, now: pd.DataFrame, as_of: int, prob: dict, model_score: np.ndarray,
+           previous: np.ndarray) -> pd.DataFrame:
+    """What the policy decides on: predictions and the few facts it reads (policy.decide.INPUTS)."""
+    ids = now["account_id"].to_numpy(np.int64)
+    charge_day = prep.charge_day[np.searchsorted(prep.account_id, ids)]
+    charged = (charge_day != kernels.NONE) & (charge_day <= as_of)
+    state = pd.DataFrame({
+        "account_id": ids, "status": np.where(charged, CHARGED_OFF, np.where(now["bills_due"].to_numpy() == 0,
+                                                                              NEW, ACTIVE)),
+        "is_installment": now["is_installment"].to_numpy() == 1,
+        "pd_default": prob["default"], "model_score": model_score, "previous_score": previous,
+        "dpd_now": now["dpd_now"].to_numpy(), "days_since_late": now["days_since_late"].to_numpy(),
+        "utilisation": now["util_n3"].to_numpy(), "balance_now": now["balance_now"].to_numpy(),
+        "limit_now": now["limit_now"].to_numpy(),
+    })
+    for target, column in (("early_warning", "p_early_warning"), ("self_cure", "p_self_cure")):
+        if target in prob:
+            state[column] = prob[target]
+    return state
+
+
+def _table(task: ChunkTask, state: pd.DataFrame, prob: dict, decision: pd.DataFrame, codes: np.ndarray,
+           texts: np.ndarray) -> pa.Table:
+    """The chunk's rows in the output schema (columns of targets the bundle lacks left out)."""
+    n = len(state)
+    out = {
+        "account_id": state["account_id"].to_numpy(), "as_of": np.full(n, task.as_of, dtype="datetime64[D]"),
+        "status": state["status"].to_numpy(),
+        "product": np.where(state["is_installment"], "installment", "revolving"),
+        "pd_default": prob["default"], "model_score": state["model_score"].to_numpy(),
+        "previous_score": state["previous_score"].to_numpy(), "p_early_warning": prob.get("early_warning"),
+        "p_self_cure": prob.get("self_cure"), "dpd_now": state["dpd_now"].to_numpy(),
+        "credit_limit": state["limit_now"].to_numpy(),
+        **{c: decision[c].to_numpy() for c in ("score", "score_adjustment", "early_warning", "early_warning_action",
+                                                "collection_treatment", "control_cell", "new_credit_limit",
+                                                "limit_action", "adverse")},
+        **{f"reason_{i + 1}": codes[:, i] for i in range(REASONS)},
+        **{f"reason_text_{i + 1}": texts[:, i] for i in range(REASONS)},
+        "model_version": np.full(n, task.model_version, dtype=object),
+        "schema_version": np.full(n, SCHEMA_VERSION, dtype=np.int32),
+    }
+    schema = schema_for(task.models.targets)
+    return pa.table({f.name: pa.array(out[f.name], type=f.type) for f in schema}, schema=schema)
+
+
 def _reasons(decision: pd.DataFrame, compiled: dict, X: np.ndarray, names: list[str], mode: str):
     """Reason columns: the fired rule first, then the explaining model's TreeSHAP reasons, up to REASONS.
 
     Only rows that need them are explained ('adverse': rows with an adverse decision; 'all': every row,
     by the default model unless the self-cure model explains an adverse collection decision).
     """
-    from features.catalog import default_catalog as catalog
-
     n = len(decision)
     rule = decision["rule_code"].to_numpy(object)
     has_rule = rule != ""
@@ -240,7 +262,7 @@ def _reasons(decision: pd.DataFrame, compiled: dict, X: np.ndarray, names: list[
         if len(rows) and target in compiled:
             contrib = contributions(compiled[target], np.ascontiguousarray(X[rows]))[:, :-1]
             model_idx[rows] = top_adverse(sign * contrib, REASONS)[0]
-    codes, texts = describe(model_idx, X, names, catalog())
+    codes, texts = describe(model_idx, X, names, default_catalog())
     # rows with a rule: rule in slot 1, model reasons shifted right by one
     codes[has_rule, 1:] = codes[has_rule, :-1]
     texts[has_rule, 1:] = texts[has_rule, :-1]
