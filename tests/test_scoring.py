@@ -233,3 +233,35 @@ def test_chunks_cover_every_account_once_and_never_split_a_customer(sizes, chunk
     which = np.searchsorted([lo for lo, _ in bounds], account, side="right") - 1
     per_customer = pd.Series(which).groupby(customer).nunique()
     assert (per_customer == 1).all()
+
+
+def test_reason_modes_explain_adverse_rows_everyone_or_no_one(small_world, bundle_dir, tmp_path):
+    frames = {mode: pd.read_parquet(_score(small_world, tmp_path / f"{mode}.parquet", bundle_dir, workers=1,
+                                           as_of=AS_OF, reasons=mode)["output"]["path"]) for mode in
+              ("adverse", "all", "none")}
+    adverse, every, none = frames["adverse"], frames["all"], frames["none"]
+    quiet = ~adverse["adverse"]
+    assert quiet.any() and adverse["adverse"].any()
+    assert (adverse.loc[quiet, "reason_1"] == "").all(), "no reasons without an adverse decision by default"
+    assert (every.loc[quiet, "reason_1"].str.startswith("R")).mean() > 0.9, "--reasons all explains everyone"
+    assert (every.loc[~quiet, "reason_1"] == adverse.loc[~quiet, "reason_1"]).all()
+    assert (none.loc[~quiet, "reason_1"].str.startswith("P")).all(), "rules still name themselves"
+    assert (none[["reason_2", "reason_3", "reason_4"]] == "").all().all()
+    decisions = ["score", "limit_action", "new_credit_limit", "collection_treatment", "adverse"]
+    pd.testing.assert_frame_equal(adverse[decisions], none[decisions])
+
+
+def test_a_bundle_without_a_target_leaves_its_columns_out(small_world, bundle_dir, tmp_path):
+    bundle = load_bundle(bundle_dir)
+    del bundle.models["early_warning"]
+    partial = bundle.save(tmp_path / "no_ew")
+    m = _score(small_world, tmp_path / "s.parquet", partial, workers=1, as_of=AS_OF)
+    columns = pq.read_schema(tmp_path / "s.parquet").names
+    assert "p_early_warning" not in columns and "early_warning" not in columns
+    assert {"pd_default", "p_self_cure", "collection_treatment", "limit_action"} <= set(columns)
+    assert m["model"]["targets"] == ["default", "self_cure"] and "early_warning" not in m["rows"]
+    del bundle.models["default"]
+    no_default = bundle.save(tmp_path / "no_default")
+    with pytest.raises(ScoreError, match="no model for the default target"):
+        _score(small_world, tmp_path / "t.parquet", no_default, workers=1, as_of=AS_OF)
+    assert not (tmp_path / "t.parquet").exists()
