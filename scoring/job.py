@@ -379,12 +379,17 @@ def _count(table: pa.Table, counts: dict[str, Counter], flags: Counter) -> None:
 
 
 def drift_summary(bundle: Bundle, counts: dict[str, np.ndarray]) -> dict:
-    """PSI of the score and CSI of every feature against the bundle's training reference, with levels."""
+    """PSI of the score and CSI of every feature against the bundle's training reference, with levels.
+
+    Macro indicators take one value per as-of date, so against a reference spread over many months their
+    CSI is large by construction: it is reported, with level 'one value per date', and never alerts.
+    """
+    macro = {f.name for f in default_catalog() if f.family == "macro"}
     out: dict = {"features": {}}
     for name, c in counts.items():
         ref = bundle.reference["score"] if name == "score" else bundle.reference["features"][name]
         value = psi_from_counts(ref, c)
-        entry = {"psi": round(value, 5), "level": drift_level(value)}
+        entry = {"psi": round(value, 5), "level": "one value per date" if name in macro else drift_level(value)}
         if name == "score":
             out["score"] = entry
         else:
@@ -400,8 +405,10 @@ def _log_drift(drift: dict) -> None:
         log.warning("score PSI %.3f against the training reference: %s", score["psi"], score["level"])
     for level in ("warning", "alert"):
         if drift[level]:
-            log.warning("feature CSI %s (above %s) for %d feature(s): %s", level,
-                        "0.25" if level == "alert" else "0.1", len(drift[level]), ", ".join(drift[level]))
+            worst = sorted(drift[level], key=lambda n: -drift["features"][n]["psi"])[:5]
+            log.warning("feature CSI %s (above %s) for %d of %d features, highest: %s; all in the manifest", level,
+                        "0.25" if level == "alert" else "0.1", len(drift[level]), len(drift["features"]),
+                        ", ".join(f"{n} {drift['features'][n]['psi']:.2f}" for n in worst))
 
 
 def _fingerprint(data: Path) -> str:
