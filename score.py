@@ -25,7 +25,7 @@ DEMO = Path("data/synthetic/demo")
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python score.py", description=__doc__.split("\n\n")[0],
-                                 epilog=__doc__.split("\n\n", 2)[2],
+                                 epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models:/dynascore@champion",
                     help="models:/NAME@ALIAS, models:/NAME/VERSION or a bundle directory "
@@ -92,9 +92,9 @@ def _summary(m: dict, seconds: float) -> None:
           f"control cell {rows.get('control_cell', 0):,}")
     d = m["drift"]
     if "score" in d:
-        print(f"  drift: score PSI {d['score']['psi']:.3f} ({d['score']['level']}); features warning "
-              f"{len(d['warning'])}, alert {len(d['alert'])}" + (f" ({', '.join(d['alert'][:5])})" if d['alert']
-                                                                  else ""))
+        worst = sorted(d["alert"], key=lambda n: -d["features"][n]["psi"])[:3]
+        print(f"  drift: score PSI {d['score']['psi']:.3f} ({d['score']['level']}); feature CSI warning "
+              f"{len(d['warning'])}, alert {len(d['alert'])}" + (f" (worst {', '.join(worst)})" if worst else ""))
     print(f"wrote {m['output']['path']} and its manifest")
 
 
