@@ -95,7 +95,7 @@ def _summary(m: dict, seconds: float) -> None:
         worst = sorted(d["alert"], key=lambda n: -d["features"][n]["psi"])[:3]
         print(f"  drift: score PSI {d['score']['psi']:.3f} ({d['score']['level']}); feature CSI warning "
               f"{len(d['warning'])}, alert {len(d['alert'])}" + (f" (worst {', '.join(worst)})" if worst else ""))
-    print(f"wrote {m['output']['path']} and its manifest")
+    print(f"wrote {m['output']['path']}, its manifest and the run report {m.get('report', '')}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from policy.decide import ACTIVE, CHARGED_OFF, NEW, decide
 from scoring.chunks import Portfolio, plan_chunks, survey
 from scoring.output import REASONS, SCHEMA_VERSION, AtomicParquet, clear_leftovers, schema_for
 from scoring.pool import worker_pool
+from scoring.report import run_report
+from scoring.tally import Tally
 from validation.metrics import bin_counts, drift_level, psi_from_counts
 
 if TYPE_CHECKING:
@@ -321,9 +322,7 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
                 fingerprint = hasher.submit(_fingerprint, Path(request.data))
                 stages = dict.fromkeys(STAGES, 0.0)
                 drift: dict[str, np.ndarray] = {}
-                counts: dict[str, Counter] = {k: Counter() for k in ("status", "limit_action",
-                                                                     "collection_treatment")}
-                flags = Counter()
+                tally = Tally([b.min_score for b in policy.limit.bands])
                 accounts = 0
                 for i, result in enumerate(_results(tasks, pool)):
                     writer.write(result.table)
@@ -332,7 +331,7 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
                         stages[k] += v
                     for k, v in result.drift.items():
                         drift[k] = drift[k] + v if k in drift else v
-                    _count(result.table, counts, flags)
+                    tally.add(result.table)
                     if progress:
                         progress(i + 1, len(tasks))
                 digest = fingerprint.result()
@@ -345,7 +344,8 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
                           "targets": bundle.targets, "score_scale": bundle.scale.to_dict()},
                 "policy": {"source": policy.source, "hash": policy.hash},
                 "rows": {"scored": writer.rows, "not_open_yet": accounts - writer.rows,
-                         **{k: dict(sorted(v.items())) for k, v in counts.items()}, **flags},
+                         **{k: dict(sorted(v.items())) for k, v in tally.categories.items()}, **tally.flags},
+                "distributions": tally.summary(),
                 "drift": drift_summary(bundle, drift),
                 "run": {"chunks": len(tasks), "chunk_size": request.chunk_size, "workers": request.workers,
                         "reasons": request.reasons},
@@ -354,7 +354,8 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
             }
             manifest["timings"]["wall_s"] = round(time.perf_counter() - started, 3)
             _log_drift(manifest["drift"])
-            return writer.commit(manifest)
+            report = run_report(manifest, bundle.reference.get("score"), drift.get("score"))
+            return writer.commit(manifest, report)
         except BaseException:
             writer.abort()
             raise
@@ -366,16 +367,6 @@ def _results(tasks: list[ChunkTask], pool: ProcessPoolExecutor | None) -> Iterat
         yield from map(score_chunk, tasks)
     else:
         yield from pool.map(score_chunk, tasks)
-
-
-def _count(table: pa.Table, counts: dict[str, Counter], flags: Counter) -> None:
-    for key in counts:
-        values, n = np.unique(table.column(key).to_numpy(zero_copy_only=False), return_counts=True)
-        counts[key].update(dict(zip([str(v) or "(none)" for v in values], n.tolist(), strict=True)))
-    for key in ("early_warning", "control_cell", "adverse"):
-        if key in table.column_names:
-            flags[key] += int(np.sum(table.column(key).to_numpy(zero_copy_only=False)))
-    flags["with_previous_score"] += int(np.count_nonzero(~np.isnan(table.column("previous_score").to_numpy())))
 
 
 def drift_summary(bundle: Bundle, counts: dict[str, np.ndarray]) -> dict:

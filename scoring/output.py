@@ -57,13 +57,17 @@ def manifest_path(out: Path) -> Path:
     return out.with_name(out.name.removesuffix(".parquet") + ".manifest.json")
 
 
+def report_path(out: Path) -> Path:
+    return out.with_name(out.name.removesuffix(".parquet") + ".report.html")
+
+
 def temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.part-{os.getpid()}")
 
 
 def clear_leftovers(out: Path) -> None:
     """Temporary files of an earlier run of the same output that was killed."""
-    for path in (out, manifest_path(out)):
+    for path in (out, manifest_path(out), report_path(out)):
         for stale in path.parent.glob(f".{path.name}.part-*"):
             stale.unlink(missing_ok=True)
 
@@ -82,12 +86,19 @@ class AtomicParquet:
         self.writer.write_table(table)
         self.rows += table.num_rows
 
-    def commit(self, manifest: dict) -> dict:
+    def commit(self, manifest: dict, report: str | None = None) -> dict:
+        """Rename the scores into place, then the report, then the manifest that names them both."""
         self.writer.close()
         manifest = {**manifest, "output": {"path": str(self.out), "rows": self.rows, "sha256": sha256(self.tmp)}}
+        if report is not None:
+            manifest["report"] = str(report_path(self.out))
+            report_tmp = temporary(report_path(self.out))
+            report_tmp.write_text(report)
         meta_tmp = temporary(manifest_path(self.out))
         meta_tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
         os.replace(self.tmp, self.out)
+        if report is not None:
+            os.replace(report_tmp, report_path(self.out))
         os.replace(meta_tmp, manifest_path(self.out))
         return manifest
 

@@ -59,7 +59,8 @@ def test_output_is_the_same_for_any_chunk_size_and_number_of_workers(baseline_di
     for other in ("many", "two"):
         assert pq.read_table(tmp_path / f"{other}.parquet").equals(a), other
     assert one["drift"] == many["drift"] == two["drift"]
-    assert one["rows"] == two["rows"]
+    assert one["rows"] == many["rows"] == two["rows"]
+    assert one["distributions"] == many["distributions"] == two["distributions"]
     frame = a.to_pandas()
     assert frame["account_id"].is_monotonic_increasing and frame["account_id"].is_unique
     assert len(frame) == one["rows"]["scored"] > 25_000
@@ -105,6 +106,14 @@ def test_the_manifest_describes_the_run_and_matches_the_file(baseline_dir, bundl
     assert m["drift"]["score"]["psi"] == pytest.approx(psi(bundle.reference["score"], frame["model_score"]),
                                                        abs=1e-5)
     assert sum(m["rows"]["limit_action"].values()) == m["rows"]["scored"]
+    # the counts behind the report are the output's own
+    by_band = m["distributions"]["limit_action_by_score_band"]
+    assert sum(sum(v.values()) for v in by_band.values()) == len(frame)
+    assert sum(v.get("decrease", 0) for v in by_band.values()) == (frame["limit_action"] == "decrease").sum()
+    adj = m["distributions"]["score_adjustment"]
+    assert sum(adj["counts"]) == frame["score_adjustment"].notna().sum() == m["rows"]["with_previous_score"]
+    report = Path(m["report"]).read_text()
+    assert report.count("<img") == 3 and f"as of {AS_OF}" in report and m["model"]["version"] in report
 
 
 def test_previous_scores_from_a_file_equal_the_recomputed_ones(small_world, bundle_dir, tmp_path):
