@@ -379,7 +379,9 @@ def _promote(client, uri: str, name: str, bundle: Bundle, oot_features: pd.DataF
 def _bundle_dir_of_version(client, name: str, mv, dst: Path, uri: str) -> Path:
     """The bundle of a registered version: its run's `bundle/` artifact, else the model's own copy."""
     import mlflow
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
+    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")  # a few small files: no bar
     dst.mkdir(parents=True, exist_ok=True)
     if mv.run_id:
         try:
