@@ -310,7 +310,8 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
         as_of = _as_of(request.as_of, portfolio)
         out = Path(request.out) if request.out is not None else Path("scores") / f"scores-{_date(as_of)}.parquet"
         previous_day, prev_ids, prev_scores, prev_info = _previous(request, policy, as_of, portfolio)
-        chunks = plan_chunks(portfolio.account_id, portfolio.customer_id, request.chunk_size, portfolio.boundaries)
+        size = min(request.chunk_size, -(-len(portfolio.account_id) // request.workers))  # every worker gets work
+        chunks = plan_chunks(portfolio.account_id, portfolio.customer_id, max(size, 1), portfolio.boundaries)
         models = Models.of(bundle)
         tasks = [ChunkTask(Path(request.data), lo, hi, as_of, previous_day,
                            *_slice(prev_ids, prev_scores, lo, hi), portfolio.first_day, portfolio.extraction,
@@ -347,7 +348,7 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
                          **{k: dict(sorted(v.items())) for k, v in tally.categories.items()}, **tally.flags},
                 "distributions": tally.summary(),
                 "drift": drift_summary(bundle, drift),
-                "run": {"chunks": len(tasks), "chunk_size": request.chunk_size, "workers": request.workers,
+                "run": {"chunks": len(tasks), "chunk_size": size, "workers": request.workers,
                         "reasons": request.reasons},
                 "timings": {"stages_worker_s": {k: round(v, 3) for k, v in stages.items()},
                             "before_write_s": round(t_write - started, 3)},
