@@ -1,0 +1,1 @@
+"""The nightly batch scoring job: chunks of customers, worker processes, atomic output, manifest and report."""
