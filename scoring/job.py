@@ -417,7 +417,10 @@ def _fingerprint(data: Path) -> str:
 def _as_of(text: str | None, portfolio: Portfolio) -> int:
     if pd.isna(portfolio.extraction):
         raise ScoreError("the data holds no dated rows: nothing to score")
-    day = as_of_days(text if text is not None else portfolio.extraction.normalize())[0]
+    try:
+        day = as_of_days(text if text is not None else portfolio.extraction.normalize())[0]
+    except ValueError as exc:
+        raise ScoreError(f"--as-of {text}: {exc}") from None
     first, last = (int(to_days(np.array([t.to_datetime64()]))[0]) for t in (portfolio.first_day,
                                                                              portfolio.extraction))
     if day > last:
