@@ -336,7 +336,9 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
                     if progress:
                         progress(i + 1, len(tasks))
                 digest = fingerprint.result()
-            t_write = time.perf_counter()
+            if writer.rows == 0:
+                raise ScoreError(f"no account of {request.data} is open on {_date(as_of)}: choose a later as-of date")
+            t_done = time.perf_counter()
             manifest = {
                 "schema_version": SCHEMA_VERSION, "as_of": _date(as_of), "previous": prev_info,
                 "input": {"data": str(request.data), "fingerprint": digest, "extraction_date": str(
@@ -351,7 +353,7 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
                 "run": {"chunks": len(tasks), "chunk_size": size, "workers": request.workers,
                         "reasons": request.reasons},
                 "timings": {"stages_worker_s": {k: round(v, 3) for k, v in stages.items()},
-                            "before_write_s": round(t_write - started, 3)},
+                            "chunks_done_s": round(t_done - started, 3)},
             }
             manifest["timings"]["wall_s"] = round(time.perf_counter() - started, 3)
             _log_drift(manifest["drift"])
