@@ -64,7 +64,7 @@ def decide(state: pd.DataFrame, policy: Policy, *, score_lo: float = 350, score_
     score, adjustment = _score(state, policy, score_lo, score_hi)
     drop = np.nan_to_num(-adjustment, nan=0.0) > policy.score.adverse_drop
 
-    new_limit, action, limit_rule = _limit(state, policy, score, dpd, active, charged)
+    new_limit, action, limit_rule, expected_loss = _limit(state, policy, score, dpd, active, charged)
     treatment, control, collect_rule = _collection(state, policy, dpd, late)
 
     warn = np.zeros(n, dtype=bool)
@@ -90,7 +90,7 @@ def decide(state: pd.DataFrame, policy: Policy, *, score_lo: float = 350, score_
         "early_warning_action": np.where(warn, policy.early_warning.action, ""),
         "collection_treatment": treatment, "control_cell": control,
         "new_credit_limit": new_limit, "limit_action": action,
-        "adverse": adverse, "rule_code": rule, "rule_text": _rule_texts(state, rule, score, policy),
+        "adverse": adverse, "rule_code": rule, "rule_text": _rule_texts(state, rule, score, expected_loss, policy),
         "explain": explain,
     }, index=state.index)
     return out
@@ -109,8 +109,8 @@ def _score(state: pd.DataFrame, policy: Policy, lo: float, hi: float) -> tuple[n
 
 
 def _limit(state: pd.DataFrame, policy: Policy, score: np.ndarray, dpd: np.ndarray, active: np.ndarray,
-           charged: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """New limit, action and the rule behind an adverse action, under every guardrail of [limit]."""
+           charged: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """New limit, action, the rule behind an adverse action and the expected loss at the current limit."""
     p = policy.limit
     lim = state["limit_now"].to_numpy(np.float64)
     bal = np.maximum(np.nan_to_num(state["balance_now"].to_numpy(np.float64)), 0.0)
@@ -154,7 +154,7 @@ def _limit(state: pd.DataFrame, policy: Policy, score: np.ndarray, dpd: np.ndarr
     action[~revolving & ~charged] = "none"  # a cash loan has no line to move
     action[charged] = "closed"
     new = np.where(charged, 0.0, new)
-    return new, action, rule
+    return new, action, rule, el
 
 
 def _collection(state: pd.DataFrame, policy: Policy, dpd: np.ndarray, late: np.ndarray):
@@ -181,7 +181,8 @@ def _collection(state: pd.DataFrame, policy: Policy, dpd: np.ndarray, late: np.n
     return treatment, control, rule
 
 
-def _rule_texts(state: pd.DataFrame, rule: np.ndarray, score: np.ndarray, policy: Policy) -> np.ndarray:
+def _rule_texts(state: pd.DataFrame, rule: np.ndarray, score: np.ndarray, expected_loss: np.ndarray,
+                policy: Policy) -> np.ndarray:
     """The fired rule in a sentence with the account's own numbers (built per rule, not per row)."""
     text = np.full(len(rule), "", dtype=object)
 
@@ -192,7 +193,6 @@ def _rule_texts(state: pd.DataFrame, rule: np.ndarray, score: np.ndarray, policy
     dpd = np.nan_to_num(state["dpd_now"].to_numpy(np.float64))
     bal = np.nan_to_num(state["balance_now"].to_numpy(np.float64))
     prev = state["previous_score"].to_numpy(np.float64)
-    lim = policy.limit
     for code in RULES:
         m = rule == code
         if not m.any():
@@ -202,10 +202,7 @@ def _rule_texts(state: pd.DataFrame, rule: np.ndarray, score: np.ndarray, policy
         elif code == "P02":
             s = "score " + num(score, m) + " is in a band that cuts credit limits"
         elif code == "P03":
-            pd_ = state["pd_default"].to_numpy(np.float64)
-            limit = state["limit_now"].to_numpy(np.float64)
-            el = pd_ * lim.lgd * (bal + lim.ccf * np.maximum(limit - bal, 0))
-            s = "expected loss " + num(el, m) + f" is above the budget of {lim.el_budget:.0f}"
+            s = "expected loss " + num(expected_loss, m) + f" is above the budget of {policy.limit.el_budget:.0f}"
         elif code == "P04":
             s = "score fell " + num(prev - score, m) + " points since the last cycle, to " + num(score, m)
         elif code == "P05":

@@ -86,26 +86,26 @@ def survey(data_dir: Path) -> Portfolio:
 
 def _span_starts(path: Path) -> np.ndarray | None:
     """First account id of every row group of a Parquet table (from statistics), or None if unknown."""
-    import pyarrow.parquet as pq
-
-    starts = []
-    for part in part_files(path) if path.is_dir() else [path]:
-        meta = pq.ParquetFile(part).metadata
-        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-        j = names.index("account_id")
-        for g in range(meta.num_row_groups):
-            stats = meta.row_group(g).column(j).statistics
-            if stats is None or not stats.has_min_max:
-                return None
-            starts.append(stats.min)
-    return np.unique(np.asarray(starts, dtype=np.int64))
+    stats = _row_group_stats(path, "account_id")
+    return None if stats is None else np.unique(np.asarray([lo for lo, _ in stats], dtype=np.int64))
 
 
 def _span_from_statistics(path: Path, column: str) -> tuple[object, object] | None:
-    """(min, max) of a Parquet column from its row-group statistics, without reading it; None if absent."""
+    """(min, max) of a Parquet column without reading it; None if the statistics do not tell."""
+    stats = _row_group_stats(path, column)
+    if stats is None:
+        return None
+    if not stats:
+        return None, None
+    return min(lo for lo, _ in stats), max(hi for _, hi in stats)
+
+
+def _row_group_stats(path: Path, column: str) -> list[tuple[object, object]] | None:
+    """(min, max) of a Parquet column in every non-empty row group, from the footers alone; None if a
+    row group has no statistics (the column must then be read)."""
     import pyarrow.parquet as pq
 
-    lo = hi = None
+    out = []
     for part in part_files(path) if path.is_dir() else [path]:
         meta = pq.ParquetFile(part).metadata
         names = [meta.schema.column(i).name for i in range(meta.num_columns)]
@@ -114,14 +114,12 @@ def _span_from_statistics(path: Path, column: str) -> tuple[object, object] | No
         j = names.index(column)
         for g in range(meta.num_row_groups):
             chunk = meta.row_group(g).column(j)
-            stats = chunk.statistics
-            if chunk.num_values == 0 or stats is None:
+            if chunk.num_values == 0:
                 continue
-            if not stats.has_min_max:
+            if chunk.statistics is None or not chunk.statistics.has_min_max:
                 return None
-            lo = stats.min if lo is None else min(lo, stats.min)
-            hi = stats.max if hi is None else max(hi, stats.max)
-    return lo, hi
+            out.append((chunk.statistics.min, chunk.statistics.max))
+    return out
 
 
 def _columns(path: Path, columns: tuple[str, ...]) -> pa.Table:
