@@ -482,15 +482,6 @@ def _table_checks(frame: pd.DataFrame, schema: TableSchema) -> list[Problem | No
     return []
 
 
-def _future_dates(frame: pd.DataFrame, schema: TableSchema) -> list[Problem | None]:
-    """Dates after today: an extract records what happened, and one stray future date would otherwise become
-    the extraction date that every as-of check and default relies on."""
-    today = pd.Timestamp.now().normalize()
-    return [row_problem(frame, (frame[c] > today).to_numpy(), schema, c, f"is after today ({today.date()})",
-                        "Nothing in an extract can have happened yet: fix the date, or drop these rows.")
-            for c in schema.date_columns if c in frame.columns]
-
-
 def _amount_checks(frame: pd.DataFrame, schema: TableSchema, columns: Iterable[str]) -> list[Problem | None]:
     out = []
     for column in columns:
@@ -687,7 +678,7 @@ def _check_table(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame | lis
     converted, problems = convert_frame(frame, schema)
     if problems:
         return problems
-    problems = [p for p in [*_table_checks(converted, schema), *_future_dates(converted, schema)] if p is not None]
+    problems = [p for p in _table_checks(converted, schema) if p is not None]
     return problems or converted
 
 
