@@ -54,7 +54,7 @@ def run(argv: list[str]) -> dict:
         bare = {}
         for target, r in result.targets.items():
             rows = panel.target(target)
-            part = r.plan.assign(rows["as_of"])
+            part = r.plan.assign(rows["as_of"], rows["account_id"])
             X = rows.loc[part == "train", panel.feature_names].to_numpy(np.float64)
             y = rows.loc[part == "train", target].to_numpy(np.float64)
             with Timer() as t_bare:

@@ -1,46 +1,77 @@
-"""Time-ordered slices with embargoes: train | gap | validation | gap | calibration | gap | out-of-time test.
+"""Time-ordered slices with embargoes: train | gap | validation (+ calibration) | gap | out-of-time test.
 
 Each slice is a run of as-of month ends. Between consecutive slices, `embargo` month ends are dropped: a
 label as of T looks `window` months ahead, so without the gap the last training labels would be made of
 the same months as the next slice's features, and validation would flatter the model.
+
+Calibration needs rows the booster never saw. By default they are an account-disjoint half of the
+validation months (cross-fitting: early stopping reads one half, the calibrator is fitted on the other),
+which saves a slice and an embargo: on 36 months of history with a 6-month window that is 16 training
+months instead of 4, and the trees learn from the long histories they will score. `calib > 0` gives
+calibration months of its own instead, after an embargo, for histories long enough to afford them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from simulation.rng import keyed_uniforms
+
 SLICES = ("train", "valid", "calib", "test")
+CALIB_SALT = "dynascore-calibration-half"
+
+
+def calibration_half(account_id) -> np.ndarray:
+    """True for the accounts whose validation-month rows calibrate (stable across runs and row orders)."""
+    return keyed_uniforms(np.asarray(account_id, dtype=np.int64), CALIB_SALT) < 0.5
 
 
 @dataclass(frozen=True)
 class SlicePlan:
     months: dict[str, tuple[pd.Timestamp, pd.Timestamp]]  # slice -> (first, last) as-of month end
     embargo: int
+    calib_split: bool = False  # calibration = an account-disjoint half of the validation months
 
-    def assign(self, as_of: pd.Series) -> pd.Series:
+    def assign(self, as_of: pd.Series, account_id=None) -> pd.Series:
         """The slice of each row ('' for rows in an embargo or outside the plan)."""
         out = pd.Series("", index=as_of.index, dtype=object)
-        for name, (lo, hi) in self.months.items():
+        for name in ("train", "valid", "test") if self.calib_split else SLICES:
+            lo, hi = self.months[name]
             out[(as_of >= lo) & (as_of <= hi)] = name
+        if self.calib_split:
+            if account_id is None:
+                raise ValueError("this plan calibrates on half of the validation accounts: pass account_id")
+            out[(out == "valid").to_numpy() & calibration_half(account_id)] = "calib"
         return out
 
     def describe(self) -> str:
-        return ", ".join(f"{k} {lo:%Y-%m}..{hi:%Y-%m}" for k, (lo, hi) in self.months.items()) + \
-            f" (embargo {self.embargo} months between slices)"
+        spans = {k: f"{lo:%Y-%m}..{hi:%Y-%m}" for k, (lo, hi) in self.months.items()}
+        if self.calib_split:
+            spans["calib"] = "half of the validation accounts"
+        return ", ".join(f"{k} {v}" for k, v in spans.items()) + f" (embargo {self.embargo} months between slices)"
 
 
-def plan_slices(dates, embargo: int, valid: int = 2, calib: int = 2, test: int = 2, min_train: int = 3) -> SlicePlan:
-    """Split sorted as-of month ends into the four slices, newest last, with `embargo` months between."""
+def plan_slices(dates, embargo: int, valid: int = 4, calib: int = 0, test: int = 2, min_train: int = 3) -> SlicePlan:
+    """Split sorted as-of month ends into the slices, newest last, with `embargo` months between.
+
+    calib = 0 calibrates on an account-disjoint half of the validation months; calib > 0 on months of its own.
+    """
     dates = sorted(pd.to_datetime(pd.Series(dates)).unique())
-    need = min_train + valid + calib + test + 3 * embargo
+    gaps = 3 if calib else 2
+    need = min_train + valid + calib + test + gaps * embargo
     if len(dates) < need:
+        parts = f"{min_train}+ train, {valid} validation, " + (f"{calib} calibration, " if calib else "")
         raise ValueError(f"{len(dates)} as-of months with complete labels, but the slices need {need} "
-                         f"({min_train}+ train, {valid} validation, {calib} calibration, {test} test and three "
-                         f"{embargo}-month embargoes): use a longer history or smaller slices")
+                         f"({parts}{test} test and {gaps} {embargo}-month embargoes): use a longer history or "
+                         "smaller slices")
     months, end = {}, len(dates)
     for name, size in (("test", test), ("calib", calib), ("valid", valid)):
-        months[name] = (dates[end - size], dates[end - 1])
-        end -= size + embargo
+        if size:
+            months[name] = (dates[end - size], dates[end - 1])
+            end -= size + embargo
     months["train"] = (dates[0], dates[end - 1])
-    return SlicePlan({k: months[k] for k in SLICES}, embargo)
+    if not calib:
+        months["calib"] = months["valid"]
+    return SlicePlan({k: months[k] for k in SLICES}, embargo, calib_split=not calib)

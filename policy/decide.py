@@ -7,12 +7,11 @@ for score and limit decisions, the self-cure model's when the only adverse decis
 """
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
 from policy.config import Policy
+from simulation.rng import keyed_uniforms
 
 # account status: what the policy may do with the account at all
 ACTIVE, NEW, CHARGED_OFF = "active", "new", "charged_off"
@@ -35,13 +34,7 @@ INPUTS = ("account_id", "status", "is_installment", "pd_default", "model_score",
 
 def control_cell(account_id: np.ndarray, share: float, salt: str) -> np.ndarray:
     """A stable pseudo-random `share` of accounts: the same account is in or out on every run and machine."""
-    seed = np.uint64(int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "little"))
-    with np.errstate(over="ignore"):
-        z = np.asarray(account_id, dtype=np.int64).view(np.uint64) + seed  # splitmix64 finaliser
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 < share
+    return keyed_uniforms(account_id, salt) < share
 
 
 def decide(state: pd.DataFrame, policy: Policy, *, score_lo: float = 350, score_hi: float = 950) -> pd.DataFrame:

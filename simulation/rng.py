@@ -7,6 +7,8 @@ what makes the output independent of chunk sizes and process counts.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -28,6 +30,15 @@ def uniforms(seed: int, stream: int, unit: np.ndarray, month: int | np.ndarray =
     key = np.uint64((seed * 1_000_003 + stream) & 0xFFFFFFFFFFFFFFFF)
     with np.errstate(over="ignore"):
         z = _mix(_mix(unit * np.uint64(4096) + np.asarray(month, dtype=np.uint64)) ^ _mix(key))
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+
+
+def keyed_uniforms(unit: np.ndarray, salt: str) -> np.ndarray:
+    """One U[0, 1) per unit keyed by a text salt: a stable pseudo-random order of accounts, the same on every
+    run and machine, independent of row order (policy control cells, the calibration half of training)."""
+    key = np.uint64(int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "little"))
+    with np.errstate(over="ignore"):
+        z = _mix(np.asarray(unit, dtype=np.int64).view(np.uint64) + key - _GOLDEN)
     return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
 
 

@@ -30,9 +30,9 @@ def _toy(n=6_000, seed=0):
 
 def test_slices_are_ordered_with_an_embargo_between_them():
     months = pd.date_range("2023-01-31", periods=30, freq="ME")
-    plan = plan_slices(months, embargo=6)
+    plan = plan_slices(months, embargo=6, valid=2, calib=2)
     spans = list(plan.months.values())
-    assert list(plan.months) == ["train", "valid", "calib", "test"]
+    assert list(plan.months) == ["train", "valid", "calib", "test"] and not plan.calib_split
     for (_, hi), (lo, _) in pairwise(spans):
         gap = months.get_loc(lo) - months.get_loc(hi) - 1
         assert gap == 6
@@ -40,6 +40,29 @@ def test_slices_are_ordered_with_an_embargo_between_them():
     assignment = plan.assign(pd.Series(months))
     assert (assignment == "").sum() == 18 and (assignment == "test").sum() == 2
     with pytest.raises(ValueError, match="the slices need 27"):
+        plan_slices(months[:20], embargo=6, valid=2, calib=2)
+
+
+def test_default_slices_calibrate_on_an_account_disjoint_half_of_validation():
+    months = pd.date_range("2023-01-31", periods=30, freq="ME")
+    plan = plan_slices(months, embargo=6)  # train | 6 | valid (4) | 6 | test (2): two embargoes only
+    assert plan.calib_split and plan.months["calib"] == plan.months["valid"]
+    train_hi, valid_lo = plan.months["train"][1], plan.months["valid"][0]
+    assert months.get_loc(valid_lo) - months.get_loc(train_hi) - 1 == 6
+    assert months.get_loc(plan.months["test"][0]) - months.get_loc(plan.months["valid"][1]) - 1 == 6
+    assert months.get_loc(train_hi) + 1 == 30 - 2 - 6 - 4 - 6  # 12 training months, not 4
+    rows = pd.DataFrame([(a, m) for a in range(2_000) for m in months], columns=["account_id", "as_of"])
+    part = plan.assign(rows["as_of"], rows["account_id"])
+    in_valid = rows["as_of"].between(*plan.months["valid"])
+    assert set(part[in_valid]) == {"valid", "calib"} and set(part[~in_valid]) <= {"train", "test", ""}
+    by_account = pd.crosstab(rows.loc[in_valid, "account_id"], part[in_valid])
+    assert ((by_account["valid"] == 0) | (by_account["calib"] == 0)).all()  # an account is on one side only
+    assert 0.45 < (by_account["calib"] > 0).mean() < 0.55
+    shuffled = rows.sample(frac=1.0, random_state=1)  # the same accounts calibrate in any row order
+    assert (plan.assign(shuffled["as_of"], shuffled["account_id"]) == part.loc[shuffled.index]).all()
+    with pytest.raises(ValueError, match="pass account_id"):
+        plan.assign(rows["as_of"])
+    with pytest.raises(ValueError, match=r"the slices need 21 \(3\+ train, 4 validation, 2 test and 2 6-month"):
         plan_slices(months[:20], embargo=6)
 
 

@@ -77,14 +77,14 @@ def _plan(panel):
 
 
 def _oot(panel) -> pd.DataFrame:
-    return panel[_plan(panel).assign(panel["as_of"]) == "test"].reset_index(drop=True)
+    return panel[_plan(panel).assign(panel["as_of"], panel["account_id"]) == "test"].reset_index(drop=True)
 
 
 def _train(panel: pd.DataFrame, scramble: float, features=FEATURES, seed: int = 7) -> TrainResult:
     """A TrainResult as models.training.train builds it, with `scramble` of the fit labels shuffled."""
     rng = np.random.default_rng(seed)
     plan = _plan(panel)
-    part = plan.assign(panel["as_of"])
+    part = plan.assign(panel["as_of"], panel["account_id"])
     models, results = {}, {}
     for target in TARGETS:
         X = {s: panel.loc[part == s, features] for s in SLICES}
