@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features import kernels
-from features.catalog import AGGS, SIGNAL_INDEX, Bills, Catalog, Feature, default_catalog
+from features.catalog import AGGS, SIGNAL_INDEX, Catalog, Feature, default_catalog
 from features.contract import Tables
 
 DEFAULT_PENALTY_RATE = 0.0005  # 0.05 % a day on the overdue amount (DESIGN.md)
@@ -165,7 +165,7 @@ def _windowed_spec(windowed: list[Feature]):
     return kind, size, fwin, fsig, fagg
 
 
-_CUSTOMER = ("cust_accounts", "cust_other_late_n6", "cust_active_loans", "cust_loan_balance", "cust_other_dpd_now")
+_CUSTOMER = ("cust_accounts", "cust_active_loans", "cust_loan_balance", "cust_other_dpd_now")
 _DERIVED = ("util_now", "limit_ratio_d360", "tenure_days", "is_installment")
 _ATTRIBUTES = ("grace_days", "income_band")  # static account attributes, known from the account's opening
 
@@ -174,7 +174,7 @@ def _sources(catalog: Catalog, prep: Prepared) -> dict[str, str]:
     """What computes each known column: later kinds win a name, as they always have."""
     windowed = {f.name for f in catalog.windowed}
     src = dict.fromkeys(windowed, "windowed")
-    src["_late_n6"] = "helper"
+    src.update({f.name: "others" for f in catalog.others})
     src.update(dict.fromkeys(kernels.STATE, "state"))
     if "util_n3" in windowed and "util_n12" in windowed:
         src["util_trend"] = "derived"
@@ -207,10 +207,11 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
             raise ValueError(f"catalog feature {f.name!r} is a state feature the builder does not know; "
                              "declare it with a signal, agg and window, or add it to features/builders.py")
     col = {name: i for i, name in enumerate(names)}
-    helper = Feature("_late_n6", "late bills among the last 6, for the customer's other accounts", 0, "helper",
-                     Bills(6), "late", "count")
-    # windowed features the kernel computes: catalog ones whose name no later kind takes, and the helper
-    spec = [f for f in catalog.windowed if sources[f.name] == "windowed"] + [helper]
+    # each account's own count behind an `others` feature: computed apart, summed over the customer below
+    own = [Feature(f"_own_{f.name}", f.description, 0, "helper", f.window, f.signal, "count")
+           for f in catalog.others if sources[f.name] == "others"]
+    # windowed features the kernel computes: catalog ones whose name no later kind takes, and the helpers
+    spec = [f for f in catalog.windowed if sources[f.name] == "windowed"] + own
     # the kernel's columns go to their catalog column, or apart (aux) when the catalog does not show them
     kernel_names = [f.name for f in spec] + list(kernels.STATE)
     aux_names = [n for n in kernel_names if n not in col]
@@ -236,9 +237,10 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
         return out[i] if i >= 0 else aux[-1 - i]
 
     def target(name: str) -> np.ndarray | None:
-        return out[col[name]] if name in col and sources[name] in ("derived", "customer", "macro") else None
+        return out[col[name]] if name in col and sources[name] in ("derived", "customer", "others", "macro") else None
 
-    _customer(prep, days, row_off, a_idx, column, {n: col[n] for n in _CUSTOMER if target(n) is not None}, out)
+    _customer(prep, days, row_off, a_idx, column, {n: col[n] for n in _CUSTOMER if target(n) is not None},
+              [(col[f.name[5:]], column(f.name), f.day_precision) for f in own], out)
     macro_cols, macro_vals = _macro(prep, days, col, target)
     empty = np.empty(0)
     trend = target("util_trend") is not None
@@ -258,17 +260,26 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
 
 
 def _customer(prep: Prepared, days: np.ndarray, row_off: np.ndarray, a_idx: np.ndarray, column,
-              cols: dict[str, int], out: np.ndarray) -> None:
-    """The customer's other accounts: accounts are sorted by account id, customers may interleave."""
+              cols: dict[str, int], others: list[tuple[int, np.ndarray, bool]], out: np.ndarray) -> None:
+    """The customer's other accounts: accounts are sorted by account id, customers may interleave. `others`
+    pairs an output row with each account's own count, to be summed over the customer's other accounts."""
     cust = prep.customer_id
-    if not cols or not len(cust):
+    if not (cols or others) or not len(cust):
         return
-    order = np.argsort(cust, kind="stable")
+    order = np.argsort(cust, kind="stable").astype(np.int64)
     srt = cust[order]
-    group_start = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1], True])
-    wanted = np.array([cols.get(n, -1) for n in _CUSTOMER], dtype=np.int64)
-    kernels.customer(order.astype(np.int64), group_start.astype(np.int64), a_idx, days, row_off,
-                     prep.is_installment, column("dpd_now"), column("_late_n6"), column("balance_now"), wanted, out)
+    group_start = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1], True]).astype(np.int64)
+    rows = kernels.account_rows(days, row_off, a_idx, len(cust))
+    if cols:
+        wanted = np.array([cols.get(n, -1) for n in _CUSTOMER], dtype=np.int64)
+        kernels.customer(order, group_start, rows, prep.is_installment, column("dpd_now"), column("balance_now"),
+                         wanted, out)
+    if others:
+        src = np.array([values for _, values, _ in others])
+        day = np.array([day for _, _, day in others], dtype=bool)
+        if day.any():  # a month-precision account's day-exact count is unknown: so is every sum it enters
+            src[np.ix_(day, prep.month_precision[a_idx])] = np.nan
+        kernels.others(order, group_start, rows, src, np.array([c for c, _, _ in others], dtype=np.int64), out)
 
 
 def _macro(prep: Prepared, days: np.ndarray, col: dict[str, int], target) -> tuple[np.ndarray, np.ndarray]:

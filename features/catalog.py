@@ -6,7 +6,9 @@ LightGBM's monotone constraints, reason-code texts and the report's feature tabl
 
 Windowed features are data, not code: `Feature(signal=..., agg=..., window=...)` aggregates one of the
 per-bill signals below over the account's last N bills, last N revolving statements, or bills due in the
-last D days, all as known at the end of day T. Adding such a feature is adding a declaration. State
+last D days, all as known at the end of day T. `agg="others"` counts the signal over the window on each of
+the customer's *other* accounts open at T and sums them (0 when there are none): the customer's behaviour
+elsewhere, declared the same way. Adding such a feature is adding a declaration. State
 features (`agg="state"`) are the few that need their own code: streaks, days since, balances, limits,
 tenure, account attributes, the customer's other accounts and the macro index.
 """
@@ -35,10 +37,11 @@ SIGNALS = {
     "converted": "statement converted into installments by T",
     "installment": "installment of a converted statement",
     "amount": "amount due",
+    "early": "settled by T before its due date",
 }
 SIGNAL_INDEX = {name: i for i, name in enumerate(SIGNALS)}
-AGGS = ("count", "sum", "mean", "max", "min", "state")
-DAY_PRECISION_SIGNALS = frozenset({"lag1", "lag2", "late_within_grace", "late_beyond_grace", "days_early",
+AGGS = ("count", "sum", "mean", "max", "min", "others", "state")
+DAY_PRECISION_SIGNALS = frozenset({"lag1", "lag2", "late_within_grace", "late_beyond_grace", "early", "days_early",
                                    "cure_days", "penalty"})
 
 
@@ -146,6 +149,12 @@ def _depth() -> list[Feature]:
                 "late30", "count"),
         Feature("late30_d360", "bills 30 or more days late, due in the last 360 days", +1, "delinquency",
                 Days(360), "late30", "count"),
+        Feature("late_n36", "bills paid late or still late, among the last 36 bills (the long record)", +1,
+                "delinquency", Bills(36), "late", "count"),
+        Feature("late3_n36", "bills 3 or more days late, among the last 36 bills", +1, "delinquency", Bills(36),
+                "late3", "count"),
+        Feature("depth_mean_n36", "days late, mean over the last 36 bills (0 for bills paid on time)", +1,
+                "delinquency", Bills(36), "depth", "mean"),
         Feature("bills_since_late", "bills since the last late one (0 = the newest; -1 = never late)", 0,
                 "delinquency"),
         Feature("days_since_late", "days since the due date of the last late bill (missing if never late)", -1,
@@ -164,6 +173,20 @@ def _payment() -> list[Feature]:
                 Bills(6), "paid_ratio", "mean"),
         Feature("paid_ratio_n12", "share of the amount due paid, mean over the last 12 bills", -1, "payment",
                 Bills(12), "paid_ratio", "mean"),
+        Feature("paid_ratio_n36", "share of the amount due paid, mean over the last 36 bills", -1, "payment",
+                Bills(36), "paid_ratio", "mean"),
+        Feature("early_n1", "the newest bill was paid before its due date (1) or not (0)", -1, "payment", Bills(1),
+                "early", "count"),
+        Feature("early_n3", "bills paid before their due date, among the last 3 bills", -1, "payment", Bills(3),
+                "early", "count"),
+        Feature("early_n6", "bills paid before their due date, among the last 6 bills", -1, "payment", Bills(6),
+                "early", "count"),
+        Feature("early_n12", "bills paid before their due date, among the last 12 bills", -1, "payment",
+                Bills(12), "early", "count"),
+        Feature("early_n36", "bills paid before their due date, among the last 36 bills", -1, "payment",
+                Bills(36), "early", "count"),
+        Feature("min_only_n1", "the newest statement was paid with less than the full amount (1) or not (0)", +1,
+                "payment", Statements(1), "min_only", "count"),
         Feature("min_only_n6", "statements paid with less than the full amount, among the last 6 statements", +1,
                 "payment", Statements(6), "min_only", "count"),
         Feature("min_only_n12", "statements paid with less than the full amount, among the last 12 statements",
@@ -181,6 +204,8 @@ def _payment() -> list[Feature]:
 
 def _usage() -> list[Feature]:
     return [
+        Feature("util_n1", "statement amount over limit, newest statement", +1, "usage", Statements(1), "util",
+                "mean"),
         Feature("util_n3", "statement amount over limit, mean over the last 3 statements", +1, "usage",
                 Statements(3), "util", "mean"),
         Feature("util_n12", "statement amount over limit, mean over the last 12 statements", +1, "usage",
@@ -213,7 +238,15 @@ def _customer() -> list[Feature]:
         Feature("cust_other_dpd_now", "days past due now on the customer's other accounts (worst)", +1,
                 "customer"),
         Feature("cust_other_late_n6", "late bills among the last 6 of each of the customer's other accounts", +1,
-                "customer"),
+                "customer", Bills(6), "late", "others"),
+        Feature("cust_other_late3_n12", "bills 3+ days late among the last 12 of each of the customer's other "
+                "accounts", +1, "customer", Bills(12), "late3", "others"),
+        Feature("cust_other_late_n36", "late bills among the last 36 of each of the customer's other accounts", +1,
+                "customer", Bills(36), "late", "others"),
+        Feature("cust_other_early_n6", "bills paid before their due date among the last 6 of each of the "
+                "customer's other accounts", -1, "customer", Bills(6), "early", "others"),
+        Feature("cust_other_min_only_n6", "statements paid with less than the full amount among the last 6 of "
+                "each of the customer's other accounts", +1, "customer", Statements(6), "min_only", "others"),
         Feature("cust_active_loans", "the customer's cash loans with a balance now", +1, "customer"),
         Feature("cust_loan_balance", "unpaid amount on the customer's cash loans", +1, "customer"),
     ]
@@ -256,7 +289,13 @@ class Catalog:
 
     @property
     def windowed(self) -> list[Feature]:
-        return [f for f in self.features if f.agg != "state"]
+        """Aggregates of one account's own bills."""
+        return [f for f in self.features if f.agg not in ("state", "others")]
+
+    @property
+    def others(self) -> list[Feature]:
+        """Counts over the customer's other accounts."""
+        return [f for f in self.features if f.agg == "others"]
 
     def with_features(self, *extra: Feature) -> Catalog:
         return Catalog((*self.features, *extra))

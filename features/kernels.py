@@ -16,8 +16,8 @@ SUB = 64  # accounts whose output rows are staged together before they are copie
 
 # per-bill signal slots: the order of features.catalog.SIGNALS
 (S_LAG1, S_LAG2, S_GRACE, S_BEYOND, S_LATE, S_DEPTH, S_LATE3, S_LATE30, S_PAID_RATIO, S_UTIL, S_MIN_ONLY,
- S_PART_PAID, S_DAYS_EARLY, S_CURE_DAYS, S_PENALTY, S_CONVERTED, S_INSTALLMENT, S_AMOUNT) = range(18)
-N_SIGNALS = 18
+ S_PART_PAID, S_DAYS_EARLY, S_CURE_DAYS, S_PENALTY, S_CONVERTED, S_INSTALLMENT, S_AMOUNT, S_EARLY) = range(19)
+N_SIGNALS = 19
 A_COUNT, A_SUM, A_MEAN, A_MAX, A_MIN = range(5)
 # state outputs, in this order
 STATE = ("dpd_now", "bills_since_late", "days_since_late", "ontime_streak", "longest_ontime_streak", "bills_due",
@@ -162,7 +162,7 @@ def stable_days(settle, conv, pday, prow):
 
 # signals whose values are whole numbers: their sums over any bills are exact in any order
 INTEGER_SIGNALS = (S_LAG1, S_LAG2, S_GRACE, S_BEYOND, S_LATE, S_DEPTH, S_LATE3, S_LATE30, S_MIN_ONLY, S_PART_PAID,
-                   S_DAYS_EARLY, S_CURE_DAYS, S_CONVERTED, S_INSTALLMENT)
+                   S_DAYS_EARLY, S_CURE_DAYS, S_CONVERTED, S_INSTALLMENT, S_EARLY)
 
 
 @njit(inline="always")
@@ -201,6 +201,7 @@ def _signals(sig, i, T, g, settle, conv, due, amount, min_due, is_stmt, lim_at_s
     sig[S_CONVERTED] = 1.0 if converted else 0.0
     sig[S_INSTALLMENT] = 1.0 if has_parent[i] else 0.0
     sig[S_AMOUNT] = amount[i]
+    sig[S_EARLY] = 1.0 if (settled and lag <= -1) else 0.0
 
 
 @njit(parallel=True, cache=True)
@@ -489,17 +490,23 @@ def group_sum(x, lo, n):
 
 
 @njit(parallel=True, cache=True)
-def customer(order, group_start, a_idx, days, row_off, is_installment, dpd, late6, balance, cols, out):
-    """The customer's other accounts, per (date, open account) row: cols are the output rows of
-    cust_accounts, cust_other_late_n6, cust_active_loans, cust_loan_balance, cust_other_dpd_now (-1: not
-    wanted). order lists accounts by customer (account order within one); group_start the customers' runs.
-    Sums of amounts are numpy's reduceat sums over each customer's accounts (closed ones adding 0), bit for bit."""
-    n_acc = len(order)
-    n_t = len(days)
-    rows = np.full((n_t, n_acc), -1, dtype=np.int64)  # each account's row at each date, -1 if not open
-    for t in prange(n_t):
+def account_rows(days, row_off, a_idx, n_acc):
+    """Each account's output row at each date (n_dates, n_accounts), -1 where it is not open."""
+    rows = np.full((len(days), n_acc), -1, dtype=np.int64)
+    for t in prange(len(days)):
         for r in range(row_off[t], row_off[t + 1]):
             rows[t, a_idx[r]] = r
+    return rows
+
+
+@njit(parallel=True, cache=True)
+def customer(order, group_start, rows, is_installment, dpd, balance, cols, out):
+    """The customer's other accounts, per (date, open account) row: cols are the output rows of
+    cust_accounts, cust_active_loans, cust_loan_balance, cust_other_dpd_now (-1: not wanted). order lists
+    accounts by customer (account order within one); group_start the customers' runs; rows from
+    account_rows. Sums of amounts are numpy's reduceat sums over each customer's accounts (closed ones
+    adding 0), bit for bit."""
+    n_t, n_acc = rows.shape
     vals = np.zeros(max(n_acc, 1))  # customers' runs are disjoint: one slot per account serves every date
     n_groups = len(group_start) - 1
     for g in prange(n_groups):
@@ -507,7 +514,6 @@ def customer(order, group_start, a_idx, days, row_off, is_installment, dpd, late
         for t in range(n_t):
             pos = rows[t]
             n_open = 0.0
-            late_sum = 0.0
             loans = 0.0
             top = -np.inf
             n_top = 0
@@ -517,7 +523,6 @@ def customer(order, group_start, a_idx, days, row_off, is_installment, dpd, late
                 v = 0.0
                 if p >= 0:
                     n_open += 1.0
-                    late_sum += late6[p]
                     b = balance[p]
                     if is_installment[a] and b > 0:
                         loans += 1.0
@@ -544,17 +549,36 @@ def customer(order, group_start, a_idx, days, row_off, is_installment, dpd, late
                 if cols[0] >= 0:
                     out[cols[0], p] = n_open
                 if cols[1] >= 0:
-                    out[cols[1], p] = late_sum - late6[p]
+                    out[cols[1], p] = loans
                 if cols[2] >= 0:
-                    out[cols[2], p] = loans
+                    out[cols[2], p] = loan_balance
                 if cols[3] >= 0:
-                    out[cols[3], p] = loan_balance
-                if cols[4] >= 0:
                     if n_open - 1.0 > 0:
                         other = second if (dpd[p] == top and n_top < 2) else top
-                        out[cols[4], p] = other if np.isfinite(other) else np.nan
+                        out[cols[3], p] = other if np.isfinite(other) else np.nan
                     else:
-                        out[cols[4], p] = np.nan
+                        out[cols[3], p] = np.nan
+
+
+@njit(parallel=True, cache=True)
+def others(order, group_start, rows, src, cols, out):
+    """For each source row j (whole-number counts of each account's own bills): the sum over the customer's
+    other accounts open at the date into output row cols[j] (0 when there are none; exact in any order)."""
+    n_t = rows.shape[0]
+    for g in prange(len(group_start) - 1):
+        s0, s1 = group_start[g], group_start[g + 1]
+        for t in range(n_t):
+            pos = rows[t]
+            for j in range(src.shape[0]):
+                total = 0.0
+                for s in range(s0, s1):
+                    p = pos[order[s]]
+                    if p >= 0:
+                        total += src[j, p]
+                for s in range(s0, s1):
+                    p = pos[order[s]]
+                    if p >= 0:
+                        out[cols[j], p] = total - src[j, p]
 
 
 @njit(parallel=True, cache=True)

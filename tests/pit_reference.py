@@ -41,11 +41,12 @@ DAY_WINDOWS = (30, 90, 180, 360)
 
 # Features that need day-exact dates: missing (NaN) for month-precision accounts. Derived from the
 # names: the short-lag counts, days early, cure days, penalty and days since late.
-_DAY_PREFIXES = ("lag1_", "lag2_", "grace_late_", "beyond_grace_", "days_early_", "cure_days_", "penalty_")
+_DAY_PREFIXES = ("lag1_", "lag2_", "grace_late_", "beyond_grace_", "early_", "days_early_", "cure_days_",
+                 "penalty_")
 
 
 def is_day_precision(name: str) -> bool:
-    return name.startswith(_DAY_PREFIXES) or name == "days_since_late"
+    return name.removeprefix("cust_other_").startswith(_DAY_PREFIXES) or name == "days_since_late"
 
 
 def feature_names() -> list[str]:
@@ -55,14 +56,16 @@ def feature_names() -> list[str]:
     return [
         *short,
         "dpd_now", "worst_dpd_n3", "worst_dpd_n12", "worst_dpd_d360", "late_n6", "late_n12", "late3_n12",
-        "late30_n12", "late30_d360", "bills_since_late", "days_since_late", "ontime_streak",
-        "longest_ontime_streak",
-        "paid_ratio_n3", "paid_ratio_n6", "paid_ratio_n12", "min_only_n6", "min_only_n12", "part_paid_n6",
+        "late30_n12", "late30_d360", "late_n36", "late3_n36", "depth_mean_n36", "bills_since_late",
+        "days_since_late", "ontime_streak", "longest_ontime_streak",
+        "paid_ratio_n3", "paid_ratio_n6", "paid_ratio_n12", "paid_ratio_n36", "early_n1", "early_n3", "early_n6",
+        "early_n12", "early_n36", "min_only_n1", "min_only_n6", "min_only_n12", "part_paid_n6",
         "days_early_n6", "cure_days_n12", "penalty_d360",
-        "util_n3", "util_n12", "util_trend", "util_max_n12", "util_now", "balance_now", "limit_now",
+        "util_n1", "util_n3", "util_n12", "util_trend", "util_max_n12", "util_now", "balance_now", "limit_now",
         "limit_changes_d360", "limit_ratio_d360", "conversions_n12", "installment_bills_n12", "amount_mean_n6",
         "bills_due", "tenure_days", "is_installment", "grace_days", "income_band",
-        "cust_accounts", "cust_other_dpd_now", "cust_other_late_n6", "cust_active_loans", "cust_loan_balance",
+        "cust_accounts", "cust_other_dpd_now", "cust_other_late_n6", "cust_other_late3_n12", "cust_other_late_n36",
+        "cust_other_early_n6", "cust_other_min_only_n6", "cust_active_loans", "cust_loan_balance",
         "macro_stress_index", "macro_unemployment_rate",
     ]
 
@@ -202,6 +205,7 @@ def _signals(bill: Bill, T: int, grace: int) -> dict[str, float]:
     s["converted"] = float(converted)
     s["installment"] = float(bill.is_installment_bill)
     s["amount"] = bill.amount
+    s["early"] = float(settled and lag <= -1)
     s["_ontime"] = float(settled and lag <= 0)
     s["_unsettled"] = float(not settled)
     s["_unpaid"] = max(bill.amount - paid, 0.0) if not settled and not converted else 0.0
@@ -222,8 +226,8 @@ def _agg(values: list[float], how: str) -> float:
 def _windowed(rows: list[tuple[Bill, dict]], T: int) -> dict[str, float]:
     """The windowed aggregates, from (bill, signals) pairs of the bills due by T, newest first."""
     statements = [r for r in rows if r[0].is_statement]
-    windows = {f"n{n}": rows[:n] for n in BILL_WINDOWS}
-    windows |= {f"s{n}": statements[:n] for n in (3, 6, 12)}
+    windows = {f"n{n}": rows[:n] for n in (*BILL_WINDOWS, 36)}
+    windows |= {f"s{n}": statements[:n] for n in (1, 3, 6, 12)}
     windows |= {f"d{d}": [r for r in rows if T - d < r[0].due <= T] for d in DAY_WINDOWS}
 
     def agg(signal: str, window: str, how: str) -> float:
@@ -243,14 +247,22 @@ def _windowed(rows: list[tuple[Bill, dict]], T: int) -> dict[str, float]:
     f["late3_n12"] = agg("late3", "n12", "count")
     f["late30_n12"] = agg("late30", "n12", "count")
     f["late30_d360"] = agg("late30", "d360", "count")
+    f["late_n36"] = agg("late", "n36", "count")
+    f["late3_n36"] = agg("late3", "n36", "count")
+    f["depth_mean_n36"] = agg("depth", "n36", "mean")
     for n in (3, 6, 12):
         f[f"paid_ratio_n{n}"] = agg("paid_ratio", f"n{n}", "mean")
+    f["paid_ratio_n36"] = agg("paid_ratio", "n36", "mean")
+    for n in (1, 3, 6, 12, 36):
+        f[f"early_n{n}"] = agg("early", f"n{n}", "count")
+    f["min_only_n1"] = agg("min_only", "s1", "count")
     f["min_only_n6"] = agg("min_only", "s6", "count")
     f["min_only_n12"] = agg("min_only", "s12", "count")
     f["part_paid_n6"] = agg("part_paid", "n6", "count")
     f["days_early_n6"] = agg("days_early", "n6", "mean")
     f["cure_days_n12"] = agg("cure_days", "n12", "mean")
     f["penalty_d360"] = agg("penalty", "d360", "sum")
+    f["util_n1"] = agg("util", "s1", "mean")
     f["util_n3"] = agg("util", "s3", "mean")
     f["util_n12"] = agg("util", "s12", "mean")
     f["util_max_n12"] = agg("util", "s12", "max")
@@ -341,7 +353,11 @@ def reference_features(frames: Mapping[str, pd.DataFrame], as_of: Iterable) -> p
             loans = [o for o in family if o.installment and own[o.account_id]["balance_now"] > 0]
             f["cust_accounts"] = float(len(family))
             f["cust_other_dpd_now"] = max((own[o.account_id]["dpd_now"] for o in others), default=NAN)
-            f["cust_other_late_n6"] = float(sum(own[o.account_id]["late_n6"] for o in others))
+            for name in ("late_n6", "late3_n12", "late_n36", "early_n6", "min_only_n6"):
+                mine = f"cust_other_{name}"
+                f[mine] = float(sum(own[o.account_id][name] for o in others))
+                if a.month_precision and is_day_precision(mine):
+                    f[mine] = NAN
             f["cust_active_loans"] = float(len(loans))
             f["cust_loan_balance"] = float(sum(own[o.account_id]["balance_now"] for o in loans))
             f |= macro

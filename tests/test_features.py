@@ -14,7 +14,7 @@ from sklearn.exceptions import NotFittedError
 
 from features.adapters import from_monthly
 from features.builders import Prepared, build_features
-from features.catalog import REFERENCE_COLUMNS, Days, Feature, default_catalog
+from features.catalog import REFERENCE_COLUMNS, Bills, Days, Feature, default_catalog
 from features.contract import validate
 from features.labels import TARGETS, build_labels
 from features.panel import build_panel
@@ -57,6 +57,17 @@ def test_a_new_windowed_count_is_only_a_declaration(prep, mid_year):
     np.testing.assert_array_equal(frame["lag1_d90_again"], frame["lag1_d90"])
     assert (frame["lag1_d30"] <= frame["lag1_d45"]).all() and (frame["lag1_d45"] <= frame["lag1_d90"]).all()
     assert frame["lag1_d45"].sum() > frame["lag1_d30"].sum()
+
+
+def test_a_count_over_the_customers_other_accounts_is_only_a_declaration(prep, mid_year):
+    extra = Feature("cust_other_lag1_n12", "bills paid 1 day late among the last 12 of each other account", 1,
+                    "customer", Bills(12), "lag1", "others")
+    frame = build_features(prep, [mid_year], default_catalog().with_features(extra))
+    cust = pd.Series(prep.customer_id, index=prep.account_id).loc[frame["account_id"]].to_numpy()
+    family = frame.groupby(cust)["lag1_n12"].transform("sum")  # the customer's open accounts at the date
+    np.testing.assert_array_equal(frame["cust_other_lag1_n12"], family - frame["lag1_n12"])
+    assert (frame.loc[frame["cust_accounts"] == 1, "cust_other_lag1_n12"] == 0).all()
+    assert frame.loc[frame["cust_accounts"] > 1, "cust_other_lag1_n12"].sum() > 0
 
 
 def test_thirteen_columns_equal_the_independent_reference(baseline_tables, prep, mid_year):
