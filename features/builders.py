@@ -167,6 +167,7 @@ def _windowed_spec(windowed: list[Feature]):
 
 _CUSTOMER = ("cust_accounts", "cust_active_loans", "cust_loan_balance", "cust_other_dpd_now")
 _DERIVED = ("util_now", "limit_ratio_d360", "tenure_days", "is_installment")
+_ROW_DERIVED = ("installments_left", "calendar_month")  # numpy over the finished columns
 _ATTRIBUTES = ("grace_days", "income_band")  # static account attributes, known from the account's opening
 
 
@@ -178,7 +179,7 @@ def _sources(catalog: Catalog, prep: Prepared) -> dict[str, str]:
     src.update(dict.fromkeys(kernels.STATE, "state"))
     if "util_n3" in windowed and "util_n12" in windowed:
         src["util_trend"] = "derived"
-    src.update(dict.fromkeys(_DERIVED, "derived"))
+    src.update(dict.fromkeys(_DERIVED + _ROW_DERIVED, "derived"))
     src.update(dict.fromkeys(_CUSTOMER, "customer"))
     src.update(dict.fromkeys(_ATTRIBUTES, "attribute"))
     src.update(dict.fromkeys(_macro_names(prep), "macro"))
@@ -250,6 +251,13 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
                    column("util_n3") if trend else empty, column("util_n12") if trend else empty,
                    column("balance_now"), column("limit_now"), column("limit_prev_d360"), want, macro_cols,
                    macro_vals, day_cols, out)
+    if target("installments_left") is not None:
+        term = prep.loan_term[a_idx].astype(np.float64)
+        known = prep.is_installment[a_idx] & (term > 0)
+        out[col["installments_left"]] = np.where(known, np.maximum(term - column("bills_due"), 0.0), np.nan)
+    if target("calendar_month") is not None:
+        month = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12 + 1
+        out[col["calendar_month"]] = np.repeat(month.astype(np.float64), np.diff(row_off))
     for name in _ATTRIBUTES:
         if name in col and sources[name] == "attribute":
             out[col[name]] = getattr(prep, name)[a_idx]

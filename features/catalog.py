@@ -225,6 +225,8 @@ def _usage() -> list[Feature]:
         Feature("amount_mean_n6", "amount due, mean over the last 6 bills", 0, "usage", Bills(6), "amount", "mean"),
         Feature("bills_due", "bills due so far", -1, "usage"),
         Feature("tenure_days", "days since the account was opened", -1, "usage"),
+        Feature("installments_left", "a cash loan's installments still to fall due after T (missing for revolving "
+                "lines and loans of unknown term): each one is a chance to be late", +1, "usage"),
         Feature("is_installment", "1 for a cash loan, 0 for a revolving line", 0, "usage"),
         Feature("grace_days", "grace days of the account: late within them is not reported", 0, "usage"),
         Feature("income_band", "income band recorded at application (missing when the source has none)", -1,
@@ -256,6 +258,8 @@ def _macro() -> list[Feature]:
     return [
         Feature("macro_stress_index", "household stress index, latest published", +1, "macro"),
         Feature("macro_unemployment_rate", "unemployment rate, latest published", +1, "macro"),
+        Feature("calendar_month", "month of the year of T (1-12): the known seasons of the months ahead, such as "
+                "the Spring Festival and the shopping festivals", 0, "macro"),
     ]
 
 

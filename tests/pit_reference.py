@@ -63,10 +63,10 @@ def feature_names() -> list[str]:
         "days_early_n6", "cure_days_n12", "penalty_d360",
         "util_n1", "util_n3", "util_n12", "util_trend", "util_max_n12", "util_now", "balance_now", "limit_now",
         "limit_changes_d360", "limit_ratio_d360", "conversions_n12", "installment_bills_n12", "amount_mean_n6",
-        "bills_due", "tenure_days", "is_installment", "grace_days", "income_band",
+        "bills_due", "tenure_days", "installments_left", "is_installment", "grace_days", "income_band",
         "cust_accounts", "cust_other_dpd_now", "cust_other_late_n6", "cust_other_late3_n12", "cust_other_late_n36",
         "cust_other_early_n6", "cust_other_min_only_n6", "cust_active_loans", "cust_loan_balance",
-        "macro_stress_index", "macro_unemployment_rate",
+        "macro_stress_index", "macro_unemployment_rate", "calendar_month",
     ]
 
 
@@ -126,8 +126,13 @@ class Account:
     grace: int
     month_precision: bool
     income_band: float
+    loan_term: int  # 0: unknown
     bills: list[Bill]
     limits: list[tuple[int, float]]  # (effective day, limit), by effective day
+
+
+def _term(value) -> int:
+    return 0 if value is None or pd.isna(value) else int(value)
 
 
 def _band(value) -> float:
@@ -170,7 +175,8 @@ def _accounts(frames: Mapping[str, pd.DataFrame]) -> list[Account]:
         a = int(row["account_id"])
         out.append(Account(a, int(row["customer_id"]), row["product"] == "installment", _day(row["open_date"]),
                            int(row["grace_days"]), row.get("date_precision", "day") == "month",
-                           _band(row.get("income_band")), by_account.get(a, []), sorted(limits.get(a, []))))
+                           _band(row.get("income_band")), _term(row.get("loan_term")), by_account.get(a, []),
+                           sorted(limits.get(a, []))))
     return out
 
 
@@ -311,6 +317,9 @@ def _account_at(account: Account, T: int) -> dict[str, float]:
     f["limit_ratio_d360"] = limit / before if before > 0 else NAN
     f["tenure_days"] = float(T - account.open_day)
     f["is_installment"] = float(account.installment)
+    f["installments_left"] = float(max(account.loan_term - len(rows), 0)) if account.installment and \
+        account.loan_term > 0 else NAN
+    f["calendar_month"] = float(pd.Timestamp.fromordinal(T).month)
     f["grace_days"] = float(account.grace)
     f["income_band"] = account.income_band
     if account.month_precision:

@@ -154,10 +154,11 @@ def histories(draw) -> World:
             "account_id": account_id, "customer_id": draw(st.integers(1, max(1, n_accounts - 1))),
             "product": product, "open_date": open_day, "grace_days": grace,
             "date_precision": draw(st.sampled_from(["day", "day", "day", "month"])),
+            "loan_term": draw(st.sampled_from([None, 1, 3, 6])) if product == "installment" else None,
         })
         stmt = open_day + draw(st.integers(0, 20))
         own: list[dict] = []
-        for _ in range(draw(st.sampled_from([*range(9), 13]))):  # now and then more than 12 statements
+        for _ in range(draw(st.sampled_from([*range(9), 13, 38]))):  # now and then more than 12 or 36 statements
             amount = draw(amounts)
             min_due = amount if product == "installment" else round(amount * draw(min_shares), 2)
             due = stmt + draw(st.sampled_from([0, 10, 20, 25])) if product == "revolving" else \
