@@ -40,21 +40,28 @@ def lgb_params(monotone: list[int], seed: int, overrides: dict | None = None) ->
     return params
 
 
-def dataset(X: pd.DataFrame, y=None, reference: lgb.Dataset | None = None) -> lgb.Dataset:
-    return lgb.Dataset(X.to_numpy(np.float64), label=None if y is None else np.asarray(y, dtype=np.float64),
-                       feature_name=list(X.columns), reference=reference, free_raw_data=True,
+def matrix(X) -> np.ndarray:
+    """A float64 array of X (a frame or an array): no copy when it already is one."""
+    return X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float64)
+
+
+def dataset(X, y=None, reference: lgb.Dataset | None = None, feature_names: list[str] | None = None) -> lgb.Dataset:
+    names = list(X.columns) if isinstance(X, pd.DataFrame) else feature_names
+    return lgb.Dataset(matrix(X), label=None if y is None else np.asarray(y, dtype=np.float64),
+                       feature_name=names or "auto", reference=reference, free_raw_data=True,
                        params={"max_bin": DEFAULT_PARAMS["max_bin"], "verbosity": -1})
 
 
-def fit_booster(X_train: pd.DataFrame, y_train, X_valid: pd.DataFrame, y_valid, params: dict,
-                num_boost_round: int = 2000, early_stopping: int = 50, callbacks=()) -> FitResult:
-    """Train with early stopping on the validation slice; the booster keeps only the best iterations."""
+def fit_booster(X_train, y_train, X_valid, y_valid, params: dict, num_boost_round: int = 2000,
+                early_stopping: int = 50, callbacks=(), feature_names: list[str] | None = None) -> FitResult:
+    """Train with early stopping on the validation slice; the booster keeps only the best iterations.
+    X_* are frames, or float64 arrays with `feature_names`."""
     for name, y in (("training", y_train), ("validation", y_valid)):
         if len(np.unique(y)) < 2:
             raise ValueError(f"the {name} slice has only one class ({int(np.asarray(y)[0])}): a model needs both "
                              "goods and bads; widen the as-of range or check the labels")
-    train = dataset(X_train, y_train)
-    valid = dataset(X_valid, y_valid, reference=train)
+    train = dataset(X_train, y_train, feature_names=feature_names)
+    valid = dataset(X_valid, y_valid, reference=train, feature_names=feature_names)
     evals: dict = {}
     booster = lgb.train(params, train, num_boost_round=num_boost_round, valid_sets=[valid], valid_names=["valid"],
                         callbacks=[lgb.early_stopping(early_stopping, verbose=False), lgb.record_evaluation(evals),

@@ -171,15 +171,17 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     from models.scorecard import BenchmarkScorecard
     from validation.metrics import calibration_table, metric_set
 
-    rows = panel.target(target)
-    if rows.empty:
+    labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
+    if not len(labelled):
         raise ValueError(f"the panel has no usable rows for target {target!r}: widen the as-of range")
-    plan = plan_slices(rows["as_of"].unique(), cfg.embargo(target, supplied), cfg.valid_months, cfg.calib_months,
+    as_of = panel.frame["as_of"].iloc[labelled]
+    plan = plan_slices(as_of.unique(), cfg.embargo(target, supplied), cfg.valid_months, cfg.calib_months,
                        cfg.test_months)
-    part = plan.assign(rows["as_of"], rows["account_id"])
+    at = slice_rows(panel, target, plan, labelled)
     names = panel.feature_names
-    X = {s: rows.loc[part == s, names] for s in SLICES}
-    y = {s: rows.loc[part == s, target].to_numpy(np.float64) for s in SLICES}
+    X = {s: panel.matrix[at[s]] for s in SLICES}  # gathered by row position: one copy per slice
+    label = panel.frame[target].to_numpy(np.float64)
+    y = {s: label[at[s]] for s in SLICES}
     progress(f"  {target}: {plan.describe()}; rows " + ", ".join(f"{s} {len(y[s]):,}" for s in SLICES))
     monotone = [catalog[n].risk for n in names]
     overrides = dict(cfg.lgb_params)
@@ -190,27 +192,31 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
         overrides = tune(X["train"], y["train"], X["valid"], y["valid"], monotone, cfg.seed,
                          n_trials=cfg.tune_trials, timeout=cfg.tune_timeout, base=overrides,
                          num_boost_round=cfg.num_boost_round, early_stopping=cfg.early_stopping,
-                         on_trial=(lambda n, p, loss, it: on_trial(target, n, p, loss, it)) if on_trial else None)
+                         on_trial=(lambda n, p, loss, it: on_trial(target, n, p, loss, it)) if on_trial else None,
+                         feature_names=names)
     params = lgb_params(monotone, cfg.seed, overrides)
     t0 = time.perf_counter()
-    fit = fit_booster(X["train"], y["train"], X["valid"], y["valid"], params, cfg.num_boost_round, cfg.early_stopping)
+    fit = fit_booster(X["train"], y["train"], X["valid"], y["valid"], params, cfg.num_boost_round, cfg.early_stopping,
+                      feature_names=names)
     fit_s = time.perf_counter() - t0
     # the training slice is only described (in-sample): a seeded sample of it is enough and saves predicting
     # millions of rows; every other slice is scored whole
     sample = _subsample(len(y["train"]), SAMPLE_ROWS, cfg.seed)
-    X_eval = {**X, "train": X["train"].iloc[sample]}
+    X_eval = {**X, "train": X["train"][sample]}
     y_eval = {**y, "train": y["train"][sample]}
-    raw = {s: fit.booster.predict(X_eval[s].to_numpy(np.float64)) for s in SLICES}
+    raw = {s: fit.booster.predict(X_eval[s]) for s in SLICES}
     calibrator = fit_calibrator(raw["calib"], y["calib"], cfg.seed)
     p = {s: calibrator.transform(raw[s]) for s in SLICES}
-    groups = rows.loc[part == "test", "account_id"].to_numpy()
+    keys = panel.frame[["account_id", "as_of"]]
+    test_keys = keys.iloc[at["test"]].reset_index(drop=True)
+    groups = test_keys["account_id"].to_numpy()
     metrics = {s: metric_set(y_eval[s], p[s], groups if s == "test" else None, n_boot=cfg.n_boot) for s in SLICES}
-    card = BenchmarkScorecard(monotone={n: catalog[n].risk for n in names}).fit(X_eval["train"], y_eval["train"])
-    card_p = {s: card.predict_proba(X_eval[s])[:, 1] for s in ("train", "test")}
+    frames = {s: pd.DataFrame(X_eval[s], columns=names, copy=False) for s in ("train", "test")}
+    card = BenchmarkScorecard(monotone={n: catalog[n].risk for n in names}).fit(frames["train"], y_eval["train"])
+    card_p = {s: card.predict_proba(frames[s])[:, 1] for s in ("train", "test")}
     scorecard = {s: metric_set(y_eval[s], card_p[s], groups if s == "test" else None, n_boot=cfg.n_boot)
                  for s in card_p}
-    test = rows.loc[part == "test", ["account_id", "as_of"]].assign(y=y["test"], p=p["test"],
-                                                                  scorecard_p=card_p["test"])
+    test = test_keys.assign(y=y["test"], p=p["test"], scorecard_p=card_p["test"])
     oracle = _oracle(test, target, truth) if truth is not None else {}
     if oracle:
         test = oracle.pop("_rows")
@@ -218,8 +224,17 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
                         {s: {k: v for k, v in m.items() if isinstance(v, int | float)} for s, m in metrics.items()})
     result = TargetResult(target, plan, {s: len(y[s]) for s in SLICES}, metrics, scorecard,
                           calibration_table(y["test"], p["test"]), oracle, test, fit_s, fit.best_iteration, params,
-                          card, rows.loc[part == "test", ["account_id", "as_of", *names]])
+                          card, pd.concat([test_keys, frames["test"]], axis=1))
     return model, result
+
+
+def slice_rows(panel: Panel, target: str, plan: SlicePlan, labelled: np.ndarray | None = None) -> dict:
+    """Each slice's row positions in the panel, in panel order (rows without a label for `target` in none)."""
+    if labelled is None:
+        labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
+    keys = panel.frame[["account_id", "as_of"]].iloc[labelled].reset_index(drop=True)
+    part = plan.assign(keys["as_of"], keys["account_id"]).to_numpy()
+    return {s: labelled[part == s] for s in SLICES}
 
 
 def _subsample(n: int, most: int, seed: int) -> np.ndarray:
@@ -269,13 +284,11 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
         models[target], results[target] = train_target(panel, target, cfg, catalog, labels is not None, truth,
                                                        progress, on_trial)
     timings["fit_s"] = time.perf_counter() - t1
-    first = results[cfg.targets[0]]
-    train_rows = panel.target(cfg.targets[0])
-    train_rows = train_rows[first.plan.assign(train_rows["as_of"], train_rows["account_id"]) == "train"]
-    reference = {"features": {n: reference_distribution(train_rows[n].to_numpy(np.float64))
-                              for n in panel.feature_names}}
+    first = cfg.targets[0]
+    train_X = panel.matrix[slice_rows(panel, first, results[first].plan)["train"]]
+    reference = {"features": {n: reference_distribution(train_X[:, j]) for j, n in enumerate(panel.feature_names)}}
     if "default" in models:
-        p_train = models["default"].predict(train_rows[panel.feature_names].to_numpy(np.float64))
+        p_train = models["default"].predict(train_X)
         reference["score"] = reference_distribution(cfg.scale.score(p_train)[0])
     fp = fingerprint(tables)
     info = {"data_fingerprint": fp, "label_source": "file" if labels is not None else "derived",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import optuna
 
-from models.lgbm import fit_booster, lgb_params
+from models.lgbm import fit_booster, lgb_params, matrix
 
 
 def search_space(trial: optuna.Trial) -> dict:
@@ -27,7 +27,8 @@ def search_space(trial: optuna.Trial) -> dict:
 
 def tune(X_train, y_train, X_valid, y_valid, monotone: list[int], seed: int, *, n_trials: int | None = None,
          timeout: float | None = None, base: dict | None = None, num_boost_round: int = 2000,
-         early_stopping: int = 50, on_trial: Callable[[int, dict, float, int], None] | None = None) -> dict:
+         early_stopping: int = 50, on_trial: Callable[[int, dict, float, int], None] | None = None,
+         feature_names: list[str] | None = None) -> dict:
     """Best LightGBM overrides by validation log loss; `on_trial(number, params, valid_log_loss, rounds)`."""
     if n_trials is None and timeout is None:
         raise ValueError("tuning needs a number of trials or a time budget")
@@ -36,8 +37,8 @@ def tune(X_train, y_train, X_valid, y_valid, monotone: list[int], seed: int, *, 
     def objective(trial: optuna.Trial) -> float:
         overrides = {**(base or {}), **search_space(trial)}
         fit = fit_booster(X_train, y_train, X_valid, y_valid, lgb_params(monotone, seed, overrides),
-                          num_boost_round, early_stopping)
-        p = np.clip(fit.booster.predict(X_valid.to_numpy(np.float64)), 1e-12, 1 - 1e-12)
+                          num_boost_round, early_stopping, feature_names=feature_names)
+        p = np.clip(fit.booster.predict(matrix(X_valid)), 1e-12, 1 - 1e-12)
         loss = float(-np.mean(y_valid * np.log(p) + (1 - y_valid) * np.log(1 - p)))
         if on_trial is not None:
             on_trial(trial.number, overrides, loss, fit.best_iteration)
