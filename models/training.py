@@ -57,6 +57,11 @@ class TrainConfig:
         unknown = [t for t in self.targets if t not in KNOWN_TARGETS]
         if unknown or not self.targets:
             raise ValueError(f"unknown target(s) {unknown or '(none given)'}: choose from {', '.join(KNOWN_TARGETS)}")
+        for name, least in (("valid_months", 1), ("test_months", 1), ("calib_months", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be a whole number of months >= {least}, got {value!r}"
+                                 + (" (0 calibrates on half of the validation accounts)" if least == 0 else ""))
 
     def embargo(self, target: str, supplied: bool) -> int:
         if supplied:

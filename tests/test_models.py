@@ -62,6 +62,9 @@ def test_default_slices_calibrate_on_an_account_disjoint_half_of_validation():
     assert (plan.assign(shuffled["as_of"], shuffled["account_id"]) == part.loc[shuffled.index]).all()
     with pytest.raises(ValueError, match="pass account_id"):
         plan.assign(rows["as_of"])
+    for bad in ({"calib_months": -1}, {"valid_months": 0}, {"test_months": 1.5}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a whole number of months"):
+            TrainConfig(**bad)
     with pytest.raises(ValueError, match=r"the slices need 21 \(3\+ train, 4 validation, 2 test and 2 6-month"):
         plan_slices(months[:20], embargo=6)
 
