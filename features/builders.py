@@ -209,10 +209,10 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
                              "declare it with a signal, agg and window, or add it to features/builders.py")
     col = {name: i for i, name in enumerate(names)}
     # each account's own count behind an `others` feature: computed apart, summed over the customer below
-    own = [Feature(f"_own_{f.name}", f.description, 0, "helper", f.window, f.signal, "count")
-           for f in catalog.others if sources[f.name] == "others"]
+    own = {f.name: Feature(f"_own_{f.name}", f.description, 0, "helper", f.window, f.signal, "count")
+           for f in catalog.others if sources[f.name] == "others"}
     # windowed features the kernel computes: catalog ones whose name no later kind takes, and the helpers
-    spec = [f for f in catalog.windowed if sources[f.name] == "windowed"] + own
+    spec = [f for f in catalog.windowed if sources[f.name] == "windowed"] + list(own.values())
     # the kernel's columns go to their catalog column, or apart (aux) when the catalog does not show them
     kernel_names = [f.name for f in spec] + list(kernels.STATE)
     aux_names = [n for n in kernel_names if n not in col]
@@ -241,7 +241,7 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
         return out[col[name]] if name in col and sources[name] in ("derived", "customer", "others", "macro") else None
 
     _customer(prep, days, row_off, a_idx, column, {n: col[n] for n in _CUSTOMER if target(n) is not None},
-              [(col[f.name[5:]], column(f.name), f.day_precision) for f in own], out)
+              [(col[name], column(h.name), h.day_precision) for name, h in own.items()], out)
     macro_cols, macro_vals = _macro(prep, days, col, target)
     empty = np.empty(0)
     trend = target("util_trend") is not None
