@@ -22,7 +22,7 @@ from bench.measure import PeakMemory, Timer
 from features.catalog import default_catalog
 from features.contract import load_tables
 from models.tracking import log_training
-from models.training import TrainConfig, build_training_panel, train
+from models.training import TrainConfig, build_training_panel, slice_rows, train
 from validation.training_report import write_training_report
 
 GOAL_OVERHEAD, GOAL_ORACLE, GOAL_DECILES = 1.15, 0.99, 9
@@ -53,10 +53,8 @@ def run(argv: list[str]) -> dict:
                                       uri=f"sqlite:///{tmp}/mlflow.db", report_path=report, config=cfg)
         bare = {}
         for target, r in result.targets.items():
-            rows = panel.target(target)
-            part = r.plan.assign(rows["as_of"], rows["account_id"])
-            X = rows.loc[part == "train", panel.feature_names].to_numpy(np.float64)
-            y = rows.loc[part == "train", target].to_numpy(np.float64)
+            at = slice_rows(panel, target, r.plan)["train"]  # the trainer's own rows, in its order
+            X, y = panel.matrix[at], panel.frame[target].to_numpy(np.float64)[at]
             with Timer() as t_bare:
                 lgb.train(r.params, lgb.Dataset(X, y, feature_name=panel.feature_names),
                           num_boost_round=r.best_iteration)
