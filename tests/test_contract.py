@@ -175,6 +175,7 @@ ERRORS = {
                             "bill_id 11"),
     "unknown product": (_set("accounts", "product", 0, "mortgage"), "accounts.product", "account_id 2"),
     "negative grace": (_set("accounts", "grace_days", 1, -1), "accounts.grace_days", "account_id 1"),
+    "zero loan term": (_set("accounts", "loan_term", 1, 0), "accounts.loan_term is zero or negative", "account_id 1"),
     "duplicate bill": (_set("bills", "bill_id", 0, 10), "bills.bill_id", "bill_id 10"),
     "duplicate account": (_set("accounts", "account_id", 0, 1), "accounts.account_id", "account_id 1"),
     "duplicate limit date": (_set("limits", "effective_date", 0, "2023-01-15"),
