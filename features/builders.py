@@ -16,25 +16,18 @@ import pandas as pd
 from features import kernels
 from features.catalog import AGGS, SIGNAL_INDEX, Catalog, Feature, default_catalog
 from features.contract import Tables
+from features.days import ticks_per_day, ticks_to_days
 
 DEFAULT_PENALTY_RATE = 0.0005  # 0.05 % a day on the overdue amount (DESIGN.md)
 _AGG_CODE = {name: i for i, name in enumerate(AGGS)}
 
 
-_PER_DAY = {"D": 1, "h": 24, "m": 1440, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000,
-            "ns": 86_400_000_000_000}
-_NAT = np.iinfo(np.int64).min
-
-
 def to_days(values) -> np.ndarray:
     """datetime64 values (NaT allowed) as int64 days since 1970-01-01; NaT becomes kernels.NONE."""
     arr = np.asarray(values)
-    unit, step = np.datetime_data(arr.dtype) if arr.dtype.kind == "M" else (None, 0)
-    if unit in _PER_DAY and step == 1:  # the raw counts, floor-divided: what a cast to days gives, done once
-        raw = arr.view(np.int64)
-        out = raw // _PER_DAY[unit] if unit != "D" else raw.copy()
-        out[raw == _NAT] = kernels.NONE
-        return out
+    per_day = ticks_per_day(arr.dtype) if arr.dtype.kind == "M" else 0
+    if per_day:  # the raw counts, floor-divided: what a cast to days gives, compiled
+        return ticks_to_days(np.ascontiguousarray(arr).view(np.int64), per_day, kernels.NONE)
     arr = np.asarray(values, dtype="datetime64[D]")
     out = arr.astype(np.int64)
     out[np.isnat(arr)] = kernels.NONE
@@ -241,7 +234,7 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
         return out[col[name]] if name in col and sources[name] in ("derived", "customer", "others", "macro") else None
 
     _customer(prep, days, row_off, a_idx, column, {n: col[n] for n in _CUSTOMER if target(n) is not None},
-              [(col[name], column(h.name), h.day_precision) for name, h in own.items()], out)
+              [(col[name], -1 - where[h.name], h.day_precision) for name, h in own.items()], aux, out)
     macro_cols, macro_vals = _macro(prep, days, col, target)
     empty = np.empty(0)
     trend = target("util_trend") is not None
@@ -268,9 +261,10 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
 
 
 def _customer(prep: Prepared, days: np.ndarray, row_off: np.ndarray, a_idx: np.ndarray, column,
-              cols: dict[str, int], others: list[tuple[int, np.ndarray, bool]], out: np.ndarray) -> None:
+              cols: dict[str, int], others: list[tuple[int, int, bool]], aux: np.ndarray, out: np.ndarray) -> None:
     """The customer's other accounts: accounts are sorted by account id, customers may interleave. `others`
-    pairs an output row with each account's own count, to be summed over the customer's other accounts."""
+    pairs an output row with the row of aux holding each account's own count (and whether that count needs
+    day-exact dates), to be summed over the customer's other accounts."""
     cust = prep.customer_id
     if not (cols or others) or not len(cust):
         return
@@ -283,11 +277,10 @@ def _customer(prep: Prepared, days: np.ndarray, row_off: np.ndarray, a_idx: np.n
         kernels.customer(order, group_start, rows, prep.is_installment, column("dpd_now"), column("balance_now"),
                          wanted, out)
     if others:
-        src = np.array([values for _, values, _ in others])
-        day = np.array([day for _, _, day in others], dtype=bool)
-        if day.any():  # a month-precision account's day-exact count is unknown: so is every sum it enters
-            src[np.ix_(day, prep.month_precision[a_idx])] = np.nan
-        kernels.others(order, group_start, rows, src, np.array([c for c, _, _ in others], dtype=np.int64), out)
+        dest = np.array([c for c, _, _ in others], dtype=np.int64)
+        src_rows = np.array([r for _, r, _ in others], dtype=np.int64)
+        day_exact = np.array([d for _, _, d in others], dtype=bool)
+        kernels.others(order, group_start, rows, aux, src_rows, day_exact, prep.month_precision, dest, out)
 
 
 def _macro(prep: Prepared, days: np.ndarray, col: dict[str, int], target) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.dataset as pa_ds
 import pyarrow.parquet as pq
 
+from features import kernels, sorted_keys
+from features.days import any_off_midnight, days_to_ticks, off_midnight, ticks_per_day
+
 __all__ = [
     "CORE_TABLES",
     "SCHEMAS",
@@ -210,9 +213,9 @@ def row_problem(
 ) -> Problem | None:
     """A Problem for the rows flagged in ``bad`` (None when none are), sampling their keys."""
     mask = np.asarray(bad, dtype=bool)
-    count = int(mask.sum())
-    if count == 0:
+    if not mask.any():  # the usual answer, and cheaper than counting
         return None
+    count = int(mask.sum())
     key = key or schema.key
     positions = np.flatnonzero(mask)[: SAMPLE * 4]
     samples: list[str] = []
@@ -267,15 +270,13 @@ def _to_date(series: pd.Series) -> pd.Series:
 def _midnight_only(series: pd.Series) -> pd.Series:
     """datetime64 values kept where they fall on midnight (NaT elsewhere), as datetime64[s]: integer arithmetic
     on the stored ticks, no calendar objects."""
-    unit, step = np.datetime_data(series.dtype)
-    ticks = series.to_numpy().view("int64")
-    per_day = 86_400 * {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}.get(unit, 0) * step
-    if not per_day:  # a calendar unit (D, M, Y...) is midnight by construction
+    per_day = ticks_per_day(series.dtype)
+    if per_day <= 1:  # a calendar unit (D, M, Y...) is midnight by construction
         return series.astype("datetime64[s]")
-    off_midnight = (ticks % per_day != 0) & (ticks != np.iinfo(np.int64).min)  # NaT is not a time of day
-    if off_midnight.any():
-        series = series.where(~off_midnight)
-    return series.astype("datetime64[s]")
+    ticks = series.to_numpy().view("int64")
+    if not any_off_midnight(ticks, per_day):
+        return series if per_day == 86_400 else series.astype("datetime64[s]")  # as read: nothing changed
+    return series.where(~off_midnight(ticks, per_day)).astype("datetime64[s]")
 
 
 def _to_number(series: pd.Series) -> pd.Series:
@@ -368,8 +369,10 @@ def convert_frame(frame: pd.DataFrame, schema: TableSchema) -> tuple[pd.DataFram
         raw_na = raw.isna().to_numpy()
         if column.default is not None and raw_na.any():
             converted = converted.where(~raw_na, column.default)
-        # a numeric column that kept its dtype cannot have gained nulls: skip comparing 20 M flags
-        kept = converted.dtype == raw.dtype and column.kind in ("id", "int", "amount", "float", "bool")
+        # a numeric column that kept its dtype cannot have gained nulls, nor one returned as it was: skip
+        # comparing 20 M flags
+        kept = converted is raw or (converted.dtype == raw.dtype and column.kind in ("id", "int", "amount", "float",
+                                                                                    "bool"))
         problem = None if kept else row_problem(
             frame, ~raw_na & converted.isna().to_numpy(), schema, column.name,
             _WORDS.get(column.kind, "cannot be read"),
@@ -420,7 +423,11 @@ def _duplicated(frame: pd.DataFrame, subset: list[str]) -> np.ndarray:
         return frame.duplicated(subset=subset, keep=False).to_numpy()
     same = np.ones(len(frame) - 1, dtype=bool)
     for values in columns:
-        same &= values[1:] == values[:-1]
+        as_int = _int64_keys(values)
+        if as_int is None:
+            same &= values[1:] == values[:-1]
+        else:
+            sorted_keys.neighbours_equal(as_int, same)
     bad = np.zeros(len(frame), dtype=bool)
     bad[1:] |= same
     bad[:-1] |= same
@@ -458,16 +465,16 @@ def _table_checks(frame: pd.DataFrame, schema: TableSchema) -> list[Problem | No
     if name == "bills":
         return [
             _duplicates(f, schema, ["bill_id"]),
-            row_problem(f, f["due_date"] < f["statement_date"], schema, "due_date",
+            row_problem(f, _column(f, "due_date") < _column(f, "statement_date"), schema, "due_date",
                         "is before bills.statement_date",
                         "A bill falls due after its statement is issued: "
                         "fix the extract, or drop these bills."),
             *_amount_checks(f, schema, ("amount_due", "min_due")),
-            row_problem(f, f["min_due"] > f["amount_due"] + 1e-9, schema, "min_due",
+            row_problem(f, _column(f, "min_due") > _column(f, "amount_due") + 1e-9, schema, "min_due",
                         "is greater than bills.amount_due",
                         "The minimum due cannot exceed the amount due: fix the extract "
                         "(for installments min_due equals amount_due)."),
-            row_problem(f, f["converted_date"] < f["statement_date"], schema, "converted_date",
+            row_problem(f, _column(f, "converted_date") < _column(f, "statement_date"), schema, "converted_date",
                         "is before bills.statement_date",
                         "A statement can only be converted into installments after it is issued."),
         ]
@@ -485,6 +492,11 @@ def _table_checks(frame: pd.DataFrame, schema: TableSchema) -> list[Problem | No
     return []
 
 
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A plain column's numpy values: compared in numpy, dates without pandas' NaT masks (NaT compares False)."""
+    return frame[name].to_numpy()
+
+
 def _amount_checks(frame: pd.DataFrame, schema: TableSchema, columns: Iterable[str]) -> list[Problem | None]:
     out = []
     for column in columns:
@@ -499,17 +511,19 @@ def _unknown(
     frame: pd.DataFrame, schema: TableSchema, column: str, known: pd.Series, target: str, hint: str
 ) -> Problem | None:
     values = frame[column]
-    bad = values.notna().to_numpy() & ~values.isin(known).to_numpy()
+    keys, ids = _int64_keys(values.to_numpy()), _int64_keys(known.to_numpy())
+    if keys is not None and ids is not None and sorted_keys.nondecreasing(keys) and sorted_keys.nondecreasing(ids):
+        bad = ~sorted_keys.in_sorted(keys, ids)  # the usual case: both sorted by account, one merge pass
+    else:
+        bad = values.notna().to_numpy() & ~values.isin(known).to_numpy()
     return row_problem(frame, bad, schema, column, f"is not in {target}", hint, key=column)
 
 
-def _nondecreasing(values: np.ndarray) -> bool:
-    return len(values) < 2 or bool((values[1:] >= values[:-1]).all())
-
-
-def _mostly_sorted(values: np.ndarray) -> bool:
-    """Few descents: binary searches for these values in turn stay in cache, so sorting them would not pay."""
-    return len(values) < 2 or int((values[1:] < values[:-1]).sum()) * 8 <= len(values)
+def _int64_keys(values: np.ndarray) -> np.ndarray | None:
+    """Integer or datetime keys as int64 (a view where possible); None for anything else."""
+    if values.dtype.kind not in "iM":
+        return None
+    return values.view(np.int64) if values.dtype.itemsize == 8 else values.astype(np.int64)
 
 
 def _positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -521,9 +535,10 @@ def _positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """
     if not len(keys):
         return np.full(len(wanted), -1, dtype=np.int64)
-    order = None if _nondecreasing(keys) else np.argsort(keys, kind="stable")
+    order = None if sorted_keys.nondecreasing(keys) else np.argsort(keys, kind="stable")
     ordered = keys if order is None else keys[order]
-    w_order = None if _mostly_sorted(wanted) else np.argsort(wanted, kind="stable")
+    mostly_sorted = sorted_keys.descents(wanted) * 8 <= len(wanted)  # then searches in turn stay in cache
+    w_order = None if mostly_sorted else np.argsort(wanted, kind="stable")
     needles = wanted if w_order is None else wanted[w_order]
     found = np.searchsorted(ordered, needles)
     np.minimum(found, len(ordered) - 1, out=found)
@@ -535,6 +550,23 @@ def _positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     out = np.empty_like(rows)
     out[w_order] = rows
     return out
+
+
+def _bill_rows(bill_ids: np.ndarray, bill_account: np.ndarray, wanted: np.ndarray,
+               wanted_account: np.ndarray) -> np.ndarray:
+    """Row of each wanted bill id among the bills, -1 where it is absent. When both tables are sorted by
+    account (as extracts are), each id is looked up among its own account's few bills in one pass; the
+    ids not found there (a bill of another account, or none) by a search of all bills."""
+    if not (len(bill_ids) and sorted_keys.nondecreasing(bill_account) and sorted_keys.nondecreasing(wanted_account)):
+        return _positions(bill_ids, wanted)
+    starts = np.flatnonzero(np.r_[True, bill_account[1:] != bill_account[:-1]])
+    bill_start = np.r_[starts, len(bill_ids)].astype(np.int64)
+    want_start = kernels.run_starts(wanted_account, bill_account[starts])
+    rows = kernels.rows_in_account(bill_ids, bill_start, wanted, want_start)
+    missing = np.flatnonzero(rows < 0)
+    if len(missing):
+        rows[missing] = _positions(bill_ids, wanted[missing])
+    return rows
 
 
 def _cross_checks(tables: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
@@ -551,45 +583,55 @@ def _cross_checks(tables: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
     if bills is None:
         return out
     bill_ids = bills["bill_id"].to_numpy("int64")
-    bill_account = bills["account_id"].to_numpy()
-    parents = bills["parent_bill_id"]
-    has_parent = parents.notna().to_numpy()
-    pos = np.full(len(bills), -1, dtype=np.int64)
-    pos[has_parent] = _positions(bill_ids, parents.to_numpy("int64", na_value=-1)[has_parent])
-    own = bill_account
-    out.append(row_problem(bills, has_parent & (pos < 0), SCHEMAS["bills"], "parent_bill_id",
-                           "is not in bills.bill_id",
+    bill_account = bills["account_id"].to_numpy("int64")
+    child = np.flatnonzero(bills["parent_bill_id"].notna().to_numpy())  # installment plans: a few rows
+    parent = _positions(bill_ids, bills["parent_bill_id"].iloc[child].to_numpy("int64"))
+    linked = parent >= 0
+    orphan = _rows_mask(len(bills), child[~linked])
+    foreign = _rows_mask(len(bills), child[linked][bill_account[parent[linked]] != bill_account[child[linked]]])
+    out.append(row_problem(bills, orphan, SCHEMAS["bills"], "parent_bill_id", "is not in bills.bill_id",
                            "parent_bill_id names the statement an installment plan came from: it must be a "
                            "bill of the same extract."))
-    out.append(row_problem(bills, has_parent & (pos >= 0) & (bill_account[np.maximum(pos, 0)] != own),
-                           SCHEMAS["bills"], "parent_bill_id", "is a bill of another account",
+    out.append(row_problem(bills, foreign, SCHEMAS["bills"], "parent_bill_id", "is a bill of another account",
                            "An installment plan comes from a statement of the same account: "
                            "fix the extract."))
     if payments is not None:
-        pos = _positions(bill_ids, payments["bill_id"].to_numpy("int64"))
+        pay_account = payments["account_id"].to_numpy("int64")
+        pos = _bill_rows(bill_ids, bill_account, payments["bill_id"].to_numpy("int64"), pay_account)
         schema = SCHEMAS["payments"]
         out.append(row_problem(payments, pos < 0, schema, "bill_id", "is not in bills.bill_id",
                                "Every payment repays a bill: add the bill or drop these payments."))
-        wrong = (pos >= 0) & (bill_account[np.maximum(pos, 0)] != payments["account_id"].to_numpy())
+        wrong = sorted_keys.differs_at(bill_account, pos, pay_account)
         out.append(row_problem(payments, wrong, schema, "account_id", "differs from the bill's account_id",
                                "A payment belongs to the account of the bill it repays: fix the extract."))
     return out
+
+
+def _rows_mask(n: int, rows: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
 
 
 # ---------------------------------------------------------------------------------------------- sorting
 
 
 def is_sorted(frame: pd.DataFrame, by: Sequence[str]) -> bool:
-    """Whether rows are in lexicographic order of ``by``: one vectorised pass, no sort."""
+    """Whether rows are in lexicographic order of ``by``: one pass per key, no sort."""
     if len(frame) < 2:
         return True
     undecided = np.ones(len(frame) - 1, dtype=bool)
     for column in by:
         values = frame[column].to_numpy()
-        before, after = values[:-1], values[1:]
-        if (undecided & (before > after)).any():
-            return False
-        undecided &= before == after
+        as_int = _int64_keys(values)
+        if as_int is not None:
+            if not sorted_keys.refine_order(as_int, undecided, values.dtype.kind == "M"):
+                return False
+        else:
+            before, after = values[:-1], values[1:]
+            if (undecided & (before > after)).any():
+                return False
+            undecided &= before == after
         if not undecided.any():
             return True
     return True
@@ -736,11 +778,22 @@ def _column_to_pandas(column: pa.ChunkedArray) -> pd.Series:
     kind = column.type
     if pa.types.is_dictionary(kind):
         column, kind = column.cast(kind.value_type), kind.value_type
+    if pa.types.is_date32(kind):  # day numbers (NaT where null) times 86,400, chunk by chunk into one array:
+        ticks = np.empty(len(column), dtype=np.int64)  # numpy's cast is 10 x slower and a copy more
+        start = 0
+        for chunk in column.chunks:
+            days_to_ticks(chunk.to_numpy(zero_copy_only=False).view(np.int64), 86_400, ticks[start:])
+            start += len(chunk)
+        return pd.Series(ticks.view("datetime64[s]"), copy=False)
     if pa.types.is_date(kind):
         return pd.Series(column.cast(pa.timestamp("s")).to_numpy(), copy=False)
     small_int = pa.types.is_integer(kind) and (pa.types.is_signed_integer(kind) or kind.bit_width < 64)
     if small_int and column.null_count:
-        values = np.concatenate([_int_values(chunk) for chunk in column.chunks] or [np.zeros(0, "int64")])
+        values = np.empty(len(column), dtype=np.int64)
+        start = 0
+        for chunk in column.chunks:
+            values[start:start + len(chunk)] = _chunk_values(chunk)
+            start += len(chunk)
         return pd.Series(pd.arrays.IntegerArray(values, column.is_null().to_numpy()), copy=False)
     plain = (small_int or pa.types.is_boolean(kind)) and not column.null_count  # nulls would need objects
     if plain or pa.types.is_float64(kind):  # float64 nulls are NaN either way
@@ -748,11 +801,11 @@ def _column_to_pandas(column: pa.ChunkedArray) -> pd.Series:
     return column.to_pandas()
 
 
-def _int_values(chunk: pa.Array) -> np.ndarray:
-    """An integer chunk's values as int64, read from its data buffer (values under nulls are arbitrary)."""
+def _chunk_values(chunk: pa.Array) -> np.ndarray:
+    """An integer chunk's values, a view of its data buffer (values under nulls are arbitrary)."""
     dtype = np.dtype(chunk.type.to_pandas_dtype())
     data = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=chunk.offset + len(chunk))
-    return data[chunk.offset:].astype("int64")
+    return data[chunk.offset:]
 
 
 def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:

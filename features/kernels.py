@@ -561,24 +561,29 @@ def customer(order, group_start, rows, is_installment, dpd, balance, cols, out):
 
 
 @njit(parallel=True, cache=True)
-def others(order, group_start, rows, src, cols, out):
-    """For each source row j (whole-number counts of each account's own bills): the sum over the customer's
-    other accounts open at the date into output row cols[j] (0 when there are none; exact in any order)."""
+def others(order, group_start, rows, src, src_rows, day_exact, month_precision, cols, out):
+    """For each j, a whole-number count of each account's own bills in row src_rows[j] of src: the sum over
+    the customer's other accounts open at the date into output row cols[j] (0 when there are none; exact in
+    any order). A day-exact count (day_exact[j]) is unknown for a month-precision account: so is every sum
+    it enters (NaN)."""
     n_t = rows.shape[0]
     for g in prange(len(group_start) - 1):
         s0, s1 = group_start[g], group_start[g + 1]
         for t in range(n_t):
             pos = rows[t]
-            for j in range(src.shape[0]):
+            for j in range(len(src_rows)):
+                k = src_rows[j]
                 total = 0.0
                 for s in range(s0, s1):
-                    p = pos[order[s]]
+                    a = order[s]
+                    p = pos[a]
                     if p >= 0:
-                        total += src[j, p]
+                        total += np.nan if (day_exact[j] and month_precision[a]) else src[k, p]
                 for s in range(s0, s1):
-                    p = pos[order[s]]
+                    a = order[s]
+                    p = pos[a]
                     if p >= 0:
-                        out[cols[j], p] = total - src[j, p]
+                        out[cols[j], p] = total - (np.nan if (day_exact[j] and month_precision[a]) else src[k, p])
 
 
 @njit(parallel=True, cache=True)

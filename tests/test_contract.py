@@ -403,3 +403,64 @@ def test_part_files_that_disagree_on_types_are_refused_naming_the_folder(tmp_pat
                    folder / "limits" / "part-2.parquet")
     with pytest.raises(ContractError, match=r"limits cannot be read from .*limits"):
         load_tables(folder)
+
+
+# ----------------------------------------------------------------------------------- the compiled fast paths
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 6)), min_size=0, max_size=40),
+       st.lists(st.tuples(st.integers(0, 5), st.integers(0, 8)), min_size=0, max_size=40))
+def test_payment_lookups_by_account_runs_equal_a_plain_search(bill_rows, pay_rows):
+    """The one-pass lookup of each payment's bill among its own account's bills (tables sorted by account)
+    finds what a search of all bills finds: unknown bills, bills of other accounts, accounts without bills."""
+    from features.contract import _bill_rows
+    from features.sorted_keys import differs_at
+
+    bills = sorted({bill: acc for acc, bill in bill_rows}.items(), key=lambda kv: (kv[1], kv[0]))
+    bill_ids = np.array([b for b, _ in bills], dtype=np.int64)
+    bill_acc = np.array([a for _, a in bills], dtype=np.int64)
+    pays = sorted(pay_rows)
+    pay_acc = np.array([a for a, _ in pays], dtype=np.int64)
+    wanted = np.array([b for _, b in pays], dtype=np.int64)
+    rows = _bill_rows(bill_ids, bill_acc, wanted, pay_acc)
+    for i, w in enumerate(wanted):
+        hit = np.flatnonzero(bill_ids == w)
+        assert rows[i] == (hit[0] if len(hit) else -1)
+    expected = np.array([r >= 0 and bill_acc[r] != a for r, a in zip(rows, pay_acc, strict=True)], dtype=bool)
+    assert np.array_equal(differs_at(bill_acc, rows, pay_acc), expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.one_of(st.none(), st.integers(0, 3))), max_size=12))
+def test_the_order_check_agrees_with_sorting(rows):
+    """is_sorted (compiled, NaT compares to nothing as in numpy) agrees with pandas on ids and dates."""
+    frame = pd.DataFrame({
+        "account_id": np.array([a for a, _ in rows], dtype=np.int64),
+        "day": pd.Series([None if d is None else np.datetime64(d, "D") for _, d in rows],
+                         dtype="datetime64[s]"),
+    })
+    plain = frame.dropna()
+    expected = plain.equals(plain.sort_values(["account_id", "day"], kind="stable"))
+    assert is_sorted(plain, ["account_id", "day"]) == expected
+    ids = frame["account_id"].to_numpy()
+    assert is_sorted(frame, ["account_id"]) == bool((ids[1:] >= ids[:-1]).all())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-30_000, 30_000)), max_size=30), st.integers(1, 4))
+def test_dates_read_and_turned_into_day_numbers_as_numpy_casts_them(days, chunks):
+    """date32 (nulls and dates before 1970 included), in chunks, reads as numpy's cast to datetime64[s]
+    gives it, and to_days gives back the day numbers (NaT as 'never')."""
+    from features.builders import to_days
+    from features.contract import _column_to_pandas
+    from features.kernels import NONE
+
+    arrays = [pa.array(days[i::chunks], type=pa.int32()).cast(pa.date32()) for i in range(chunks)]
+    column = pa.chunked_array(arrays, type=pa.date32())
+    expected = np.concatenate([a.to_numpy(zero_copy_only=False) for a in arrays]).astype("datetime64[s]")
+    got = _column_to_pandas(column).to_numpy()
+    assert got.dtype == np.dtype("datetime64[s]")
+    assert np.array_equal(got, expected, equal_nan=True)
+    as_days = expected.astype("datetime64[D]").astype(np.int64)
+    assert np.array_equal(to_days(got), np.where(np.isnat(expected), NONE, as_days))
