@@ -95,6 +95,32 @@ def test_calibration_repairs_distorted_probabilities_and_round_trips_as_json():
         fit_calibrator(distorted, np.zeros_like(y))
 
 
+def test_isotonic_calibration_keeps_the_ranking_and_fixes_the_shape():
+    """Through the blocks' centres the isotonic map is strictly increasing inside its range: no plateaus of
+    one probability for many scores, so the calibrated AUC is the raw one (a step function loses it)."""
+    from sklearn.metrics import roc_auc_score
+
+    from models.calibration import _fit
+
+    rng = np.random.default_rng(2)
+    true_p = rng.beta(1.2, 12, 40_000)
+    y = (rng.uniform(size=true_p.size) < true_p).astype(float)
+    raw = np.sqrt(true_p) * 0.5  # over-confident, bent: not a logistic distortion
+    cal = _fit("isotonic", raw, y)
+    out = cal.transform(raw)
+    inside = (raw > cal.params["x"][0]) & (raw < cal.params["x"][-1])
+    order = np.argsort(raw[inside])
+    assert len(np.unique(raw)) == raw.size  # no ties in the scores: none may appear in the probabilities
+    assert (np.diff(out[inside][order]) > 0).all()
+    assert len(np.unique(out)) > 0.9 * len(np.unique(raw))
+    assert abs(roc_auc_score(y, out) - roc_auc_score(y, raw)) < 1e-4
+    steps = np.asarray(cal.params["y"])
+    assert (np.diff(steps) > 0).all() and (np.diff(cal.params["x"]) > 0).all()
+    for lo, hi in ((0.0, 0.1), (0.1, 0.2), (0.2, 1.0)):  # calibrated by band
+        band = (out >= lo) & (out < hi)
+        assert abs(out[band].mean() - y[band].mean()) < 0.01
+
+
 def test_same_data_and_seed_give_a_byte_identical_model():
     X, y = _toy()
     params = lgb_params([1, 1, -1], seed=3)
