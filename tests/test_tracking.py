@@ -128,6 +128,11 @@ def _train(panel: pd.DataFrame, scramble: float, features=FEATURES, seed: int = 
 
 
 # --- one store, three versions: champion, a worse challenger, a better champion ----------------------------
+# ECE over 10 equal-frequency bins of 3,000 out-of-time rows (300 a bin, ~6 % bad) varies by about 0.01
+# between samples: the production default (0.005, for hundreds of thousands of rows) is below the noise here
+TOLERANCE_ECE = 0.01
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, panel):
     tmp = tmp_path_factory.mktemp("tracking")
@@ -145,7 +150,8 @@ def store(tmp_path_factory, panel):
                                    report_path=report, extra_artifacts={"docs": docs},
                                    params={"cli/data": "tiny", "cli/scramble": scramble},
                                    # the better run finds its out-of-time rows in TargetResult.test_features
-                                   oot_features=None if label == "better" else oot, config=TrainConfig(n_boot=50))
+                                   oot_features=None if label == "better" else oot, config=TrainConfig(n_boot=50),
+                                   tolerance_ece=TOLERANCE_ECE)
         seconds[label] = time.perf_counter() - t0
     print("log_training seconds:", {k: round(v, 1) for k, v in seconds.items()})
     return {"uri": uri, "tmp": tmp, "runs": runs, "results": results, "oot": oot}
@@ -249,11 +255,11 @@ def test_better_auc_with_worse_calibration_does_not_take_champion(store):
     # the same ranking through a monotone map that doubles the odds: AUC unchanged, calibration broken
     shifted = Calibrator("platt", {"a": 1.0, "b": float(np.log(2.0))})
     off.models["default"] = TargetModel("default", m.booster, _Chain(m.calibrator, shifted), m.best_iteration)
-    fair = compare(better, first, store["oot"], n_boot=20)
-    skewed = compare(off, first, store["oot"], n_boot=20)
+    fair = compare(better, first, store["oot"], tolerance_ece=TOLERANCE_ECE, n_boot=20)
+    skewed = compare(off, first, store["oot"], tolerance_ece=TOLERANCE_ECE, n_boot=20)
     assert fair.promote
     assert skewed.auc_new == pytest.approx(fair.auc_new, abs=1e-3) and skewed.auc_new > skewed.auc_champion
-    assert skewed.ece_new > skewed.ece_champion + 0.005 and not skewed.promote
+    assert skewed.ece_new > skewed.ece_champion + TOLERANCE_ECE and not skewed.promote
     assert "beyond tolerance" in skewed.describe()
 
 
