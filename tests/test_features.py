@@ -185,6 +185,18 @@ def test_panel_leaves_out_and_counts_unfinished_windows(prep):
     assert set(panel.target("default").columns) == {"account_id", "as_of", "default", *panel.feature_names}
 
 
+def test_panel_rows_are_the_features_joined_to_their_usable_labels(prep):
+    """The panel gathers feature rows by a sorted key instead of a hash join: it must equal the join."""
+    dates = pd.date_range("2024-09-30", "2025-08-31", freq="ME")
+    panel = build_panel(prep, dates[0], dates[-1])
+    labels = build_labels(prep, list(dates))
+    for t in TARGETS:
+        labels[t] = labels[t].where(labels[f"complete_{t}"])
+    labels = labels[labels[list(TARGETS)].notna().any(axis=1)][["account_id", "as_of", *TARGETS]]
+    joined = build_features(prep, list(dates)).merge(labels, on=["account_id", "as_of"], how="inner")
+    pd.testing.assert_frame_equal(panel.frame, joined)
+
+
 def test_build_cli_refuses_a_future_date_and_writes_nothing(baseline_dir, tmp_path):
     out = tmp_path / "f.parquet"
     cmd = [sys.executable, "-m", "features", "build", str(baseline_dir[0]), "--as-of", "2030-01-31", "--out", str(out)]
