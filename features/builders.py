@@ -15,8 +15,9 @@ import pandas as pd
 
 from features import kernels
 from features.catalog import AGGS, SIGNAL_INDEX, Catalog, Feature, default_catalog
-from features.contract import Tables
+from features.contract import Tables, bill_rows
 from features.days import ticks_per_day, ticks_to_days
+from features.sorted_keys import nondecreasing
 
 DEFAULT_PENALTY_RATE = 0.0005  # 0.05 % a day on the overdue amount (DESIGN.md)
 _AGG_CODE = {name: i for i, name in enumerate(AGGS)}
@@ -66,8 +67,8 @@ class Prepared:
         self.is_stmt = ~self.is_installment[bill_acc] & ~self.has_parent
         self.pday = to_days(pay["payment_date"])
         self.pamt = pay["amount"].to_numpy(np.float64)
-        self.prow = _rows_of(bills["bill_id"].to_numpy(np.int64), pay["bill_id"].to_numpy(np.int64),
-                             self.bill_start, self.pay_start)
+        self.prow = bill_rows(bills["bill_id"].to_numpy(np.int64), bills["account_id"].to_numpy(np.int64),
+                              pay["bill_id"].to_numpy(np.int64), pay["account_id"].to_numpy(np.int64))
         self.leff = to_days(lim["effective_date"])
         self.lval = lim["credit_limit"].to_numpy(np.float64)
         self.settle = kernels.settlement_days(self.bill_start, self.due, self.min_due, self.conv, self.pday,
@@ -81,32 +82,9 @@ class Prepared:
 
 def _starts(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Row offsets of each id's run in `keys` (sorted by account); length len(ids) + 1."""
-    if _ascending(keys) and _ascending(ids):
+    if nondecreasing(keys) and nondecreasing(ids):
         return kernels.run_starts(keys, ids)
     return np.searchsorted(keys, np.r_[ids, np.iinfo(np.int64).max], side="left").astype(np.int64)
-
-
-def _ascending(values: np.ndarray) -> bool:
-    return len(values) < 2 or bool((values[1:] >= values[:-1]).all())
-
-
-def _rows_of(bill_ids: np.ndarray, wanted: np.ndarray, bill_start: np.ndarray | None = None,
-             want_start: np.ndarray | None = None) -> np.ndarray:
-    """Row of each wanted bill id. With the accounts' runs of both, each is looked up among its own account's
-    bills (ids ascending or not); ids not found there, or without the runs, by a sort of all bill ids."""
-    rows = None
-    if bill_start is not None and want_start is not None:
-        rows = kernels.rows_in_account(bill_ids, bill_start, wanted, want_start)
-        missing = np.flatnonzero(rows < 0)
-        if not len(missing):
-            return rows
-        wanted = wanted[missing]
-    order = np.argsort(bill_ids, kind="stable")
-    found = order[np.searchsorted(bill_ids[order], wanted)].astype(np.int64)
-    if rows is None:
-        return found
-    rows[missing] = found
-    return rows
 
 
 def as_of_days(as_of: Iterable | str | pd.Timestamp, prep: Prepared | None = None) -> np.ndarray:

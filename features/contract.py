@@ -32,6 +32,7 @@ __all__ = [
     "Problem",
     "TableSchema",
     "Tables",
+    "bill_rows",
     "load_tables",
     "validate",
 ]
@@ -552,8 +553,8 @@ def _positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bill_rows(bill_ids: np.ndarray, bill_account: np.ndarray, wanted: np.ndarray,
-               wanted_account: np.ndarray) -> np.ndarray:
+def bill_rows(bill_ids: np.ndarray, bill_account: np.ndarray, wanted: np.ndarray,
+              wanted_account: np.ndarray) -> np.ndarray:
     """Row of each wanted bill id among the bills, -1 where it is absent. When both tables are sorted by
     account (as extracts are), each id is looked up among its own account's few bills in one pass; the
     ids not found there (a bill of another account, or none) by a search of all bills."""
@@ -597,7 +598,7 @@ def _cross_checks(tables: Mapping[str, pd.DataFrame]) -> list[Problem | None]:
                            "fix the extract."))
     if payments is not None:
         pay_account = payments["account_id"].to_numpy("int64")
-        pos = _bill_rows(bill_ids, bill_account, payments["bill_id"].to_numpy("int64"), pay_account)
+        pos = bill_rows(bill_ids, bill_account, payments["bill_id"].to_numpy("int64"), pay_account)
         schema = SCHEMAS["payments"]
         out.append(row_problem(payments, pos < 0, schema, "bill_id", "is not in bills.bill_id",
                                "Every payment repays a bill: add the bill or drop these payments."))

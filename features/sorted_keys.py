@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-NAT = np.iinfo(np.int64).min  # NaT's int64 view
+from features.days import NAT
 
 
 @njit(cache=True)

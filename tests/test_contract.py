@@ -411,19 +411,19 @@ def test_part_files_that_disagree_on_types_are_refused_naming_the_folder(tmp_pat
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 6)), min_size=0, max_size=40),
        st.lists(st.tuples(st.integers(0, 5), st.integers(0, 8)), min_size=0, max_size=40))
-def test_payment_lookups_by_account_runs_equal_a_plain_search(bill_rows, pay_rows):
+def test_payment_lookups_by_account_runs_equal_a_plain_search(bill_pairs, pay_pairs):
     """The one-pass lookup of each payment's bill among its own account's bills (tables sorted by account)
     finds what a search of all bills finds: unknown bills, bills of other accounts, accounts without bills."""
-    from features.contract import _bill_rows
+    from features.contract import bill_rows
     from features.sorted_keys import differs_at
 
-    bills = sorted({bill: acc for acc, bill in bill_rows}.items(), key=lambda kv: (kv[1], kv[0]))
+    bills = sorted({bill: acc for acc, bill in bill_pairs}.items(), key=lambda kv: (kv[1], kv[0]))
     bill_ids = np.array([b for b, _ in bills], dtype=np.int64)
     bill_acc = np.array([a for _, a in bills], dtype=np.int64)
-    pays = sorted(pay_rows)
+    pays = sorted(pay_pairs)
     pay_acc = np.array([a for a, _ in pays], dtype=np.int64)
     wanted = np.array([b for _, b in pays], dtype=np.int64)
-    rows = _bill_rows(bill_ids, bill_acc, wanted, pay_acc)
+    rows = bill_rows(bill_ids, bill_acc, wanted, pay_acc)
     for i, w in enumerate(wanted):
         hit = np.flatnonzero(bill_ids == w)
         assert rows[i] == (hit[0] if len(hit) else -1)
