@@ -47,14 +47,16 @@ def run(argv: list[str]) -> dict:
             with Timer() as t_panel:
                 panel = build_training_panel(tables, cfg, catalog)
             with Timer() as t_path:
-                result = train(tables, cfg, panel=panel, catalog=catalog, progress=lambda _: None)
-                report = write_training_report(result, tmp / "reports")
+                with Timer() as t_train:
+                    result = train(tables, cfg, panel=panel, catalog=catalog, progress=lambda _: None)
+                with Timer() as t_report:
+                    report = write_training_report(result, tmp / "reports")
                 logged = log_training(result, model_name="bench", experiment="bench",
                                       uri=f"sqlite:///{tmp}/mlflow.db", report_path=report, config=cfg)
         bare = {}
         for target, r in result.targets.items():
             at = slice_rows(panel, target, r.plan)["train"]  # the trainer's own rows, in its order
-            X, y = panel.matrix[at], panel.frame[target].to_numpy(np.float64)[at]
+            X, y = np.ascontiguousarray(panel.rows(at)), panel.frame[target].to_numpy(np.float64)[at]
             with Timer() as t_bare:
                 lgb.train(r.params, lgb.Dataset(X, y, feature_name=panel.feature_names),
                           num_boost_round=r.best_iteration)
@@ -70,6 +72,14 @@ def run(argv: list[str]) -> dict:
           f"{len(panel.feature_names)} features; train rows " + ", ".join(f"{t} {n:,}" for t, n in rows.items()))
     print(f"  read {t_load.seconds:.1f} s   panel {t_panel.seconds:.1f} s (apart)   "
           f"training path {t_path.seconds:.1f} s (fits {result.timings['fit_s']:.1f} s)   peak {mem.peak_gb:.2f} GB")
+    stages: dict[str, float] = {}
+    for r in result.targets.values():
+        for stage, seconds in r.stage_seconds.items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    stages["bundle"] = t_train.seconds - result.timings["fit_s"]  # drift references, fingerprint
+    stages["report"] = t_report.seconds
+    stages["mlflow"] = t_path.seconds - t_train.seconds - t_report.seconds
+    print("  where the path's time went: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
     print("  bare lightgbm.train " + ", ".join(f"{t} {s:.1f} s ({result.targets[t].best_iteration} rounds)"
                                                 for t, s in bare.items())
           + f" = {bare_s:.1f} s; overhead ratio {overhead:.2f} (goal <= {GOAL_OVERHEAD})")
@@ -85,6 +95,7 @@ def run(argv: list[str]) -> dict:
                "read_s": round(t_load.seconds, 2), "panel_s": round(t_panel.seconds, 2),
                "path_s": round(t_path.seconds, 2), "bare_s": round(bare_s, 2), "overhead_ratio": round(overhead, 3),
                "peak_gb": round(mem.peak_gb, 2), "deciles_inside": inside}
+    figures.update({f"{k}_s": round(v, 2) for k, v in stages.items()})
     for t, r in result.targets.items():
         figures[f"{t}_auc"] = round(r.metrics["test"]["auc"], 4)
         figures[f"{t}_rounds"] = r.best_iteration

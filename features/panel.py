@@ -8,7 +8,6 @@ counts are reported, so nobody mistakes an unfinished window for a good outcome.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -29,11 +28,14 @@ class Panel:
         rows = self.frame[self.frame[name].notna()]
         return rows[["account_id", "as_of", *self.feature_names, name]]
 
-    @cached_property
-    def matrix(self) -> np.ndarray:
-        """The features as one row-major float64 array (rows of `frame`), made once and shared by every
-        target: slices are gathered from it by row position, row-major as LightGBM reads them fastest."""
-        return np.ascontiguousarray(self.frame[self.feature_names].to_numpy(np.float64))
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The features of the rows at `positions`, float64 (rows x features) in column-major order: each
+        column is gathered into a contiguous run, without the whole panel ever being one matrix (4.4 M rows x
+        95 features would be 3.3 GB). The compiled predictor and pandas read it as it is."""
+        out = np.empty((len(self.feature_names), len(positions)), np.float64)
+        for j, name in enumerate(self.feature_names):
+            np.take(self.frame[name].to_numpy(np.float64), positions, out=out[j])
+        return out.T
 
 
 def _label_rows(feats: pd.DataFrame, labels: pd.DataFrame, account_ids: np.ndarray) -> np.ndarray:

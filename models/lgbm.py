@@ -3,14 +3,25 @@
 Deterministic by construction: row-wise histograms, `deterministic=True`, a fixed thread count and seeds,
 no bagging unless asked; the same panel, parameters and seed give a byte-identical model text. Depth is
 bounded so TreeSHAP reason codes stay cheap at scoring time.
+
+A target's slices are binned straight from the panel's columns (`slice_datasets`), on bin edges from its
+training rows only: no slice is copied out whole as a float matrix, and nothing of a later slice shapes the
+model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+from models.slices import sample_rows
+
+if TYPE_CHECKING:
+    from features.panel import Panel
 
 DEFAULT_PARAMS = {
     "objective": "binary",
@@ -23,15 +34,18 @@ DEFAULT_PARAMS = {
     "max_bin": 255,
     "monotone_constraints_method": "intermediate",  # "advanced" fits a little closer at several times the cost
 }
-FIXED = {"deterministic": True, "force_row_wise": True, "verbosity": -1, "num_threads": 2}
+# feature_pre_filter off: one binned panel serves every target and trial, whatever its min_data_in_leaf
+FIXED = {"deterministic": True, "force_row_wise": True, "verbosity": -1, "num_threads": 2,
+         "feature_pre_filter": False}
+BIN_SAMPLE = 200_000  # rows the bin edges are found on (LightGBM's own bin_construct_sample_cnt)
 
 
 @dataclass
 class FitResult:
-    booster: lgb.Booster
+    booster: lgb.Booster  # trimmed to the best iteration
     best_iteration: int
     params: dict
-    evals: dict = field(default_factory=dict)
+    valid_p: np.ndarray  # the validation rows' probabilities at the best iteration (LightGBM kept them)
 
 
 def lgb_params(monotone: list[int], seed: int, overrides: dict | None = None) -> dict:
@@ -45,27 +59,98 @@ def matrix(X) -> np.ndarray:
     return X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float64)
 
 
-def dataset(X, y=None, reference: lgb.Dataset | None = None, feature_names: list[str] | None = None) -> lgb.Dataset:
+def dataset(X, y=None, reference: lgb.Dataset | None = None, feature_names: list[str] | None = None,
+            params: dict | None = None) -> lgb.Dataset:
     names = list(X.columns) if isinstance(X, pd.DataFrame) else feature_names
     return lgb.Dataset(matrix(X), label=None if y is None else np.asarray(y, dtype=np.float64),
                        feature_name=names or "auto", reference=reference, free_raw_data=True,
-                       params={"max_bin": DEFAULT_PARAMS["max_bin"], "verbosity": -1})
+                       params=params or {"max_bin": DEFAULT_PARAMS["max_bin"], "verbosity": -1})
+
+
+def slice_datasets(panel: Panel, slices: dict[str, tuple[np.ndarray, np.ndarray]], params: dict,
+                   seed: int) -> dict[str, lgb.Dataset]:
+    """Bin a target's slices -- name -> (panel rows, labels); the first is the training slice -- for LightGBM.
+
+    The bin edges are found on a seeded sample of the training rows (as LightGBM itself samples), so no
+    later slice shapes them; then each slice's rows are binned in batches straight from the panel's columns,
+    so no slice is ever copied out whole as a float matrix (3 M rows x 95 features would be 2.2 GB).
+    """
+    names = list(panel.feature_names)
+    train_rows = next(iter(slices.values()))[0]
+    sample = sample_rows(train_rows, BIN_SAMPLE, seed)
+    edges = lgb.Dataset(np.ascontiguousarray(panel.rows(sample)), label=np.zeros(len(sample)), feature_name=names,
+                        params=params, free_raw_data=True).construct()
+    columns = [panel.frame[n].to_numpy(np.float64) for n in names]
+    return {name: lgb.Dataset([_PanelRows(columns, rows)], label=np.asarray(y, dtype=np.float64), reference=edges,
+                              feature_name=names, params=params, free_raw_data=True).construct()
+            for name, (rows, y) in slices.items()}
+
+
+class _PanelRows(lgb.Sequence):
+    """Some panel rows, handed to LightGBM batch by batch through reused buffers (each column is gathered
+    into a contiguous run, then the batch is turned row-major in one copy, as LightGBM reads it)."""
+
+    batch_size = 131_072
+
+    def __init__(self, columns: list[np.ndarray], rows: np.ndarray) -> None:
+        self.columns, self.rows = columns, np.asarray(rows)
+        n = min(self.batch_size, len(self.rows))
+        self.by_column = np.empty((len(columns), n), np.float64)
+        self.by_row = np.empty((n, len(columns)), np.float64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx):
+        if not isinstance(idx, slice):  # LightGBM reads single rows only to find bins, and it has them already
+            raise TypeError("panel rows are read in batches (slices)")
+        rows = self.rows[idx]
+        n = len(rows)
+        for j, column in enumerate(self.columns):
+            np.take(column, rows, out=self.by_column[j, :n])
+        out = self.by_row[:n]
+        out[...] = self.by_column[:, :n].T
+        return out
 
 
 def fit_booster(X_train, y_train, X_valid, y_valid, params: dict, num_boost_round: int = 2000,
-                early_stopping: int = 50, callbacks=(), feature_names: list[str] | None = None) -> FitResult:
-    """Train with early stopping on the validation slice; the booster keeps only the best iterations.
-    X_* are frames, or float64 arrays with `feature_names`."""
+                early_stopping: int = 50, feature_names: list[str] | None = None) -> FitResult:
+    """`fit_datasets` on X_* (frames, or float64 arrays with `feature_names`), binned here."""
+    _check_classes(y_train, y_valid)
+    train = dataset(X_train, y_train, feature_names=feature_names, params=params)
+    valid = dataset(X_valid, y_valid, reference=train, feature_names=feature_names, params=params)
+    return fit_datasets(train, valid, params, num_boost_round, early_stopping)
+
+
+def fit_datasets(train: lgb.Dataset, valid: lgb.Dataset, params: dict, num_boost_round: int = 2000,
+                 early_stopping: int = 50) -> FitResult:
+    """Boost until the validation log loss has not improved for `early_stopping` rounds; keep the best
+    iteration's trees and the validation probabilities LightGBM computed for it (no second prediction)."""
+    _check_classes(train.get_label(), valid.get_label())
+    booster = lgb.Booster(params=params, train_set=train)
+    booster.add_valid(valid, "valid")
+    latest: dict = {}
+
+    def keep(preds: np.ndarray, _data) -> tuple[str, float, bool]:
+        latest["p"] = preds  # LightGBM's buffer of the validation probabilities, refilled every round
+        return "kept", 0.0, False
+
+    best_loss, best, best_p = math.inf, 0, None
+    for it in range(1, num_boost_round + 1):
+        booster.update()
+        # the first metric decides (binary_logloss unless the parameters name another), as lgb.train's would
+        _, _, value, higher_better = next(r for r in booster.eval_valid(keep) if r[1] != "kept")
+        loss = -value if higher_better else value
+        if loss < best_loss:
+            best_loss, best, best_p = loss, it, latest["p"].copy()
+        elif it - best >= early_stopping:
+            break
+    trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    return FitResult(trimmed, best, params, best_p)
+
+
+def _check_classes(y_train, y_valid) -> None:
     for name, y in (("training", y_train), ("validation", y_valid)):
         if len(np.unique(y)) < 2:
             raise ValueError(f"the {name} slice has only one class ({int(np.asarray(y)[0])}): a model needs both "
                              "goods and bads; widen the as-of range or check the labels")
-    train = dataset(X_train, y_train, feature_names=feature_names)
-    valid = dataset(X_valid, y_valid, reference=train, feature_names=feature_names)
-    evals: dict = {}
-    booster = lgb.train(params, train, num_boost_round=num_boost_round, valid_sets=[valid], valid_names=["valid"],
-                        callbacks=[lgb.early_stopping(early_stopping, verbose=False), lgb.record_evaluation(evals),
-                                   *callbacks])
-    best = booster.best_iteration or booster.current_iteration()
-    trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    return FitResult(trimmed, best, params, evals)

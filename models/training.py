@@ -25,9 +25,10 @@ from features.labels import LabelConfig
 from features.panel import Panel, build_panel
 from models.bundle import Bundle, TargetModel
 from models.calibration import fit_calibrator
-from models.lgbm import fit_booster, lgb_params
+from models.lgbm import fit_datasets, lgb_params, slice_datasets
 from models.scale import ScoreScale
-from models.slices import SLICES, SlicePlan, plan_slices
+from models.slices import SLICES, SlicePlan, plan_slices, sample_rows
+from models.treeshap import compile_booster, predict_raw
 
 DEFAULT_TARGETS = ("default", "early_warning", "self_cure")
 KNOWN_TARGETS = ("default", "early_warning", "early_warning_beyond_grace", "self_cure")
@@ -87,6 +88,7 @@ class TargetResult:
     params: dict
     scorecard_model: object = None
     test_features: pd.DataFrame | None = None  # account_id, as_of and the features of the out-of-time rows
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # where the time went: bin, fit, score, ...
 
 
 @dataclass
@@ -170,67 +172,101 @@ def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
     return Panel(frame, panel.feature_names, counts)
 
 
-def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, supplied: bool,
-                 truth: pd.DataFrame | None = None, progress: Callable[[str], None] = print,
-                 on_trial: Callable | None = None) -> tuple[TargetModel, TargetResult]:
-    from models.scorecard import BenchmarkScorecard
-    from validation.metrics import calibration_table, metric_set
-
+def target_slices(panel: Panel, target: str, cfg: TrainConfig, supplied: bool) -> tuple[SlicePlan, dict]:
+    """The target's slice plan and each slice's panel rows (see `slice_rows`)."""
     labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
     if not len(labelled):
         raise ValueError(f"the panel has no usable rows for target {target!r}: widen the as-of range")
     as_of = panel.frame["as_of"].iloc[labelled]
     plan = plan_slices(as_of.unique(), cfg.embargo(target, supplied), cfg.valid_months, cfg.calib_months,
                        cfg.test_months)
-    at = slice_rows(panel, target, plan, labelled)
+    return plan, slice_rows(panel, target, plan, labelled)
+
+
+def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, supplied: bool,
+                 truth: pd.DataFrame | None = None, progress: Callable[[str], None] = print,
+                 on_trial: Callable | None = None,
+                 slices: tuple[SlicePlan, dict] | None = None) -> tuple[TargetModel, TargetResult]:
+    """One target's model and evidence (`slices`: its plan and rows, when the caller has them)."""
+    from models.scorecard import BenchmarkScorecard
+    from validation.metrics import calibration_table, metric_set
+
+    lap = _Laps()
+    plan, at = slices or target_slices(panel, target, cfg, supplied)
     names = panel.feature_names
-    X = {s: panel.matrix[at[s]] for s in SLICES}  # gathered by row position: one copy per slice
     label = panel.frame[target].to_numpy(np.float64)
     y = {s: label[at[s]] for s in SLICES}
     progress(f"  {target}: {plan.describe()}; rows " + ", ".join(f"{s} {len(y[s]):,}" for s in SLICES))
     monotone = [catalog[n].risk for n in names]
+    data = slice_datasets(panel, {s: (at[s], y[s]) for s in ("train", "valid")},
+                          lgb_params(monotone, cfg.seed, cfg.lgb_params), cfg.seed)
+    train_set, valid_set = data.pop("train"), data.pop("valid")
+    lap("bin")
     overrides = dict(cfg.lgb_params)
     if cfg.tune_trials or cfg.tune_timeout:
         from models.tuning import tune
 
         progress(f"  {target}: tuning on the validation slice ({cfg.tune_trials or 'time-boxed'} trials)")
-        overrides = tune(X["train"], y["train"], X["valid"], y["valid"], monotone, cfg.seed,
-                         n_trials=cfg.tune_trials, timeout=cfg.tune_timeout, base=overrides,
-                         num_boost_round=cfg.num_boost_round, early_stopping=cfg.early_stopping,
-                         on_trial=(lambda n, p, loss, it: on_trial(target, n, p, loss, it)) if on_trial else None,
-                         feature_names=names)
+        overrides = tune(train_set, valid_set, monotone, cfg.seed, n_trials=cfg.tune_trials,
+                         timeout=cfg.tune_timeout, base=overrides, num_boost_round=cfg.num_boost_round,
+                         early_stopping=cfg.early_stopping,
+                         on_trial=(lambda n, p, loss, it: on_trial(target, n, p, loss, it)) if on_trial else None)
+        lap("tune")
     params = lgb_params(monotone, cfg.seed, overrides)
-    t0 = time.perf_counter()
-    fit = fit_booster(X["train"], y["train"], X["valid"], y["valid"], params, cfg.num_boost_round, cfg.early_stopping,
-                      feature_names=names)
-    fit_s = time.perf_counter() - t0
-    # the training slice is only described (in-sample): a seeded sample of it is enough and saves predicting
-    # millions of rows; every other slice is scored whole
-    sample = _subsample(len(y["train"]), SAMPLE_ROWS, cfg.seed)
-    X_eval = {**X, "train": X["train"][sample]}
-    y_eval = {**y, "train": y["train"][sample]}
-    raw = {s: fit.booster.predict(X_eval[s]) for s in SLICES}
+    fit = fit_datasets(train_set, valid_set, params, cfg.num_boost_round, cfg.early_stopping)
+    fit_s = lap("fit")
+    del train_set, valid_set
+    # the validation rows were scored by LightGBM while it trained; the calibration and out-of-time rows are
+    # scored whole, the training rows (only described: in-sample) by a seeded sample
+    rows = {"train": sample_rows(at["train"], SAMPLE_ROWS, cfg.seed), "calib": at["calib"], "test": at["test"]}
+    X = {s: panel.rows(r) for s, r in rows.items()}
+    y_eval = {**y, "train": label[rows["train"]]}
+    trees = compile_booster(fit.booster, max_k=0)
+    raw = {s: _sigmoid(predict_raw(trees, X[s], threads=params["num_threads"])) for s in X} | {"valid": fit.valid_p}
+    lap("score")
     calibrator = fit_calibrator(raw["calib"], y["calib"], cfg.seed)
     p = {s: calibrator.transform(raw[s]) for s in SLICES}
+    lap("calibrate")
     keys = panel.frame[["account_id", "as_of"]]
     test_keys = keys.iloc[at["test"]].reset_index(drop=True)
     groups = test_keys["account_id"].to_numpy()
     metrics = {s: metric_set(y_eval[s], p[s], groups if s == "test" else None, n_boot=cfg.n_boot) for s in SLICES}
-    frames = {s: pd.DataFrame(X_eval[s], columns=names, copy=False) for s in ("train", "test")}
+    lap("metrics")
+    frames = {s: pd.DataFrame(X[s], columns=names, copy=False) for s in ("train", "test")}
     card = BenchmarkScorecard(monotone={n: catalog[n].risk for n in names}).fit(frames["train"], y_eval["train"])
     card_p = {s: card.predict_proba(frames[s])[:, 1] for s in ("train", "test")}
     scorecard = {s: metric_set(y_eval[s], card_p[s], groups if s == "test" else None, n_boot=cfg.n_boot)
                  for s in card_p}
+    lap("scorecard")
     test = test_keys.assign(y=y["test"], p=p["test"], scorecard_p=card_p["test"])
     oracle = _oracle(test, target, truth) if truth is not None else {}
     if oracle:
         test = oracle.pop("_rows")
+    lap("oracle")
     model = TargetModel(target, fit.booster, calibrator, fit.best_iteration,
                         {s: {k: v for k, v in m.items() if isinstance(v, int | float)} for s, m in metrics.items()})
     result = TargetResult(target, plan, {s: len(y[s]) for s in SLICES}, metrics, scorecard,
                           calibration_table(y["test"], p["test"]), oracle, test, fit_s, fit.best_iteration, params,
-                          card, pd.concat([test_keys, frames["test"]], axis=1))
+                          card, pd.concat([test_keys, frames["test"]], axis=1), lap.seconds)
     return model, result
+
+
+class _Laps:
+    """Seconds per stage: each call closes the stage begun by the previous one."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, stage: str) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._t
+        self._t = now
+        return self.seconds[stage]
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def slice_rows(panel: Panel, target: str, plan: SlicePlan, labelled: np.ndarray | None = None) -> dict:
@@ -240,13 +276,6 @@ def slice_rows(panel: Panel, target: str, plan: SlicePlan, labelled: np.ndarray 
     keys = panel.frame[["account_id", "as_of"]].iloc[labelled].reset_index(drop=True)
     part = plan.assign(keys["as_of"], keys["account_id"]).to_numpy()
     return {s: labelled[part == s] for s in SLICES}
-
-
-def _subsample(n: int, most: int, seed: int) -> np.ndarray:
-    """Sorted row positions: all rows, or a seeded random `most` of them."""
-    if n <= most:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, most, replace=False))
 
 
 def _oracle(test: pd.DataFrame, target: str, truth: pd.DataFrame) -> dict:
@@ -285,12 +314,13 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
     truth = tables.truth if labels is None else None
     models, results = {}, {}
     t1 = time.perf_counter()
+    slices = {t: target_slices(panel, t, cfg, labels is not None) for t in cfg.targets}
     for target in cfg.targets:
         models[target], results[target] = train_target(panel, target, cfg, catalog, labels is not None, truth,
-                                                       progress, on_trial)
+                                                       progress, on_trial, slices[target])
     timings["fit_s"] = time.perf_counter() - t1
-    first = cfg.targets[0]
-    train_X = panel.matrix[slice_rows(panel, first, results[first].plan)["train"]]
+    # drift references: the first target's in-sample rows (a seeded sample of its training slice)
+    train_X = panel.rows(sample_rows(slices[cfg.targets[0]][1]["train"], SAMPLE_ROWS, cfg.seed))
     reference = {"features": {n: reference_distribution(train_X[:, j]) for j, n in enumerate(panel.feature_names)}}
     if "default" in models:
         p_train = models["default"].predict(train_X)

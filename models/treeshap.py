@@ -227,17 +227,29 @@ def contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
     return out
 
 
-def predict_raw(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
-    """Raw score (log-odds), shape (n,): `booster.predict(X, raw_score=True)`."""
+def predict_raw(trees: CompiledTrees, X: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Raw score (log-odds), shape (n,): `booster.predict(X, raw_score=True)`. The kernels release the GIL, so
+    `threads` > 1 scores that many row ranges at once (the same sums: each row is scored alone)."""
     X = _as_matrix(trees, X)
     out = np.zeros(X.shape[0], np.float64)
+    bounds = np.linspace(0, len(X), max(1, min(threads, len(X) // 10_000)) + 1).astype(np.int64)
+    if len(bounds) == 2:
+        _predict_rows(trees, X, out)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(bounds) - 1) as pool:
+        list(pool.map(lambda lo, hi: _predict_rows(trees, X[lo:hi], out[lo:hi]), bounds[:-1], bounds[1:]))
+    return out
+
+
+def _predict_rows(trees: CompiledTrees, X: np.ndarray, out: np.ndarray) -> None:
     if trees.heap_depth:
         _heap_kernel(X, out, trees.heap_depth, trees.heap_feature, trees.heap_threshold, trees.heap_missing,
                      trees.heap_default_left, trees.heap_value)
-        return out
-    _raw_kernel(X, out, trees.int_start, trees.leaf_start, trees.feature, trees.threshold, trees.missing,
-                trees.default_left, trees.left, trees.right, trees.value)
-    return out
+    else:
+        _raw_kernel(X, out, trees.int_start, trees.leaf_start, trees.feature, trees.threshold, trees.missing,
+                    trees.default_left, trees.left, trees.right, trees.value)
 
 
 def _check_model(model: dict) -> None:

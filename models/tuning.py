@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import lightgbm as lgb
 import numpy as np
 import optuna
 
-from models.lgbm import fit_booster, lgb_params, matrix
+from models.lgbm import fit_datasets, lgb_params
 
 
 def search_space(trial: optuna.Trial) -> dict:
@@ -25,20 +26,19 @@ def search_space(trial: optuna.Trial) -> dict:
     }
 
 
-def tune(X_train, y_train, X_valid, y_valid, monotone: list[int], seed: int, *, n_trials: int | None = None,
+def tune(train: lgb.Dataset, valid: lgb.Dataset, monotone: list[int], seed: int, *, n_trials: int | None = None,
          timeout: float | None = None, base: dict | None = None, num_boost_round: int = 2000,
-         early_stopping: int = 50, on_trial: Callable[[int, dict, float, int], None] | None = None,
-         feature_names: list[str] | None = None) -> dict:
-    """Best LightGBM overrides by validation log loss; `on_trial(number, params, valid_log_loss, rounds)`."""
+         early_stopping: int = 50, on_trial: Callable[[int, dict, float, int], None] | None = None) -> dict:
+    """Best LightGBM overrides by validation log loss; `on_trial(number, params, valid_log_loss, rounds)`.
+    train and valid are binned slices (`BinnedPanel.subset`, or `lgb.Dataset`s with valid binned on train)."""
     if n_trials is None and timeout is None:
         raise ValueError("tuning needs a number of trials or a time budget")
-    y_valid = np.asarray(y_valid, dtype=np.float64)
+    y_valid = np.asarray(valid.get_label(), dtype=np.float64)
 
     def objective(trial: optuna.Trial) -> float:
         overrides = {**(base or {}), **search_space(trial)}
-        fit = fit_booster(X_train, y_train, X_valid, y_valid, lgb_params(monotone, seed, overrides),
-                          num_boost_round, early_stopping, feature_names=feature_names)
-        p = np.clip(fit.booster.predict(matrix(X_valid)), 1e-12, 1 - 1e-12)
+        fit = fit_datasets(train, valid, lgb_params(monotone, seed, overrides), num_boost_round, early_stopping)
+        p = np.clip(fit.valid_p, 1e-12, 1 - 1e-12)
         loss = float(-np.mean(y_valid * np.log(p) + (1 - y_valid) * np.log(1 - p)))
         if on_trial is not None:
             on_trial(trial.number, overrides, loss, fit.best_iteration)

@@ -130,6 +130,42 @@ def test_same_data_and_seed_give_a_byte_identical_model():
     assert a.best_iteration >= 1
 
 
+def test_early_stopping_keeps_the_best_trees_and_their_validation_scores():
+    import lightgbm as lgb
+
+    X, y = _toy()
+    params = lgb_params([1, 1, -1], seed=3, overrides={"learning_rate": 0.3})
+    fit = fit_booster(X[:4000], y[:4000], X[4000:], y[4000:], params, early_stopping=10)
+    # lightgbm's own early stopping on the same data stops at the same round with the same trees
+    train = lgb.Dataset(X[:4000].to_numpy(), y[:4000], params=params)
+    ref = lgb.train(params, train, 2000, valid_sets=[lgb.Dataset(X[4000:].to_numpy(), y[4000:], reference=train)],
+                    callbacks=[lgb.early_stopping(10, verbose=False)])
+    assert 1 <= fit.best_iteration == ref.best_iteration < 2000 - 10
+    valid = X[4000:].to_numpy()
+    np.testing.assert_array_equal(fit.booster.predict(valid), ref.predict(valid, num_iteration=ref.best_iteration))
+    # the validation probabilities kept from training are the best iteration's predictions
+    np.testing.assert_allclose(fit.valid_p, fit.booster.predict(valid), rtol=0, atol=1e-12)
+
+
+def test_slices_binned_from_the_panel_columns_train_the_same_model_as_a_matrix(monkeypatch):
+    from features.panel import Panel
+    from models import lgbm
+
+    X, y = _toy(8_000)
+    frame = X.assign(account_id=np.arange(len(X)), default=y)
+    panel = Panel(frame, list(X.columns), pd.DataFrame())
+    train_rows, valid_rows = np.arange(0, 6000, 2), np.arange(6001, 8000, 3)  # gathered, not contiguous
+    monkeypatch.setattr(lgbm._PanelRows, "batch_size", 700)  # several batches through the reused buffer
+    params = lgb_params([1, 1, -1], seed=3)
+    sets = lgbm.slice_datasets(panel, {"train": (train_rows, y[train_rows]), "valid": (valid_rows, y[valid_rows])},
+                               params, seed=3)
+    ours = lgbm.fit_datasets(sets["train"], sets["valid"], params)
+    direct = fit_booster(X.iloc[train_rows], y[train_rows], X.iloc[valid_rows], y[valid_rows], params)
+    assert ours.best_iteration == direct.best_iteration
+    assert ours.booster.model_to_string() == direct.booster.model_to_string()
+    np.testing.assert_array_equal(ours.valid_p, direct.valid_p)
+
+
 def test_monotone_constraints_hold_in_the_fitted_model():
     X, y = _toy()
     fit = fit_booster(X[:4000], y[:4000], X[4000:], y[4000:], lgb_params([1, 1, -1], seed=3))

@@ -13,6 +13,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from models.lgbm import dataset, lgb_params
 from models.pipeline import run_training
 from models.training import TrainConfig
 from models.tuning import tune
@@ -98,8 +99,10 @@ def test_tuning_is_deterministic_chosen_on_validation_and_logged_as_nested_runs(
     X = pd.DataFrame(rng.normal(size=(4000, 3)), columns=["a", "b", "c"])
     y = (rng.uniform(size=4000) < 1 / (1 + np.exp(-(X["a"] - 2)))).astype(float).to_numpy()
     seen = []
-    runs = [tune(X[:3000], y[:3000], X[3000:], y[3000:], [1, 0, 0], 5, n_trials=3,
-                 on_trial=lambda *t: seen.append(t)) for _ in range(2)]
+    params = lgb_params([1, 0, 0], 5)
+    train = dataset(X[:3000], y[:3000], params=params)
+    valid = dataset(X[3000:], y[3000:], reference=train, params=params)
+    runs = [tune(train, valid, [1, 0, 0], 5, n_trials=3, on_trial=lambda *t: seen.append(t)) for _ in range(2)]
     assert runs[0] == runs[1] and len(seen) == 6
     assert [t[2] for t in seen[:3]] == [t[2] for t in seen[3:]]
     uri = f"sqlite:///{tmp_path}/mlflow.db"

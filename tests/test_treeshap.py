@@ -116,6 +116,15 @@ def test_matches_lightgbm(params):
     _check(booster, _edge_rows(trees, 1500, 2), trees)
 
 
+def test_threads_score_row_ranges_to_the_same_sums():
+    booster = _train({"max_depth": 6, "num_leaves": 31})
+    X = np.tile(_data(1500, 12, 1)[0], (20, 1))  # 30,000 rows: three ranges of at least 10,000
+    for trees in (compile_booster(booster), compile_booster(booster, heap_depth=0)):
+        one = predict_raw(trees, X)
+        assert np.array_equal(predict_raw(trees, X, threads=3), one)
+        np.testing.assert_allclose(one, booster.predict(X, raw_score=True), rtol=0, atol=1e-12)
+
+
 def test_depth_bounded_paths_use_tables_only():
     trees = compile_booster(_train({"max_depth": 6, "num_leaves": 31}))
     assert trees.k.max() <= 6 and (trees.table_start[trees.k > 0] >= 0).all()
