@@ -34,7 +34,7 @@ DEFAULT_PARAMS = {
     "max_bin": 255,
     "monotone_constraints_method": "intermediate",  # "advanced" fits a little closer at several times the cost
 }
-# feature_pre_filter off: one binned panel serves every target and trial, whatever its min_data_in_leaf
+# feature_pre_filter off: one binned slice serves every tuning trial, whatever its min_data_in_leaf
 FIXED = {"deterministic": True, "force_row_wise": True, "verbosity": -1, "num_threads": 2,
          "feature_pre_filter": False}
 BIN_SAMPLE = 200_000  # rows the bin edges are found on (LightGBM's own bin_construct_sample_cnt)
@@ -116,7 +116,7 @@ class _PanelRows(lgb.Sequence):
 def fit_booster(X_train, y_train, X_valid, y_valid, params: dict, num_boost_round: int = 2000,
                 early_stopping: int = 50, feature_names: list[str] | None = None) -> FitResult:
     """`fit_datasets` on X_* (frames, or float64 arrays with `feature_names`), binned here."""
-    _check_classes(y_train, y_valid)
+    check_classes(y_train, y_valid)
     train = dataset(X_train, y_train, feature_names=feature_names, params=params)
     valid = dataset(X_valid, y_valid, reference=train, feature_names=feature_names, params=params)
     return fit_datasets(train, valid, params, num_boost_round, early_stopping)
@@ -126,7 +126,7 @@ def fit_datasets(train: lgb.Dataset, valid: lgb.Dataset, params: dict, num_boost
                  early_stopping: int = 50) -> FitResult:
     """Boost until the validation log loss has not improved for `early_stopping` rounds; keep the best
     iteration's trees and the validation probabilities LightGBM computed for it (no second prediction)."""
-    _check_classes(train.get_label(), valid.get_label())
+    check_classes(train.get_label(), valid.get_label())
     booster = lgb.Booster(params=params, train_set=train)
     booster.add_valid(valid, "valid")
     latest: dict = {}
@@ -149,8 +149,11 @@ def fit_datasets(train: lgb.Dataset, valid: lgb.Dataset, params: dict, num_boost
     return FitResult(trimmed, best, params, best_p)
 
 
-def _check_classes(y_train, y_valid) -> None:
+def check_classes(y_train, y_valid) -> None:
+    """Both slices need goods and bads: say which one lacks them, before any binning or boosting."""
     for name, y in (("training", y_train), ("validation", y_valid)):
-        if len(np.unique(y)) < 2:
-            raise ValueError(f"the {name} slice has only one class ({int(np.asarray(y)[0])}): a model needs both "
-                             "goods and bads; widen the as-of range or check the labels")
+        seen = np.unique(np.asarray(y))
+        if len(seen) < 2:
+            has = f"only one class ({int(seen[0])})" if len(seen) else "no rows"
+            raise ValueError(f"the {name} slice has {has}: a model needs both goods and bads; widen the as-of "
+                             "range or check the labels")

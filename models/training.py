@@ -25,7 +25,7 @@ from features.labels import LabelConfig
 from features.panel import Panel, build_panel
 from models.bundle import Bundle, TargetModel
 from models.calibration import fit_calibrator
-from models.lgbm import fit_datasets, lgb_params, slice_datasets
+from models.lgbm import check_classes, fit_datasets, lgb_params, slice_datasets
 from models.scale import ScoreScale
 from models.slices import SLICES, SlicePlan, plan_slices, sample_rows
 from models.treeshap import compile_booster, predict_raw
@@ -198,6 +198,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     y = {s: label[at[s]] for s in SLICES}
     progress(f"  {target}: {plan.describe()}; rows " + ", ".join(f"{s} {len(y[s]):,}" for s in SLICES))
     monotone = [catalog[n].risk for n in names]
+    check_classes(y["train"], y["valid"])
     data = slice_datasets(panel, {s: (at[s], y[s]) for s in ("train", "valid")},
                           lgb_params(monotone, cfg.seed, cfg.lgb_params), cfg.seed)
     train_set, valid_set = data.pop("train"), data.pop("valid")
