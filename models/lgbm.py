@@ -28,7 +28,7 @@ DEFAULT_PARAMS = {
     "learning_rate": 0.05,
     "num_leaves": 31,
     "max_depth": 6,
-    "min_data_in_leaf": 200,
+    "min_data_in_leaf": 200,  # for small training slices, see leaf_rows
     "feature_fraction": 0.9,
     "lambda_l2": 1.0,
     "max_bin": 255,
@@ -38,6 +38,7 @@ DEFAULT_PARAMS = {
 FIXED = {"deterministic": True, "force_row_wise": True, "verbosity": -1, "num_threads": 2,
          "feature_pre_filter": False}
 BIN_SAMPLE = 200_000  # rows the bin edges are found on (LightGBM's own bin_construct_sample_cnt)
+LEAF_ALIASES = ("min_data_in_leaf", "min_data_per_leaf", "min_data", "min_child_samples", "min_samples_leaf")
 
 
 @dataclass
@@ -48,10 +49,28 @@ class FitResult:
     valid_p: np.ndarray  # the validation rows' probabilities at the best iteration (LightGBM kept them)
 
 
-def lgb_params(monotone: list[int], seed: int, overrides: dict | None = None) -> dict:
-    params = {**DEFAULT_PARAMS, **(overrides or {}), **FIXED, "seed": seed, "monotone_constraints": list(monotone)}
+def lgb_params(monotone: list[int], seed: int, overrides: dict | None = None, train_rows: int | None = None) -> dict:
+    """The parameters of one fit: defaults, then `overrides`, then the fixed determinism settings.
+    With `train_rows`, a leaf's least size follows the training slice (`leaf_rows`) unless overridden."""
+    overrides = overrides or {}
+    params = {**DEFAULT_PARAMS, **overrides, **FIXED, "seed": seed, "monotone_constraints": list(monotone)}
     params.update({"bagging_seed": seed, "feature_fraction_seed": seed, "data_random_seed": seed})
+    set_leaf = [k for k in LEAF_ALIASES if k in overrides]
+    if set_leaf and "min_data_in_leaf" not in set_leaf:
+        del params["min_data_in_leaf"]  # the caller's alias alone, not two values LightGBM must choose between
+    elif not set_leaf and train_rows is not None:
+        params["min_data_in_leaf"] = leaf_rows(train_rows)
     return params
+
+
+def leaf_rows(train_rows: int) -> int:
+    """Least rows per leaf: 200 on large slices, one per mille of the rows on small ones (at least 20).
+
+    200 steadies the leaves of the million-row targets, but on the self-cure slice (34 k rows, bads in the
+    hundreds) it starves them: at 200 the out-of-time AUC was 0.666 / 0.687 on two synthetic worlds (seeds
+    1 and 2, 0.908 / 0.906 of the oracle), at 34 it was 0.700 / 0.714 (0.955 / 0.942), and the validation
+    log loss -- what the choice may look at -- fell with it (0.167 -> 0.153, 0.156 -> 0.152)."""
+    return int(min(DEFAULT_PARAMS["min_data_in_leaf"], max(20, train_rows // 1000)))
 
 
 def matrix(X) -> np.ndarray:

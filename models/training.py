@@ -213,7 +213,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
                          early_stopping=cfg.early_stopping,
                          on_trial=(lambda n, p, loss, it: on_trial(target, n, p, loss, it)) if on_trial else None)
         lap("tune")
-    params = lgb_params(monotone, cfg.seed, overrides)
+    params = lgb_params(monotone, cfg.seed, overrides, train_rows=len(y["train"]))
     fit = fit_datasets(train_set, valid_set, params, cfg.num_boost_round, cfg.early_stopping)
     fit_s = lap("fit")
     del train_set, valid_set

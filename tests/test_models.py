@@ -130,6 +130,15 @@ def test_same_data_and_seed_give_a_byte_identical_model():
     assert a.best_iteration >= 1
 
 
+def test_leaf_size_follows_small_training_slices_unless_set():
+    assert lgb_params([1], 3)["min_data_in_leaf"] == 200  # no slice size given: the default
+    sizes = {n: lgb_params([1], 3, train_rows=n)["min_data_in_leaf"] for n in (3_000_000, 200_000, 34_291, 5_000)}
+    assert sizes == {3_000_000: 200, 200_000: 200, 34_291: 34, 5_000: 20}
+    assert lgb_params([1], 3, {"min_data_in_leaf": 500}, train_rows=34_291)["min_data_in_leaf"] == 500
+    chosen = lgb_params([1], 3, {"min_child_samples": 70}, train_rows=34_291)  # an alias counts as set
+    assert chosen["min_child_samples"] == 70 and "min_data_in_leaf" not in chosen
+
+
 def test_early_stopping_keeps_the_best_trees_and_their_validation_scores():
     import lightgbm as lgb
 
