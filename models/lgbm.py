@@ -135,7 +135,6 @@ class _PanelRows(lgb.Sequence):
 def fit_booster(X_train, y_train, X_valid, y_valid, params: dict, num_boost_round: int = 2000,
                 early_stopping: int = 50, feature_names: list[str] | None = None) -> FitResult:
     """`fit_datasets` on X_* (frames, or float64 arrays with `feature_names`), binned here."""
-    check_classes(y_train, y_valid)
     train = dataset(X_train, y_train, feature_names=feature_names, params=params)
     valid = dataset(X_valid, y_valid, reference=train, feature_names=feature_names, params=params)
     return fit_datasets(train, valid, params, num_boost_round, early_stopping)
@@ -143,8 +142,9 @@ def fit_booster(X_train, y_train, X_valid, y_valid, params: dict, num_boost_roun
 
 def fit_datasets(train: lgb.Dataset, valid: lgb.Dataset, params: dict, num_boost_round: int = 2000,
                  early_stopping: int = 50) -> FitResult:
-    """Boost until the validation log loss has not improved for `early_stopping` rounds; keep the best
-    iteration's trees and the validation probabilities LightGBM computed for it (no second prediction)."""
+    """Boost until the validation metric (log loss by default) has not improved for `early_stopping` rounds;
+    keep the best iteration's trees and the validation probabilities LightGBM computed for it (no second
+    prediction)."""
     check_classes(train.get_label(), valid.get_label())
     booster = lgb.Booster(params=params, train_set=train)
     booster.add_valid(valid, "valid")
@@ -164,6 +164,9 @@ def fit_datasets(train: lgb.Dataset, valid: lgb.Dataset, params: dict, num_boost
             best_loss, best, best_p = loss, it, latest["p"].copy()
         elif it - best >= early_stopping:
             break
+    if best_p is None:
+        raise ValueError(f"the validation metric was never a number in {it} rounds ({value}): check the labels and "
+                         "the lightgbm parameters")
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     return FitResult(trimmed, best, params, best_p)
 
