@@ -28,11 +28,13 @@ class Panel:
         rows = self.frame[self.frame[name].notna()]
         return rows[["account_id", "as_of", *self.feature_names, name]]
 
-    def rows(self, positions: np.ndarray) -> np.ndarray:
+    def rows(self, positions: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The features of the rows at `positions`, float64 (rows x features) in column-major order: each
         column is gathered into a contiguous run, without the whole panel ever being one matrix (4.4 M rows x
-        95 features would be 3.3 GB). The compiled predictor and pandas read it as it is."""
-        out = np.empty((len(self.feature_names), len(positions)), np.float64)
+        95 features would be 3.3 GB). The compiled predictor and pandas read it as it is. `out`: a
+        (features x rows) buffer to gather into instead of a new one."""
+        if out is None:
+            out = np.empty((len(self.feature_names), len(positions)), np.float64)
         for j, name in enumerate(self.feature_names):
             np.take(self.frame[name].to_numpy(np.float64), positions, out=out[j])
         return out.T

@@ -99,8 +99,7 @@ def slice_datasets(panel: Panel, slices: dict[str, tuple[np.ndarray, np.ndarray]
     sample = sample_rows(train_rows, BIN_SAMPLE, seed)
     edges = lgb.Dataset(np.ascontiguousarray(panel.rows(sample)), label=np.zeros(len(sample)), feature_name=names,
                         params=params, free_raw_data=True).construct()
-    columns = [panel.frame[n].to_numpy(np.float64) for n in names]
-    return {name: lgb.Dataset([_PanelRows(columns, rows)], label=np.asarray(y, dtype=np.float64), reference=edges,
+    return {name: lgb.Dataset([_PanelRows(panel, rows)], label=np.asarray(y, dtype=np.float64), reference=edges,
                               feature_name=names, params=params, free_raw_data=True).construct()
             for name, (rows, y) in slices.items()}
 
@@ -111,11 +110,11 @@ class _PanelRows(lgb.Sequence):
 
     batch_size = 131_072
 
-    def __init__(self, columns: list[np.ndarray], rows: np.ndarray) -> None:
-        self.columns, self.rows = columns, np.asarray(rows)
-        n = min(self.batch_size, len(self.rows))
-        self.by_column = np.empty((len(columns), n), np.float64)
-        self.by_row = np.empty((n, len(columns)), np.float64)
+    def __init__(self, panel: Panel, rows: np.ndarray) -> None:
+        self.panel, self.rows = panel, np.asarray(rows)
+        n, k = min(self.batch_size, len(self.rows)), len(panel.feature_names)
+        self.by_column = np.empty((k, n), np.float64)
+        self.by_row = np.empty((n, k), np.float64)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -124,11 +123,8 @@ class _PanelRows(lgb.Sequence):
         if not isinstance(idx, slice):  # LightGBM reads single rows only to find bins, and it has them already
             raise TypeError("panel rows are read in batches (slices)")
         rows = self.rows[idx]
-        n = len(rows)
-        for j, column in enumerate(self.columns):
-            np.take(column, rows, out=self.by_column[j, :n])
-        out = self.by_row[:n]
-        out[...] = self.by_column[:, :n].T
+        out = self.by_row[: len(rows)]
+        out[...] = self.panel.rows(rows, out=self.by_column[:, : len(rows)])
         return out
 
 

@@ -28,7 +28,7 @@ from models.calibration import fit_calibrator
 from models.lgbm import check_classes, fit_datasets, lgb_params, slice_datasets
 from models.scale import ScoreScale
 from models.slices import SLICES, SlicePlan, plan_slices, sample_rows
-from models.treeshap import compile_booster, predict_raw
+from models.treeshap import compile_booster, predict_probability
 
 DEFAULT_TARGETS = ("default", "early_warning", "self_cure")
 KNOWN_TARGETS = ("default", "early_warning", "early_warning_beyond_grace", "self_cure")
@@ -223,7 +223,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     X = {s: panel.rows(r) for s, r in rows.items()}
     y_eval = {**y, "train": label[rows["train"]]}
     trees = compile_booster(fit.booster, max_k=0)
-    raw = {s: _sigmoid(predict_raw(trees, X[s], threads=params["num_threads"])) for s in X} | {"valid": fit.valid_p}
+    raw = {s: predict_probability(trees, X[s], threads=params["num_threads"]) for s in X} | {"valid": fit.valid_p}
     lap("score")
     calibrator = fit_calibrator(raw["calib"], y["calib"], cfg.seed)
     p = {s: calibrator.transform(raw[s]) for s in SLICES}
@@ -264,10 +264,6 @@ class _Laps:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._t
         self._t = now
         return self.seconds[stage]
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def slice_rows(panel: Panel, target: str, plan: SlicePlan, labelled: np.ndarray | None = None) -> dict:

@@ -243,6 +243,11 @@ def predict_raw(trees: CompiledTrees, X: np.ndarray, threads: int = 1) -> np.nda
     return out
 
 
+def predict_probability(trees: CompiledTrees, X: np.ndarray, threads: int = 1) -> np.ndarray:
+    """`booster.predict(X)` of a binary model: the logistic of the raw score."""
+    return 1.0 / (1.0 + np.exp(-predict_raw(trees, X, threads)))
+
+
 def _predict_rows(trees: CompiledTrees, X: np.ndarray, out: np.ndarray) -> None:
     if trees.heap_depth:
         _heap_kernel(X, out, trees.heap_depth, trees.heap_feature, trees.heap_threshold, trees.heap_missing,

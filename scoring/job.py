@@ -28,7 +28,7 @@ from features.contract import ContractError, find_table, load_tables, part_files
 from models.calibration import Calibrator
 from models.reasons import describe, top_adverse
 from models.scale import ScoreScale
-from models.treeshap import CompiledTrees, compile_booster, contributions, predict_raw
+from models.treeshap import CompiledTrees, compile_booster, contributions, predict_probability
 from policy.config import Policy, PolicyError, load_policy
 from policy.decide import ACTIVE, CHARGED_OFF, NEW, decide
 from scoring.chunks import Portfolio, plan_chunks, survey
@@ -94,7 +94,7 @@ class Models:
 
     def probability(self, target: str, X: np.ndarray) -> np.ndarray:
         """Calibrated probability: what Bundle.predict gives, from the compiled trees."""
-        return self.calibrators[target].transform(1.0 / (1.0 + np.exp(-predict_raw(self.compiled[target], X))))
+        return self.calibrators[target].transform(predict_probability(self.compiled[target], X))
 
 
 @dataclass(frozen=True)
