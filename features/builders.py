@@ -15,7 +15,7 @@ import pandas as pd
 
 from features import kernels
 from features.catalog import AGGS, SIGNAL_INDEX, Catalog, Feature, default_catalog
-from features.contract import Tables, bill_rows
+from features.contract import Tables
 from features.days import ticks_per_day, ticks_to_days
 from features.sorted_keys import nondecreasing
 
@@ -42,7 +42,7 @@ class Prepared:
         acc, bills, pay, lim = tables.accounts, tables.bills, tables.payments, tables.limits
         self.account_id = acc["account_id"].to_numpy(np.int64)
         self.customer_id = acc["customer_id"].to_numpy(np.int64)
-        self.is_installment = (acc["product"].to_numpy() == "installment")
+        self.is_installment = (acc["product"] == "installment").to_numpy(bool)  # compared by Arrow, not objects
         self.open_day = to_days(acc["open_date"])
         self.grace = acc["grace_days"].to_numpy(np.int64)
         self.grace_days = self.grace.astype(np.float64)
@@ -52,7 +52,7 @@ class Prepared:
         self.loan_term = pd.to_numeric(term, errors="coerce").fillna(0).to_numpy(np.int64)
         self.charge_day = to_days(acc["charge_off_date"]) if "charge_off_date" in acc else \
             np.full(len(acc), kernels.NONE)
-        self.month_precision = (acc["date_precision"].to_numpy() == "month") if "date_precision" in acc else \
+        self.month_precision = (acc["date_precision"] == "month").to_numpy(bool) if "date_precision" in acc else \
             np.zeros(len(acc), dtype=bool)
         self.bill_start = _starts(bills["account_id"].to_numpy(np.int64), self.account_id)
         self.pay_start = _starts(pay["account_id"].to_numpy(np.int64), self.account_id)
@@ -67,8 +67,7 @@ class Prepared:
         self.is_stmt = ~self.is_installment[bill_acc] & ~self.has_parent
         self.pday = to_days(pay["payment_date"])
         self.pamt = pay["amount"].to_numpy(np.float64)
-        self.prow = bill_rows(bills["bill_id"].to_numpy(np.int64), bills["account_id"].to_numpy(np.int64),
-                              pay["bill_id"].to_numpy(np.int64), pay["account_id"].to_numpy(np.int64))
+        self.prow = tables.payment_bill_rows()
         self.leff = to_days(lim["effective_date"])
         self.lval = lim["credit_limit"].to_numpy(np.float64)
         self.settle = kernels.settlement_days(self.bill_start, self.due, self.min_due, self.conv, self.pday,

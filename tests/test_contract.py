@@ -464,3 +464,79 @@ def test_dates_read_and_turned_into_day_numbers_as_numpy_casts_them(days, chunks
     assert np.array_equal(got, expected, equal_nan=True)
     as_days = expected.astype("datetime64[D]").astype(np.int64)
     assert np.array_equal(to_days(got), np.where(np.isnat(expected), NONE, as_days))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(-2**40, 2**40)),
+                          st.one_of(st.none(), st.integers(-30_000, 30_000)),
+                          st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+                          st.one_of(st.none(), st.booleans())), max_size=40),
+       st.integers(1, 3), st.integers(1, 7), st.booleans())
+def test_parquet_parts_read_straight_into_columns_equal_arrows_conversion(tmp_path_factory, rows, parts, group,
+                                                                          sliced):
+    """The batch-by-batch reader gives the frame Arrow's whole-table conversion gives (nulls in integers,
+    dates, floats and booleans; several parts and row groups; row groups read whole or in slices)."""
+    from features import parquet_columns
+    from features.contract import _arrow_to_pandas, part_files, read_arrow
+
+    folder = tmp_path_factory.mktemp("parts")
+    schema = pa.schema([("i", pa.int32()), ("d", pa.date32()), ("f", pa.float64()), ("b", pa.bool_())])
+    for p in range(parts):
+        mine = rows[p::parts]
+        table = pa.table({"i": pa.array([r[0] for r in mine], type=pa.int64()).cast(pa.int32(), safe=False),
+                          "d": pa.array([r[1] for r in mine], type=pa.int32()).cast(pa.date32()),
+                          "f": pa.array([r[2] for r in mine], type=pa.float64()),
+                          "b": pa.array([r[3] for r in mine], type=pa.bool_())}, schema=schema)
+        pq.write_table(table, folder / f"part-{p}.parquet", row_group_size=group)
+    old = parquet_columns.BATCH_ROWS
+    parquet_columns.BATCH_ROWS = 2 if sliced else old  # row groups larger than this are read in slices
+    try:
+        got = parquet_columns.read_columns(part_files(folder))
+    finally:
+        parquet_columns.BATCH_ROWS = old
+    expected = _arrow_to_pandas(read_arrow(folder))
+    assert list(got.columns) == ["i", "d", "f", "b"] and len(got) == len(rows)
+    assert got["d"].dtype == expected["d"].dtype == np.dtype("datetime64[s]")
+    for name in ("i", "d", "f", "b"):  # integers without nulls come back as int64 where Arrow keeps int32
+        assert got[name].astype(object).where(got[name].notna(), None).tolist() == \
+            expected[name].astype(object).where(expected[name].notna(), None).tolist(), name
+
+
+def test_parquet_parts_of_other_shapes_are_left_to_arrow(tmp_path):
+    """Strings, or parts whose schemas differ, are not the plain case: None, and the caller reads via Arrow."""
+    from features.parquet_columns import read_columns
+
+    pq.write_table(pa.table({"s": ["a"]}), tmp_path / "strings.parquet")
+    assert read_columns([tmp_path / "strings.parquet"]) is None
+    pq.write_table(pa.table({"x": pa.array([1], pa.int64())}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"x": pa.array([1.5])}), tmp_path / "b.parquet")
+    assert read_columns([tmp_path / "a.parquet", tmp_path / "b.parquet"]) is None
+    assert read_columns([]) is None
+
+
+def test_the_extraction_date_is_the_latest_date_a_lender_holds_nat_ignored():
+    tables = validate(frames())
+    latest = max(tables.table(name)[column].dropna().max() for name in ("accounts", "bills", "payments", "limits")
+                 for column in SCHEMAS[name].date_columns if tables.table(name)[column].notna().any())
+    assert tables.extraction_date == latest
+    from features.contract import _latest
+    assert _latest(pd.Series([None, None], dtype="datetime64[s]")) is None
+
+
+def test_payment_rows_found_by_validation_are_reused_only_with_the_frames_they_were_found_in():
+    """Validation's lookup of each payment's bill is handed to the builder; a payments table swapped in
+    afterwards gets its own lookup, never the stale rows."""
+    import dataclasses
+
+    data = frames()
+    assert validate(data).links is None  # bills arrive out of order: sorting moves them, so nothing is kept
+    data["bills"] = data["bills"].sort_values(["account_id", "due_date"], ignore_index=True)
+    tables = validate(data)
+    rows = tables.payment_bill_rows()
+    assert rows is tables.links.rows
+    bills, payments = tables.bills, tables.payments
+    assert (bills["bill_id"].to_numpy()[rows] == payments["bill_id"].to_numpy()).all()
+    fewer = dataclasses.replace(tables, payments=payments.iloc[1:].reset_index(drop=True))
+    again = fewer.payment_bill_rows()
+    assert again is not tables.links.rows and len(again) == len(payments) - 1
+    assert (bills["bill_id"].to_numpy()[again] == fewer.payments["bill_id"].to_numpy()).all()
