@@ -70,9 +70,10 @@ class Prepared:
         self.prow = tables.payment_bill_rows()
         self.leff = to_days(lim["effective_date"])
         self.lval = lim["credit_limit"].to_numpy(np.float64)
-        self.settle = kernels.settlement_days(self.bill_start, self.due, self.min_due, self.conv, self.pday,
-                                              self.pamt, self.prow)
-        self.stable = kernels.stable_days(self.settle, self.conv, self.pday, self.prow)
+        self.settle = kernels.settlement_days(self.bill_start, self.pay_start, self.due, self.min_due, self.conv,
+                                              self.pday, self.pamt, self.prow)
+        self.stable = kernels.stable_days(self.bill_start, self.pay_start, self.settle, self.conv, self.pday,
+                                          self.prow)
         self.lim_at_stmt = kernels.limit_at(self.stmt, self.bill_start, self.leff, self.lval, self.lim_start)
         self.macro = tables.macro
         self.first_day = int(min(self.open_day.min(initial=kernels.NONE), self.due.min(initial=kernels.NONE)))

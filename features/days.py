@@ -36,7 +36,7 @@ def ticks_to_days(ticks, per_day, none):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: Parquet parts are read in threads
 def days_to_ticks(days, per_day, out):
     """Day numbers (NaT kept) as ticks of per_day to the day, into `out`: date32 to datetime64[s] without
     numpy's cast."""

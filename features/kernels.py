@@ -25,31 +25,33 @@ STATE = ("dpd_now", "bills_since_late", "days_since_late", "ontime_streak", "lon
 N_STATE = len(STATE)
 
 
-@njit(cache=True)
-def settlement_days(bill_start, due, min_due, conv, pday, pamt, prow):
+@njit(parallel=True, cache=True)
+def settlement_days(bill_start, pay_start, due, min_due, conv, pday, pamt, prow):
     """Each bill's settlement day: the first day the payments so far reach min_due, or its conversion day,
     whichever comes first; a bill with nothing due (min_due 0) is settled on its due date, whatever was paid
-    before (as the independent reference reads it). NONE if never."""
+    before (as the independent reference reads it). NONE if never. Accounts in parallel: a payment repays a
+    bill of its own account (the contract checks it)."""
     n = len(due)
     paid = np.zeros(n)
     settle = np.full(n, NONE)
-    for p in range(len(pday)):  # payments are in (account, day) order: running totals give first-reach days
-        b = prow[p]
-        paid[b] += pamt[p]
-        if settle[b] == NONE and paid[b] >= min_due[b] - 1e-9:
-            settle[b] = pday[p]
-    for b in range(n):
-        if min_due[b] <= 1e-9:
-            settle[b] = due[b]
-        settle[b] = min(settle[b], conv[b])
+    for a in prange(len(bill_start) - 1):
+        for p in range(pay_start[a], pay_start[a + 1]):  # in day order: running totals give first-reach days
+            b = prow[p]
+            paid[b] += pamt[p]
+            if settle[b] == NONE and paid[b] >= min_due[b] - 1e-9:
+                settle[b] = pday[p]
+        for b in range(bill_start[a], bill_start[a + 1]):
+            if min_due[b] <= 1e-9:
+                settle[b] = due[b]
+            settle[b] = min(settle[b], conv[b])
     return settle
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def limit_at(day, row_start, leff, lval, lim_start):
     """Limit in force on `day` for each row (rows grouped by account via row_start), NaN if none yet."""
     out = np.full(len(day), np.nan)
-    for a in range(len(row_start) - 1):
+    for a in prange(len(row_start) - 1):
         l0, l1 = lim_start[a], lim_start[a + 1]
         for i in range(row_start[a], row_start[a + 1]):
             v = np.nan
@@ -142,21 +144,22 @@ def row_layout(open_day, days, block):
     return row_off, blk_row, a_idx
 
 
-@njit(cache=True)
-def stable_days(settle, conv, pday, prow):
+@njit(parallel=True, cache=True)
+def stable_days(bill_start, pay_start, settle, conv, pday, prow):
     """The day from which a bill's signals no longer change with T: settled, converted if it ever is, and
-    every payment of it made (NONE if it never settles)."""
+    every payment of it made (NONE if it never settles). Accounts in parallel, as in settlement_days."""
     out = settle.copy()
-    for b in range(len(out)):
-        if conv[b] != NONE and conv[b] > out[b]:
-            out[b] = conv[b]
-    for p in range(len(pday)):
-        b = prow[p]
-        if pday[p] > out[b]:
-            out[b] = pday[p]
-    for b in range(len(out)):
-        if settle[b] == NONE:
-            out[b] = NONE
+    for a in prange(len(bill_start) - 1):
+        for b in range(bill_start[a], bill_start[a + 1]):
+            if conv[b] != NONE and conv[b] > out[b]:
+                out[b] = conv[b]
+        for p in range(pay_start[a], pay_start[a + 1]):
+            b = prow[p]
+            if pday[p] > out[b]:
+                out[b] = pday[p]
+        for b in range(bill_start[a], bill_start[a + 1]):
+            if settle[b] == NONE:
+                out[b] = NONE
     return out
 
 
