@@ -626,9 +626,12 @@ def is_sorted(frame: pd.DataFrame, by: Sequence[str]) -> bool:
     """Whether rows are in lexicographic order of ``by``: one pass per key, no sort."""
     if len(frame) < 2:
         return True
+    columns = [frame[column].to_numpy() for column in by]
+    as_ints = [_int64_keys(values) for values in columns]
+    if all(a is not None for a in as_ints):  # the usual case: ids and dates, all keys in one compiled pass
+        return sorted_keys.lexicographic(tuple(as_ints), np.array([v.dtype.kind == "M" for v in columns]))
     undecided = np.ones(len(frame) - 1, dtype=bool)
-    for column in by:
-        values = frame[column].to_numpy()
+    for values in columns:
         as_int = _int64_keys(values)
         if as_int is not None:
             if not sorted_keys.refine_order(as_int, undecided, values.dtype.kind == "M"):

@@ -83,12 +83,12 @@ def run_starts(keys, ids):
     return out
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def rows_in_account(bill_ids, bill_start, wanted, want_start):
     """Row of each wanted bill id among its own account's bills (-1 where it is not there): a binary search
-    in the account's few bills when their ids ascend, a scan otherwise."""
+    in the account's few bills when their ids ascend, a scan otherwise; accounts in parallel."""
     out = np.full(len(wanted), -1, dtype=np.int64)
-    for a in range(len(bill_start) - 1):
+    for a in prange(len(bill_start) - 1):
         b0, b1 = bill_start[a], bill_start[a + 1]
         ascending = True
         for i in range(b0 + 1, b1):

@@ -30,6 +30,21 @@ def refine_order(values, undecided, nat):
 
 
 @njit(cache=True)
+def lexicographic(keys, nat):
+    """Whether rows are in lexicographic order of the key columns (a tuple of int64 arrays): one pass over
+    neighbouring rows, each pair decided by its first unequal key (with nat[k], a NaT in key k decides the
+    pair without a descent, as refine_order reads it)."""
+    for i in range(len(keys[0]) - 1):
+        for k in range(len(keys)):
+            a, b = keys[k][i], keys[k][i + 1]
+            if (nat[k] and (a == NAT or b == NAT)) or a < b:
+                break
+            if a > b:
+                return False
+    return True
+
+
+@njit(cache=True)
 def neighbours_equal(values, same):
     """same[i] &= values[i] == values[i + 1]."""
     for i in range(len(same)):

@@ -540,3 +540,27 @@ def test_payment_rows_found_by_validation_are_reused_only_with_the_frames_they_w
     again = fewer.payment_bill_rows()
     assert again is not tables.links.rows and len(again) == len(payments) - 1
     assert (bills["bill_id"].to_numpy()[again] == fewer.payments["bill_id"].to_numpy()).all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.one_of(st.none(), st.integers(0, 2)), st.integers(0, 2)),
+                max_size=10))
+def test_the_one_pass_order_check_reads_ties_and_nat_as_the_key_by_key_check(rows):
+    """Keys checked together in one pass: a pair is decided by its first unequal key; NaT decides it
+    without a descent (as numpy compares NaT to nothing), exactly as refining key by key does."""
+    frame = pd.DataFrame({
+        "a": np.array([r[0] for r in rows], dtype=np.int64),
+        "d": pd.Series([None if r[1] is None else np.datetime64(r[1], "D") for r in rows], dtype="datetime64[s]"),
+        "c": np.array([r[2] for r in rows], dtype=np.int64),
+    })
+    undecided, expected = np.ones(max(len(rows) - 1, 0), dtype=bool), True
+    for name in ("a", "d", "c"):
+        v = frame[name].to_numpy()
+        before, after = v[:-1], v[1:]
+        if v.dtype.kind == "M":
+            undecided &= ~(np.isnat(before) | np.isnat(after))
+        if (undecided & (before > after)).any():
+            expected = False
+            break
+        undecided &= before == after
+    assert is_sorted(frame, ["a", "d", "c"]) == expected
