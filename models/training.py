@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.builders import Prepared
+from features.builders import Prepared, to_days
 from features.catalog import Catalog, default_catalog
 from features.contract import Tables
 from features.labels import LabelConfig
 from features.panel import Panel, build_panel
+from features.sorted_keys import nondecreasing
 from models.bundle import Bundle, TargetModel
 from models.calibration import fit_calibrator
 from models.lgbm import check_classes, fit_datasets, lgb_params, slice_datasets
@@ -150,6 +151,10 @@ def _month_range(prep: Prepared, cfg: TrainConfig) -> tuple[pd.Timestamp, pd.Tim
     end = pd.Timestamp(cfg.as_of_end) if cfg.as_of_end else prep.extraction
     if start > end:
         raise ValueError(f"the as-of range is empty: start {start:%Y-%m-%d} is after end {end:%Y-%m-%d}")
+    if cfg.as_of_end and prep.extraction is not None and end > prep.extraction:  # name the date the user gave
+        raise ValueError(f"as-of end {end:%Y-%m-%d} is after the data's extraction date {prep.extraction:%Y-%m-%d}: "
+                         "nothing after the extraction is known; choose an earlier end, or leave it out to end at "
+                         "the extraction date")
     return start, end
 
 
@@ -282,7 +287,7 @@ def _oracle(test: pd.DataFrame, target: str, truth: pd.DataFrame) -> dict:
     col = f"p_{target}_bayes"
     if col not in truth:
         return {}
-    rows = test.merge(truth[["account_id", "as_of", col]], on=["account_id", "as_of"], how="left")
+    rows = test.assign(**{col: _truth_at(truth, col, test)})
     ok = rows[col].notna().to_numpy()
     if ok.sum() < 50 or len(np.unique(rows.loc[ok, "y"])) < 2:
         return {}
@@ -293,6 +298,25 @@ def _oracle(test: pd.DataFrame, target: str, truth: pd.DataFrame) -> dict:
     out["log_loss_ratio"] = out["model_log_loss"] / out["oracle_log_loss"]
     out["_rows"] = rows.rename(columns={col: "oracle_p"})
     return out
+
+
+def _truth_at(truth: pd.DataFrame, col: str, rows: pd.DataFrame) -> np.ndarray:
+    """truth[col] at each (account_id, as_of) of `rows`, NaN where truth has none: one sorted search of a
+    combined key instead of a hash join of truth's millions of rows (2-3 s a target on the baseline)."""
+    acc, day = truth["account_id"].to_numpy(np.int64), to_days(truth["as_of"].to_numpy())
+    want_acc, want_day = rows["account_id"].to_numpy(np.int64), to_days(rows["as_of"].to_numpy())
+    fits = len(acc) and acc.min() >= 0 and max(acc.max(), want_acc.max(initial=0)) < 1 << 40 \
+        and np.abs(day).max() < 1 << 21 and np.abs(want_day).max(initial=0) < 1 << 21
+    if not fits:  # ids or dates too large for one int64 key: the join
+        return rows[["account_id", "as_of"]].merge(truth[["account_id", "as_of", col]], how="left")[col].to_numpy()
+    key = (acc << 22) | (day + (1 << 21))
+    want = (want_acc << 22) | (want_day + (1 << 21))
+    order = None if nondecreasing(key) else np.argsort(key, kind="stable")
+    ordered = key if order is None else key[order]
+    at = np.minimum(np.searchsorted(ordered, want), len(ordered) - 1)
+    found = ordered[at] == want
+    source = truth[col].to_numpy(np.float64)
+    return np.where(found, source[at if order is None else order[at]], np.nan)
 
 
 def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = None, catalog: Catalog | None = None,

@@ -311,3 +311,29 @@ def test_supplied_labels_with_bad_values_are_refused(tmp_path):
     pd.DataFrame({"account_id": [1]}).to_csv(path, index=False)
     with pytest.raises(ValueError, match="lacks column"):
         supplied_labels(path)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("big_ids", [False, True])
+def test_the_oracle_lookup_equals_a_join_with_truth(shuffle, big_ids):
+    """Bayes-optimal probabilities are found by a sorted search of (account, as-of): the same values as a
+    left join, NaN where truth has no row or no value, in either order of truth, and ids too large for
+    the combined key take the join."""
+    from models.training import _truth_at
+
+    rng = np.random.default_rng(0)
+    months = pd.date_range("2024-01-31", periods=12, freq="ME").values.astype("datetime64[s]")
+    ids = np.arange(300) + (2**50 if big_ids else 0)
+    truth = pd.DataFrame({"account_id": np.repeat(ids, 12), "as_of": np.tile(months, 300),
+                          "p_default_bayes": rng.random(3600)})
+    truth.loc[[5, 17], "p_default_bayes"] = np.nan
+    rows = truth.sample(400, random_state=1)[["account_id", "as_of"]]
+    rows = pd.concat([rows, pd.DataFrame({"account_id": [ids[-1] + 1, ids[0]], "as_of": months[[0, 0]]})],
+                     ignore_index=True)
+    rows.loc[len(rows) - 1, "as_of"] = np.datetime64("2030-01-31", "s")  # an account with no truth that month
+    if shuffle:
+        truth = truth.sample(frac=1, random_state=2)
+    expected = rows.merge(truth, how="left", on=["account_id", "as_of"])["p_default_bayes"].to_numpy()
+    got = _truth_at(truth, "p_default_bayes", rows)
+    assert np.array_equal(got, expected, equal_nan=True)
+    assert np.isnan(got[-2:]).all()

@@ -43,6 +43,7 @@ def test_train_py_trains_registers_and_says_where_to_look(baseline_dir, tmp_path
     (["--targets", "profit"], 2, "error: unknown target(s) ['profit']"),
     (["--data", "no/such/dir"], 2, "error: data directory no/such/dir does not exist"),
     (["--as-of-start", "2025-06-30", "--as-of-end", "2025-01-31"], 1, "error: the as-of range is empty"),
+    (["--as-of-end", "2031-01-31"], 1, "error: as-of end 2031-01-31 is after the data's extraction date"),
 ])
 def test_bad_requests_fail_clearly_and_register_nothing(baseline_dir, tmp_path, args, code, message):
     data = [] if "--data" in args else ["--data", str(baseline_dir[0])]
