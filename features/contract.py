@@ -474,7 +474,7 @@ def _table_checks(frame: pd.DataFrame, schema: TableSchema) -> list[Problem | No
                         "A bill falls due after its statement is issued: "
                         "fix the extract, or drop these bills."),
             *_amount_checks(f, schema, ("amount_due", "min_due")),
-            row_problem(f, _column(f, "min_due") > _column(f, "amount_due") + 1e-9, schema, "min_due",
+            row_problem(f, _exceeds(_column(f, "min_due"), _column(f, "amount_due"), 1e-9), schema, "min_due",
                         "is greater than bills.amount_due",
                         "The minimum due cannot exceed the amount due: fix the extract "
                         "(for installments min_due equals amount_due)."),
@@ -494,6 +494,14 @@ def _table_checks(frame: pd.DataFrame, schema: TableSchema) -> list[Problem | No
                         "macro has one row per month, dated on the 1st: fix the month column."),
         ]
     return []
+
+
+def _exceeds(a: np.ndarray, b: np.ndarray, tolerance: float, block: int = 1 << 20) -> np.ndarray:
+    """a > b + tolerance, a block at a time: `b + tolerance` whole would be a float copy of 20 M bills."""
+    out = np.empty(len(a), dtype=bool)
+    for lo in range(0, len(a), block):
+        np.greater(a[lo:lo + block], b[lo:lo + block] + tolerance, out=out[lo:lo + block])
+    return out
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:

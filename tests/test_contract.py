@@ -564,3 +564,12 @@ def test_the_one_pass_order_check_reads_ties_and_nat_as_the_key_by_key_check(row
             break
         undecided &= before == after
     assert is_sorted(frame, ["a", "d", "c"]) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 10), st.floats(0, 10)), max_size=30), st.integers(1, 7))
+def test_the_blockwise_comparison_equals_the_whole_one(pairs, block):
+    from features.contract import _exceeds
+
+    a, b = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    assert np.array_equal(_exceeds(a, b, 1e-9, block), a > b + 1e-9)
