@@ -63,8 +63,7 @@ class Prepared:
         self.min_due = bills["min_due"].to_numpy(np.float64)
         self.conv = to_days(bills["converted_date"])
         self.has_parent = bills["parent_bill_id"].notna().to_numpy()
-        bill_acc = np.repeat(np.arange(len(acc)), np.diff(self.bill_start))
-        self.is_stmt = ~self.is_installment[bill_acc] & ~self.has_parent
+        self.is_stmt = kernels.statement_bills(self.bill_start, self.is_installment, self.has_parent)
         self.pday = to_days(pay["payment_date"])
         self.pamt = pay["amount"].to_numpy(np.float64)
         self.prow = tables.payment_bill_rows()

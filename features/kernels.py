@@ -32,8 +32,11 @@ def settlement_days(bill_start, pay_start, due, min_due, conv, pday, pamt, prow)
     before (as the independent reference reads it). NONE if never. Accounts in parallel: a payment repays a
     bill of its own account (the contract checks it)."""
     n = len(due)
-    paid = np.zeros(n)
-    settle = np.full(n, NONE)
+    paid = np.empty(n)
+    settle = np.empty(n, dtype=np.int64)
+    for b in prange(n):  # filled in parallel: the first touch of fresh pages is most of the cost here
+        paid[b] = 0.0
+        settle[b] = NONE
     for a in prange(len(bill_start) - 1):
         for p in range(pay_start[a], pay_start[a + 1]):  # in day order: running totals give first-reach days
             b = prow[p]
@@ -48,9 +51,22 @@ def settlement_days(bill_start, pay_start, due, min_due, conv, pday, pamt, prow)
 
 
 @njit(parallel=True, cache=True)
+def statement_bills(bill_start, is_installment, has_parent):
+    """Bills that are a revolving line's own statements: neither a cash loan's installment nor a plan made
+    from a statement (has_parent). Accounts in parallel, without an account index per bill."""
+    out = np.zeros(len(has_parent), dtype=np.bool_)
+    for a in prange(len(bill_start) - 1):
+        for b in range(bill_start[a], bill_start[a + 1]):
+            out[b] = not is_installment[a] and not has_parent[b]
+    return out
+
+
+@njit(parallel=True, cache=True)
 def limit_at(day, row_start, leff, lval, lim_start):
     """Limit in force on `day` for each row (rows grouped by account via row_start), NaN if none yet."""
-    out = np.full(len(day), np.nan)
+    out = np.empty(len(day))
+    for i in prange(len(day)):  # filled in parallel, as in settlement_days
+        out[i] = np.nan
     for a in prange(len(row_start) - 1):
         l0, l1 = lim_start[a], lim_start[a + 1]
         for i in range(row_start[a], row_start[a + 1]):
@@ -87,7 +103,9 @@ def run_starts(keys, ids):
 def rows_in_account(bill_ids, bill_start, wanted, want_start):
     """Row of each wanted bill id among its own account's bills (-1 where it is not there): a binary search
     in the account's few bills when their ids ascend, a scan otherwise; accounts in parallel."""
-    out = np.full(len(wanted), -1, dtype=np.int64)
+    out = np.empty(len(wanted), dtype=np.int64)
+    for p in prange(len(wanted)):  # filled in parallel, as in settlement_days
+        out[p] = -1
     for a in prange(len(bill_start) - 1):
         b0, b1 = bill_start[a], bill_start[a + 1]
         ascending = True
@@ -148,7 +166,9 @@ def row_layout(open_day, days, block):
 def stable_days(bill_start, pay_start, settle, conv, pday, prow):
     """The day from which a bill's signals no longer change with T: settled, converted if it ever is, and
     every payment of it made (NONE if it never settles). Accounts in parallel, as in settlement_days."""
-    out = settle.copy()
+    out = np.empty_like(settle)
+    for b in prange(len(settle)):  # copied in parallel, as settlement_days fills
+        out[b] = settle[b]
     for a in prange(len(bill_start) - 1):
         for b in range(bill_start[a], bill_start[a + 1]):
             if conv[b] != NONE and conv[b] > out[b]:
