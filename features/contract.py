@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from features import kernels, sorted_keys
 from features.days import any_off_midnight, days_to_ticks, off_midnight, ticks_per_day
-from features.parquet_columns import read_columns
+from features.parquet_columns import integer_values, read_columns
 
 __all__ = [
     "CORE_TABLES",
@@ -844,20 +844,13 @@ def _column_to_pandas(column: pa.ChunkedArray) -> pd.Series:
         values = np.empty(len(column), dtype=np.int64)
         start = 0
         for chunk in column.chunks:
-            values[start:start + len(chunk)] = _chunk_values(chunk)
+            values[start:start + len(chunk)] = integer_values(chunk)
             start += len(chunk)
         return pd.Series(pd.arrays.IntegerArray(values, column.is_null().to_numpy()), copy=False)
     plain = (small_int or pa.types.is_boolean(kind)) and not column.null_count  # nulls would need objects
     if plain or pa.types.is_float64(kind):  # float64 nulls are NaN either way
         return pd.Series(column.to_numpy(), copy=False)
     return column.to_pandas()
-
-
-def _chunk_values(chunk: pa.Array) -> np.ndarray:
-    """An integer chunk's values, a view of its data buffer (values under nulls are arbitrary)."""
-    dtype = np.dtype(chunk.type.to_pandas_dtype())
-    data = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=chunk.offset + len(chunk))
-    return data[chunk.offset:]
 
 
 def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:

@@ -83,16 +83,21 @@ def _copy(array: pa.Array, kind: str, out: np.ndarray, null_out: np.ndarray | No
     if kind == "date":  # day numbers (NaT where null) times 86,400: numpy's cast is 10 x slower
         days_to_ticks(array.to_numpy(zero_copy_only=False).view(np.int64), 86_400, out)
         return
-    if kind == "int":  # the data buffer as it is (values under nulls are arbitrary; the mask says which)
-        data = np.frombuffer(array.buffers()[1], dtype=array.type.to_pandas_dtype(),
-                             count=array.offset + len(array))
-        out[:] = data[array.offset:]
+    if kind == "int":  # values under nulls are arbitrary; the mask says which
+        out[:] = integer_values(array)
     elif kind == "bool":
         out[:] = array.fill_null(False).to_numpy(zero_copy_only=False)
     else:  # float64: nulls are NaN
         out[:] = array.to_numpy(zero_copy_only=False)
     if null_out is not None and array.null_count:  # dates and floats carry their nulls as NaT and NaN
         null_out[:] = array.is_null().to_numpy(zero_copy_only=False)
+
+
+def integer_values(array: pa.Array) -> np.ndarray:
+    """An integer array's values, a view of its data buffer (values under nulls are arbitrary)."""
+    dtype = np.dtype(array.type.to_pandas_dtype())
+    data = np.frombuffer(array.buffers()[1], dtype=dtype, count=array.offset + len(array))
+    return data[array.offset:]
 
 
 def _series(values: np.ndarray, kind: str, nulls: np.ndarray | None) -> pd.Series:
