@@ -41,7 +41,8 @@ def _kind(kind: pa.DataType) -> str | None:
 def read_columns(parts: Sequence[Path]) -> pd.DataFrame | None:
     """The parts as one frame (dates as datetime64[s], integers as int64 or Int64 where nulls are,
     float64, booleans), or None when a part's schema differs or a column is of another type."""
-    files = [pq.ParquetFile(p) for p in parts]
+    name = (lambda p: Path(p).name) if len(parts) > 1 else (lambda p: None)  # one file: the caller names it
+    files = [_named(pq.ParquetFile, name(p), p) for p in parts]
     if not files:
         return None
     schema = files[0].schema_arrow
@@ -65,9 +66,19 @@ def read_columns(parts: Sequence[Path]) -> pd.DataFrame | None:
             at += n
 
     with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(read_part, range(len(files))))
+        list(pool.map(lambda i: _named(read_part, name(parts[i]), i), range(len(files))))
     return pd.DataFrame({name: _series(values[name], kind, nulls.get(name)) for name, kind in kinds.items()},
                         index=pd.RangeIndex(rows), copy=False)
+
+
+def _named(call, part: str | None, *args):
+    """call(*args), a failure naming the part file: in a folder of hundreds, which one is broken?"""
+    if part is None:
+        return call(*args)
+    try:
+        return call(*args)
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"part {part}: {str(exc).strip() or type(exc).__name__}") from exc
 
 
 def _batches(f: pq.ParquetFile, use_threads: bool):

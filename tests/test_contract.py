@@ -573,3 +573,11 @@ def test_the_blockwise_comparison_equals_the_whole_one(pairs, block):
 
     a, b = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     assert np.array_equal(_exceeds(a, b, 1e-9, block), a > b + 1e-9)
+
+
+def test_a_broken_part_among_several_is_named(tmp_path):
+    """In a folder of parts, the error names the folder and the part that cannot be read."""
+    folder = write(tmp_path, frames(), "parts")
+    (folder / "payments" / "part-1.parquet").write_bytes(b"PAR1 not parquet")
+    with pytest.raises(ContractError, match=r"payments cannot be read from .*payments: part part-1\.parquet: "):
+        load_tables(folder)
