@@ -7,7 +7,7 @@ counts are reported, so nobody mistakes an unfinished window for a good outcome.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,25 @@ class Panel:
     frame: pd.DataFrame  # account_id, as_of, features..., one column per target (NaN where not usable)
     feature_names: list[str]
     counts: pd.DataFrame  # per target: in population, incomplete window (dropped), usable rows, bad rate
+    # the features as one (features x rows) float64 array; the frame's feature columns are views of it when the
+    # panel is built here. Given none, it is copied from the frame's columns.
+    values: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.values is None:
+            values = np.empty((len(self.feature_names), len(self.frame)), np.float64)
+            for j, name in enumerate(self.feature_names):
+                values[j] = self.frame[name].to_numpy(np.float64)
+            object.__setattr__(self, "values", values)
+        elif self.values.shape != (len(self.feature_names), len(self.frame)) or not self.values.flags.c_contiguous:
+            raise ValueError(f"values must be a C-ordered (features, rows) array of shape "
+                             f"{(len(self.feature_names), len(self.frame))}, got {self.values.shape}")
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """Every row's features, rows x features in column-major order (a view: LightGBM and the compiled
+        predictor read it as it is)."""
+        return self.values.T
 
     def target(self, name: str) -> pd.DataFrame:
         """The rows usable for one target: features and a 0/1 label."""
@@ -29,14 +48,11 @@ class Panel:
         return rows[["account_id", "as_of", *self.feature_names, name]]
 
     def rows(self, positions: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The features of the rows at `positions`, float64 (rows x features) in column-major order: each
-        column is gathered into a contiguous run, without the whole panel ever being one matrix (4.4 M rows x
-        95 features would be 3.3 GB). The compiled predictor and pandas read it as it is. `out`: a
-        (features x rows) buffer to gather into instead of a new one."""
+        """The features of the rows at `positions`, float64 (rows x features) in column-major order, gathered
+        feature by feature. `out`: a (features x rows) buffer to gather into instead of a new one."""
         if out is None:
             out = np.empty((len(self.feature_names), len(positions)), np.float64)
-        for j, name in enumerate(self.feature_names):
-            np.take(self.frame[name].to_numpy(np.float64), positions, out=out[j])
+        np.take(self.values, positions, axis=1, out=out)
         return out.T
 
 
@@ -86,8 +102,14 @@ def build_panel(tables, start, end, catalog: Catalog | None = None, config: Labe
     labels = labels.loc[keep].reset_index(drop=True)
     # one gather of the feature rows that keep a label, in the features' order: a hash merge of millions of
     # rows and the copies around it used to take twice the panel's memory again
-    frame = feats.take(_label_rows(feats, labels, prep.account_id)).reset_index(drop=True)
+    at = _label_rows(feats, labels, prep.account_id)
+    names = [c for c in feats.columns if c not in ("account_id", "as_of")]
+    values = np.take(feats[names].to_numpy(np.float64).T, at, axis=1)  # the builder's (features, rows) block
+    keys = {k: feats[k].to_numpy()[at] for k in ("account_id", "as_of")}
+    del feats
+    frame = pd.DataFrame(values.T, columns=names, copy=False)  # views of `values`, not a copy
+    frame.insert(0, "as_of", keys["as_of"])
+    frame.insert(0, "account_id", keys["account_id"])
     for t in TARGETS:
         frame[t] = labels[t].to_numpy()
-    names = [c for c in feats.columns if c not in ("account_id", "as_of")]
-    return Panel(frame, names, pd.DataFrame(rows))
+    return Panel(frame, names, pd.DataFrame(rows), values)

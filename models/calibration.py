@@ -47,14 +47,48 @@ class Calibrator:
 
 def _fit(method: str, p, y) -> Calibrator:
     from sklearn.isotonic import IsotonicRegression  # fitting only: applying a calibrator needs numpy alone
-    from sklearn.linear_model import LogisticRegression
 
     if method == "platt":
-        lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p)[:, None], y)
-        return Calibrator("platt", {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])})
+        a, b = _platt(_logit(p), y)
+        return Calibrator("platt", {"a": a, "b": b})
     iso = IsotonicRegression(out_of_bounds="clip", y_min=EPS, y_max=1 - EPS).fit(p, y)
     x, fitted = _block_centres(iso.X_thresholds_, iso.y_thresholds_, p)
     return Calibrator("isotonic", {"x": x.tolist(), "y": fitted.tolist()})
+
+
+def _platt(z: np.ndarray, y: np.ndarray, tol: float = 1e-10) -> tuple[float, float]:
+    """Slope and intercept of the logistic regression of y on z, by Newton's method with step halving.
+
+    Two parameters need no general solver: each step is a 2 x 2 solve over sums, and from the identity map
+    (a=1, b=0) it converges in a handful of steps (sklearn's lbfgs took 0.3 s a fit on 260 k rows). The loss
+    is convex; halving keeps every step downhill when the data are nearly separable.
+    """
+    def loss(a: float, b: float) -> float:
+        t = a * z + b
+        return float(np.sum(np.logaddexp(0.0, t) - y * t))
+
+    a, b = 1.0, 0.0
+    current = loss(a, b)
+    for _ in range(100):
+        q = 0.5 * (1.0 + np.tanh(0.5 * (a * z + b)))  # the logistic, without overflow
+        r, w = q - y, q * (1.0 - q)
+        g = np.array([r @ z, r.sum()])
+        wz = w * z
+        h = np.array([[wz @ z, wz.sum()], [wz.sum(), w.sum()]])
+        try:
+            step = np.linalg.solve(h, g)
+        except np.linalg.LinAlgError:
+            break
+        t = 1.0
+        while t > 1e-6 and loss(a - t * step[0], b - t * step[1]) > current:
+            t /= 2
+        if t <= 1e-6:
+            break
+        a, b = a - t * step[0], b - t * step[1]
+        current = loss(a, b)
+        if np.max(np.abs(t * step)) < tol:
+            break
+    return float(a), float(b)
 
 
 def _block_centres(x: np.ndarray, fitted: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,9 +4,9 @@ Deterministic by construction: row-wise histograms, `deterministic=True`, a fixe
 no bagging unless asked; the same panel, parameters and seed give a byte-identical model text. Depth is
 bounded so TreeSHAP reason codes stay cheap at scoring time.
 
-A target's slices are binned straight from the panel's columns (`slice_datasets`), on bin edges from its
-training rows only: no slice is copied out whole as a float matrix, and nothing of a later slice shapes the
-model.
+The panel is binned once, straight from its (features x rows) array, on bin edges from training rows
+only (`panel_dataset`); each target's slices are subsets of it: no slice is copied out as a float matrix,
+and nothing of a later slice shapes the model.
 """
 from __future__ import annotations
 
@@ -86,46 +86,30 @@ def dataset(X, y=None, reference: lgb.Dataset | None = None, feature_names: list
                        params=params or {"max_bin": DEFAULT_PARAMS["max_bin"], "verbosity": -1})
 
 
-def slice_datasets(panel: Panel, slices: dict[str, tuple[np.ndarray, np.ndarray]], params: dict,
-                   seed: int) -> dict[str, lgb.Dataset]:
-    """Bin a target's slices -- name -> (panel rows, labels); the first is the training slice -- for LightGBM.
+def panel_dataset(panel: Panel, edge_rows: np.ndarray, params: dict, seed: int) -> lgb.Dataset:
+    """The whole panel binned once for LightGBM; each target's slices are then `subset`s of it.
 
-    The bin edges are found on a seeded sample of the training rows (as LightGBM itself samples), so no
-    later slice shapes them; then each slice's rows are binned in batches straight from the panel's columns,
-    so no slice is ever copied out whole as a float matrix (3 M rows x 95 features would be 2.2 GB).
+    The bin edges are found on a seeded sample of `edge_rows` (as LightGBM itself samples): give rows that are
+    training rows of every target, so no later slice shapes them. The panel's (features x rows) array is
+    handed over as it is (column-major), with no float copy of any slice; a subset copies binned bytes only.
+    Binning once serves every target: the default baseline bins 4.4 M rows once instead of 5 M rows of
+    training and validation slices target by target.
     """
     names = list(panel.feature_names)
-    train_rows = next(iter(slices.values()))[0]
-    sample = sample_rows(train_rows, BIN_SAMPLE, seed)
+    sample = sample_rows(edge_rows, BIN_SAMPLE, seed)
     edges = lgb.Dataset(np.ascontiguousarray(panel.rows(sample)), label=np.zeros(len(sample)), feature_name=names,
                         params=params, free_raw_data=True).construct()
-    return {name: lgb.Dataset([_PanelRows(panel, rows)], label=np.asarray(y, dtype=np.float64), reference=edges,
-                              feature_name=names, params=params, free_raw_data=True).construct()
-            for name, (rows, y) in slices.items()}
+    return lgb.Dataset(panel.matrix, label=np.zeros(len(panel.frame)), reference=edges, feature_name=names,
+                       params=params, free_raw_data=True).construct()
 
 
-class _PanelRows(lgb.Sequence):
-    """Some panel rows, handed to LightGBM batch by batch through reused buffers (each column is gathered
-    into a contiguous run, then the batch is turned row-major in one copy, as LightGBM reads it)."""
-
-    batch_size = 131_072
-
-    def __init__(self, panel: Panel, rows: np.ndarray) -> None:
-        self.panel, self.rows = panel, np.asarray(rows)
-        n, k = min(self.batch_size, len(self.rows)), len(panel.feature_names)
-        self.by_column = np.empty((k, n), np.float64)
-        self.by_row = np.empty((n, k), np.float64)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, idx):
-        if not isinstance(idx, slice):  # LightGBM reads single rows only to find bins, and it has them already
-            raise TypeError("panel rows are read in batches (slices)")
-        rows = self.rows[idx]
-        out = self.by_row[: len(rows)]
-        out[...] = self.panel.rows(rows, out=self.by_column[:, : len(rows)])
-        return out
+def subset(binned: lgb.Dataset, rows: np.ndarray, y: np.ndarray, params: dict) -> lgb.Dataset:
+    """The panel rows `rows` of a `panel_dataset`, labelled `y`."""
+    if binned.num_data() >= 2**31:
+        raise ValueError("LightGBM subsets index rows with 32-bit integers: the panel has too many rows")
+    part = binned.subset(np.asarray(rows, dtype=np.int32), params=params).construct()
+    part.set_label(np.asarray(y, dtype=np.float64))
+    return part
 
 
 def fit_booster(X_train, y_train, X_valid, y_valid, params: dict, num_boost_round: int = 2000,

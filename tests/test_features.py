@@ -195,6 +195,10 @@ def test_panel_rows_are_the_features_joined_to_their_usable_labels(prep):
     labels = labels[labels[list(TARGETS)].notna().any(axis=1)][["account_id", "as_of", *TARGETS]]
     joined = build_features(prep, list(dates)).merge(labels, on=["account_id", "as_of"], how="inner")
     pd.testing.assert_frame_equal(panel.frame, joined)
+    # the frame's feature columns are views of the one (features, rows) array the trainer bins and gathers from
+    assert panel.values.flags.c_contiguous
+    assert all(np.shares_memory(panel.frame[n].to_numpy(), panel.values) for n in panel.feature_names)
+    np.testing.assert_array_equal(panel.matrix, joined[panel.feature_names].to_numpy())
 
 
 def test_build_cli_refuses_a_future_date_and_writes_nothing(baseline_dir, tmp_path):

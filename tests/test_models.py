@@ -95,6 +95,26 @@ def test_calibration_repairs_distorted_probabilities_and_round_trips_as_json():
         fit_calibrator(distorted, np.zeros_like(y))
 
 
+@pytest.mark.parametrize("n, slope, intercept", [(50_000, 0.8, -0.3), (2_000, 1.4, 0.5), (300, 2.0, -1.0)])
+def test_platt_fit_is_the_logistic_regression_of_the_labels_on_the_logit(n, slope, intercept):
+    """Platt scaling by Newton's method: the maximum-likelihood slope and intercept sklearn's solver finds."""
+    from sklearn.linear_model import LogisticRegression
+
+    from models.calibration import _logit, _platt
+
+    rng = np.random.default_rng(n)
+    z = _logit(1 / (1 + np.exp(-rng.normal(-3, 1.2, n))))
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(slope * z + intercept)))).astype(float)
+    a, b = _platt(z, y)
+    lr = LogisticRegression(C=1e8, tol=1e-10, max_iter=10_000).fit(z[:, None], y)
+    np.testing.assert_allclose([a, b], [lr.coef_[0, 0], lr.intercept_[0]], rtol=1e-4, atol=1e-4)
+    # nearly separable labels: every step stays downhill and it stops at a finite fit
+    sep = (z > -3).astype(float)
+    sep[:3] = 1 - sep[:3]
+    a, b = _platt(z, sep)
+    assert np.isfinite([a, b]).all() and a > 1
+
+
 def test_isotonic_calibration_keeps_the_ranking_and_fixes_the_shape():
     """Through the blocks' centres the isotonic map is strictly increasing inside its range: no plateaus of
     one probability for many scores, so the calibrated AUC is the raw one (a step function loses it)."""
@@ -156,7 +176,7 @@ def test_early_stopping_keeps_the_best_trees_and_their_validation_scores():
     np.testing.assert_allclose(fit.valid_p, fit.booster.predict(valid), rtol=0, atol=1e-12)
 
 
-def test_slices_binned_from_the_panel_columns_train_the_same_model_as_a_matrix(monkeypatch):
+def test_slices_of_the_binned_panel_train_the_same_model_as_a_matrix():
     from features.panel import Panel
     from models import lgbm
 
@@ -164,15 +184,27 @@ def test_slices_binned_from_the_panel_columns_train_the_same_model_as_a_matrix(m
     frame = X.assign(account_id=np.arange(len(X)), default=y)
     panel = Panel(frame, list(X.columns), pd.DataFrame())
     train_rows, valid_rows = np.arange(0, 6000, 2), np.arange(6001, 8000, 3)  # gathered, not contiguous
-    monkeypatch.setattr(lgbm._PanelRows, "batch_size", 700)  # several batches through the reused buffer
     params = lgb_params([1, 1, -1], seed=3)
-    sets = lgbm.slice_datasets(panel, {"train": (train_rows, y[train_rows]), "valid": (valid_rows, y[valid_rows])},
-                               params, seed=3)
-    ours = lgbm.fit_datasets(sets["train"], sets["valid"], params)
+    binned = lgbm.panel_dataset(panel, train_rows, params, seed=3)  # edges from the training rows only
+    ours = lgbm.fit_datasets(lgbm.subset(binned, train_rows, y[train_rows], params),
+                             lgbm.subset(binned, valid_rows, y[valid_rows], params), params)
     direct = fit_booster(X.iloc[train_rows], y[train_rows], X.iloc[valid_rows], y[valid_rows], params)
     assert ours.best_iteration == direct.best_iteration
     assert ours.booster.model_to_string() == direct.booster.model_to_string()
     np.testing.assert_array_equal(ours.valid_p, direct.valid_p)
+
+
+def test_panel_values_are_the_frame_columns():
+    from features.panel import Panel
+
+    X, _ = _toy(500)
+    panel = Panel(X.assign(account_id=np.arange(len(X))), list(X.columns), pd.DataFrame())  # values copied here
+    assert panel.values.flags.c_contiguous and panel.values.shape == (3, 500)
+    np.testing.assert_array_equal(panel.matrix, X.to_numpy())
+    at = np.array([499, 3, 3, 0])
+    np.testing.assert_array_equal(panel.rows(at), X.to_numpy()[at])
+    with pytest.raises(ValueError, match="features, rows"):
+        Panel(panel.frame, panel.feature_names, panel.counts, panel.values[:, :10])
 
 
 def test_monotone_constraints_hold_in_the_fitted_model():
@@ -283,7 +315,7 @@ def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(t
     assert trained.bundle.targets == ["default", "self_cure"]
 
 
-def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, trained, tmp_path):
+def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, tmp_path):
     # write exactly the panel's usable default labels, then train on them from the file
     from models.training import build_training_panel
 
@@ -294,8 +326,9 @@ def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, tr
     path = tmp_path / "labels.csv"
     labels.to_csv(path, index=False)
     result = train(baseline_tables, cfg, labels=supplied_labels(path), progress=lambda _: None)
+    derived = train(baseline_tables, cfg, panel=panel, progress=lambda _: None)
     assert (result.bundle.models["default"].booster.model_to_string()
-            == trained.bundle.models["default"].booster.model_to_string())
+            == derived.bundle.models["default"].booster.model_to_string())
     assert result.bundle.info["label_source"] == "file"
 
 
