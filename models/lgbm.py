@@ -89,11 +89,11 @@ def dataset(X, y=None, reference: lgb.Dataset | None = None, feature_names: list
 def panel_dataset(panel: Panel, edge_rows: np.ndarray, params: dict, seed: int) -> lgb.Dataset:
     """The whole panel binned once for LightGBM; each target's slices are then `subset`s of it.
 
-    The bin edges are found on a seeded sample of `edge_rows` (as LightGBM itself samples): give rows that are
-    training rows of every target, so no later slice shapes them. The panel's (features x rows) array is
-    handed over as it is (column-major), with no float copy of any slice; a subset copies binned bytes only.
-    Binning once serves every target: the default baseline bins 4.4 M rows once instead of 5 M rows of
-    training and validation slices target by target.
+    The bin edges are found on a seeded sample of `edge_rows` (as LightGBM itself samples): give training
+    rows only -- for several targets, those before the earliest training end -- so no later slice shapes
+    them. The panel's (features x rows) array is handed over as it is (column-major), with no float copy of
+    any slice; a subset copies binned bytes only. Binning once serves every target: the default baseline
+    bins 4.4 M rows once instead of 5 M rows of training and validation slices target by target.
     """
     names = list(panel.feature_names)
     sample = sample_rows(edge_rows, BIN_SAMPLE, seed)

@@ -30,7 +30,8 @@ def tune(train: lgb.Dataset, valid: lgb.Dataset, monotone: list[int], seed: int,
          timeout: float | None = None, base: dict | None = None, num_boost_round: int = 2000,
          early_stopping: int = 50, on_trial: Callable[[int, dict, float, int], None] | None = None) -> dict:
     """Best LightGBM overrides by validation log loss; `on_trial(number, params, valid_log_loss, rounds)`.
-    train and valid are binned slices (`slice_datasets`, or `lgb.Dataset`s with valid binned on train)."""
+    train and valid are binned slices (`subset`s of a `panel_dataset`, or `lgb.Dataset`s with valid binned
+    on train)."""
     if n_trials is None and timeout is None:
         raise ValueError("tuning needs a number of trials or a time budget")
     y_valid = np.asarray(valid.get_label(), dtype=np.float64)
