@@ -46,7 +46,8 @@ class FitResult:
     booster: lgb.Booster  # trimmed to the best iteration
     best_iteration: int
     params: dict
-    valid_p: np.ndarray  # the validation rows' probabilities at the best iteration (LightGBM kept them)
+    valid_metric: str  # the validation metric early stopping read (binary_logloss unless the parameters say)
+    valid_loss: float  # its best value, as a loss (negated when higher is better)
 
 
 def lgb_params(monotone: list[int], seed: int, overrides: dict | None = None, train_rows: int | None = None) -> dict:
@@ -123,32 +124,31 @@ def fit_booster(X_train, y_train, X_valid, y_valid, params: dict, num_boost_roun
 def fit_datasets(train: lgb.Dataset, valid: lgb.Dataset, params: dict, num_boost_round: int = 2000,
                  early_stopping: int = 50) -> FitResult:
     """Boost until the validation metric (log loss by default) has not improved for `early_stopping` rounds;
-    keep the best iteration's trees and the validation probabilities LightGBM computed for it (no second
-    prediction)."""
+    keep the best iteration's trees. The metric is LightGBM's own, computed where it keeps the scores: asking
+    for the validation probabilities every round cost 3.8 ms a round on 270 k rows (2 s a baseline run), so
+    the caller scores the validation rows once, with the trimmed model."""
     check_classes(train.get_label(), valid.get_label())
     booster = lgb.Booster(params=params, train_set=train)
     booster.add_valid(valid, "valid")
-    latest: dict = {}
-
-    def keep(preds: np.ndarray, _data) -> tuple[str, float, bool]:
-        latest["p"] = preds  # LightGBM's buffer of the validation probabilities, refilled every round
-        return "kept", 0.0, False
-
-    best_loss, best, best_p = math.inf, 0, None
+    best_loss, best, name, value = math.inf, 0, "", math.nan
     for it in range(1, num_boost_round + 1):
         booster.update()
         # the first metric decides (binary_logloss unless the parameters name another), as lgb.train's would
-        _, _, value, higher_better = next(r for r in booster.eval_valid(keep) if r[1] != "kept")
+        results = booster.eval_valid()
+        if not results:
+            raise ValueError(f"the parameters name no validation metric (metric={params.get('metric')!r}): early "
+                             "stopping needs one; leave metric out for log loss")
+        _, name, value, higher_better = results[0]
         loss = -value if higher_better else value
         if loss < best_loss:
-            best_loss, best, best_p = loss, it, latest["p"].copy()
+            best_loss, best = loss, it
         elif it - best >= early_stopping:
             break
-    if best_p is None:
-        raise ValueError(f"the validation metric was never a number in {it} rounds ({value}): check the labels and "
-                         "the lightgbm parameters")
+    if not best:
+        raise ValueError(f"the validation metric was never a number in {it} rounds ({name} {value}): check the "
+                         "labels and the lightgbm parameters")
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    return FitResult(trimmed, best, params, best_p)
+    return FitResult(trimmed, best, params, name, float(best_loss))
 
 
 def check_classes(y_train, y_valid) -> None:

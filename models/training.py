@@ -228,13 +228,13 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     fit = fit_datasets(train_set, valid_set, params, cfg.num_boost_round, cfg.early_stopping)
     fit_s = lap("fit")
     del train_set, valid_set
-    # the validation rows were scored by LightGBM while it trained; the calibration and out-of-time rows are
-    # scored whole, the training rows (only described: in-sample) by a seeded sample
-    rows = {"train": sample_rows(at["train"], SAMPLE_ROWS, cfg.seed), "calib": at["calib"], "test": at["test"]}
-    X = {s: panel.rows(r) for s, r in rows.items()}
+    # the validation, calibration and out-of-time rows are scored whole, the training rows (only described:
+    # in-sample) by a seeded sample, all where they lie in the panel (no copy)
+    rows = {"train": sample_rows(at["train"], SAMPLE_ROWS, cfg.seed), "valid": at["valid"], "calib": at["calib"],
+            "test": at["test"]}
     y_eval = {**y, "train": label[rows["train"]]}
     trees = compile_booster(fit.booster, max_k=0)
-    raw = {s: predict_probability(trees, X[s], threads=params["num_threads"]) for s in X} | {"valid": fit.valid_p}
+    raw = {s: predict_probability(trees, panel.matrix, params["num_threads"], r) for s, r in rows.items()}
     lap("score")
     calibrator = fit_calibrator(raw["calib"], y["calib"], cfg.seed)
     p = {s: calibrator.transform(raw[s]) for s in SLICES}
@@ -244,7 +244,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     groups = test_keys["account_id"].to_numpy()
     metrics = {s: metric_set(y_eval[s], p[s], groups if s == "test" else None, n_boot=cfg.n_boot) for s in SLICES}
     lap("metrics")
-    frames = {s: pd.DataFrame(X[s], columns=names, copy=False) for s in ("train", "test")}
+    frames = {s: pd.DataFrame(panel.rows(rows[s]), columns=names, copy=False) for s in ("train", "test")}
     card = BenchmarkScorecard(monotone={n: catalog[n].risk for n in names}).fit(frames["train"], y_eval["train"])
     card_p = {s: card.predict_proba(frames[s])[:, 1] for s in ("train", "test")}
     scorecard = {s: metric_set(y_eval[s], card_p[s], groups if s == "test" else None, n_boot=cfg.n_boot)

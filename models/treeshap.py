@@ -227,33 +227,43 @@ def contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
     return out
 
 
-def predict_raw(trees: CompiledTrees, X: np.ndarray, threads: int = 1) -> np.ndarray:
+def predict_raw(trees: CompiledTrees, X: np.ndarray, threads: int = 1, rows: np.ndarray | None = None) -> np.ndarray:
     """Raw score (log-odds), shape (n,): `booster.predict(X, raw_score=True)`. The kernels release the GIL, so
-    `threads` > 1 scores that many row ranges at once (the same sums: each row is scored alone)."""
+    `threads` > 1 scores that many row ranges at once (the same sums: each row is scored alone).
+
+    rows: score only these rows of X, read where they are (the trainer scores slices of the whole panel
+    without copying them out: gathering 766 k rows x 95 features into new memory took 2.7-3.4 s here)."""
     X = _as_matrix(trees, X)
-    out = np.zeros(X.shape[0], np.float64)
-    bounds = np.linspace(0, len(X), max(1, min(threads, len(X) // 10_000)) + 1).astype(np.int64)
+    if rows is None:
+        rows = np.arange(len(X), dtype=np.int64)
+    else:
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(X)):
+            raise IndexError(f"rows must lie in [0, {len(X)}): X has {len(X)} rows")
+    out = np.zeros(len(rows), np.float64)
+    bounds = np.linspace(0, len(rows), max(1, min(threads, len(rows) // 10_000)) + 1).astype(np.int64)
     if len(bounds) == 2:
-        _predict_rows(trees, X, out)
+        _predict_rows(trees, X, rows, out)
         return out
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(len(bounds) - 1) as pool:
-        list(pool.map(lambda lo, hi: _predict_rows(trees, X[lo:hi], out[lo:hi]), bounds[:-1], bounds[1:]))
+        list(pool.map(lambda lo, hi: _predict_rows(trees, X, rows[lo:hi], out[lo:hi]), bounds[:-1], bounds[1:]))
     return out
 
 
-def predict_probability(trees: CompiledTrees, X: np.ndarray, threads: int = 1) -> np.ndarray:
-    """`booster.predict(X)` of a binary model: the logistic of the raw score."""
-    return 1.0 / (1.0 + np.exp(-predict_raw(trees, X, threads)))
+def predict_probability(trees: CompiledTrees, X: np.ndarray, threads: int = 1,
+                        rows: np.ndarray | None = None) -> np.ndarray:
+    """`booster.predict(X)` of a binary model: the logistic of the raw score (of `rows` of X only, if given)."""
+    return 1.0 / (1.0 + np.exp(-predict_raw(trees, X, threads, rows)))
 
 
-def _predict_rows(trees: CompiledTrees, X: np.ndarray, out: np.ndarray) -> None:
+def _predict_rows(trees: CompiledTrees, X: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
     if trees.heap_depth:
-        _heap_kernel(X, out, trees.heap_depth, trees.heap_feature, trees.heap_threshold, trees.heap_missing,
+        _heap_kernel(X, rows, out, trees.heap_depth, trees.heap_feature, trees.heap_threshold, trees.heap_missing,
                      trees.heap_default_left, trees.heap_value)
     else:
-        _raw_kernel(X, out, trees.int_start, trees.leaf_start, trees.feature, trees.threshold, trees.missing,
+        _raw_kernel(X, rows, out, trees.int_start, trees.leaf_start, trees.feature, trees.threshold, trees.missing,
                     trees.default_left, trees.left, trees.right, trees.value)
 
 
@@ -488,10 +498,10 @@ def _contrib_kernel(X, out, bias, int_start, leaf_start, feature, threshold, mis
 
 
 @njit(cache=True, nogil=True)
-def _raw_kernel(X, out, int_start, leaf_start, feature, threshold, missing, default_left, left, right, value):
+def _raw_kernel(X, rows, out, int_start, leaf_start, feature, threshold, missing, default_left, left, right, value):
     n_trees = int_start.size - 1
-    for r in range(X.shape[0]):
-        x = X[r]
+    for r in range(rows.shape[0]):
+        x = X[rows[r]]
         s = 0.0
         for t in range(n_trees):
             i0 = int_start[t]
@@ -508,10 +518,10 @@ def _raw_kernel(X, out, int_start, leaf_start, feature, threshold, missing, defa
 
 
 @njit(cache=True, nogil=True)
-def _heap_kernel(X, out, depth, feature, threshold, missing, default_left, value):
+def _heap_kernel(X, rows, out, depth, feature, threshold, missing, default_left, value):
     # every tree has the same number of levels, so the walk has no data-dependent loop exit, and rows are
     # the inner loop: their walks are independent and the processor overlaps them
-    n = X.shape[0]
+    n = rows.shape[0]
     n_in = (1 << depth) - 1
     block = 64
     idx = np.empty(block, np.int64)
@@ -526,7 +536,7 @@ def _heap_kernel(X, out, depth, feature, threshold, missing, default_left, value
             for _ in range(depth):
                 for r in range(nb):
                     h = idx[r]
-                    v = X[b0 + r, feature[t, h]]
+                    v = X[rows[b0 + r], feature[t, h]]
                     isnan = v != v
                     if isnan or -_ZERO <= v <= _ZERO:  # see _goes_left
                         v = 0.0

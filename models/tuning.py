@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import lightgbm as lgb
-import numpy as np
 import optuna
 
 from models.lgbm import fit_datasets, lgb_params
@@ -29,21 +28,18 @@ def search_space(trial: optuna.Trial) -> dict:
 def tune(train: lgb.Dataset, valid: lgb.Dataset, monotone: list[int], seed: int, *, n_trials: int | None = None,
          timeout: float | None = None, base: dict | None = None, num_boost_round: int = 2000,
          early_stopping: int = 50, on_trial: Callable[[int, dict, float, int], None] | None = None) -> dict:
-    """Best LightGBM overrides by validation log loss; `on_trial(number, params, valid_log_loss, rounds)`.
+    """Best LightGBM overrides by the validation metric early stopping reads (log loss unless the parameters
+    name another); `on_trial(number, params, valid_loss, rounds)`.
     train and valid are binned slices (`subset`s of a `panel_dataset`, or `lgb.Dataset`s with valid binned
     on train)."""
     if n_trials is None and timeout is None:
         raise ValueError("tuning needs a number of trials or a time budget")
-    y_valid = np.asarray(valid.get_label(), dtype=np.float64)
-
     def objective(trial: optuna.Trial) -> float:
         overrides = {**(base or {}), **search_space(trial)}
         fit = fit_datasets(train, valid, lgb_params(monotone, seed, overrides), num_boost_round, early_stopping)
-        p = np.clip(fit.valid_p, 1e-12, 1 - 1e-12)
-        loss = float(-np.mean(y_valid * np.log(p) + (1 - y_valid) * np.log(1 - p)))
         if on_trial is not None:
-            on_trial(trial.number, overrides, loss, fit.best_iteration)
-        return loss
+            on_trial(trial.number, overrides, fit.valid_loss, fit.best_iteration)
+        return fit.valid_loss
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))

@@ -172,8 +172,10 @@ def test_early_stopping_keeps_the_best_trees_and_their_validation_scores():
     assert 1 <= fit.best_iteration == ref.best_iteration < 2000 - 10
     valid = X[4000:].to_numpy()
     np.testing.assert_array_equal(fit.booster.predict(valid), ref.predict(valid, num_iteration=ref.best_iteration))
-    # the validation probabilities kept from training are the best iteration's predictions
-    np.testing.assert_allclose(fit.valid_p, fit.booster.predict(valid), rtol=0, atol=1e-12)
+    # the loss kept from training is the best iteration's validation log loss
+    p = fit.booster.predict(valid)
+    assert fit.valid_metric == "binary_logloss"
+    assert fit.valid_loss == pytest.approx(-np.mean(y[4000:] * np.log(p) + (1 - y[4000:]) * np.log(1 - p)), rel=1e-9)
 
 
 def test_slices_of_the_binned_panel_train_the_same_model_as_a_matrix():
@@ -191,7 +193,7 @@ def test_slices_of_the_binned_panel_train_the_same_model_as_a_matrix():
     direct = fit_booster(X.iloc[train_rows], y[train_rows], X.iloc[valid_rows], y[valid_rows], params)
     assert ours.best_iteration == direct.best_iteration
     assert ours.booster.model_to_string() == direct.booster.model_to_string()
-    np.testing.assert_array_equal(ours.valid_p, direct.valid_p)
+    assert ours.valid_loss == direct.valid_loss
 
 
 def test_panel_values_are_the_frame_columns():
@@ -205,6 +207,12 @@ def test_panel_values_are_the_frame_columns():
     np.testing.assert_array_equal(panel.rows(at), X.to_numpy()[at])
     with pytest.raises(ValueError, match="features, rows"):
         Panel(panel.frame, panel.feature_names, panel.counts, panel.values[:, :10])
+
+
+def test_early_stopping_needs_a_validation_metric():
+    X, y = _toy(3_000)
+    with pytest.raises(ValueError, match="no validation metric"):
+        fit_booster(X[:2000], y[:2000], X[2000:], y[2000:], lgb_params([1, 1, -1], 3, {"metric": "None"}))
 
 
 def test_monotone_constraints_hold_in_the_fitted_model():

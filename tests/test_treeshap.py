@@ -205,6 +205,22 @@ def test_input_layout_and_dtype():
     _check(booster, X32, trees)
 
 
+@pytest.mark.parametrize("heap_depth", [0, 6])
+def test_rows_are_scored_where_they_lie(heap_depth):
+    """Scoring some rows of a larger matrix by index gives what scoring the gathered rows gives, in the
+    index's order (repeats allowed), for both walks and any thread count."""
+    booster = _train({"max_depth": 6, "num_leaves": 31}, rounds=20)
+    trees = compile_booster(booster, heap_depth=heap_depth)
+    X = np.asfortranarray(_edge_rows(trees, 40_000, 7))  # the panel's layout: column-major
+    rows = np.random.default_rng(3).integers(0, len(X), 25_000)
+    gathered = predict_raw(trees, np.ascontiguousarray(X[rows]))
+    assert np.array_equal(predict_raw(trees, X, rows=rows), gathered)
+    assert np.array_equal(predict_raw(trees, X, threads=2, rows=rows), gathered)
+    assert predict_raw(trees, X, rows=np.array([], dtype=np.int64)).shape == (0,)
+    with pytest.raises(IndexError, match=r"\[0, 40000\)"):
+        predict_raw(trees, X, rows=np.array([0, 40_000]))
+
+
 def test_wrong_width_is_rejected():
     trees = compile_booster(_train({"num_leaves": 7}, rounds=3))
     with pytest.raises(ValueError, match=r"shape \(n, 12\)"):
