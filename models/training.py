@@ -169,16 +169,23 @@ def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
     panel = build_panel(prep, start, end, catalog, cfg.labels)
     if labels is None:
         return panel
-    frame = panel.frame.drop(columns=[t for t in KNOWN_TARGETS if t in panel.frame])
-    frame = frame.merge(labels, on=["account_id", "as_of"], how="inner")
-    if frame.empty:
+    # the keys alone are joined (an inner merge keeps the panel's order), then the labelled rows' features are
+    # gathered once: merging the whole frame would copy every feature, and the Panel would copy them again
+    keys = panel.frame[["account_id", "as_of"]].assign(_row=np.arange(len(panel.frame)))
+    joined = keys.merge(labels, on=["account_id", "as_of"], how="inner")
+    if joined.empty:
         raise ValueError("no supplied label matches an (account_id, as_of) of the panel: check the as-of dates are "
                          "month ends inside the as-of range and the account ids exist")
+    names = panel.feature_names
+    values = np.take(panel.values, joined["_row"].to_numpy(), axis=1)
+    del panel, keys
+    frame = pd.DataFrame(values.T, columns=names, copy=False)
+    frame.insert(0, "as_of", joined["as_of"].to_numpy())
+    frame.insert(0, "account_id", joined["account_id"].to_numpy())
     for t in KNOWN_TARGETS:
-        if t not in frame:
-            frame[t] = np.nan
+        frame[t] = joined[t].to_numpy(np.float64) if t in joined else np.nan
     counts = pd.DataFrame([{"target": t, "usable": int(frame[t].notna().sum())} for t in KNOWN_TARGETS])
-    return Panel(frame, panel.feature_names, counts)
+    return Panel(frame, names, counts, values)
 
 
 def target_slices(panel: Panel, target: str, cfg: TrainConfig, supplied: bool) -> tuple[SlicePlan, dict]:

@@ -333,6 +333,12 @@ def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, tm
     labels = labels.rename(columns={"default": "label"}).assign(target="default")
     path = tmp_path / "labels.csv"
     labels.to_csv(path, index=False)
+    supplied = build_training_panel(baseline_tables, cfg, default_catalog(), supplied_labels(path))
+    # the labelled rows, in the panel's order, their features views of one array (no second copy)
+    expect = panel.frame[panel.frame["default"].notna()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(supplied.frame[["account_id", "as_of", *panel.feature_names, "default"]], expect[
+        ["account_id", "as_of", *panel.feature_names, "default"]], check_dtype=False)
+    assert np.shares_memory(supplied.frame[panel.feature_names[0]].to_numpy(), supplied.values)
     result = train(baseline_tables, cfg, labels=supplied_labels(path), progress=lambda _: None)
     derived = train(baseline_tables, cfg, panel=panel, progress=lambda _: None)
     assert (result.bundle.models["default"].booster.model_to_string()
