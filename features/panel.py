@@ -36,6 +36,18 @@ class Panel:
             raise ValueError(f"values must be a C-ordered (features, rows) array of shape "
                              f"{(len(self.feature_names), len(self.frame))}, got {self.values.shape}")
 
+    @classmethod
+    def over(cls, values: np.ndarray, names: list[str], account_id: np.ndarray, as_of: np.ndarray,
+             labels: dict[str, np.ndarray], counts: pd.DataFrame) -> Panel:
+        """A panel whose frame's feature columns are views of `values` (features x rows), not a copy: keys
+        first, then the features, then one column per target."""
+        frame = pd.DataFrame(values.T, columns=names, copy=False)
+        frame.insert(0, "as_of", as_of)
+        frame.insert(0, "account_id", account_id)
+        for t, label in labels.items():
+            frame[t] = label
+        return cls(frame, list(names), counts, values)
+
     @property
     def matrix(self) -> np.ndarray:
         """Every row's features, rows x features in column-major order (a view: LightGBM and the compiled
@@ -105,11 +117,7 @@ def build_panel(tables, start, end, catalog: Catalog | None = None, config: Labe
     at = _label_rows(feats, labels, prep.account_id)
     names = [c for c in feats.columns if c not in ("account_id", "as_of")]
     values = np.take(feats[names].to_numpy(np.float64).T, at, axis=1)  # the builder's (features, rows) block
-    keys = {k: feats[k].to_numpy()[at] for k in ("account_id", "as_of")}
+    account_id, as_of = feats["account_id"].to_numpy()[at], feats["as_of"].to_numpy()[at]
     del feats
-    frame = pd.DataFrame(values.T, columns=names, copy=False)  # views of `values`, not a copy
-    frame.insert(0, "as_of", keys["as_of"])
-    frame.insert(0, "account_id", keys["account_id"])
-    for t in TARGETS:
-        frame[t] = labels[t].to_numpy()
-    return Panel(frame, names, pd.DataFrame(rows), values)
+    return Panel.over(values, names, account_id, as_of, {t: labels[t].to_numpy() for t in TARGETS},
+                      pd.DataFrame(rows))

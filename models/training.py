@@ -179,13 +179,9 @@ def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
     names = panel.feature_names
     values = np.take(panel.values, joined["_row"].to_numpy(), axis=1)
     del panel, keys
-    frame = pd.DataFrame(values.T, columns=names, copy=False)
-    frame.insert(0, "as_of", joined["as_of"].to_numpy())
-    frame.insert(0, "account_id", joined["account_id"].to_numpy())
-    for t in KNOWN_TARGETS:
-        frame[t] = joined[t].to_numpy(np.float64) if t in joined else np.nan
-    counts = pd.DataFrame([{"target": t, "usable": int(frame[t].notna().sum())} for t in KNOWN_TARGETS])
-    return Panel(frame, names, counts, values)
+    given = {t: joined[t].to_numpy(np.float64) if t in joined else np.full(len(joined), np.nan) for t in KNOWN_TARGETS}
+    counts = pd.DataFrame([{"target": t, "usable": int(np.isfinite(v).sum())} for t, v in given.items()])
+    return Panel.over(values, names, joined["account_id"].to_numpy(), joined["as_of"].to_numpy(), given, counts)
 
 
 def target_slices(panel: Panel, target: str, cfg: TrainConfig, supplied: bool) -> tuple[SlicePlan, dict]:
@@ -288,9 +284,9 @@ def _common_training_rows(panel: Panel, slices: dict) -> np.ndarray:
     """The targets' training rows up to the earliest training end, where the bin edges of all the targets
     are found: no target's later slices shape them, and the edges depend on the targets trained and their
     labels only (labels from a file give the model the same labels derived here give)."""
-    end = to_days(np.array([min(plan.months["train"][1] for plan, _ in slices.values())], "datetime64[s]"))[0]
-    day = to_days(panel.frame["as_of"].to_numpy())
-    return np.unique(np.concatenate([at["train"][day[at["train"]] <= end] for _, at in slices.values()]))
+    end = min(plan.months["train"][1] for plan, _ in slices.values()).to_datetime64()
+    as_of = panel.frame["as_of"].to_numpy()
+    return np.unique(np.concatenate([at["train"][as_of[at["train"]] <= end] for _, at in slices.values()]))
 
 
 def slice_rows(panel: Panel, target: str, plan: SlicePlan, labelled: np.ndarray | None = None) -> dict:
