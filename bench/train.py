@@ -91,7 +91,8 @@ def run(argv: list[str]) -> dict:
           + f" = {bare_s:.1f} s; overhead ratio {overhead:.2f} (goal <= {GOAL_OVERHEAD})")
     for t, r in result.targets.items():
         m = r.metrics["test"]
-        line = f"  {t:<14} out-of-time AUC {m['auc']:.4f} [{m['auc_lo']:.4f}, {m['auc_hi']:.4f}]"
+        line = (f"  {t:<14} out-of-time AUC {m['auc']:.4f} [{m['auc_lo']:.4f}, {m['auc_hi']:.4f}]  observed / "
+                f"predicted {m['oe_ratio']:.3f}")
         if r.oracle:
             line += f"  oracle {r.oracle['oracle_auc']:.4f}  ratio {r.oracle['auc_ratio']:.4f}"
         print(line)
@@ -106,6 +107,7 @@ def run(argv: list[str]) -> dict:
     for t, r in result.targets.items():
         figures[f"{t}_auc"] = round(r.metrics["test"]["auc"], 4)
         figures[f"{t}_rounds"] = r.best_iteration
+        figures[f"{t}_oe_ratio"] = round(r.metrics["test"]["oe_ratio"], 4)
         if r.oracle:
             figures[f"{t}_oracle_ratio"] = round(r.oracle["auc_ratio"], 4)
     return figures

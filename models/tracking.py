@@ -328,6 +328,8 @@ def _log_files(result: TrainResult, tmp: Path, report_path: Path | None, extra: 
     for target, r in result.targets.items():
         if isinstance(r.calibration, pd.DataFrame):
             r.calibration.to_csv(tables / "calibration" / f"{target}_test.csv", index=False)
+        if getattr(r, "by_month", None) is not None:
+            r.by_month.to_csv(tables / "calibration" / f"{target}_by_month.csv", index=False)
     if isinstance(result.panel_counts, pd.DataFrame):
         result.panel_counts.to_csv(tables / "panel_counts.csv", index=False)
     mlflow.log_artifacts(str(tables), "tables")

@@ -94,6 +94,8 @@ class TargetResult:
     scorecard_model: object = None
     test_features: pd.DataFrame | None = None  # account_id, as_of and the features of the out-of-time rows
     stage_seconds: dict[str, float] = field(default_factory=dict)  # where the time went: bin, fit, score, ...
+    # predicted vs observed rate per slice and as-of month (calibration_by_period; training rows: in-sample)
+    by_month: pd.DataFrame | None = None
 
 
 @dataclass
@@ -202,7 +204,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     """One target's model and evidence (`slices`: its plan and rows, `binned`: the panel binned on training
     rows, when the caller has them)."""
     from models.scorecard import BenchmarkScorecard
-    from validation.metrics import calibration_table, metric_set
+    from validation.metrics import calibration_by_period, calibration_table, metric_set
 
     lap = _Laps()
     plan, at = slices or target_slices(panel, target, cfg, supplied)
@@ -246,6 +248,9 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     test_keys = keys.iloc[at["test"]].reset_index(drop=True)
     groups = test_keys["account_id"].to_numpy()
     metrics = {s: metric_set(y_eval[s], p[s], groups if s == "test" else None, n_boot=cfg.n_boot) for s in SLICES}
+    as_of = keys["as_of"].to_numpy()
+    by_month = pd.concat([calibration_by_period(y_eval[s], p[s], as_of[rows[s]]).assign(slice=s) for s in SLICES],
+                         ignore_index=True).rename(columns={"period": "as_of"})
     lap("metrics")
     frames = {s: pd.DataFrame(panel.rows(rows[s]), columns=names, copy=False) for s in ("train", "test")}
     card = BenchmarkScorecard(monotone={n: catalog[n].risk for n in names}).fit(frames["train"], y_eval["train"])
@@ -262,7 +267,8 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
                         {s: {k: v for k, v in m.items() if isinstance(v, int | float)} for s, m in metrics.items()})
     result = TargetResult(target, plan, {s: len(y[s]) for s in SLICES}, metrics, scorecard,
                           calibration_table(y["test"], p["test"]), oracle, test, fit_s, fit.best_iteration, params,
-                          card, pd.concat([test_keys, frames["test"]], axis=1), lap.seconds)
+                          card, pd.concat([test_keys, frames["test"]], axis=1), lap.seconds,
+                          by_month[["slice", *by_month.columns[:-1]]])
     return model, result
 
 

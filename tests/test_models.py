@@ -321,6 +321,13 @@ def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(t
     p = trained.bundle.predict(r.test_features)["pd_default"].to_numpy()
     np.testing.assert_allclose(p, r.predictions["p"].to_numpy())
     assert trained.bundle.targets == ["default", "self_cure"]
+    # calibration over time: every slice's rows, month by month, as measured pooled
+    t = r.by_month
+    assert set(t["slice"]) == set(r.rows) and list(t.columns[:2]) == ["slice", "as_of"]
+    test = t[t["slice"] == "test"]
+    assert test["n"].sum() == r.rows["test"] and test["bads"].sum() == r.predictions["y"].sum()
+    assert test["as_of"].tolist() == sorted(r.predictions["as_of"].unique())
+    assert np.average(test["predicted"], weights=test["n"]) == pytest.approx(r.predictions["p"].mean())
 
 
 def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, tmp_path):

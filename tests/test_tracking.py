@@ -38,7 +38,7 @@ from models.tracking import (
     tracking_uri,
 )
 from models.training import TargetResult, TrainConfig, TrainResult
-from validation.metrics import auc, calibration_table, metric_set
+from validation.metrics import auc, calibration_by_period, calibration_table, metric_set
 
 FEATURES = ["lag1_n6", "dpd_worst_12", "util", "pay_ratio", "days_since_late"]
 RISK = [+1, +1, +1, -1, -1]
@@ -119,7 +119,9 @@ def _train(panel: pd.DataFrame, scramble: float, features=FEATURES, seed: int = 
                                        {"test": metric_set(y["test"], card_p, groups, n_boot=30)},
                                        calibration_table(y["test"], p["test"]), oracle, test, 0.1,
                                        fit.best_iteration, params, None,
-                                       panel.loc[part == "test", ["account_id", "as_of", *features]])
+                                       panel.loc[part == "test", ["account_id", "as_of", *features]],
+                                       by_month=calibration_by_period(y["test"], p["test"],
+                                                                      test["as_of"]).assign(slice="test"))
     fp = f"synthetic-{seed}"
     bundle = Bundle(models, list(features), "test-catalog-1", ScoreScale(), {"features": {}},
                     {"data_fingerprint": fp})
@@ -188,7 +190,9 @@ def test_run_records_config_fingerprint_metrics_and_artifacts(store):
     names = {a.path for folder in ("bundle", "report", "docs", "tables/calibration")
              for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"bundle/bundle.json", "bundle/default.txt", "report/report.html", "docs/features.md",
-            "tables/calibration/default_test.csv"} <= names
+            "tables/calibration/default_test.csv", "tables/calibration/default_by_month.csv"} <= names
+    assert 0 < metrics["default/test/oe_ratio"] == pytest.approx(metrics["default/test/bad_rate"]
+                                                                  / metrics["default/test/mean_p"])
 
 
 def test_registered_pyfunc_is_logged_from_code_and_predicts_like_the_bundle(store):

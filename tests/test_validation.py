@@ -14,7 +14,14 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from validation import metrics as vm
-from validation.report import Report, calibration_figure, decile_table, roc_figure, score_distribution_figure
+from validation.report import (
+    Report,
+    calibration_figure,
+    calibration_over_time_figure,
+    decile_table,
+    roc_figure,
+    score_distribution_figure,
+)
 
 
 def logistic_sample(n, seed, shift=-2.0, ties=False):
@@ -109,6 +116,34 @@ def test_calibration_table_passes_calibrated_and_fails_biased_predictions(method
     assert 0.92 <= np.mean(inside_calibrated) <= 0.995  # ~95 % of bins: neither too narrow nor too wide
     assert passes >= 17  # the "9 of 10 deciles" acceptance test passes for nearly every calibrated model
     assert max(inside_biased) < 0.9  # 20 % too high fails it every time
+
+
+def test_calibration_by_period_equals_the_decile_table_when_the_periods_are_the_deciles():
+    y, p = logistic_sample(30_000, seed=21, shift=-3.0)
+    deciles = vm.calibration_table(y, p)
+    by = vm.calibration_by_period(y, p, vm.equal_frequency_bins(p, 10))
+    for col in ("n", "bads", "predicted", "observed", "lo", "hi", "inside"):
+        np.testing.assert_allclose(by[col].to_numpy(np.float64), deciles[col].to_numpy(np.float64), err_msg=col)
+    np.testing.assert_allclose(by["oe_ratio"], by["observed"] / by["predicted"])
+
+
+def test_calibration_by_period_shows_a_level_drift_that_starts_in_one_period():
+    rng = np.random.default_rng(22)
+    months = np.repeat(pd.date_range("2024-01-31", periods=12, freq="ME").to_numpy(), 20_000)
+    p = rng.uniform(0.02, 0.10, len(months))
+    late = months >= np.datetime64("2024-07-31")
+    y = (rng.random(len(p)) < np.where(late, 0.8 * p, p)).astype(float)  # the level falls 20 % from July
+    t = vm.calibration_by_period(y, p, months)
+    assert list(t["period"]) == sorted(set(months)) and t["n"].sum() == len(y)
+    grouped = pd.DataFrame({"m": months, "y": y, "p": p}).groupby("m").mean()
+    np.testing.assert_allclose(t["observed"], grouped["y"]) and np.testing.assert_allclose(t["predicted"], grouped["p"])
+    before, after = t[t["period"] < np.datetime64("2024-07-31")], t[t["period"] >= np.datetime64("2024-07-31")]
+    assert before["inside"].sum() >= 5 and not after["inside"].any()
+    assert (abs(before["oe_ratio"] - 1) < 0.1).all() and (abs(after["oe_ratio"] - 0.8) < 0.1).all()  # 4 sd: 1,200 bads
+    with pytest.raises(vm.MetricError, match=r"period is missing in 1 row\(s\), e.g. rows \[3\]"):
+        vm.calibration_by_period(y[:5], p[:5], np.array([1.0, 2.0, 1.0, np.nan, 2.0]))
+    with pytest.raises(vm.MetricError, match="period has shape"):
+        vm.calibration_by_period(y, p, months[:-1])
 
 
 # ------------------------------------------------------------------------------------------- bootstrap
@@ -256,8 +291,9 @@ def test_metric_set_holds_every_scalar_metric():
     y, s, groups = duplicated_binormal(500, 2, 1.0, seed=15)
     p = stats.norm.cdf(s - 1.5)
     out = vm.metric_set(y, p, groups, n_boot=100)
-    assert set(out) == {"n", "bad_rate", "auc", "gini", "ks", "brier", "log_loss", "ece", "n_groups", "auc_lo",
-                        "auc_hi", "gini_lo", "gini_hi"}
+    assert set(out) == {"n", "bad_rate", "mean_p", "oe_ratio", "auc", "gini", "ks", "brier", "log_loss", "ece",
+                        "n_groups", "auc_lo", "auc_hi", "gini_lo", "gini_hi"}
+    assert out["mean_p"] == pytest.approx(p.mean()) and out["oe_ratio"] == pytest.approx(y.mean() / p.mean())
     assert out["auc_lo"] < out["auc"] < out["auc_hi"] and out["n_groups"] == 500 and out["n"] == 1_000
     assert all(isinstance(v, float) for v in out.values())
     assert "auc_lo" not in vm.metric_set(y, p)
@@ -295,6 +331,8 @@ def build_report():
     r.add_figure("ROC", roc_figure({"model": (y, p), "noisy": (y, p + np.random.default_rng(0).random(len(p)))}))
     r.add_figure("Calibration", calibration_figure({"model": (y, p)}))
     r.add_figure("Scores", score_distribution_figure(scores, y))
+    months = np.repeat(np.array(["2024-01-31", "2024-02-29"], dtype="datetime64[ns]"), len(y) // 2)
+    r.add_figure("Over time", calibration_over_time_figure(vm.calibration_by_period(y, p, months).assign(slice="test")))
     return r, y, p
 
 
@@ -305,7 +343,7 @@ def test_report_writes_one_valid_self_contained_html_file(tmp_path):
     checker = TagChecker()
     checker.feed(text)
     assert text.startswith("<!DOCTYPE html>") and not checker.errors and checker.stack == []
-    assert checker.tables == 2 and len(checker.imgs) == 3 == r.n_figures
+    assert checker.tables == 2 and len(checker.imgs) == 4 == r.n_figures
     for img in checker.imgs:
         assert base64.b64decode(img["src"].removeprefix("data:image/png;base64,"))[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Default model &lt;validation&gt;" in text and "<strong>AUC</strong>" in text and "&amp; more" in text

@@ -37,6 +37,7 @@ __all__ = [
     "bootstrap_auc_diff_ci",
     "bootstrap_aucs",
     "brier",
+    "calibration_by_period",
     "calibration_table",
     "drift_level",
     "ece",
@@ -287,19 +288,8 @@ def calibration_table(y: Any, p: Any, bins: int = 10, level: float = 0.95, metho
     predicted = np.bincount(b, weights=p, minlength=bins)[keep] / n
     p_min = pd.Series(p).groupby(b).min().to_numpy()
     p_max = pd.Series(p).groupby(b).max().to_numpy()
-    alpha = 1.0 - level
-    from scipy import stats
-
-    if method == "binomial":
-        lo = stats.binom.ppf(alpha / 2, n, predicted) / n
-        hi = stats.binom.ppf(1 - alpha / 2, n, predicted) / n
-    elif method == "normal":
-        sd = np.sqrt(np.bincount(b, weights=p * (1.0 - p), minlength=bins)[keep]) / n
-        z = stats.norm.ppf(1 - alpha / 2)
-        lo = np.clip(predicted - z * sd, 0.0, 1.0)
-        hi = np.clip(predicted + z * sd, 0.0, 1.0)
-    else:
-        raise MetricError(f"method must be 'binomial' or 'normal', got {method!r}")
+    lo, hi = _chance_interval(n, predicted, np.bincount(b, weights=p * (1.0 - p), minlength=bins)[keep], level,
+                              method)
     observed = bads / n
     tol = 1e-12  # observed and the binomial bounds are both count / n
     return pd.DataFrame(
@@ -316,6 +306,51 @@ def calibration_table(y: Any, p: Any, bins: int = 10, level: float = 0.95, metho
             "inside": (observed >= lo - tol) & (observed <= hi + tol),
         }
     )
+
+
+def calibration_by_period(y: Any, p: Any, period: Any, level: float = 0.95) -> pd.DataFrame:
+    """Predicted vs observed event rate per period (e.g. as-of month), with the binomial interval of
+    `calibration_table`: calibration in the large over time. A model can rank well and still drift in level
+    as the portfolio changes; deciles pooled over an out-of-time slice show the miss, this shows its course.
+
+    Columns: period, n, bads, predicted, observed, oe_ratio (observed / predicted), lo, hi, inside.
+    """
+    y, p = _check(y, p, probability=True)
+    _check_level(level)
+    period = np.asarray(period)
+    if period.shape != y.shape:
+        raise MetricError(f"period has shape {period.shape}, expected {y.shape} (one per row)")
+    codes, keys = pd.factorize(period, sort=True)
+    if (codes < 0).any():
+        rows = np.flatnonzero(codes < 0)
+        raise MetricError(f"period is missing in {len(rows)} row(s), e.g. rows {rows[:SAMPLE].tolist()}: every row "
+                          "needs its period")
+    n = np.bincount(codes, minlength=len(keys))
+    bads = np.bincount(codes, weights=y, minlength=len(keys))
+    predicted = np.bincount(codes, weights=p, minlength=len(keys)) / n
+    lo, hi = _chance_interval(n, predicted, None, level, "binomial")
+    observed = bads / n
+    tol = 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        oe = observed / predicted
+    return pd.DataFrame({"period": keys, "n": n, "bads": bads.astype(np.int64), "predicted": predicted,
+                         "observed": observed, "oe_ratio": oe, "lo": lo, "hi": hi,
+                         "inside": (observed >= lo - tol) & (observed <= hi + tol)})
+
+
+def _chance_interval(n: np.ndarray, predicted: np.ndarray, var_sum: np.ndarray | None, level: float,
+                     method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Where an observed rate falls with probability `level` if `predicted` is right (see calibration_table)."""
+    from scipy import stats
+
+    alpha = 1.0 - level
+    if method == "binomial":
+        return stats.binom.ppf(alpha / 2, n, predicted) / n, stats.binom.ppf(1 - alpha / 2, n, predicted) / n
+    if method == "normal":
+        sd = np.sqrt(var_sum) / n
+        z = stats.norm.ppf(1 - alpha / 2)
+        return np.clip(predicted - z * sd, 0.0, 1.0), np.clip(predicted + z * sd, 0.0, 1.0)
+    raise MetricError(f"method must be 'binomial' or 'normal', got {method!r}")
 
 
 # ------------------------------------------------------------------------------------------ bootstrap
@@ -547,8 +582,9 @@ def metric_set(
 ) -> dict[str, float]:
     """All scalar metrics in one flat dict of floats (ready for mlflow.log_metrics).
 
-    Keys: n, bad_rate, auc, gini, ks, brier, log_loss, ece; with groups also n_groups, auc_lo, auc_hi,
-    gini_lo, gini_hi (account-level bootstrap, `level` interval).
+    Keys: n, bad_rate, mean_p, oe_ratio (observed / expected: bad_rate / mean_p, calibration in the large),
+    auc, gini, ks, brier, log_loss, ece; with groups also n_groups, auc_lo, auc_hi, gini_lo, gini_hi
+    (account-level bootstrap, `level` interval).
     """
     y, p = _check(y, p, probability=True)
     _both_classes(y)
@@ -557,6 +593,8 @@ def metric_set(
     out = {
         "n": float(len(y)),
         "bad_rate": float(y.mean()),
+        "mean_p": float(p.mean()),
+        "oe_ratio": float(y.mean() / p.mean()) if p.mean() > 0 else math.nan,
         "auc": a,
         "gini": 2 * a - 1,
         "ks": float(np.max(np.abs(f_bad - f_good))),

@@ -266,6 +266,25 @@ def calibration_figure(models: Mapping[str, tuple[Any, Any]], bins: int = 10) ->
     return fig
 
 
+def calibration_over_time_figure(table: pd.DataFrame) -> Figure:
+    """Observed and mean predicted rate per period and slice (a `calibration_by_period` table with a `slice`
+    column; the period is its first other column): the band is the 95 % range of the observed rate if the
+    predictions are right, so a level drift shows as points leaving the band month after month."""
+    fig, ax = _figure(7.5, 4.0)
+    period = next(c for c in table.columns if c != "slice")
+    for name, part in table.groupby("slice", sort=False):
+        x = pd.to_datetime(part[period]) if part[period].dtype.kind in "OM" else part[period]
+        line = ax.plot(x, part["predicted"], lw=1.4, label=f"{name}: predicted")[0]
+        ax.fill_between(x, part["lo"], part["hi"], color=line.get_color(), alpha=0.15, lw=0)
+        ax.plot(x, part["observed"], ls="none", marker="o", ms=3.5, color=line.get_color(),
+                label=f"{name}: observed ({int(part['inside'].sum())}/{len(part)} inside)")
+    ax.set(xlabel=str(period), ylabel="event rate", title="Calibration over time (band: 95 % range if calibrated)")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
 def score_distribution_figure(scores: Any, y: Any, bins: int = 40) -> Figure:
     """Histograms (densities) of the score for goods and for bads, with the KS separation in the title."""
     y = metrics._check_y(y)

@@ -13,9 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from validation.report import Report, calibration_figure, decile_table, roc_figure, score_distribution_figure
+from validation.report import (
+    Report,
+    calibration_figure,
+    calibration_over_time_figure,
+    decile_table,
+    roc_figure,
+    score_distribution_figure,
+)
 
-METRICS = ("n", "bad_rate", "auc", "auc_lo", "auc_hi", "gini", "ks", "brier", "log_loss", "ece")
+METRICS = ("n", "bad_rate", "mean_p", "oe_ratio", "auc", "auc_lo", "auc_hi", "gini", "ks", "brier", "log_loss", "ece")
 
 
 def _metrics_table(result) -> pd.DataFrame:
@@ -69,6 +76,11 @@ def build_training_report(train_result, title: str = "dynascore validation repor
             curves["Bayes-optimal oracle"] = (y[ok], test["oracle_p"].to_numpy()[ok])
         rep.add_figure("ROC, out-of-time", roc_figure(curves))
         rep.add_figure("Calibration, out-of-time", calibration_figure({"LightGBM": (y, p)}))
+        by_month = getattr(r, "by_month", None)
+        if by_month is not None and len(by_month):
+            rep.add_figure("Calibration over time: every slice by as-of month (training rows in-sample)",
+                           calibration_over_time_figure(by_month))
+            rep.add_table("Calibration by as-of month (oe_ratio = observed / predicted)", by_month)
         if scores is not None:
             rep.add_figure("Score distribution, out-of-time", score_distribution_figure(scores, y))
         imp = _importance(bundle.models[target])
