@@ -249,8 +249,9 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     groups = test_keys["account_id"].to_numpy()
     metrics = {s: metric_set(y_eval[s], p[s], groups if s == "test" else None, n_boot=cfg.n_boot) for s in SLICES}
     as_of = keys["as_of"].to_numpy()
-    by_month = pd.concat([calibration_by_period(y_eval[s], p[s], as_of[rows[s]]).assign(slice=s) for s in SLICES],
-                         ignore_index=True).rename(columns={"period": "as_of"})
+    by_month = pd.concat([calibration_by_period(y_eval[s], p[s], as_of[rows[s]]) for s in SLICES], keys=SLICES,
+                         names=["slice", None]).reset_index(0).reset_index(drop=True)
+    by_month = by_month.rename(columns={"period": "as_of"})
     lap("metrics")
     frames = {s: pd.DataFrame(panel.rows(rows[s]), columns=names, copy=False) for s in ("train", "test")}
     card = BenchmarkScorecard(monotone={n: catalog[n].risk for n in names}).fit(frames["train"], y_eval["train"])
@@ -268,7 +269,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     result = TargetResult(target, plan, {s: len(y[s]) for s in SLICES}, metrics, scorecard,
                           calibration_table(y["test"], p["test"]), oracle, test, fit_s, fit.best_iteration, params,
                           card, pd.concat([test_keys, frames["test"]], axis=1), lap.seconds,
-                          by_month[["slice", *by_month.columns[:-1]]])
+                          by_month)
     return model, result
 
 

@@ -273,7 +273,7 @@ def calibration_over_time_figure(table: pd.DataFrame) -> Figure:
     fig, ax = _figure(7.5, 4.0)
     period = next(c for c in table.columns if c != "slice")
     for name, part in table.groupby("slice", sort=False):
-        x = pd.to_datetime(part[period]) if part[period].dtype.kind in "OM" else part[period]
+        x = part[period].to_numpy()
         line = ax.plot(x, part["predicted"], lw=1.4, label=f"{name}: predicted")[0]
         ax.fill_between(x, part["lo"], part["hi"], color=line.get_color(), alpha=0.15, lw=0)
         ax.plot(x, part["observed"], ls="none", marker="o", ms=3.5, color=line.get_color(),
