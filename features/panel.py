@@ -59,13 +59,10 @@ class Panel:
         rows = self.frame[self.frame[name].notna()]
         return rows[["account_id", "as_of", *self.feature_names, name]]
 
-    def rows(self, positions: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def rows(self, positions: np.ndarray) -> np.ndarray:
         """The features of the rows at `positions`, float64 (rows x features) in column-major order, gathered
-        feature by feature. `out`: a (features x rows) buffer to gather into instead of a new one."""
-        if out is None:
-            out = np.empty((len(self.feature_names), len(positions)), np.float64)
-        np.take(self.values, positions, axis=1, out=out)
-        return out.T
+        feature by feature."""
+        return np.take(self.values, positions, axis=1).T
 
 
 def _label_rows(feats: pd.DataFrame, labels: pd.DataFrame, account_ids: np.ndarray) -> np.ndarray:
