@@ -59,6 +59,7 @@ def run(argv: list[str]) -> dict:
                 logged = log_training(result, model_name="bench", experiment="bench",
                                       uri=uri, report_path=report, config=cfg)
         bare = {}
+        panel = result.panel  # the trained-on panel: the latent-state features appended
         for target, r in result.targets.items():
             at = slice_rows(panel, target, r.plan)["train"]  # the trainer's own rows, in its order
             X, y = np.ascontiguousarray(panel.rows(at)), panel.frame[target].to_numpy(np.float64)[at]
@@ -78,7 +79,8 @@ def run(argv: list[str]) -> dict:
     print(f"  read {t_load.seconds:.1f} s   panel {t_panel.seconds:.1f} s and new mlflow store "
           f"{t_store.seconds:.1f} s (apart)   "
           f"training path {t_path.seconds:.1f} s (fits {result.timings['fit_s']:.1f} s)   peak {mem.peak_gb:.2f} GB")
-    stages: dict[str, float] = {"bin": result.timings["bin_s"]}  # the panel binned once, then each target's part
+    # the latent-state filter fitted and its features added; the panel binned once; then each target's part
+    stages: dict[str, float] = {"latent": result.timings.get("latent_s", 0.0), "bin": result.timings["bin_s"]}
     for r in result.targets.values():
         for stage, seconds in r.stage_seconds.items():
             stages[stage] = stages.get(stage, 0.0) + seconds

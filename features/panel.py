@@ -15,6 +15,7 @@ import pandas as pd
 from features.builders import Prepared, build_features
 from features.catalog import Catalog
 from features.labels import TARGETS, LabelConfig, build_labels
+from features.outcomes import BillOutcomes
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Panel:
     # the features as one (features x rows) float64 array; the frame's feature columns are views of it when the
     # panel is built here. Given none, it is copied from the frame's columns.
     values: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # the histories' monthly outcomes, for features fitted at training time (the latent-state filter)
+    history: BillOutcomes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.values is None:
@@ -38,7 +41,7 @@ class Panel:
 
     @classmethod
     def over(cls, values: np.ndarray, names: list[str], account_id: np.ndarray, as_of: np.ndarray,
-             labels: dict[str, np.ndarray], counts: pd.DataFrame) -> Panel:
+             labels: dict[str, np.ndarray], counts: pd.DataFrame, history: BillOutcomes | None = None) -> Panel:
         """A panel whose frame's feature columns are views of `values` (features x rows), not a copy: keys
         first, then the features, then one column per target."""
         frame = pd.DataFrame(values.T, columns=names, copy=False)
@@ -46,7 +49,18 @@ class Panel:
         frame.insert(0, "account_id", account_id)
         for t, label in labels.items():
             frame[t] = label
-        return cls(frame, list(names), counts, values)
+        return cls(frame, list(names), counts, values, history)
+
+    def extended(self, names: list[str], block: np.ndarray) -> Panel:
+        """This panel with more features: `block` (rows x features) appended after the present ones."""
+        clash = sorted(set(names) & set(self.feature_names))
+        if clash:
+            raise ValueError(f"the panel already has feature(s) {', '.join(clash)}")
+        values = np.concatenate([self.values, np.asarray(block, dtype=np.float64).T], axis=0)
+        labels = {c: self.frame[c].to_numpy() for c in self.frame.columns
+                  if c not in self.feature_names and c not in ("account_id", "as_of")}
+        return Panel.over(values, [*self.feature_names, *names], self.frame["account_id"].to_numpy(),
+                          self.frame["as_of"].to_numpy(), labels, self.counts, self.history)
 
     @property
     def matrix(self) -> np.ndarray:
@@ -117,4 +131,4 @@ def build_panel(tables, start, end, catalog: Catalog | None = None, config: Labe
     account_id, as_of = feats["account_id"].to_numpy()[at], feats["as_of"].to_numpy()[at]
     del feats
     return Panel.over(values, names, account_id, as_of, {t: labels[t].to_numpy() for t in TARGETS},
-                      pd.DataFrame(rows))
+                      pd.DataFrame(rows), BillOutcomes(prep))

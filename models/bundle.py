@@ -54,6 +54,13 @@ class Bundle:
     scale: ScoreScale = field(default_factory=ScoreScale)
     reference: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)  # fingerprint, label config, slices, anything descriptive
+    # the latent-state filter's parameters (models.latent_state), when the models read its features
+    latent: dict | None = None
+
+    @property
+    def latent_features(self) -> list[str]:
+        """The features the bundle's own filter computes (the caller supplies the others)."""
+        return list(self.latent["feature_names"]) if self.latent else []
 
     @property
     def targets(self) -> list[str]:
@@ -95,6 +102,8 @@ class Bundle:
             meta = {"schema_version": SCHEMA_VERSION, "targets": targets, "feature_names": self.feature_names,
                     "catalog_version": self.catalog_version, "score_scale": self.scale.to_dict(),
                     "reference": _plain(self.reference), "info": _plain(self.info), "versions": versions()}
+            if self.latent is not None:
+                meta["latent"] = _plain(self.latent)
             meta["checksum"] = _sha(_canonical(meta))
             (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
             if path.exists():
@@ -115,7 +124,8 @@ def bundle_checksum(path: Path) -> str:
 
 
 def load_bundle(path: Path, expected_features: list[str] | None = None) -> Bundle:
-    """Load and verify a bundle; `expected_features` (e.g. the current catalog) must match exactly."""
+    """Load and verify a bundle; `expected_features` (e.g. the current catalog), then the features of the
+    bundle's own latent-state filter, must match its feature list exactly."""
     path = Path(path)
     meta_file = path / META
     if not meta_file.exists():
@@ -132,6 +142,9 @@ def load_bundle(path: Path, expected_features: list[str] | None = None) -> Bundl
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise BundleError(f"{meta_file}: bundle schema {meta.get('schema_version')} is not {SCHEMA_VERSION}")
     names = meta["feature_names"]
+    latent = meta.get("latent")
+    if expected_features is not None:
+        expected_features = [*expected_features, *(latent["feature_names"] if latent else [])]
     if expected_features is not None and list(expected_features) != names:
         extra = sorted(set(names) - set(expected_features))
         lack = sorted(set(expected_features) - set(names))
@@ -150,7 +163,7 @@ def load_bundle(path: Path, expected_features: list[str] | None = None) -> Bundl
         models[target] = TargetModel(target, booster, Calibrator.from_dict(t["calibration"]), t["best_iteration"],
                                      t.get("metrics", {}))
     return Bundle(models, names, meta["catalog_version"], ScoreScale(**meta["score_scale"]), meta["reference"],
-                  meta.get("info", {}))
+                  meta.get("info", {}), latent)
 
 
 def versions() -> dict:

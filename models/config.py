@@ -1,7 +1,7 @@
 """Training configuration from a TOML file: every key known, every value checked.
 
   [train]        targets, as_of_start, as_of_end, seed, num_boost_round, early_stopping,
-                 valid_months, calib_months, test_months, n_boot, label_window_months
+                 valid_months, calib_months, test_months, n_boot, label_window_months, latent_state
   [lightgbm]     any LightGBM parameter (learning_rate, num_leaves, max_depth, ...); the determinism
                  settings (deterministic, force_row_wise, num_threads, seeds) are fixed by the trainer
   [labels]       default_dpd, default_months, early_warning_days, self_cure_days

@@ -27,6 +27,7 @@ from features.panel import Panel, build_panel
 from features.sorted_keys import nondecreasing
 from models.bundle import Bundle, TargetModel
 from models.calibration import fit_calibrator
+from models.latent_state import LatentStateFilter, with_latent
 from models.lgbm import check_classes, fit_datasets, lgb_params, panel_dataset, subset
 from models.scale import ScoreScale
 from models.slices import SLICES, SlicePlan, plan_slices, sample_rows
@@ -56,6 +57,9 @@ class TrainConfig:
     label_window_months: int = 6  # embargo for labels brought from a file
     tune_trials: int | None = None  # hyperparameter search: a fixed number of trials (deterministic) ...
     tune_timeout: float | None = None  # ... or a time budget in seconds
+    # the latent-state filter's features (models.latent_state), fitted on what is known at the earliest
+    # training end: on two synthetic worlds they lifted the out-of-time AUC most for early warning and self-cure
+    latent_state: bool = True
     labels: LabelConfig = field(default_factory=LabelConfig)
     scale: ScoreScale = field(default_factory=ScoreScale)
 
@@ -105,6 +109,7 @@ class TrainResult:
     panel_counts: pd.DataFrame
     timings: dict[str, float]
     fingerprint: str
+    panel: Panel | None = None  # what the models were trained on (with the latent-state features, if any)
 
 
 def fingerprint(tables: Tables) -> str:
@@ -180,10 +185,12 @@ def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
                          "month ends inside the as-of range and the account ids exist")
     names = panel.feature_names
     values = np.take(panel.values, joined["_row"].to_numpy(), axis=1)
+    history = panel.history
     del panel, keys
     given = {t: joined[t].to_numpy(np.float64) if t in joined else np.full(len(joined), np.nan) for t in KNOWN_TARGETS}
     counts = pd.DataFrame([{"target": t, "usable": int(np.isfinite(v).sum())} for t, v in given.items()])
-    return Panel.over(values, names, joined["account_id"].to_numpy(), joined["as_of"].to_numpy(), given, counts)
+    return Panel.over(values, names, joined["account_id"].to_numpy(), joined["as_of"].to_numpy(), given, counts,
+                      history)
 
 
 def target_slices(panel: Panel, target: str, cfg: TrainConfig, supplied: bool) -> tuple[SlicePlan, dict]:
@@ -361,9 +368,16 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
     models, results = {}, {}
     t1 = time.perf_counter()
     slices = {t: target_slices(panel, t, cfg, labels is not None) for t in cfg.targets}
+    latent = None
+    if cfg.latent_state and panel.history is not None:
+        t2 = time.perf_counter()
+        latent, panel = _with_latent_state(panel, slices, cfg.seed, progress)
+        catalog = with_latent(catalog, latent)
+        timings["latent_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
     binned = panel_dataset(panel, _common_training_rows(panel, slices), lgb_params([0] * len(panel.feature_names),
                            cfg.seed, cfg.lgb_params), cfg.seed)
-    timings["bin_s"] = time.perf_counter() - t1
+    timings["bin_s"] = time.perf_counter() - t3
     for target in cfg.targets:
         models[target], results[target] = train_target(panel, target, cfg, catalog, labels is not None, truth,
                                                        progress, on_trial, slices[target], binned)
@@ -379,6 +393,20 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
     info = {"data_fingerprint": fp, "label_source": "file" if labels is not None else "derived",
             "label_config": cfg.labels.__dict__, "slices": {t: r.plan.describe() for t, r in results.items()},
             "seed": cfg.seed}
-    bundle = Bundle(models, panel.feature_names, catalog.version, cfg.scale, reference, info)
+    bundle = Bundle(models, panel.feature_names, catalog.version, cfg.scale, reference, info,
+                    latent.to_dict() if latent is not None else None)
     timings["total_s"] = time.perf_counter() - t0
-    return TrainResult(bundle, results, panel.counts, timings, fp)
+    return TrainResult(bundle, results, panel.counts, timings, fp, panel)
+
+
+def _with_latent_state(panel: Panel, slices: dict, seed: int,
+                       progress: Callable[[str], None]) -> tuple[LatentStateFilter, Panel]:
+    """The latent-state filter fitted on the outcomes known at the earliest training end (so no later slice
+    shapes it), and the panel with its features: each row's from what was known at the row's as-of date."""
+    end = min(plan.months["train"][1] for plan, _ in slices.values())
+    day = int(np.datetime64(end.date(), "D").astype(np.int64))
+    latent = LatentStateFilter(random_state=seed).fit(panel.history, day)
+    progress(f"latent-state filter: {latent.n_classes} habits x {latent.n_states} states, fitted on outcomes known "
+             f"at {end:%Y-%m-%d} ({latent.n_iter_} EM rounds)")
+    block = latent.transform(panel.history, panel.frame["account_id"].to_numpy(), panel.frame["as_of"].to_numpy())
+    return latent, panel.extended(list(latent.get_feature_names_out()), block)

@@ -23,9 +23,11 @@ import pyarrow as pa
 
 from features import kernels
 from features.builders import Prepared, as_of_days, build_features, to_days
-from features.catalog import default_catalog
+from features.catalog import Catalog, default_catalog
 from features.contract import ContractError, find_table, load_tables, part_files, read_table
+from features.outcomes import BillOutcomes
 from models.calibration import Calibrator
+from models.latent_state import LatentStateFilter, add_latent_features, with_latent
 from models.reasons import describe, top_adverse
 from models.scale import ScoreScale
 from models.treeshap import CompiledTrees, compile_booster, contributions, predict_probability
@@ -82,11 +84,18 @@ class Models:
     calibrators: dict[str, Calibrator]
     scale: ScoreScale
     reference: dict
+    latent: LatentStateFilter | None = None  # computes the bundle's latent-state features from the histories
 
     @classmethod
     def of(cls, bundle: Bundle) -> Models:
         return cls(bundle.feature_names, {t: compile_booster(m.booster) for t, m in bundle.models.items()},
-                   {t: m.calibrator for t, m in bundle.models.items()}, bundle.scale, bundle.reference)
+                   {t: m.calibrator for t, m in bundle.models.items()}, bundle.scale, bundle.reference,
+                   LatentStateFilter.from_dict(bundle.latent) if bundle.latent else None)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The features the models read, described: the catalog's, then the latent-state filter's."""
+        return with_latent(default_catalog(), self.latent)
 
     @property
     def targets(self) -> list[str]:
@@ -156,7 +165,7 @@ def _score_chunk(task: ChunkTask) -> ChunkResult:
     state = _state(prep, now, task.as_of, prob, model_score, previous)
     decision = decide(state, task.policy, score_lo=models.scale.lo, score_hi=models.scale.hi)
     lap("policy")
-    codes, texts = _reasons(decision, models.compiled, X, models.feature_names, task.reasons)
+    codes, texts = _reasons(decision, models.compiled, X, models.feature_names, task.reasons, models.catalog)
     lap("reasons")
     table = _table(task, state, prob, decision, codes, texts)
     drift = {name: bin_counts(ref, now[name]) for name, ref in models.reference.get("features", {}).items()
@@ -177,6 +186,8 @@ def _features(tables, task: ChunkTask) -> tuple[Prepared, pd.DataFrame, pd.DataF
     prep.extraction, prep.first_day = task.extraction, int(to_days(np.array([task.first_day.to_datetime64()]))[0])
     days = [task.as_of] if task.previous_day is None else [task.previous_day, task.as_of]
     frame = build_features(prep, [np.datetime64(int(d), "D") for d in days], default_catalog())
+    if task.models.latent is not None:
+        frame = add_latent_features(frame, BillOutcomes(prep), task.models.latent)
     at = frame["as_of"].to_numpy().astype("datetime64[D]").astype(np.int64)
     return prep, frame[at == task.as_of].reset_index(drop=True), frame[at != task.as_of]
 
@@ -243,7 +254,7 @@ def _table(task: ChunkTask, state: pd.DataFrame, prob: dict, decision: pd.DataFr
     return pa.table({f.name: pa.array(out[f.name], type=f.type) for f in schema}, schema=schema)
 
 
-def _reasons(decision: pd.DataFrame, compiled: dict, X: np.ndarray, names: list[str], mode: str):
+def _reasons(decision: pd.DataFrame, compiled: dict, X: np.ndarray, names: list[str], mode: str, catalog: Catalog):
     """Reason columns: the fired rule first, then the explaining model's TreeSHAP reasons, up to REASONS.
 
     Only rows that need them are explained ('adverse': rows with an adverse decision; 'all': every row,
@@ -263,7 +274,7 @@ def _reasons(decision: pd.DataFrame, compiled: dict, X: np.ndarray, names: list[
         if len(rows) and target in compiled:
             contrib = contributions(compiled[target], np.ascontiguousarray(X[rows]))[:, :-1]
             model_idx[rows] = top_adverse(sign * contrib, REASONS)[0]
-    codes, texts = describe(model_idx, X, names, default_catalog())
+    codes, texts = describe(model_idx, X, names, catalog)
     # rows with a rule: rule in slot 1, model reasons shifted right by one
     codes[has_rule, 1:] = codes[has_rule, :-1]
     texts[has_rule, 1:] = texts[has_rule, :-1]

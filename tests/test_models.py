@@ -330,6 +330,25 @@ def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(t
     assert np.average(test["predicted"], weights=test["n"]) == pytest.approx(r.predictions["p"].mean())
 
 
+def test_the_latent_state_features_trained_on_are_the_ones_scoring_computes(trained, baseline_tables):
+    from features.builders import Prepared
+    from features.outcomes import BillOutcomes
+    from models.latent_state import LatentStateFilter, add_latent_features
+
+    latent = LatentStateFilter.from_dict(trained.bundle.latent)
+    names = list(latent.get_feature_names_out())
+    assert trained.bundle.feature_names == default_catalog().names + names
+    # fitted on what was known at the earliest training end, not later
+    train_end = min(r.plan.months["train"][1] for r in trained.targets.values())
+    assert np.datetime64(latent.fit_day_, "D") == np.datetime64(train_end.date(), "D")
+    test = trained.targets["default"].test_features
+    again = add_latent_features(test[["account_id", "as_of"]], BillOutcomes(Prepared(baseline_tables)), latent)
+    np.testing.assert_allclose(again[names].to_numpy(), test[names].to_numpy(), rtol=0, atol=1e-12)
+    off = train(baseline_tables, TrainConfig(targets=("default",), n_boot=20, latent_state=False),
+                progress=lambda _: None)
+    assert off.bundle.latent is None and off.bundle.feature_names == default_catalog().names
+
+
 def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, tmp_path):
     # write exactly the panel's usable default labels, then train on them from the file
     from models.training import build_training_panel

@@ -17,10 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.builders import build_features
+from features.builders import Prepared, build_features
 from features.catalog import default_catalog
 from features.contract import load_tables
+from features.outcomes import BillOutcomes
 from models.bundle import load_bundle
+from models.latent_state import LatentStateFilter, add_latent_features, with_latent
 from models.reasons import top_adverse
 from models.training import TrainConfig, train
 from scoring.chunks import plan_chunks
@@ -70,7 +72,9 @@ def test_scores_equal_lightgbm_and_reasons_equal_exact_treeshap(baseline_dir, ba
     manifest = _score(baseline_dir[0], tmp_path / "s.parquet", bundle_dir, workers=1, as_of=AS_OF)
     out = pd.read_parquet(tmp_path / "s.parquet")
     bundle = load_bundle(bundle_dir)
+    latent = LatentStateFilter.from_dict(bundle.latent)
     feats = build_features(baseline_tables, [AS_OF], default_catalog())
+    feats = add_latent_features(feats, BillOutcomes(Prepared(baseline_tables)), latent)
     assert (feats["account_id"].to_numpy() == out["account_id"].to_numpy()).all()
     expected = bundle.predict(feats)  # LightGBM's own predict, through the bundle
     np.testing.assert_allclose(out["pd_default"], expected["pd_default"], rtol=0, atol=1e-12)
@@ -81,7 +85,7 @@ def test_scores_equal_lightgbm_and_reasons_equal_exact_treeshap(baseline_dir, ba
     X = feats.loc[adverse, bundle.feature_names].to_numpy(np.float64)
     contrib = bundle.models["default"].booster.predict(X, pred_contrib=True)[:, :-1]
     idx, _ = top_adverse(contrib, 4)
-    position = {f.name: i + 1 for i, f in enumerate(default_catalog())}
+    position = {f.name: i + 1 for i, f in enumerate(with_latent(default_catalog(), latent))}
     lgb_codes = np.array([f"R{position[n]:02d}" for n in bundle.feature_names] + [""], dtype=object)[idx]
     ours = out.loc[adverse, ["reason_2", "reason_3", "reason_4"]].to_numpy(object)  # slot 1 is the rule
     assert adverse.sum() > 500
@@ -99,10 +103,10 @@ def test_the_manifest_describes_the_run_and_matches_the_file(baseline_dir, bundl
     assert len(m["policy"]["hash"]) == 64 and m["previous"] == {"source": "recomputed", "as_of": "2025-05-31"}
     assert set(m["timings"]["stages_worker_s"]) == {"read", "features", "predict", "policy", "reasons", "assemble"}
     assert m["drift"]["score"]["level"] in ("stable", "warning", "alert")
-    assert len(m["drift"]["features"]) == len(default_catalog().names)
+    bundle = load_bundle(bundle_dir)
+    assert list(m["drift"]["features"]) == sorted(bundle.feature_names)  # the catalog's and the filter's
     # the drift figures are the PSI of the whole column, though counted chunk by chunk
     frame = pd.read_parquet(out)
-    bundle = load_bundle(bundle_dir)
     assert m["drift"]["score"]["psi"] == pytest.approx(psi(bundle.reference["score"], frame["model_score"]),
                                                        abs=1e-5)
     assert sum(m["rows"]["limit_action"].values()) == m["rows"]["scored"]

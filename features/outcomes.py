@@ -1,0 +1,75 @@
+"""Monthly repayment outcomes per account as known at T: what the latent-state filter observes.
+
+A bill's outcome is one of six categories of its lag (settled day - due day): early (< 0), on time (0),
+one day, two days, late (3-29 days) and missed (30 days or more, or never settled). At T the outcome is
+known exactly once the bill is settled by T or 30 days past due at T. A bill due by T and unpaid is known
+only to be at least T - due + 1 days late: an interval of categories (censored). A bill due after T is not
+observed. Accounts of month precision (coarse sources) never know 1- or 2-day lags: a bill of theirs paid
+within 30 days is only "early to late". An account's outcome in a calendar month is the worst of the bills
+due that month, so it is an interval [lo, hi] of categories too; -1 marks a month with no bill due by T.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from features.builders import Prepared
+from features.kernels import NONE
+
+CATEGORIES = ("early", "on_time", "lag1", "lag2", "late", "missed")
+EARLY, ON_TIME, LAG1, LAG2, LATE, MISSED = range(6)
+MISSED_DAYS = 30  # a bill this many days past due is missed, whatever happens later
+UNOBSERVED = -1
+
+
+def lag_category(lag: np.ndarray) -> np.ndarray:
+    """The category of each lag in days (NONE-sized lags: never settled, missed)."""
+    lag = np.asarray(lag)
+    return np.select([lag < 0, lag == 0, lag == 1, lag == 2, lag < MISSED_DAYS],
+                     [EARLY, ON_TIME, LAG1, LAG2, LATE], MISSED).astype(np.int8)
+
+
+def month_number(days: np.ndarray) -> np.ndarray:
+    """Calendar months since 1970-01 of int64 day numbers."""
+    return np.asarray(days).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+
+
+class BillOutcomes:
+    """Each bill's final category, the day it becomes known, its account and its due month; the intervals
+    as of any T (`as_of`) follow from these without another pass over the payments."""
+
+    def __init__(self, prep: Prepared) -> None:
+        self.account = np.repeat(np.arange(len(prep.account_id)), np.diff(prep.bill_start)).astype(np.int64)
+        self.due = prep.due
+        settled = prep.settle < NONE
+        final = lag_category(np.where(settled, prep.settle - prep.due, NONE))
+        coarse = prep.month_precision[self.account] & (final < MISSED)
+        self.final_lo = np.where(coarse, EARLY, final).astype(np.int8)
+        self.final_hi = np.where(coarse, LATE, final).astype(np.int8)
+        # known at the settlement day, or on the day it turns 30 days past due, whichever comes first
+        self.known_day = np.minimum(np.where(settled, prep.settle, NONE), prep.due + MISSED_DAYS)
+        self.month = month_number(prep.due)
+        self.n_accounts = len(prep.account_id)
+        self.first_month = int(self.month.min()) if len(self.month) else 0
+        self._by_month = np.argsort(self.month, kind="stable")  # a month range is one slice of it
+        self._sorted_month = self.month[self._by_month]
+        # who holds each account: the filter follows customers, across their accounts
+        self.account_id = prep.account_id
+        self.customer_id = prep.customer_id
+        self.income_band = prep.income_band
+
+    def as_of(self, day: int, first_month: int, n_months: int) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), each (accounts x months) int8, months first_month .. first_month + n_months - 1, as known at
+        the end of `day`: bills due after it are unobserved, unpaid ones censored at their days past due."""
+        lo = np.full((self.n_accounts, n_months), UNOBSERVED, np.int8)
+        hi = np.full((self.n_accounts, n_months), UNOBSERVED, np.int8)
+        a, b = np.searchsorted(self._sorted_month, [first_month, first_month + n_months])
+        bills = self._by_month[a:b]
+        bills = bills[self.due[bills] <= day]
+        known = self.known_day[bills] <= day
+        past_due = day - self.due[bills] + 1  # an unpaid bill is at least this many days late
+        b_lo = np.where(known, self.final_lo[bills], lag_category(past_due))
+        b_hi = np.where(known, self.final_hi[bills], MISSED).astype(np.int8)
+        at = (self.account[bills], self.month[bills] - first_month)
+        np.maximum.at(lo, at, b_lo.astype(np.int8))  # the worst bill of the month bounds the month's outcome
+        np.maximum.at(hi, at, b_hi)
+        return lo, hi
