@@ -11,6 +11,7 @@ due that month, so it is an interval [lo, hi] of categories too; -1 marks a mont
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from features.builders import Prepared
 from features.kernels import NONE
@@ -34,24 +35,24 @@ def month_number(days: np.ndarray) -> np.ndarray:
 
 
 class BillOutcomes:
-    """Each bill's final category, the day it becomes known, its account and its due month; the intervals
-    as of any T (`as_of`) follow from these without another pass over the payments."""
+    """Each bill's final category, the day it becomes known, its account and its due month, held in due-month
+    order: the intervals as of any T (`as_of`) read one contiguous run of them, with no pass over payments."""
 
     def __init__(self, prep: Prepared) -> None:
-        self.account = np.repeat(np.arange(len(prep.account_id)), np.diff(prep.bill_start)).astype(np.int64)
-        self.due = prep.due
+        account = np.repeat(np.arange(len(prep.account_id)), np.diff(prep.bill_start)).astype(np.int64)
         settled = prep.settle < NONE
         final = lag_category(np.where(settled, prep.settle - prep.due, NONE))
-        coarse = prep.month_precision[self.account] & (final < MISSED)
-        self.final_lo = np.where(coarse, EARLY, final).astype(np.int8)
-        self.final_hi = np.where(coarse, LATE, final).astype(np.int8)
+        coarse = prep.month_precision[account] & (final < MISSED)
         # known at the settlement day, or on the day it turns 30 days past due, whichever comes first
-        self.known_day = np.minimum(np.where(settled, prep.settle, NONE), prep.due + MISSED_DAYS)
-        self.month = month_number(prep.due)
+        known_day = np.minimum(np.where(settled, prep.settle, NONE), prep.due + MISSED_DAYS)
+        month = month_number(prep.due)
+        order = np.argsort(month, kind="stable")
+        self.account, self.month, self.due, self.known_day = account[order], month[order], prep.due[order], \
+            known_day[order]
+        self.final_lo = np.where(coarse, EARLY, final).astype(np.int8)[order]
+        self.final_hi = np.where(coarse, LATE, final).astype(np.int8)[order]
         self.n_accounts = len(prep.account_id)
-        self.first_month = int(self.month.min()) if len(self.month) else 0
-        self._by_month = np.argsort(self.month, kind="stable")  # a month range is one slice of it
-        self._sorted_month = self.month[self._by_month]
+        self.first_month = int(self.month[0]) if len(self.month) else 0
         # who holds each account: the filter follows customers, across their accounts
         self.account_id = prep.account_id
         self.customer_id = prep.customer_id
@@ -62,14 +63,33 @@ class BillOutcomes:
         the end of `day`: bills due after it are unobserved, unpaid ones censored at their days past due."""
         lo = np.full((self.n_accounts, n_months), UNOBSERVED, np.int8)
         hi = np.full((self.n_accounts, n_months), UNOBSERVED, np.int8)
-        a, b = np.searchsorted(self._sorted_month, [first_month, first_month + n_months])
-        bills = self._by_month[a:b]
-        bills = bills[self.due[bills] <= day]
-        known = self.known_day[bills] <= day
-        past_due = day - self.due[bills] + 1  # an unpaid bill is at least this many days late
-        b_lo = np.where(known, self.final_lo[bills], lag_category(past_due))
-        b_hi = np.where(known, self.final_hi[bills], MISSED).astype(np.int8)
-        at = (self.account[bills], self.month[bills] - first_month)
-        np.maximum.at(lo, at, b_lo.astype(np.int8))  # the worst bill of the month bounds the month's outcome
-        np.maximum.at(hi, at, b_hi)
+        a, b = np.searchsorted(self.month, [first_month, first_month + n_months])
+        _intervals(a, b, self.account, self.month, self.due, self.known_day, self.final_lo, self.final_hi, int(day),
+                   int(first_month), lo, hi)
         return lo, hi
+
+
+@njit(cache=True)
+def _category(lag: int) -> int:
+    if lag < 0:
+        return EARLY
+    if lag <= 2:  # 0, 1 or 2 days: on time, lag1, lag2
+        return ON_TIME + lag
+    return LATE if lag < MISSED_DAYS else MISSED
+
+
+@njit(cache=True)
+def _intervals(first, stop, account, month, due, known_day, final_lo, final_hi, day, first_month, lo, hi):
+    """Each bill first..stop-1 due by `day` widens its account-month's interval to the worst bill seen."""
+    for i in range(first, stop):
+        if due[i] > day:
+            continue
+        if known_day[i] <= day:
+            b_lo, b_hi = final_lo[i], final_hi[i]
+        else:  # unpaid: at least day - due + 1 days late
+            b_lo, b_hi = _category(day - due[i] + 1), MISSED
+        a, m = account[i], month[i] - first_month
+        if b_lo > lo[a, m]:
+            lo[a, m] = b_lo
+        if b_hi > hi[a, m]:
+            hi[a, m] = b_hi

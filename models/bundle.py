@@ -57,10 +57,9 @@ class Bundle:
     # the latent-state filter's parameters (models.latent_state), when the models read its features
     latent: dict | None = None
 
-    @property
-    def latent_features(self) -> list[str]:
-        """The features the bundle's own filter computes (the caller supplies the others)."""
-        return list(self.latent["feature_names"]) if self.latent else []
+    def same_latent(self, other: Bundle) -> bool:
+        """Whether both read their latent-state features through the same filter (or neither has one)."""
+        return _canonical(_plain(self.latent)) == _canonical(_plain(other.latent))
 
     @property
     def targets(self) -> list[str]:

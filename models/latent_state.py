@@ -52,8 +52,9 @@ class Customers:
         pick = np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
         sizes = np.diff(self.start)[pick]
         ends = np.cumsum(sizes)
-        rows = np.repeat(self.start[pick], sizes) + np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - sizes,
-                                                                                                     sizes)
+        within = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - sizes, sizes)  # 0, 1, .. per customer
+        rows = np.repeat(self.start[pick], sizes) + within
+        # of_account stays the whole set's: a sample is for fitting, which never maps accounts back
         return Customers(self.order[rows], np.r_[0, ends].astype(np.int64), self.band[pick], self.of_account)
 
 
@@ -226,7 +227,8 @@ def _forward(lo, hi, order, start, band, t0, t1, prior, trans, emit, n_states, a
 class LatentStateFilter:
     """Mixture of `n_classes` Markov chains of `n_states` states over customers' monthly outcome intervals.
 
-    `fit(history, day)` runs EM on what is known at the end of `day` (deterministic: a fixed, ordered start);
+    `fit(history, day)` runs EM on what is known at the end of `day` (deterministic: a fixed start; the classes
+    then ordered from the slowest to leave the healthiest state to the fastest);
     `transform(history, account_id, as_of)` gives, per (account, T), the columns `get_feature_names_out`
     names, from the account's customer's record as known at T. The class prior depends on the income band
     when the accounts have one (bands unseen at fit, or missing, take the pooled prior).
@@ -302,7 +304,12 @@ class LatentStateFilter:
             emit = (n_emit + 1e-3) / (n_emit + 1e-3).sum(axis=2, keepdims=True)
             if len(self.loglik_) > 1 and abs(self.loglik_[-1] - self.loglik_[-2]) <= self.tol * abs(self.loglik_[-1]):
                 break
-        self.prior_, self.trans_, self.emit_ = prior, trans, emit
+        # classes in a fixed order, from the slowest to leave the healthiest state to the fastest: EM may swap
+        # them, and a column's meaning (and its reason text) must not depend on that
+        order = np.argsort(-trans[:, 0, 0], kind="stable")
+        K, S = self.n_classes, self.n_states
+        self.prior_ = prior.reshape(-1, K, S)[:, order].reshape(-1, K * S)
+        self.trans_, self.emit_ = trans[order], emit[order]
         self.n_iter_, self.fit_day_ = len(self.loglik_), int(day)
         return self
 

@@ -245,13 +245,17 @@ def _oot_rows(oot_features: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.
 
 
 def compare(bundle_new: Bundle, bundle_champion: Bundle, oot_features: pd.DataFrame,
-            tolerance_ece: float = 0.005, n_boot: int = 200, seed: int = 0) -> Comparison:
-    """Score the same out-of-time rows with both bundles; AUC, its paired account-level bootstrap CI, ECE."""
+            tolerance_ece: float = 0.005, n_boot: int = 200, seed: int = 0,
+            champion_features: pd.DataFrame | None = None) -> Comparison:
+    """Score the same out-of-time rows with both bundles; AUC, its paired account-level bootstrap CI, ECE.
+    `champion_features`: the same rows as the champion reads them, when it computes some features its own way
+    (its latent-state filter)."""
     from validation.metrics import auc, bootstrap_auc_diff_ci, ece
 
     rows, y, groups = _oot_rows(oot_features)
     p_new = bundle_new.predict(rows)["pd_default"].to_numpy()
-    p_old = bundle_champion.predict(rows)["pd_default"].to_numpy()
+    old_rows = rows if champion_features is None else _oot_rows(champion_features)[0]
+    p_old = bundle_champion.predict(old_rows)["pd_default"].to_numpy()
     lo, hi = bootstrap_auc_diff_ci(y, p_new, p_old, groups, n_boot=n_boot, seed=seed)
     return Comparison(len(y), auc(y, p_new), auc(y, p_old), lo, hi, ece(y, p_new, 10), ece(y, p_old, 10),
                       tolerance_ece)
@@ -299,8 +303,9 @@ def log_training(result: TrainResult, *, model_name: str, experiment: str, uri: 
             pip_requirements=_requirements(), registered_model_name=model_name)
         model_version = int(info.registered_model_version)
 
+        history = getattr(getattr(result, "panel", None), "history", None)
         alias, decision, comparison = _promote(client, uri, model_name, bundle, oot_features,
-                                               tolerance_ece, config, Path(tmp))
+                                               tolerance_ece, config, Path(tmp), history)
         client.set_registered_model_alias(model_name, alias, model_version)
         tags = {"promotion.alias": alias, "promotion.decision": decision}
         mlflow.set_tags(tags)
@@ -345,7 +350,7 @@ def _log_files(result: TrainResult, tmp: Path, report_path: Path | None, extra: 
 
 
 def _promote(client, uri: str, name: str, bundle: Bundle, oot_features: pd.DataFrame | None,
-             tolerance_ece: float, config, tmp: Path) -> tuple[str, str, Comparison | None]:
+             tolerance_ece: float, config, tmp: Path, history=None) -> tuple[str, str, Comparison | None]:
     """(alias for the new version, one-line decision, the comparison when one was made)."""
     from mlflow.exceptions import MlflowException
 
@@ -369,9 +374,19 @@ def _promote(client, uri: str, name: str, bundle: Bundle, oot_features: pd.DataF
         return CHALLENGER, f"no default model in both the new version and the champion ({old}) to compare", None
     if oot_features is None or oot_features.empty:
         return CHALLENGER, f"no out-of-time rows were given to compare with the champion ({old})", None
+    champion_features = None
+    if old_bundle.latent and not old_bundle.same_latent(bundle):
+        # same names, another fit: the champion reads the out-of-time rows through its own filter
+        if history is None:
+            return CHALLENGER, (f"the champion ({old}) has a latent-state filter of its own and the histories to "
+                                "compute its features are not at hand: compare by hand"), None
+        from models.latent_state import LatentStateFilter, add_latent_features
+
+        champion_features = add_latent_features(oot_features, history, LatentStateFilter.from_dict(old_bundle.latent))
     seed = getattr(config, "seed", 0)
     n_boot = getattr(config, "n_boot", 200)
-    comparison = compare(bundle, old_bundle, oot_features, tolerance_ece, n_boot=n_boot, seed=seed)
+    comparison = compare(bundle, old_bundle, oot_features, tolerance_ece, n_boot=n_boot, seed=seed,
+                         champion_features=champion_features)
     if comparison.promote:
         return CHAMPION, f"beats the champion ({old}): {comparison.describe()}", comparison
     return CHALLENGER, f"does not beat the champion ({old}): {comparison.describe()}", comparison

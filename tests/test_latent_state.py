@@ -113,6 +113,7 @@ def test_em_climbs_and_finds_the_planted_habit(planted):
     assert auc(habit.astype(float), posterior) > 0.95
     assert fitted.emit_[lagging, 0, LAG1:LATE].sum() > 0.3 > fitted.emit_[1 - lagging, 0, LAG1:LATE].sum()
     assert np.allclose(fitted.trans_.sum(axis=2), 1.0) and np.allclose(fitted.emit_.sum(axis=2), 1.0)
+    assert (np.diff(fitted.trans_[:, 0, 0]) <= 0).all()  # classes ordered: the steadiest first
     assert ((X[:, 0] > 0) & (X[:, 0] < 1)).all()
 
 

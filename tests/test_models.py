@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from itertools import pairwise
 
 import numpy as np
@@ -347,6 +348,39 @@ def test_the_latent_state_features_trained_on_are_the_ones_scoring_computes(trai
     off = train(baseline_tables, TrainConfig(targets=("default",), n_boot=20, latent_state=False),
                 progress=lambda _: None)
     assert off.bundle.latent is None and off.bundle.feature_names == default_catalog().names
+
+
+def test_a_champion_with_a_latent_filter_of_its_own_is_rescored_through_it(trained, baseline_tables, tmp_path):
+    import dataclasses
+
+    from mlflow import MlflowClient
+
+    from features.builders import Prepared
+    from features.outcomes import BillOutcomes
+    from models.latent_state import LatentStateFilter, add_latent_features
+    from models.tracking import log_training
+    from validation.metrics import auc
+
+    # the champion: the same trees, but a filter whose habits come in another order (as another fit may give)
+    own = dict(trained.bundle.latent)
+    order = [2, 0, 1]
+    S = own["n_states"]
+    prior = np.asarray(own["prior"]).reshape(len(own["prior"]), 3, S)[:, order].reshape(len(own["prior"]), -1)
+    own.update(prior=prior.tolist(), trans=np.asarray(own["trans"])[order].tolist(),
+               emit=np.asarray(own["emit"])[order].tolist())
+    champion = dataclasses.replace(trained, bundle=dataclasses.replace(trained.bundle, latent=own))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    first = log_training(champion, model_name="latent", experiment="latent", uri=uri)
+    second = log_training(trained, model_name="latent", experiment="latent", uri=uri)
+    assert first.alias == "champion"
+    assert re.search(r"(beats|does not beat) the champion \(version 1\)", second.decision)  # compared
+    got = MlflowClient(tracking_uri=uri).get_run(second.run_id).data.metrics
+    r = trained.targets["default"]
+    rows = add_latent_features(r.test_features, BillOutcomes(Prepared(baseline_tables)),
+                               LatentStateFilter.from_dict(own))
+    expect = auc(r.predictions["y"].to_numpy(), champion.bundle.predict(rows)["pd_default"].to_numpy())
+    assert got["promotion/auc_champion"] == pytest.approx(expect, abs=1e-9)
+    assert got["promotion/auc_new"] == pytest.approx(r.metrics["test"]["auc"], abs=1e-9)
 
 
 def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, tmp_path):
