@@ -22,10 +22,12 @@ import pandas as pd
 
 from bench.data import CACHE, dataset
 from bench.measure import PeakMemory, Timer
-from features.builders import build_features
+from features.builders import Prepared, build_features
 from features.catalog import default_catalog
 from features.contract import load_tables
+from features.outcomes import BillOutcomes
 from models.bundle import BundleError, load_bundle
+from models.latent_state import LatentStateFilter, add_latent_features
 from models.reasons import top_adverse
 from models.training import TrainConfig, train
 from models.treeshap import compile_booster, contributions, predict_raw
@@ -42,8 +44,8 @@ def model(accounts: int, months: int, seed: int) -> Path:
     """A bundle trained on its own world, cached while the simulator's code is unchanged."""
     folder = CACHE / f"bench-model-{accounts}x{months}-s{seed}-{code_version()[:12]}"
     try:
-        load_bundle(folder, default_catalog().names)
-        return folder
+        if (load_bundle(folder, default_catalog().names).latent is not None) == TrainConfig().latent_state:
+            return folder  # a bundle of the trainer's present kind (with or without the latent-state filter)
     except BundleError:
         pass
     print(f"training the benchmark model on {accounts:,} accounts x {months} months (not timed)", file=sys.stderr)
@@ -124,6 +126,8 @@ def _baselines(data: Path, bundle_dir: Path, portfolio, scored: pd.DataFrame, sa
     hi = int(portfolio.account_id[min(50_000, len(portfolio.account_id) - 1)])
     tables = load_tables(data, account_range=(int(portfolio.account_id[0]), hi))
     feats = build_features(tables, [portfolio.extraction.normalize()])
+    if bundle.latent:
+        feats = add_latent_features(feats, BillOutcomes(Prepared(tables)), LatentStateFilter.from_dict(bundle.latent))
     X = np.ascontiguousarray(feats[bundle.feature_names].to_numpy(np.float64))
     booster = bundle.models["default"].booster
     compiled = compile_booster(booster)

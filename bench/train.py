@@ -37,9 +37,11 @@ def run(argv: list[str]) -> dict:
     ap.add_argument("--months", type=int, default=36)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data", type=Path, help="dataset folder (default: the cache folder)")
+    ap.add_argument("--latent-state", action="store_true",
+                    help="train with the latent-state filter's features ([train] latent_state = true)")
     args = ap.parse_args(argv)
     data = args.data or dataset(args.accounts, args.months, args.seed)
-    cfg = TrainConfig()
+    cfg = TrainConfig(latent_state=args.latent_state)
     catalog = default_catalog()
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:
@@ -100,7 +102,8 @@ def run(argv: list[str]) -> dict:
         print(line)
     print(f"  default calibration: {inside}/10 deciles inside the binomial 95 % interval (goal >= {GOAL_DECILES}); "
           f"registered {logged.model_uri} as {logged.alias}")
-    figures = {"bench": "train", "accounts": args.accounts, "months": args.months, "panel_rows": len(panel.frame),
+    figures = {"bench": "train", "accounts": args.accounts, "months": args.months, "latent_state": args.latent_state,
+               "panel_rows": len(panel.frame),
                "read_s": round(t_load.seconds, 2), "panel_s": round(t_panel.seconds, 2),
                "store_s": round(t_store.seconds, 2),
                "path_s": round(t_path.seconds, 2), "bare_s": round(bare_s, 2), "overhead_ratio": round(overhead, 3),

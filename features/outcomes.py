@@ -35,24 +35,22 @@ def month_number(days: np.ndarray) -> np.ndarray:
 
 
 class BillOutcomes:
-    """Each bill's final category, the day it becomes known, its account and its due month, held in due-month
-    order: the intervals as of any T (`as_of`) read one contiguous run of them, with no pass over payments."""
+    """Each bill's final category, the day it becomes known, its account and its due month: the intervals as
+    of any T (`as_of`) follow from these in one compiled pass, with no pass over the payments."""
 
     def __init__(self, prep: Prepared) -> None:
-        account = np.repeat(np.arange(len(prep.account_id)), np.diff(prep.bill_start)).astype(np.int64)
+        self.account = np.repeat(np.arange(len(prep.account_id)), np.diff(prep.bill_start)).astype(np.int64)
+        self.due = prep.due
         settled = prep.settle < NONE
         final = lag_category(np.where(settled, prep.settle - prep.due, NONE))
-        coarse = prep.month_precision[account] & (final < MISSED)
+        coarse = prep.month_precision[self.account] & (final < MISSED)
+        self.final_lo = np.where(coarse, EARLY, final).astype(np.int8)
+        self.final_hi = np.where(coarse, LATE, final).astype(np.int8)
         # known at the settlement day, or on the day it turns 30 days past due, whichever comes first
-        known_day = np.minimum(np.where(settled, prep.settle, NONE), prep.due + MISSED_DAYS)
-        month = month_number(prep.due)
-        order = np.argsort(month, kind="stable")
-        self.account, self.month, self.due, self.known_day = account[order], month[order], prep.due[order], \
-            known_day[order]
-        self.final_lo = np.where(coarse, EARLY, final).astype(np.int8)[order]
-        self.final_hi = np.where(coarse, LATE, final).astype(np.int8)[order]
+        self.known_day = np.minimum(np.where(settled, prep.settle, NONE), prep.due + MISSED_DAYS)
+        self.month = month_number(prep.due)
         self.n_accounts = len(prep.account_id)
-        self.first_month = int(self.month[0]) if len(self.month) else 0
+        self.first_month = int(self.month.min()) if len(self.month) else 0
         # who holds each account: the filter follows customers, across their accounts
         self.account_id = prep.account_id
         self.customer_id = prep.customer_id
@@ -63,8 +61,7 @@ class BillOutcomes:
         the end of `day`: bills due after it are unobserved, unpaid ones censored at their days past due."""
         lo = np.full((self.n_accounts, n_months), UNOBSERVED, np.int8)
         hi = np.full((self.n_accounts, n_months), UNOBSERVED, np.int8)
-        a, b = np.searchsorted(self.month, [first_month, first_month + n_months])
-        _intervals(a, b, self.account, self.month, self.due, self.known_day, self.final_lo, self.final_hi, int(day),
+        _intervals(self.account, self.month, self.due, self.known_day, self.final_lo, self.final_hi, int(day),
                    int(first_month), lo, hi)
         return lo, hi
 
@@ -79,16 +76,19 @@ def _category(lag: int) -> int:
 
 
 @njit(cache=True)
-def _intervals(first, stop, account, month, due, known_day, final_lo, final_hi, day, first_month, lo, hi):
-    """Each bill first..stop-1 due by `day` widens its account-month's interval to the worst bill seen."""
-    for i in range(first, stop):
-        if due[i] > day:
+def _intervals(account, month, due, known_day, final_lo, final_hi, day, first_month, lo, hi):
+    """Each bill due by `day` in the months of `lo` widens its account-month's interval to the worst bill seen:
+    one pass in the bills' own order (sorting them by month first cost more than it saved)."""
+    n_months = lo.shape[1]
+    for i in range(len(due)):
+        m = month[i] - first_month
+        if due[i] > day or m < 0 or m >= n_months:
             continue
         if known_day[i] <= day:
             b_lo, b_hi = final_lo[i], final_hi[i]
         else:  # unpaid: at least day - due + 1 days late
             b_lo, b_hi = _category(day - due[i] + 1), MISSED
-        a, m = account[i], month[i] - first_month
+        a = account[i]
         if b_lo > lo[a, m]:
             lo[a, m] = b_lo
         if b_hi > hi[a, m]:

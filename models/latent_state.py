@@ -421,12 +421,23 @@ class LatentStateFilter:
 
 
 def add_latent_features(frame: pd.DataFrame, history: BillOutcomes, latent: LatentStateFilter | None) -> pd.DataFrame:
-    """`frame` (account_id, as_of, features...) with the filter's columns added, each row's from what was known
-    at its as_of: what a model trained with the filter reads besides the catalog's features."""
+    """`frame` (account_id, as_of, features...) with the filter's columns after the others, each row's from what
+    was known at its as_of: what a model trained with the filter reads besides the catalog's features."""
     if latent is None:
         return frame
+    names = list(latent.get_feature_names_out())
     block = latent.transform(history, frame["account_id"].to_numpy(), frame["as_of"].to_numpy())
-    return frame.assign(**dict(zip(latent.get_feature_names_out(), block.T, strict=True)))
+    keys = ["account_id", "as_of"]
+    others = [c for c in frame.columns if c not in keys and c not in names]
+    # one float block for every feature, as the builder's frame has: columns added one by one (or a second
+    # block) made reading the features back as a matrix slower than computing them
+    values = np.empty((len(frame), len(others) + len(names)), order="F")
+    values[:, :len(others)] = frame[others].to_numpy(np.float64)
+    values[:, len(others):] = block
+    out = pd.DataFrame(values, columns=others + names, index=frame.index, copy=False)
+    for i, key in enumerate(keys):
+        out.insert(i, key, frame[key].to_numpy())
+    return out
 
 
 def with_latent(catalog: Catalog, latent: LatentStateFilter | None) -> Catalog:

@@ -299,6 +299,9 @@ def test_config_refuses_unknown_keys_and_fixed_settings(tmp_path):
     cfg.write_text("[lightgbm]\nnum_threads = 8\n")
     with pytest.raises(ConfigError, match="cannot set num_threads"):
         load_config(cfg)
+    cfg.write_text("[train]\nlatent_state = 'yes'\n")
+    with pytest.raises(ConfigError, match="latent_state must be true or false"):
+        load_config(cfg)
     cfg.write_text("[train]\ntargets = ['profit']\n")
     with pytest.raises(ConfigError, match="unknown target"):
         load_config(cfg)
@@ -306,7 +309,8 @@ def test_config_refuses_unknown_keys_and_fixed_settings(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(baseline_tables):
-    return train(baseline_tables, TrainConfig(targets=("default", "self_cure"), n_boot=50), progress=lambda _: None)
+    return train(baseline_tables, TrainConfig(targets=("default", "self_cure"), n_boot=50, latent_state=True),
+                 progress=lambda _: None)
 
 
 def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(trained):
@@ -345,8 +349,7 @@ def test_the_latent_state_features_trained_on_are_the_ones_scoring_computes(trai
     test = trained.targets["default"].test_features
     again = add_latent_features(test[["account_id", "as_of"]], BillOutcomes(Prepared(baseline_tables)), latent)
     np.testing.assert_allclose(again[names].to_numpy(), test[names].to_numpy(), rtol=0, atol=1e-12)
-    off = train(baseline_tables, TrainConfig(targets=("default",), n_boot=20, latent_state=False),
-                progress=lambda _: None)
+    off = train(baseline_tables, TrainConfig(targets=("default",), n_boot=20), progress=lambda _: None)  # default
     assert off.bundle.latent is None and off.bundle.feature_names == default_catalog().names
 
 
