@@ -1,9 +1,9 @@
 """Monthly repayment outcomes per account as known at T: what the latent-state filter observes.
 
 A bill's outcome is one of six categories of its lag (settled day - due day): early (< 0), on time (0),
-one day, two days, late (3-29 days) and missed (30 days or more, or never settled). At T the outcome is
-known exactly once the bill is settled by T or 30 days past due at T. A bill due by T and unpaid is known
-only to be at least T - due + 1 days late: an interval of categories (censored). A bill due after T is not
+one day, two days, late (3-29 days) and missed (30 days or more, or never settled). At T a bill due by T
+and unpaid is known only to be at least T - due + 1 days late: an interval of categories (censored), which
+narrows to "missed" once it is 29 days past due; a bill settled by T is known exactly. A bill due after T is not
 observed. Accounts of month precision (coarse sources) never know 1- or 2-day lags: a bill of theirs paid
 within 30 days is only "early to late". An account's outcome in a calendar month is the worst of the bills
 due that month, so it is an interval [lo, hi] of categories too; -1 marks a month with no bill due by T.
