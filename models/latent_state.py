@@ -59,6 +59,17 @@ class Customers:
 
 
 @njit(cache=True)
+def _cumulative(emit):
+    """Running sums of each hidden value's category probabilities: an interval's chance is one difference."""
+    K, S, C = emit.shape
+    cum = np.zeros((K * S, C + 1))
+    for z in range(K * S):
+        for c in range(C):
+            cum[z, c + 1] = cum[z, c] + emit[z // S, z % S, c]
+    return cum
+
+
+@njit(cache=True)
 def _emission(lo, hi, order, a0, a1, t, cum, out):
     """P(this month's outcomes | each hidden value), over the customer's accounts; False when none observed."""
     for z in range(out.shape[0]):
@@ -95,11 +106,7 @@ def _estep(lo, hi, order, start, band, n_months, prior, trans, emit, n_states):
     n_cust = len(start) - 1
     Z = prior.shape[1]
     K = trans.shape[0]
-    cum = np.zeros((Z, N_CAT + 1))
-    for z in range(Z):
-        k, s = z // n_states, z % n_states
-        for c in range(N_CAT):
-            cum[z, c + 1] = cum[z, c] + emit[k, s, c]
+    cum = _cumulative(emit)
     n_threads = 2
     e_prior = np.zeros((n_threads, prior.shape[0], Z))
     e_trans = np.zeros((n_threads, K, n_states, n_states))
@@ -187,11 +194,7 @@ def _forward(lo, hi, order, start, band, t0, t1, prior, trans, emit, n_states, a
     a customer not yet started takes its prior at its first observed month). Customers in two fixed runs,
     one per thread, with their scratch allocated once."""
     Z = prior.shape[1]
-    cum = np.zeros((Z, N_CAT + 1))
-    for z in range(Z):
-        k, s = z // n_states, z % n_states
-        for c in range(N_CAT):
-            cum[z, c + 1] = cum[z, c] + emit[k, s, c]
+    cum = _cumulative(emit)
     n_cust = len(start) - 1
     n_runs = 2
     run = (n_cust + n_runs - 1) // n_runs
@@ -340,7 +343,9 @@ class LatentStateFilter:
         final_lo, final_hi = history.as_of(int(wanted[-1]), first, max(n, 1))
         alpha, started = self._empty(len(customers.start) - 1)
         done = 0  # months filtered into (alpha, started)
-        for day in wanted:
+        by_day = np.argsort(days, kind="stable")  # each as-of date's rows, one slice of it
+        bounds = np.searchsorted(days[by_day], np.r_[wanted, wanted[-1] + 1])
+        for i, day in enumerate(wanted):
             m = int(month_number(np.array([day]))[0]) - first
             cut = max(m - 2, 0)
             if cut > done:
@@ -350,7 +355,7 @@ class LatentStateFilter:
             if m >= cut and m >= 0:
                 lo, hi = history.as_of(int(day), first + cut, m - cut + 1)
                 a_t, s_t = self._advance(lo, hi, customers, 0, m - cut + 1, alpha, started)
-            rows = np.flatnonzero(days == day)
+            rows = by_day[bounds[i]:bounds[i + 1]]
             cust = customers.of_account[row_acc[rows]]
             out[rows] = self._features(a_t[cust], s_t[cust], codes[row_acc[rows]])
         return out
