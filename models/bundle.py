@@ -62,6 +62,12 @@ class Bundle:
         return _canonical(_plain(self.latent)) == _canonical(_plain(other.latent))
 
     @property
+    def catalog_feature_names(self) -> list[str]:
+        """The features the catalog computes: the bundle's list without its latent-state filter's."""
+        own = set(self.latent["feature_names"]) if self.latent else set()
+        return [n for n in self.feature_names if n not in own]
+
+    @property
     def targets(self) -> list[str]:
         return list(self.models)
 

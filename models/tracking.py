@@ -32,6 +32,7 @@ import pandas as pd
 from models.bundle import OUTPUT, Bundle, BundleError, bundle_checksum, load_bundle
 
 if TYPE_CHECKING:  # models.training pulls in the feature builders; tracking needs only the shapes
+    from features.outcomes import BillOutcomes
     from models.training import TrainConfig, TrainResult
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -350,7 +351,8 @@ def _log_files(result: TrainResult, tmp: Path, report_path: Path | None, extra: 
 
 
 def _promote(client, uri: str, name: str, bundle: Bundle, oot_features: pd.DataFrame | None,
-             tolerance_ece: float, config, tmp: Path, history=None) -> tuple[str, str, Comparison | None]:
+             tolerance_ece: float, config, tmp: Path,
+             history: BillOutcomes | None = None) -> tuple[str, str, Comparison | None]:
     """(alias for the new version, one-line decision, the comparison when one was made)."""
     from mlflow.exceptions import MlflowException
 
@@ -363,9 +365,10 @@ def _promote(client, uri: str, name: str, bundle: Bundle, oot_features: pd.DataF
         old_bundle = load_bundle(_bundle_dir_of_version(client, name, champion, tmp / "champion", uri))
     except (BundleError, TrackingError, MlflowException) as exc:
         return CHALLENGER, f"the champion ({old}) cannot be loaded to compare ({_short(exc)})", None
-    if old_bundle.feature_names != bundle.feature_names:
-        only_old = sorted(set(old_bundle.feature_names) - set(bundle.feature_names))
-        only_new = sorted(set(bundle.feature_names) - set(old_bundle.feature_names))
+    # the catalog's features must agree; the latent-state filter's the champion computes itself (below)
+    if old_bundle.catalog_feature_names != bundle.catalog_feature_names:
+        only_old = sorted(set(old_bundle.catalog_feature_names) - set(bundle.catalog_feature_names))
+        only_new = sorted(set(bundle.catalog_feature_names) - set(old_bundle.catalog_feature_names))
         return CHALLENGER, (f"feature list differs from the champion ({old}, catalog {old_bundle.catalog_version} "
                             f"vs {bundle.catalog_version}; champion only {only_old[:3]}, new only {only_new[:3]}"
                             f"{', or a different order' if not (only_old or only_new) else ''}): it cannot "
@@ -376,7 +379,8 @@ def _promote(client, uri: str, name: str, bundle: Bundle, oot_features: pd.DataF
         return CHALLENGER, f"no out-of-time rows were given to compare with the champion ({old})", None
     champion_features = None
     if old_bundle.latent and not old_bundle.same_latent(bundle):
-        # same names, another fit: the champion reads the out-of-time rows through its own filter
+        # another fit, or a new version without a filter: the champion reads the rows through its own filter
+        # (a champion without one reads the catalog's columns and leaves the new filter's aside)
         if history is None:
             return CHALLENGER, (f"the champion ({old}) has a latent-state filter of its own and the histories to "
                                 "compute its features are not at hand: compare by hand"), None

@@ -313,6 +313,12 @@ def trained(baseline_tables):
                  progress=lambda _: None)
 
 
+@pytest.fixture(scope="module")
+def plain(baseline_tables):
+    """The default target trained without the latent-state filter (the configuration's default)."""
+    return train(baseline_tables, TrainConfig(targets=("default",), n_boot=20), progress=lambda _: None)
+
+
 def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(trained):
     r = trained.targets["default"]
     m = r.metrics["test"]
@@ -335,7 +341,7 @@ def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(t
     assert np.average(test["predicted"], weights=test["n"]) == pytest.approx(r.predictions["p"].mean())
 
 
-def test_the_latent_state_features_trained_on_are_the_ones_scoring_computes(trained, baseline_tables):
+def test_the_latent_state_features_trained_on_are_the_ones_scoring_computes(trained, plain, baseline_tables):
     from features.builders import Prepared
     from features.outcomes import BillOutcomes
     from models.latent_state import LatentStateFilter, add_latent_features
@@ -349,8 +355,7 @@ def test_the_latent_state_features_trained_on_are_the_ones_scoring_computes(trai
     test = trained.targets["default"].test_features
     again = add_latent_features(test[["account_id", "as_of"]], BillOutcomes(Prepared(baseline_tables)), latent)
     np.testing.assert_allclose(again[names].to_numpy(), test[names].to_numpy(), rtol=0, atol=1e-12)
-    off = train(baseline_tables, TrainConfig(targets=("default",), n_boot=20), progress=lambda _: None)  # default
-    assert off.bundle.latent is None and off.bundle.feature_names == default_catalog().names
+    assert plain.bundle.latent is None and plain.bundle.feature_names == default_catalog().names
 
 
 def test_a_champion_with_a_latent_filter_of_its_own_is_rescored_through_it(trained, baseline_tables, tmp_path):
@@ -384,6 +389,41 @@ def test_a_champion_with_a_latent_filter_of_its_own_is_rescored_through_it(train
     expect = auc(r.predictions["y"].to_numpy(), champion.bundle.predict(rows)["pd_default"].to_numpy())
     assert got["promotion/auc_champion"] == pytest.approx(expect, abs=1e-9)
     assert got["promotion/auc_new"] == pytest.approx(r.metrics["test"]["auc"], abs=1e-9)
+
+
+def test_a_version_with_the_filter_and_one_without_are_compared_on_the_same_rows(trained, plain, baseline_tables,
+                                                                                 tmp_path):
+    from mlflow import MlflowClient
+
+    from features.builders import Prepared
+    from features.outcomes import BillOutcomes
+    from models.latent_state import LatentStateFilter, add_latent_features
+    from models.tracking import log_training
+    from validation.metrics import auc
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    with_filter, without = trained.targets["default"], plain.targets["default"]
+    assert without.predictions["account_id"].tolist() == with_filter.predictions["account_id"].tolist()
+    y = with_filter.predictions["y"].to_numpy()
+    # a champion without the filter reads the catalog's columns of the new version's rows
+    log_training(plain, model_name="up", experiment="kinds", uri=uri)
+    up = log_training(trained, model_name="up", experiment="kinds", uri=uri)
+    assert re.search(r"(beats|does not beat) the champion \(version 1\)", up.decision), up.decision
+    got = client.get_run(up.run_id).data.metrics
+    assert got["promotion/auc_champion"] == pytest.approx(without.metrics["test"]["auc"], abs=1e-9)
+    assert got["promotion/auc_new"] == pytest.approx(with_filter.metrics["test"]["auc"], abs=1e-9)
+    # a champion with the filter computes its features from the histories for a new version without one
+    log_training(trained, model_name="down", experiment="kinds", uri=uri)
+    down = log_training(plain, model_name="down", experiment="kinds", uri=uri)
+    assert re.search(r"(beats|does not beat) the champion \(version 1\)", down.decision), down.decision
+    got = client.get_run(down.run_id).data.metrics
+    rows = add_latent_features(without.test_features, BillOutcomes(Prepared(baseline_tables)),
+                               LatentStateFilter.from_dict(trained.bundle.latent))
+    expect = auc(y, trained.bundle.predict(rows)["pd_default"].to_numpy())
+    assert expect == pytest.approx(with_filter.metrics["test"]["auc"], abs=1e-12)  # what its own training measured
+    assert got["promotion/auc_champion"] == pytest.approx(expect, abs=1e-9)
+    assert got["promotion/auc_new"] == pytest.approx(without.metrics["test"]["auc"], abs=1e-9)
 
 
 def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, tmp_path):
