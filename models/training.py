@@ -103,6 +103,7 @@ class TargetResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)  # where the time went: bin, fit, score, ...
     # predicted vs observed rate per slice and as-of month (calibration_by_period; training rows: in-sample)
     by_month: pd.DataFrame | None = None
+    in_sample_p: np.ndarray | None = None  # calibrated probabilities of the seeded training sample (metrics' rows)
 
 
 @dataclass
@@ -279,7 +280,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     result = TargetResult(target, plan, {s: len(y[s]) for s in SLICES}, metrics, scorecard,
                           calibration_table(y["test"], p["test"]), oracle, test, fit_s, fit.best_iteration, params,
                           card, pd.concat([test_keys, frames["test"]], axis=1), lap.seconds,
-                          by_month)
+                          by_month, p["train"])
     return model, result
 
 
@@ -386,12 +387,13 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
                                                        progress, on_trial, slices[target], binned)
     del binned
     timings["fit_s"] = time.perf_counter() - t1
-    # drift references: the first target's in-sample rows (a seeded sample of its training slice)
+    # drift references: the features on the first target's in-sample rows (a seeded sample of its training
+    # slice), the score on the default model's, as its metrics scored them (not predicted a second time)
     train_X = panel.rows(sample_rows(slices[cfg.targets[0]][1]["train"], SAMPLE_ROWS, cfg.seed))
     reference = {"features": {n: reference_distribution(train_X[:, j]) for j, n in enumerate(panel.feature_names)}}
-    if "default" in models:
-        p_train = models["default"].predict(train_X)
-        reference["score"] = reference_distribution(cfg.scale.score(p_train)[0])
+    del train_X
+    if "default" in results:
+        reference["score"] = reference_distribution(cfg.scale.score(results["default"].in_sample_p)[0])
     fp = fingerprint(tables)
     info = {"data_fingerprint": fp, "label_source": "file" if labels is not None else "derived",
             "label_config": cfg.labels.__dict__, "slices": {t: r.plan.describe() for t, r in results.items()},

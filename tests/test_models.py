@@ -16,8 +16,9 @@ from models.config import ConfigError, load_config
 from models.lgbm import fit_booster, lgb_params
 from models.reasons import contributions, reason_codes, top_adverse
 from models.scale import ScoreScale
-from models.slices import plan_slices
-from models.training import TrainConfig, supplied_labels, train
+from models.slices import plan_slices, sample_rows
+from models.training import SAMPLE_ROWS, TrainConfig, slice_rows, supplied_labels, train
+from validation.metrics import reference_distribution
 
 
 def _toy(n=6_000, seed=0):
@@ -339,6 +340,10 @@ def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(t
     assert test["n"].sum() == r.rows["test"] and test["bads"].sum() == r.predictions["y"].sum()
     assert test["as_of"].tolist() == sorted(r.predictions["as_of"].unique())
     assert np.average(test["predicted"], weights=test["n"]) == pytest.approx(r.predictions["p"].mean())
+    # the drift reference of the score: the bundle's scores of the seeded training sample the metrics described
+    sample = sample_rows(slice_rows(trained.panel, "default", r.plan)["train"], SAMPLE_ROWS, TrainConfig().seed)
+    scores = trained.bundle.predict(pd.DataFrame(trained.panel.rows(sample), columns=trained.panel.feature_names))
+    assert trained.bundle.reference["score"] == reference_distribution(scores["score"].to_numpy())
 
 
 def test_the_latent_state_features_trained_on_are_the_ones_scoring_computes(trained, plain, baseline_tables):
