@@ -89,14 +89,15 @@ def _emission(lo, hi, order, a0, a1, t, cum, out):
 
 @njit(cache=True)
 def _predict(alpha, trans, n_states, out):
-    """One month ahead: each class's chain steps on its own (the class never changes)."""
-    for z in range(out.shape[0]):
-        out[z] = 0.0
-    for z in range(out.shape[0]):
-        k = z // n_states
-        i = z - k * n_states
+    """One month ahead: each class's chain steps on its own (the class never changes). Looped by class and
+    state, not by hidden value: an integer division per value cost more than the products."""
+    for k in range(trans.shape[0]):
+        base = k * n_states
         for j in range(n_states):
-            out[k * n_states + j] += alpha[z] * trans[k, i, j]
+            acc = 0.0
+            for i in range(n_states):
+                acc += alpha[base + i] * trans[k, i, j]
+            out[base + j] = acc
 
 
 @njit(parallel=True, cache=True)
@@ -376,8 +377,13 @@ class LatentStateFilter:
         one product with the chance, from each hidden value, of the horizon passing without a missed month."""
         K, S = self.n_classes, self.n_states
         dist = np.where(started[:, None], alpha, self.prior_[band])
-        by = dist.reshape(-1, K, S)
-        return np.column_stack([1.0 - dist @ self._survival(), by.sum(axis=2), by.sum(axis=1)])
+        # one product gives every column: minus the survival chance, then the sums over states (a class's
+        # posterior) and over classes (a state's); numpy's strided sums over the small axes cost twice as much
+        z = np.arange(K * S)
+        weights = np.column_stack([-self._survival(), z[:, None] // S == np.arange(K), z[:, None] % S == np.arange(S)])
+        out = dist @ weights
+        out[:, 0] += 1.0
+        return out
 
     def _survival(self) -> np.ndarray:
         """P(no missed month in the next horizon months | hidden value now), one number per hidden value."""

@@ -10,7 +10,16 @@ from test_features_pit import BASE, PIT, World, _date, _line, frames, histories_
 from features.builders import Prepared
 from features.contract import validate
 from features.kernels import NONE
-from features.outcomes import LAG1, LATE, MISSED, BillOutcomes, lag_category, month_number
+from features.outcomes import (
+    EARLY,
+    LAG1,
+    LATE,
+    MISSED,
+    MISSED_DAYS,
+    BillOutcomes,
+    lag_category,
+    month_number,
+)
 from models.latent_state import LatentStateFilter, with_latent
 
 
@@ -62,6 +71,21 @@ def test_month_precision_accounts_never_show_one_or_two_day_lags():
     assert _interval(coarse, 40, 20) == (0, LATE)  # paid within 30 days: somewhere from early to late
     exact = _line([(1, 0, 20, 100.0, 50.0)], [(1, 21, 50.0)])
     assert _interval(exact, 40, 20) == (LAG1, LAG1)
+
+
+def test_the_compiled_pass_gives_each_bill_what_the_definitions_say(baseline_tables):
+    prep = Prepared(baseline_tables)
+    hist = BillOutcomes(prep)
+    settled = prep.settle < NONE
+    final = lag_category(np.where(settled, prep.settle - prep.due, NONE))
+    account = np.repeat(np.arange(len(prep.account_id)), np.diff(prep.bill_start))
+    coarse = prep.month_precision[account] & (final < MISSED)
+    assert np.array_equal(hist.account, account)
+    assert np.array_equal(hist.final_lo, np.where(coarse, EARLY, final))
+    assert np.array_equal(hist.final_hi, np.where(coarse, LATE, final))
+    assert np.array_equal(hist.known_day, np.minimum(np.where(settled, prep.settle, NONE), prep.due + MISSED_DAYS))
+    assert np.array_equal(hist.month, month_number(prep.due))
+    assert all((final == c).any() for c in range(MISSED + 1))  # the world shows every category
 
 
 # ------------------------------------------------------------------------------------------ a planted world
