@@ -23,10 +23,12 @@ UNOBSERVED = -1
 
 
 def lag_category(lag: np.ndarray) -> np.ndarray:
-    """The category of each lag in days (NONE-sized lags: never settled, missed)."""
-    lag = np.asarray(lag)
-    return np.select([lag < 0, lag == 0, lag == 1, lag == 2, lag < MISSED_DAYS],
-                     [EARLY, ON_TIME, LAG1, LAG2, LATE], MISSED).astype(np.int8)
+    """The category of each lag in days (NONE-sized lags: never settled, missed): the compiled passes' own
+    `_category`, one definition for both."""
+    lag = np.asarray(lag, dtype=np.int64)
+    out = np.empty(lag.shape, np.int8)
+    _categories(lag.ravel(), out.ravel())
+    return out
 
 
 def month_number(days: np.ndarray) -> np.ndarray:
@@ -76,6 +78,12 @@ def _category(lag: int) -> int:
     if lag <= 2:  # 0, 1 or 2 days: on time, lag1, lag2
         return ON_TIME + lag
     return LATE if lag < MISSED_DAYS else MISSED
+
+
+@njit(cache=True)
+def _categories(lag, out):
+    for i in range(len(lag)):
+        out[i] = _category(lag[i])
 
 
 @njit(cache=True)

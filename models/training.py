@@ -59,7 +59,7 @@ class TrainConfig:
     tune_timeout: float | None = None  # ... or a time budget in seconds
     # the latent-state filter's features (models.latent_state), fitted on what is known at the earliest
     # training end: on the 200 k baseline they lifted early warning and self-cure to 0.995 of the oracle's AUC.
-    # Off by default while scoring with them misses its time goal (1 M accounts: 36.5 s against <= 30 s)
+    # Off by default for now: scoring with them took 10-18 % longer, and a pyfunc caller must pass their columns
     latent_state: bool = False
     labels: LabelConfig = field(default_factory=LabelConfig)
     scale: ScoreScale = field(default_factory=ScoreScale)
