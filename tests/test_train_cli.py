@@ -37,6 +37,8 @@ def test_train_py_trains_registers_and_says_where_to_look(baseline_dir, tmp_path
     assert (tmp_path / "mlflow.db").exists()
     reports = list((tmp_path / "reports").glob("validation-*.html"))
     assert len(reports) == 1 and "Target: default" in reports[0].read_text()
+    segments = reports[0].read_text().split("Calibration by segment, out-of-time", 1)[1].split("</table>", 1)[0]
+    assert "<td>is_installment</td>" in segments  # the product split, whatever the model's top features
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [

@@ -146,6 +146,33 @@ def test_calibration_by_period_shows_a_level_drift_that_starts_in_one_period():
         vm.calibration_by_period(y, p, months[:-1])
 
 
+
+def test_calibration_by_segment_finds_the_band_a_level_miss_sits_in():
+    rng = np.random.default_rng(23)
+    n = 120_000
+    record = rng.uniform(0, 36, n)  # months of clean record: the model over-predicts the longest fifth by half
+    product = rng.integers(0, 2, n).astype(float)
+    product[:1000] = np.nan  # rows without a product: their own segment
+    p = rng.uniform(0.02, 0.10, n)
+    y = (rng.random(n) < np.where(record >= np.quantile(record, 0.8), 0.5 * p, p)).astype(float)
+    oracle = np.where(np.arange(n) % 2 == 0, p / 2, np.nan)  # known on half of the rows
+    t = vm.calibration_by_segment(y, p, pd.DataFrame({"record": record, "product": product}), oracle=oracle)
+    rec, prod = t[t["feature"] == "record"], t[t["feature"] == "product"]
+    assert len(rec) == 5 and rec["n"].sum() == n and (rec["n"] == n // 5).all()
+    assert rec["inside"].tolist() == [True, True, True, True, False]  # 5 sd: ~1,400 bads in the last band
+    assert abs(rec["oe_ratio"].iloc[-1] - 0.5) < 0.05 and rec["segment"].iloc[0].startswith("0")
+    assert prod["segment"].tolist() == ["0", "1", "missing"] and prod["n"].tolist() == [
+        int((product == 0).sum()), int((product == 1).sum()), 1000]
+    frame = pd.DataFrame({"y": y, "p": p, "o": oracle, "prod": np.nan_to_num(product, nan=9)})
+    by = frame.groupby("prod").agg(y=("y", "mean"), p=("p", "mean"), o=("o", "mean"))
+    np.testing.assert_allclose(prod["observed"], by["y"]) and np.testing.assert_allclose(prod["predicted"], by["p"])
+    np.testing.assert_allclose(prod["oracle"], by["o"])  # the mean over the rows where it is known
+    assert vm.calibration_by_segment(y, p, pd.DataFrame(index=range(n))).columns[0] == "feature"
+    with pytest.raises(vm.MetricError, match=r"feature 'grade' is not numeric in 1 of 3 rows \(positions 1\)"):
+        vm.calibration_by_segment([0, 1, 0], [0.1, 0.2, 0.3], pd.DataFrame({"grade": [1, "B", None]}))
+    with pytest.raises(vm.MetricError, match="features has 2 rows, expected 3"):
+        vm.calibration_by_segment([0, 1, 0], [0.1, 0.2, 0.3], pd.DataFrame({"x": [1.0, 2.0]}))
+
 # ------------------------------------------------------------------------------------------- bootstrap
 
 

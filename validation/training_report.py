@@ -2,8 +2,9 @@
 
 Per target: the time slices and embargoes, discrimination and calibration on every slice with the
 out-of-time bootstrap interval, the benchmark scorecard beside LightGBM, the gap to the Bayes-optimal
-oracle on synthetic data, decile and calibration tables, ROC and calibration plots, and what drives the
-model. It reads the training result's plain attributes (metrics, tables, predictions), nothing else.
+oracle on synthetic data, decile and calibration tables, ROC and calibration plots, calibration by as-of
+month and by segment (where a level miss sits), and what drives the model. It reads the training result's
+plain attributes (metrics, tables, predictions), nothing else.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from validation.metrics import calibration_by_segment
 from validation.report import (
     Report,
     calibration_figure,
@@ -22,6 +24,9 @@ from validation.report import (
     score_distribution_figure,
 )
 
+# segments of the out-of-time calibration check: the model's strongest features, and always the product split
+# (revolving lines and cash loans), where every portfolio review starts
+SEGMENT_TOP, SEGMENT_ALWAYS = 6, ("is_installment",)
 METRICS = ("n", "bad_rate", "mean_p", "oe_ratio", "auc", "auc_lo", "auc_hi", "gini", "ks", "brier", "log_loss", "ece")
 
 
@@ -42,6 +47,12 @@ def _importance(result, top: int = 15) -> pd.DataFrame:
     frame = pd.DataFrame({"feature": model.feature_name(), "gain": gain})
     frame["share"] = frame["gain"] / max(frame["gain"].sum(), 1e-12)
     return frame.sort_values("gain", ascending=False).head(top).reset_index(drop=True)
+
+
+def _segment_features(importance: pd.DataFrame, available) -> list[str]:
+    """The features whose bands the out-of-time calibration is split by (see SEGMENT_TOP)."""
+    top = list(importance["feature"].head(SEGMENT_TOP)) if len(importance) else []
+    return [n for n in dict.fromkeys([*top, *SEGMENT_ALWAYS]) if n in set(available)]
 
 
 def build_training_report(train_result, title: str = "dynascore validation report") -> Report:
@@ -84,6 +95,14 @@ def build_training_report(train_result, title: str = "dynascore validation repor
         if scores is not None:
             rep.add_figure("Score distribution, out-of-time", score_distribution_figure(scores, y))
         imp = _importance(bundle.models[target])
+        feats = getattr(r, "test_features", None)
+        segments = _segment_features(imp, feats.columns) if feats is not None else []
+        if segments:
+            oracle = test["oracle_p"].to_numpy() if "oracle_p" in test else None
+            rep.add_table("Calibration by segment, out-of-time: the strongest features and the product split, in "
+                          "bands of equal rows (oe_ratio = observed / predicted; a level miss shows where it sits"
+                          + ("; oracle = the Bayes-optimal mean" if oracle is not None else "") + ")",
+                          calibration_by_segment(y, p, feats[segments], oracle=oracle))
         if len(imp):
             rep.add_table("What drives the model: gain importance (top 15)", imp)
         card = getattr(r, "scorecard_model", None)
