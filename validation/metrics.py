@@ -390,7 +390,7 @@ def _segments(x: np.ndarray, bands: int) -> tuple[np.ndarray, list[str]]:
     """Each row's segment code (in value order, missing last) and the segments' labels."""
     known = ~np.isnan(x)
     values = np.unique(x[known])
-    codes = np.full(len(x), 0, dtype=np.int64)
+    codes = np.zeros(len(x), dtype=np.int64)
     if len(values) <= bands:
         codes[known] = np.searchsorted(values, x[known])
         labels = [f"{v:.4g}" for v in values]

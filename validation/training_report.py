@@ -52,7 +52,8 @@ def _importance(result, top: int = 15) -> pd.DataFrame:
 def _segment_features(importance: pd.DataFrame, available) -> list[str]:
     """The features whose bands the out-of-time calibration is split by (see SEGMENT_TOP)."""
     top = list(importance["feature"].head(SEGMENT_TOP)) if len(importance) else []
-    return [n for n in dict.fromkeys([*top, *SEGMENT_ALWAYS]) if n in set(available)]
+    available = set(available)
+    return [n for n in dict.fromkeys([*top, *SEGMENT_ALWAYS]) if n in available]
 
 
 def build_training_report(train_result, title: str = "dynascore validation report") -> Report:
