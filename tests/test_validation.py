@@ -146,7 +146,6 @@ def test_calibration_by_period_shows_a_level_drift_that_starts_in_one_period():
         vm.calibration_by_period(y, p, months[:-1])
 
 
-
 def test_calibration_by_segment_finds_the_band_a_level_miss_sits_in():
     rng = np.random.default_rng(23)
     n = 120_000
@@ -172,6 +171,7 @@ def test_calibration_by_segment_finds_the_band_a_level_miss_sits_in():
         vm.calibration_by_segment([0, 1, 0], [0.1, 0.2, 0.3], pd.DataFrame({"grade": [1, "B", None]}))
     with pytest.raises(vm.MetricError, match="features has 2 rows, expected 3"):
         vm.calibration_by_segment([0, 1, 0], [0.1, 0.2, 0.3], pd.DataFrame({"x": [1.0, 2.0]}))
+
 
 # ------------------------------------------------------------------------------------------- bootstrap
 

@@ -362,6 +362,7 @@ def calibration_by_segment(y: Any, p: Any, features: pd.DataFrame, bands: int = 
     q = None if oracle is None else _as_float(oracle, "oracle")
     if q is not None and q.shape != y.shape:
         raise MetricError(f"oracle has shape {q.shape}, expected {y.shape} (one per row)")
+    known = None if q is None else ~np.isnan(q)
     parts = []
     for name in features.columns:
         x = pd.to_numeric(features[name], errors="coerce").to_numpy(np.float64)
@@ -371,7 +372,6 @@ def calibration_by_segment(y: Any, p: Any, features: pd.DataFrame, bands: int = 
         codes, labels = _segments(x, bands)
         table = calibration_by_period(y, p, codes, level).rename(columns={"period": "segment"})
         if q is not None:
-            known = ~np.isnan(q)
             total = np.bincount(codes[known], weights=q[known], minlength=len(labels))
             count = np.bincount(codes[known], minlength=len(labels))
             with np.errstate(divide="ignore", invalid="ignore"):
