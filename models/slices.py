@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from simulation.rng import keyed_uniforms
+from features.stable_hash import account_uniforms
 
 SLICES = ("train", "valid", "calib", "test")
 CALIB_SALT = "dynascore-calibration-half"
@@ -25,7 +25,7 @@ CALIB_SALT = "dynascore-calibration-half"
 
 def calibration_half(account_id) -> np.ndarray:
     """True for the accounts whose validation-month rows calibrate (stable across runs and row orders)."""
-    return keyed_uniforms(np.asarray(account_id, dtype=np.int64), CALIB_SALT) < 0.5
+    return account_uniforms(np.asarray(account_id, dtype=np.int64), CALIB_SALT) < 0.5
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.stable_hash import account_uniforms
 from policy.config import Policy
-from simulation.rng import keyed_uniforms
 
 # account status: what the policy may do with the account at all
 ACTIVE, NEW, CHARGED_OFF = "active", "new", "charged_off"
@@ -34,7 +34,7 @@ INPUTS = ("account_id", "status", "is_installment", "pd_default", "model_score",
 
 def control_cell(account_id: np.ndarray, share: float, salt: str) -> np.ndarray:
     """A stable pseudo-random `share` of accounts: the same account is in or out on every run and machine."""
-    return keyed_uniforms(account_id, salt) < share
+    return account_uniforms(account_id, salt) < share
 
 
 def decide(state: pd.DataFrame, policy: Policy, *, score_lo: float = 350, score_hi: float = 950) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pandas as pd
 
 def run_report(manifest: dict, score_reference: dict | None, score_counts: np.ndarray | None) -> str:
     """The report's HTML text (matplotlib is imported here only: the workers never need it)."""
-    from validation.report import Report, _figure
+    from validation.report import Report, new_figure
 
     m = manifest
     rows = m["rows"]
@@ -34,7 +34,7 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
         band = band.loc[sorted(band.index, key=lambda s: float(s.split("-")[0].rstrip("+")))]
         order = ["increase", "keep", "decrease", "freeze", "closed", "none"]
         band = band[[a for a in order if a in band] + [a for a in band if a not in order]]
-        fig, ax = _figure(7.0, 4.0)
+        fig, ax = new_figure(7.0, 4.0)
         bottom = np.zeros(len(band))
         for action in band.columns:
             ax.bar(band.index, band[action], bottom=bottom, label=action)
@@ -53,7 +53,7 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
     rep.add_section("Scores")
     adj = dist["score_adjustment"]
     if sum(adj["counts"]):
-        fig, ax = _figure(7.0, 3.5)
+        fig, ax = new_figure(7.0, 3.5)
         edges = np.asarray(adj["edges"], dtype=float)
         centers = np.concatenate([[edges[0] - 5], (edges[:-1] + edges[1:]) / 2, [edges[-1] + 5]])
         ax.bar(centers, adj["counts"], width=9.0)
@@ -66,7 +66,7 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
         e = score_reference["edges"]
         labels = [f"<= {e[0]:.0f}", *[f"{a:.0f}-{b:.0f}" for a, b in itertools.pairwise(e)],
                   f"> {e[-1]:.0f}", "missing"]
-        fig, ax = _figure(7.0, 3.5)
+        fig, ax = new_figure(7.0, 3.5)
         x = np.arange(len(labels))
         ax.bar(x - 0.2, ref, width=0.4, label="training reference")
         ax.bar(x + 0.2, now, width=0.4, label=f"as of {m['as_of']}")

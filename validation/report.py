@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 from validation import metrics
 
-__all__ = ["Report", "calibration_figure", "decile_table", "roc_figure", "score_distribution_figure"]
+__all__ = ["Report", "calibration_figure", "decile_table", "new_figure", "roc_figure", "score_distribution_figure"]
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1d2330; max-width: 1100px;
@@ -224,14 +224,15 @@ class Report:
 # ---------------------------------------------------------------------------------------------- plots
 
 
-def _figure(width: float = 6.0, height: float = 4.5) -> tuple[Figure, Any]:
+def new_figure(width: float = 6.0, height: float = 4.5) -> tuple[Figure, Any]:
+    """A figure and its one axes in the reports' layout, without pyplot's global state (safe in workers)."""
     fig = Figure(figsize=(width, height), layout="constrained")
     return fig, fig.add_subplot()
 
 
 def roc_figure(models: Mapping[str, tuple[Any, Any]]) -> Figure:
     """ROC curves of several models, {name: (y, p)}, with the AUC of each in the legend."""
-    fig, ax = _figure(5.5, 5.0)
+    fig, ax = new_figure(5.5, 5.0)
     for name, (y, p) in models.items():
         fpr, tpr = metrics.roc_points(y, p)
         ax.plot(fpr, tpr, lw=1.6, label=f"{name}  AUC {metrics.auc(y, p):.3f}")
@@ -246,7 +247,7 @@ def roc_figure(models: Mapping[str, tuple[Any, Any]]) -> Figure:
 
 def calibration_figure(models: Mapping[str, tuple[Any, Any]], bins: int = 10) -> Figure:
     """Observed vs mean predicted rate per equal-frequency bin, with the 95 % interval expected by chance."""
-    fig, ax = _figure(5.5, 5.0)
+    fig, ax = new_figure(5.5, 5.0)
     top = 0.0
     for name, (y, p) in models.items():
         t = metrics.calibration_table(y, p, bins)
@@ -270,7 +271,7 @@ def calibration_over_time_figure(table: pd.DataFrame) -> Figure:
     """Observed and mean predicted rate per period and slice (a `calibration_by_period` table with a `slice`
     column; the period is its first other column): the band is the 95 % range of the observed rate if the
     predictions are right, so a level drift shows as points leaving the band month after month."""
-    fig, ax = _figure(7.5, 4.0)
+    fig, ax = new_figure(7.5, 4.0)
     period = next(c for c in table.columns if c != "slice")
     for name, part in table.groupby("slice", sort=False):
         x = part[period].to_numpy()
@@ -289,7 +290,7 @@ def score_distribution_figure(scores: Any, y: Any, bins: int = 40) -> Figure:
     """Histograms (densities) of the score for goods and for bads, with the KS separation in the title."""
     y = metrics._check_y(y)
     s = metrics._check_p(scores, len(y), name="scores")
-    fig, ax = _figure(6.5, 4.0)
+    fig, ax = new_figure(6.5, 4.0)
     edges = np.histogram_bin_edges(s, bins=bins)
     n_bad = int(y.sum())
     ax.hist(s[y == 0], bins=edges, density=True, alpha=0.55, color="#2b8a5c", label=f"goods (n={len(y) - n_bad:,})")
