@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--labels", type=Path, metavar="FILE",
                     help="train on supplied labels (CSV/Parquet: account_id, as_of, target, label) instead of derived")
     ap.add_argument("--config", type=Path, metavar="FILE", help="TOML config: [train] [lightgbm] [labels] "
-                    "[score_scale] [promotion] (see models/config.py)")
+                    "[score_scale] [promotion] (see training/config.py)")
     ap.add_argument("--seed", type=int, help="random seed (overrides the config)")
     ap.add_argument("--tune-trials", type=int, metavar="N", help="hyperparameter search with N trials (deterministic)")
     ap.add_argument("--tune-timeout", type=float, metavar="SECONDS", help="hyperparameter search for a time budget")
@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import replace
 
     from features.contract import ContractError
-    from models.config import ConfigError, load_config
-    from models.pipeline import run_training
-    from models.tracking import TrackingError, check_server, tracking_uri
+    from models.registry import TrackingError, check_server, tracking_uri
+    from training.config import ConfigError, load_config
+    from training.job import run_training
 
     try:
         cfg, promotion = load_config(args.config)

@@ -29,12 +29,13 @@ from features.outcomes import BillOutcomes
 from models.bundle import BundleError, load_bundle
 from models.latent_state import LatentStateFilter, add_latent_features
 from models.reasons import top_adverse
-from models.training import TrainConfig, train
 from models.treeshap import compile_booster, contributions, predict_raw
 from scoring import job
 from scoring.chunks import survey
 from scoring.output import manifest_path
 from simulation.generate import code_version
+from training.config import TrainConfig
+from training.trainer import train
 
 GOAL_S, GOAL_GB = 30.0, 4.0
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,8 +23,9 @@ from bench.data import dataset
 from bench.measure import PeakMemory, Timer
 from features.catalog import default_catalog
 from features.contract import load_tables
-from models.tracking import log_training
-from models.training import TrainConfig, build_training_panel, slice_rows, train
+from training.config import TrainConfig
+from training.tracking import log_training
+from training.trainer import build_training_panel, slice_rows, train
 from validation.training_report import write_training_report
 
 GOAL_OVERHEAD, GOAL_ORACLE, GOAL_DECILES = 1.15, 0.99, 9

@@ -19,29 +19,17 @@ population. Without loan_term a loan stays on the book.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from numba import njit
 
 from features import kernels
 from features.builders import Prepared, as_of_days, to_days
+from features.targets import SLOT, TARGET_NAMES, LabelConfig
 
-TARGETS = ("default", "early_warning", "early_warning_beyond_grace", "self_cure")
+DEFAULT, EARLY_WARNING, BEYOND_GRACE, SELF_CURE = (SLOT[n] for n in ("default", "early_warning",
+                                                                 "early_warning_beyond_grace", "self_cure"))
 
-
-@dataclass(frozen=True)
-class LabelConfig:
-    default_dpd: int = 30
-    default_months: int = 6
-    early_warning_days: int = 35
-    self_cure_days: int = 30
-
-    def __post_init__(self) -> None:
-        for name in ("default_dpd", "default_months", "early_warning_days", "self_cure_days"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"LabelConfig.{name} must be at least 1, got {getattr(self, name)}")
 
 
 def window_end(days: np.ndarray, months: int) -> np.ndarray:
@@ -56,13 +44,13 @@ def window_end(days: np.ndarray, months: int) -> np.ndarray:
 @njit(cache=True)
 def _labels(bill_start, due, settle, grace, open_day, charge_day, loan_term, days, default_end, default_dpd,
             ew_days, cure_days, last_day, out, complete):
-    """out/complete: (T, A, 4) in TARGETS order; out is NaN outside a target's population."""
+    """out/complete: (T, A, targets) at each target's SLOT; out is NaN outside a target's population."""
     n_acc = len(bill_start) - 1
     for t in range(len(days)):
         T = days[t]
         end = default_end[t]
         for a in range(n_acc):
-            for j in range(4):
+            for j in range(out.shape[2]):
                 out[t, a, j] = np.nan
                 complete[t, a, j] = False
             if open_day[a] > T or charge_day[a] <= T:
@@ -86,8 +74,8 @@ def _labels(bill_start, due, settle, grace, open_day, charge_day, loan_term, day
                     d = due[i] + default_dpd
                     if d > T and d <= end and settle[i] > d:
                         hit = 1.0
-                out[t, a, 0] = hit
-                complete[t, a, 0] = end <= last_day
+                out[t, a, DEFAULT] = hit
+                complete[t, a, DEFAULT] = end <= last_day
             # early warning: the first bill(s) due after T
             first = kernels.NONE
             for i in range(b0, b1):
@@ -103,10 +91,10 @@ def _labels(bill_start, due, settle, grace, open_day, charge_day, loan_term, day
                             lag1 = 1.0
                         if settle[i] > first + grace[a]:
                             beyond = 1.0
-                out[t, a, 1] = lag1
-                out[t, a, 2] = beyond
-                complete[t, a, 1] = first + 1 <= last_day
-                complete[t, a, 2] = first + grace[a] + 1 <= last_day
+                out[t, a, EARLY_WARNING] = lag1
+                out[t, a, BEYOND_GRACE] = beyond
+                complete[t, a, EARLY_WARNING] = first + 1 <= last_day
+                complete[t, a, BEYOND_GRACE] = first + grace[a] + 1 <= last_day
             # self-cure: 1-29 DPD now; a day in (T, T + cure_days] with every due bill settled, 30 DPD not reached
             if dpd >= 1 and dpd <= 29:
                 cured = 0.0
@@ -125,8 +113,8 @@ def _labels(bill_start, due, settle, grace, open_day, charge_day, loan_term, day
                     if ok:
                         cured = 1.0
                         break
-                out[t, a, 3] = cured
-                complete[t, a, 3] = T + cure_days <= last_day
+                out[t, a, SELF_CURE] = cured
+                complete[t, a, SELF_CURE] = T + cure_days <= last_day
 
 
 def build_labels(tables, as_of, config: LabelConfig | None = None) -> pd.DataFrame:
@@ -136,8 +124,8 @@ def build_labels(tables, as_of, config: LabelConfig | None = None) -> pd.DataFra
     days = as_of_days(as_of, prep)
     last_day = to_days(np.array([prep.extraction.to_datetime64()]))[0] if prep.extraction is not None else 0
     n_t, n_a = len(days), len(prep.account_id)
-    out = np.empty((n_t, n_a, 4))
-    complete = np.empty((n_t, n_a, 4), dtype=bool)
+    out = np.empty((n_t, n_a, len(TARGET_NAMES)))
+    complete = np.empty((n_t, n_a, len(TARGET_NAMES)), dtype=bool)
     _labels(prep.bill_start, prep.due, prep.settle, prep.grace, prep.open_day, prep.charge_day, prep.loan_term, days,
             window_end(days, config.default_months), config.default_dpd, config.early_warning_days,
             config.self_cure_days, last_day, out, complete)
@@ -146,8 +134,8 @@ def build_labels(tables, as_of, config: LabelConfig | None = None) -> pd.DataFra
     t_idx, a_idx = np.nonzero(on_book)
     frame = {"account_id": prep.account_id[a_idx],
              "as_of": days[t_idx].astype("datetime64[D]").astype("datetime64[s]")}
-    for j, name in enumerate(TARGETS):
-        frame[name] = out[t_idx, a_idx, j]
-    for j, name in enumerate(TARGETS):
-        frame[f"complete_{name}"] = complete[t_idx, a_idx, j]
+    for name in TARGET_NAMES:
+        frame[name] = out[t_idx, a_idx, SLOT[name]]
+    for name in TARGET_NAMES:
+        frame[f"complete_{name}"] = complete[t_idx, a_idx, SLOT[name]]
     return pd.DataFrame(frame)

@@ -14,8 +14,9 @@ import pandas as pd
 
 from features.builders import Prepared, build_features
 from features.catalog import Catalog
-from features.labels import TARGETS, LabelConfig, build_labels
+from features.labels import build_labels
 from features.outcomes import BillOutcomes
+from features.targets import TARGET_NAMES, LabelConfig
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def build_panel(tables, start, end, catalog: Catalog | None = None, config: Labe
     feats = build_features(prep, dates, catalog)
     labels = build_labels(prep, dates, config)
     rows = []
-    for t in TARGETS:
+    for t in TARGET_NAMES:
         in_pop = labels[t].notna()
         done = labels[f"complete_{t}"].to_numpy()
         labels[t] = labels[t].where(done)
@@ -119,7 +120,7 @@ def build_panel(tables, start, end, catalog: Catalog | None = None, config: Labe
         rows.append({"target": t, "in_population": int(in_pop.sum()), "incomplete_window": int((in_pop & ~done).sum()),
                      "usable": int(usable.sum()), "bad_rate": float(labels.loc[usable, t].mean()) if usable.any()
                      else np.nan})
-    keep = labels[list(TARGETS)].notna().any(axis=1).to_numpy()
+    keep = labels[list(TARGET_NAMES)].notna().any(axis=1).to_numpy()
     rows.append({"target": "(no usable label: row left out)", "in_population": 0, "incomplete_window": 0,
                  "usable": int((~keep).sum()), "bad_rate": np.nan})
     labels = labels.loc[keep].reset_index(drop=True)
@@ -130,5 +131,5 @@ def build_panel(tables, start, end, catalog: Catalog | None = None, config: Labe
     values = np.take(feats[names].to_numpy(np.float64).T, at, axis=1)  # the builder's (features, rows) block
     account_id, as_of = feats["account_id"].to_numpy()[at], feats["as_of"].to_numpy()[at]
     del feats
-    return Panel.over(values, names, account_id, as_of, {t: labels[t].to_numpy() for t in TARGETS},
+    return Panel.over(values, names, account_id, as_of, {t: labels[t].to_numpy() for t in TARGET_NAMES},
                       pd.DataFrame(rows), BillOutcomes(prep))

@@ -20,14 +20,13 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.targets import TARGETS
 from models.calibration import Calibrator
 from models.scale import ScoreScale
 
 SCHEMA_VERSION = 1
 META = "bundle.json"
-# output column per target: the primary probabilities scoring writes
-OUTPUT = {"default": "pd_default", "early_warning": "p_early_warning",
-          "early_warning_beyond_grace": "p_early_warning_beyond_grace", "self_cure": "p_self_cure"}
+OUTPUT = {t.name: t.output for t in TARGETS}  # output column per target, from the one declaration
 
 
 class BundleError(ValueError):

@@ -18,8 +18,6 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.slices import sample_rows
-
 if TYPE_CHECKING:
     from features.panel import Panel
 
@@ -159,3 +157,11 @@ def check_classes(y_train, y_valid) -> None:
             has = f"only one class ({int(seen[0])})" if len(seen) else "no rows"
             raise ValueError(f"the {name} slice has {has}: a model needs both goods and bads; widen the as-of "
                              "range or check the labels")
+
+
+def sample_rows(rows: np.ndarray, most: int, seed: int) -> np.ndarray:
+    """All of `rows`, or a seeded random `most` of them, in their order (for bin edges and in-sample metrics)."""
+    rows = np.asarray(rows)
+    if len(rows) <= most:
+        return rows
+    return rows[np.sort(np.random.default_rng(seed).choice(len(rows), most, replace=False))]

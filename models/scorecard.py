@@ -507,7 +507,7 @@ class BenchmarkScorecard(ClassifierMixin, BaseEstimator):
     classes_ : array([0, 1])
     """
 
-    def __init__(self, max_features: int = 15, min_iv: float = 0.02, max_corr: float | None = 0.8, C: float = 1.0,
+    def __init__(self, *, max_features: int = 15, min_iv: float = 0.02, max_corr: float | None = 0.8, C: float = 1.0,
                  pdo: float = 40.0, base_score: float = 600.0, base_odds: float = 50.0, max_bins: int = 8,
                  min_bin_share: float = 0.05, monotone=None, special_missing: bool = True, n_prebins: int = 20):
         self.max_features = max_features

@@ -199,9 +199,18 @@ def _rule_texts(state: pd.DataFrame, rule: np.ndarray, score: np.ndarray, expect
         elif code == "P04":
             s = "score fell " + num(prev - score, m) + " points since the last cycle, to " + num(score, m)
         elif code == "P05":
-            cure = state["p_self_cure"].to_numpy(np.float64) * 100 if "p_self_cure" in state else np.zeros(len(m))
-            s = num(dpd, m) + " days past due, estimated " + num(cure, m) + " % chance to pay without contact"
+            s = num(dpd, m) + _cure_phrase(state, m)
         else:
             s = num(bal, m) + " unpaid at " + num(dpd, m) + " days past due"
         text[m] = s.to_numpy(dtype=object)
     return text
+
+
+def _cure_phrase(state: pd.DataFrame, mask: np.ndarray) -> pd.Series:
+    """The self-cure estimate in words, or that there is none (no model, or outside its 1-29 DPD population)."""
+    cure = state["p_self_cure"].to_numpy(np.float64)[mask] * 100 if "p_self_cure" in state else \
+        np.full(int(mask.sum()), np.nan)
+    known = ~np.isnan(cure)
+    pct = pd.Series(np.round(np.where(known, cure, 0.0))).astype("int64").astype(str)
+    return pd.Series(np.where(known, " days past due, estimated " + pct + " % chance to pay without contact",
+                              " days past due, no estimate of the chance to pay without contact"))

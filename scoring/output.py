@@ -14,7 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+# 2: a model's columns are null outside the population its target is scored on (features/targets.py):
+#    pd_default, model_score, score and score_adjustment for charged-off accounts, p_self_cure outside 1-29 DPD
+SCHEMA_VERSION = 2
 REASONS = 4
 
 SCHEMA = pa.schema([

@@ -34,6 +34,6 @@ def _prepare() -> None:
     """Import the job now, and keep Arrow to one thread: the workers already fill the cores."""
     import pyarrow as pa
 
-    import scoring.job  # noqa: F401
+    import scoring.worker  # noqa: F401
 
     pa.set_cpu_count(1)

@@ -11,6 +11,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from scoring.tally import NO_SCORE
+
 
 def run_report(manifest: dict, score_reference: dict | None, score_counts: np.ndarray | None) -> str:
     """The report's HTML text (matplotlib is imported here only: the workers never need it)."""
@@ -31,7 +33,7 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
     dist = m["distributions"]
     band = pd.DataFrame(dist["limit_action_by_score_band"]).T.fillna(0).astype(int)
     if not band.empty:
-        band = band.loc[sorted(band.index, key=lambda s: float(s.split("-")[0].rstrip("+")))]
+        band = band.loc[sorted(band.index, key=_band_order)]
         order = ["increase", "keep", "decrease", "freeze", "closed", "none"]
         band = band[[a for a in order if a in band] + [a for a in band if a not in order]]
         fig, ax = new_figure(7.0, 4.0)
@@ -84,3 +86,8 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
         rep.add_table("Feature CSI against the training reference (highest 20; warning above 0.1, alert above "
                       "0.25)", feats.rename_axis("feature"), fmt={"psi": ".3f"})
     return rep.render()
+
+
+def _band_order(label: str) -> float:
+    """Score bands by their lower edge; accounts without a score (charged off) first."""
+    return float("-inf") if label == NO_SCORE else float(label.split("-")[0].rstrip("+"))

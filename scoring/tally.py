@@ -15,6 +15,7 @@ CATEGORIES = ("status", "limit_action", "collection_treatment")
 FLAGS = ("early_warning", "control_cell", "adverse")
 ADJUSTMENT_EDGES = np.arange(-200, 201, 10)  # points; moves beyond +-200 land in the outer bins
 DPD_BUCKETS = (1, 3, 15, 30, 60, 90)  # lower edges of the days-past-due buckets of late accounts
+NO_SCORE = "no score"  # the band of accounts outside the default model's scoring population
 
 
 class Tally:
@@ -39,13 +40,24 @@ class Tally:
         self.flags["with_previous_score"] += int(known.sum())
         self.adjustment += np.bincount(np.searchsorted(ADJUSTMENT_EDGES, adj[known], side="right"),
                                        minlength=len(self.adjustment))
-        band = np.searchsorted(self.band_edges, col["score"], side="right") - 1
-        labels = np.array([self._band_label(i) for i in range(len(self.band_edges))], dtype=object)
-        self._pairs(self.band_action, labels[np.clip(band, 0, None)], col["limit_action"])
+        score = col["score"].astype(np.float64)
+        band = np.searchsorted(self.band_edges, score, side="right") - 1
+        labels = np.array([self._band_label(i) for i in range(len(self.band_edges))] + [NO_SCORE], dtype=object)
+        band = np.where(np.isnan(score), len(self.band_edges), np.clip(band, 0, None))  # charged off: no score
+        self._pairs(self.band_action, labels[band], col["limit_action"])
         late = (col["dpd_now"] > 0) & (col["status"] != "charged_off")  # charged off: recovery, not collection
         bucket = np.searchsorted(DPD_BUCKETS, col["dpd_now"][late], side="right") - 1
         names = np.array([_dpd_label(i) for i in range(len(DPD_BUCKETS))], dtype=object)
         self._pairs(self.dpd_treatment, names[bucket], col["collection_treatment"][late])
+
+    def merge(self, other: Tally) -> None:
+        """Add another chunk's counts (the reduce step)."""
+        for key in CATEGORIES:
+            self.categories[key].update(other.categories[key])
+        self.flags.update(other.flags)
+        self.adjustment += other.adjustment
+        self.band_action.update(other.band_action)
+        self.dpd_treatment.update(other.dpd_treatment)
 
     @staticmethod
     def _pairs(counter: Counter, a: np.ndarray, b: np.ndarray) -> None:

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from features.targets import TARGETS
 from simulation.macro import seasonal, stress_level, stress_path
 from simulation.params import EARLY, LAG1, LAG2, LATE, MISSED, ON_TIME, WorldParams
 
 K, F, S = 3, 2, 4
-TARGETS = ("default", "early_warning", "early_warning_beyond_grace", "self_cure")
 HORIZON = 5  # bills due in months T+1..T+5 can reach 30 DPD inside a 6-month window (due day <= 20)
 
 
@@ -205,7 +205,7 @@ def truth_table(params: WorldParams, acc: np.ndarray, obs: dict) -> pd.DataFrame
               out, p_miss, tuple(np.ascontiguousarray(t) for t in tables[0]),
               tuple(np.ascontiguousarray(t) for t in tables[1]), res)
         frame = {"account_id": acc[rows], "as_of": np.full(len(rows), T), "latent_state": state[ci, m]}
-        for i, name in enumerate(f"p_{t}_{kind}" for t in TARGETS for kind in ("true", "bayes")):
+        for i, name in enumerate(col for t in TARGETS for col in (t.truth_true, t.truth_bayes)):
             frame[name] = res[i]
         frames.append(pd.DataFrame(frame))
     tr = pd.concat(frames, ignore_index=True)

@@ -12,12 +12,12 @@ import pytest
 from features.catalog import default_catalog
 from models.bundle import Bundle, BundleError, TargetModel, load_bundle
 from models.calibration import Calibrator, fit_calibrator
-from models.config import ConfigError, load_config
-from models.lgbm import fit_booster, lgb_params
+from models.lgbm import fit_booster, lgb_params, sample_rows
 from models.reasons import contributions, reason_codes, top_adverse
 from models.scale import ScoreScale
-from models.slices import plan_slices, sample_rows
-from models.training import SAMPLE_ROWS, TrainConfig, slice_rows, supplied_labels, train
+from training.config import ConfigError, TrainConfig, load_config
+from training.slices import plan_slices
+from training.trainer import SAMPLE_ROWS, slice_rows, supplied_labels, train
 from validation.metrics import reference_distribution
 
 
@@ -371,7 +371,7 @@ def test_a_champion_with_a_latent_filter_of_its_own_is_rescored_through_it(train
     from features.builders import Prepared
     from features.outcomes import BillOutcomes
     from models.latent_state import LatentStateFilter, add_latent_features
-    from models.tracking import log_training
+    from training.tracking import log_training
     from validation.metrics import auc
 
     # the champion: the same trees, but a filter whose habits come in another order (as another fit may give)
@@ -403,7 +403,7 @@ def test_a_version_with_the_filter_and_one_without_are_compared_on_the_same_rows
     from features.builders import Prepared
     from features.outcomes import BillOutcomes
     from models.latent_state import LatentStateFilter, add_latent_features
-    from models.tracking import log_training
+    from training.tracking import log_training
     from validation.metrics import auc
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -433,7 +433,7 @@ def test_a_version_with_the_filter_and_one_without_are_compared_on_the_same_rows
 
 def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, tmp_path):
     # write exactly the panel's usable default labels, then train on them from the file
-    from models.training import build_training_panel
+    from training.trainer import build_training_panel
 
     cfg = TrainConfig(targets=("default",), n_boot=50)
     panel = build_training_panel(baseline_tables, cfg, default_catalog())
@@ -474,7 +474,7 @@ def test_the_oracle_lookup_equals_a_join_with_truth(shuffle, big_ids):
     """Bayes-optimal probabilities are found by a sorted search of (account, as-of): the same values as a
     left join, NaN where truth has no row or no value, in either order of truth, and ids too large for
     the combined key take the join."""
-    from models.training import _truth_at
+    from training.trainer import _truth_at
 
     rng = np.random.default_rng(0)
     months = pd.date_range("2024-01-31", periods=12, freq="ME").values.astype("datetime64[s]")

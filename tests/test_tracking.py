@@ -26,18 +26,13 @@ from sklearn.linear_model import LogisticRegression
 from models.bundle import Bundle, TargetModel
 from models.calibration import Calibrator, fit_calibrator
 from models.lgbm import fit_booster, lgb_params
+from models.registry import DEFAULT_URI, TrackingError, check_server, load_model_bundle, tracking_uri
 from models.scale import ScoreScale
-from models.slices import SLICES, plan_slices
-from models.tracking import (
-    DEFAULT_URI,
-    TrackingError,
-    check_server,
-    compare,
-    load_model_bundle,
-    log_training,
-    tracking_uri,
-)
-from models.training import TargetResult, TrainConfig, TrainResult
+from training.config import TrainConfig
+from training.promotion import compare
+from training.slices import SLICES, plan_slices
+from training.tracking import log_training
+from training.trainer import TargetResult, TrainResult
 from validation.metrics import auc, calibration_by_period, calibration_table, metric_set
 
 FEATURES = ["lag1_n6", "dpd_worst_12", "util", "pay_ratio", "days_since_late"]
@@ -81,7 +76,7 @@ def _oot(panel) -> pd.DataFrame:
 
 
 def _train(panel: pd.DataFrame, scramble: float, features=FEATURES, seed: int = 7) -> TrainResult:
-    """A TrainResult as models.training.train builds it, with `scramble` of the fit labels shuffled."""
+    """A TrainResult as training.trainer.train builds it, with `scramble` of the fit labels shuffled."""
     rng = np.random.default_rng(seed)
     plan = _plan(panel)
     part = plan.assign(panel["as_of"], panel["account_id"])
@@ -105,7 +100,7 @@ def _train(panel: pd.DataFrame, scramble: float, features=FEATURES, seed: int = 
         metrics = {s: metric_set(y[s], p[s], groups if s == "test" else None, n_boot=30) for s in SLICES}
         card = LogisticRegression(max_iter=200).fit(X["train"].fillna(0), y["train"])
         card_p = card.predict_proba(X["test"].fillna(0))[:, 1]
-        # as models.training keeps them, plus the feature columns that let promotion re-score the champion
+        # as training.trainer keeps them, plus the feature columns that let promotion re-score the champion
         test = panel.loc[part == "test", ["account_id", "as_of", *features]].assign(y=y["test"], p=p["test"],
                                                                                     scorecard_p=card_p)
         oracle = {}

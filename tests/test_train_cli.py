@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from models.lgbm import dataset, lgb_params
-from models.pipeline import run_training
-from models.training import TrainConfig
-from models.tuning import tune
+from training.config import TrainConfig
+from training.job import run_training
+from training.tuning import tune
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -76,11 +76,3 @@ def plan_slices(dates, embargo: int, valid: int = 4, calib: int = 0, test: int =
     if not calib:
         months["calib"] = months["valid"]
     return SlicePlan({k: months[k] for k in SLICES}, embargo, calib_split=not calib)
-
-
-def sample_rows(rows: np.ndarray, most: int, seed: int) -> np.ndarray:
-    """All of `rows`, or a seeded random `most` of them, in their order (for bin edges and in-sample metrics)."""
-    rows = np.asarray(rows)
-    if len(rows) <= most:
-        return rows
-    return rows[np.sort(np.random.default_rng(seed).choice(len(rows), most, replace=False))]

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from features.contract import load_tables
-from models.tracking import LoggedRun, log_training
-from models.training import TrainConfig, TrainResult, supplied_labels, train
+from training.tracking import LoggedRun, log_training
+from training.trainer import TrainConfig, TrainResult, supplied_labels, train
 from validation.training_report import write_training_report
 
 CATALOG_PAGE = Path(__file__).resolve().parent.parent / "docs" / "features.md"

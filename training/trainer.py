@@ -5,11 +5,10 @@ calib is an account-disjoint half of the validation months unless it has months 
 the catalog's monotone constraints and early stopping on `valid`, a calibrator chosen on `calib`, metrics
 on every slice (account-level bootstrap intervals on the out-of-time test), the benchmark scorecard on the
 same slices, and -- on synthetic data -- the gap to the Bayes-optimal oracle.
-train.py adds tracking (mlflow) around this; nothing here needs a tracking server.
+training/job.py adds the report and tracking (mlflow) around this; nothing here needs a tracking server.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,70 +18,24 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.as_of import check_as_of
 from features.builders import Prepared, to_days
 from features.catalog import Catalog, default_catalog
 from features.contract import Tables
-from features.labels import LabelConfig
 from features.panel import Panel, build_panel
 from features.sorted_keys import nondecreasing
+from features.stopwatch import Stopwatch
+from features.targets import TARGET_NAMES
+from features.targets import target as declared
 from models.bundle import Bundle, TargetModel
 from models.calibration import fit_calibrator
 from models.latent_state import LatentStateFilter, with_latent
-from models.lgbm import check_classes, fit_datasets, lgb_params, panel_dataset, subset
-from models.scale import ScoreScale
-from models.slices import SLICES, SlicePlan, plan_slices, sample_rows
+from models.lgbm import check_classes, fit_datasets, lgb_params, panel_dataset, sample_rows, subset
 from models.treeshap import compile_booster, predict_probability
+from training.config import TrainConfig
+from training.slices import SLICES, SlicePlan, plan_slices
 
-DEFAULT_TARGETS = ("default", "early_warning", "self_cure")
-KNOWN_TARGETS = ("default", "early_warning", "early_warning_beyond_grace", "self_cure")
 SAMPLE_ROWS = 200_000  # training-slice rows for in-sample metrics and the benchmark scorecard
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    targets: tuple[str, ...] = DEFAULT_TARGETS
-    as_of_start: str | None = None  # first as-of month end; default: 3 months into the data
-    as_of_end: str | None = None  # last as-of month end; default: the extraction date
-    seed: int = 7
-    lgb_params: dict = field(default_factory=dict)
-    num_boost_round: int = 2000
-    # rounds without improvement on the validation slice. 10, as scikit-learn's gradient boosting: on the
-    # baseline (two worlds, three targets) 30 found the same best round in 5 of 6 fits; early warning on seed 1
-    # stopped at 276 rounds instead of 315, out-of-time AUC 0.71064 vs 0.71067, log loss 0.32447 vs 0.32448
-    early_stopping: int = 10
-    valid_months: int = 4
-    calib_months: int = 0  # 0: calibrate on an account-disjoint half of the validation months
-    test_months: int = 2
-    n_boot: int = 200
-    label_window_months: int = 6  # embargo for labels brought from a file
-    tune_trials: int | None = None  # hyperparameter search: a fixed number of trials (deterministic) ...
-    tune_timeout: float | None = None  # ... or a time budget in seconds
-    # the latent-state filter's features (models.latent_state), fitted on what is known at the earliest
-    # training end: on the 200 k baseline they lifted early warning and self-cure to 0.995 of the oracle's AUC.
-    # Off by default for now: scoring with them took 10-18 % longer, and a pyfunc caller must pass their columns
-    latent_state: bool = False
-    labels: LabelConfig = field(default_factory=LabelConfig)
-    scale: ScoreScale = field(default_factory=ScoreScale)
-
-    def __post_init__(self) -> None:
-        unknown = [t for t in self.targets if t not in KNOWN_TARGETS]
-        if unknown or not self.targets:
-            raise ValueError(f"unknown target(s) {unknown or '(none given)'}: choose from {', '.join(KNOWN_TARGETS)}")
-        if not isinstance(self.latent_state, bool):
-            raise ValueError(f"latent_state must be true or false, got {self.latent_state!r}")
-        for name, least in (("valid_months", 1), ("test_months", 1), ("calib_months", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be a whole number of months >= {least}, got {value!r}"
-                                 + (" (0 calibrates on half of the validation accounts)" if least == 0 else ""))
-
-    def embargo(self, target: str, supplied: bool) -> int:
-        if supplied:
-            return self.label_window_months
-        days = {"default": 31 * self.labels.default_months, "early_warning": self.labels.early_warning_days,
-                "early_warning_beyond_grace": self.labels.early_warning_days,
-                "self_cure": self.labels.self_cure_days}[target]
-        return max(1, math.ceil(days / 31))
 
 
 @dataclass
@@ -144,11 +97,11 @@ def supplied_labels(path: Path) -> pd.DataFrame:
     missing = [c for c in need if c not in raw.columns]
     if missing:
         raise ValueError(f"{path}: the labels file lacks column(s) {', '.join(missing)}; it needs {', '.join(need)}")
-    bad_target = ~raw["target"].isin(KNOWN_TARGETS)
+    bad_target = ~raw["target"].isin(TARGET_NAMES)
     if bad_target.any():
         rows = raw.index[bad_target][:3].tolist()
         raise ValueError(f"{path}: target has unknown values in {int(bad_target.sum())} rows (rows {rows}, e.g. "
-                         f"{raw.loc[bad_target, 'target'].iloc[0]!r}); use {', '.join(KNOWN_TARGETS)}")
+                         f"{raw.loc[bad_target, 'target'].iloc[0]!r}); use {', '.join(TARGET_NAMES)}")
     bad_label = ~raw["label"].isin([0, 1, 0.0, 1.0, True, False])
     if bad_label.any():
         rows = raw.index[bad_label][:3].tolist()
@@ -166,10 +119,9 @@ def _month_range(prep: Prepared, cfg: TrainConfig) -> tuple[pd.Timestamp, pd.Tim
     end = pd.Timestamp(cfg.as_of_end) if cfg.as_of_end else prep.extraction
     if start > end:
         raise ValueError(f"the as-of range is empty: start {start:%Y-%m-%d} is after end {end:%Y-%m-%d}")
-    if cfg.as_of_end and prep.extraction is not None and end > prep.extraction:  # name the date the user gave
-        raise ValueError(f"as-of end {end:%Y-%m-%d} is after the data's extraction date {prep.extraction:%Y-%m-%d}: "
-                         "nothing after the extraction is known; choose an earlier end, or leave it out to end at "
-                         "the extraction date")
+    if cfg.as_of_end and prep.extraction is not None:  # name the date the user gave
+        check_as_of(to_days(np.array([end.to_datetime64()])), None,
+                    int(to_days(np.array([prep.extraction.to_datetime64()]))[0]), what="as-of end")
     return start, end
 
 
@@ -191,7 +143,7 @@ def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
     values = np.take(panel.values, joined["_row"].to_numpy(), axis=1)
     history = panel.history
     del panel, keys
-    given = {t: joined[t].to_numpy(np.float64) if t in joined else np.full(len(joined), np.nan) for t in KNOWN_TARGETS}
+    given = {t: joined[t].to_numpy(np.float64) if t in joined else np.full(len(joined), np.nan) for t in TARGET_NAMES}
     counts = pd.DataFrame([{"target": t, "usable": int(np.isfinite(v).sum())} for t, v in given.items()])
     return Panel.over(values, names, joined["account_id"].to_numpy(), joined["as_of"].to_numpy(), given, counts,
                       history)
@@ -208,7 +160,7 @@ def target_slices(panel: Panel, target: str, cfg: TrainConfig, supplied: bool) -
     return plan, slice_rows(panel, target, plan, labelled)
 
 
-def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, supplied: bool,
+def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, *, supplied: bool,
                  truth: pd.DataFrame | None = None, progress: Callable[[str], None] = print,
                  on_trial: Callable | None = None, slices: tuple[SlicePlan, dict] | None = None,
                  binned: lgb.Dataset | None = None) -> tuple[TargetModel, TargetResult]:
@@ -217,7 +169,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     from models.scorecard import BenchmarkScorecard
     from validation.metrics import calibration_by_period, calibration_table, metric_set
 
-    lap = _Laps()
+    lap = Stopwatch()
     plan, at = slices or target_slices(panel, target, cfg, supplied)
     names = panel.feature_names
     label = panel.frame[target].to_numpy(np.float64)
@@ -232,7 +184,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     lap("bin")
     overrides = dict(cfg.lgb_params)
     if cfg.tune_trials or cfg.tune_timeout:
-        from models.tuning import tune
+        from training.tuning import tune
 
         progress(f"  {target}: tuning on the validation slice ({cfg.tune_trials or 'time-boxed'} trials)")
         overrides = tune(train_set, valid_set, monotone, cfg.seed, n_trials=cfg.tune_trials,
@@ -284,20 +236,6 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     return model, result
 
 
-class _Laps:
-    """Seconds per stage: each call closes the stage begun by the previous one."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._t = time.perf_counter()
-
-    def __call__(self, stage: str) -> float:
-        now = time.perf_counter()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._t
-        self._t = now
-        return self.seconds[stage]
-
-
 def _common_training_rows(panel: Panel, slices: dict) -> np.ndarray:
     """The targets' training rows up to the earliest training end, where the bin edges of all the targets
     are found: no target's later slices shape them, and the edges depend on the targets trained and their
@@ -320,7 +258,7 @@ def _oracle(test: pd.DataFrame, target: str, truth: pd.DataFrame) -> dict:
     """The Bayes-optimal probability on the same out-of-time rows, and the model's ratio to it."""
     from validation.metrics import auc, log_loss
 
-    col = f"p_{target}_bayes"
+    col = declared(target).truth_bayes
     if col not in truth:
         return {}
     rows = test.assign(**{col: _truth_at(truth, col, test)})
@@ -383,8 +321,9 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
                            cfg.seed, cfg.lgb_params), cfg.seed)
     timings["bin_s"] = time.perf_counter() - t3
     for target in cfg.targets:
-        models[target], results[target] = train_target(panel, target, cfg, catalog, labels is not None, truth,
-                                                       progress, on_trial, slices[target], binned)
+        models[target], results[target] = train_target(panel, target, cfg, catalog, supplied=labels is not None,
+                                                       truth=truth, progress=progress, on_trial=on_trial,
+                                                       slices=slices[target], binned=binned)
     del binned
     timings["fit_s"] = time.perf_counter() - t1
     # drift references: the features on the first target's in-sample rows (a seeded sample of its training

@@ -1,0 +1,235 @@
+"""One chunk scored from tables already in memory: the pure map step of the nightly job.
+
+`score_chunk` reads no file and writes none. It takes the chunk's tables (whole customers, in the contract)
+and what every chunk shares (`ChunkSpec`), and returns the chunk's output table with the counts the job adds
+up across chunks: drift histograms, decision tallies and the input statistics that whole-extract checks
+reduce. The local engine (scoring/job.py) calls it in worker processes; any other engine that can hand it a
+chunk's rows (Spark's grouped map, an incremental daily update) calls the same function.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features import kernels
+from features.builders import Prepared, build_features, to_days
+from features.catalog import default_catalog
+from features.contract import Tables
+from features.outcomes import BillOutcomes
+from features.stopwatch import Stopwatch
+from features.targets import BY_NAME
+from models.latent_state import add_latent_features
+from models.reasons import describe, top_adverse
+from models.treeshap import contributions
+from policy.config import Policy
+from policy.decide import ACTIVE, CHARGED_OFF, NEW, decide
+from scoring.models import Models
+from scoring.output import REASONS, SCHEMA_VERSION, schema_for
+from scoring.tally import Tally
+from validation.metrics import bin_counts
+
+STAGES = ("read", "features", "predict", "policy", "reasons", "assemble")
+KEYED_TABLES = ("accounts", "bills", "payments", "limits")
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """What every chunk of one run shares: the date, the models, the policy and how to explain."""
+
+    as_of: int  # day number
+    previous_day: int | None  # recompute the previous score as of this day (None: given, or none)
+    first_day: pd.Timestamp  # the whole extract's, not the chunk's: an as-of date is judged against the data
+    extraction: pd.Timestamp
+    models: Models
+    model_version: str
+    policy: Policy
+    reasons: str
+
+
+@dataclass
+class InputStats:
+    """Per table: rows and the account-id range seen, added up over chunks for whole-extract checks."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    account_min: dict[str, int] = field(default_factory=dict)
+    account_max: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, tables: Tables) -> InputStats:
+        stats = cls()
+        for name in KEYED_TABLES:
+            ids = getattr(tables, name)["account_id"].to_numpy(np.int64)
+            stats.rows[name] = len(ids)
+            if len(ids):
+                stats.account_min[name], stats.account_max[name] = int(ids.min()), int(ids.max())
+        return stats
+
+    def merge(self, other: InputStats) -> None:
+        for name, n in other.rows.items():
+            self.rows[name] = self.rows.get(name, 0) + n
+        for name, lo in other.account_min.items():
+            self.account_min[name] = min(self.account_min.get(name, lo), lo)
+        for name, hi in other.account_max.items():
+            self.account_max[name] = max(self.account_max.get(name, hi), hi)
+
+
+@dataclass
+class ChunkOutput:
+    table: pa.Table
+    drift: dict[str, np.ndarray]
+    tally: Tally
+    inputs: InputStats
+    seconds: dict[str, float]
+    accounts: int  # accounts in the chunk, open or not
+
+
+def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.ndarray] | None = None, *,
+                watch: Stopwatch | None = None) -> ChunkOutput:
+    """Features, probabilities, decisions and reasons for every account of `tables` open at spec.as_of.
+
+    previous: (sorted account ids, scores) of the last cycle's output, when given instead of recomputed.
+    watch: a stopwatch already running (the caller timed its reading as stage 'read').
+    """
+    watch = watch or Stopwatch(STAGES)
+    models = spec.models
+    prep, now, before = _features(tables, spec)
+    watch.lap("features")
+    X = np.ascontiguousarray(now[models.feature_names].to_numpy(np.float64))
+    status = _status(prep, now, spec.as_of)
+    on_book = status != CHARGED_OFF
+    prob = models.predict_populations(X, now["dpd_now"].to_numpy(np.float64), on_book)
+    model_score = models.scale.score(prob["default"])[0]
+    prior = _previous_scores(spec, prep, now["account_id"].to_numpy(np.int64), before, previous)
+    watch.lap("predict")
+    state = _state(prep, now, status, prob, model_score, prior)
+    decision = decide(state, spec.policy, score_lo=models.scale.lo, score_hi=models.scale.hi)
+    watch.lap("policy")
+    codes, texts = _reasons(decision, models, X, spec.reasons)
+    watch.lap("reasons")
+    table = _table(spec, state, prob, decision, codes, texts)
+    drift = {name: bin_counts(ref, now[name]) for name, ref in models.reference.get("features", {}).items()
+             if name in now}
+    if "score" in models.reference:
+        drift["score"] = bin_counts(models.reference["score"], pd.Series(model_score[on_book]))
+    tally = Tally([b.min_score for b in spec.policy.limit.bands])
+    tally.add(table)
+    watch.lap("assemble")
+    return ChunkOutput(table, drift, tally, InputStats.of(tables), dict(watch.seconds), len(prep.account_id))
+
+
+def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, pd.DataFrame, pd.DataFrame]:
+    """Features as of T and (when recomputing) as of the previous cycle, in one pass over the histories."""
+    prep = Prepared(tables)
+    prep.extraction, prep.first_day = spec.extraction, int(to_days(np.array([spec.first_day.to_datetime64()]))[0])
+    days = [spec.as_of] if spec.previous_day is None else [spec.previous_day, spec.as_of]
+    frame = build_features(prep, [np.datetime64(int(d), "D") for d in days], default_catalog())
+    if spec.models.latent is not None:
+        frame = add_latent_features(frame, BillOutcomes(prep), spec.models.latent)
+    at = frame["as_of"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    return prep, frame[at == spec.as_of].reset_index(drop=True), frame[at != spec.as_of]
+
+
+def _charged_off(prep: Prepared, account_id: np.ndarray, day: int) -> np.ndarray:
+    """Whether each account was charged off by the end of `day`."""
+    charge_day = prep.charge_day[np.searchsorted(prep.account_id, account_id)]
+    return (charge_day != kernels.NONE) & (charge_day <= day)
+
+
+def _status(prep: Prepared, now: pd.DataFrame, as_of: int) -> np.ndarray:
+    """charged_off, new (no bill due yet) or active, per row of `now`."""
+    charged = _charged_off(prep, now["account_id"].to_numpy(np.int64), as_of)
+    return np.where(charged, CHARGED_OFF, np.where(now["bills_due"].to_numpy() == 0, NEW, ACTIVE))
+
+
+def _previous_scores(spec: ChunkSpec, prep: Prepared, ids: np.ndarray, before: pd.DataFrame,
+                     given: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Last cycle's score per account (NaN where there is none): recomputed, or from the given output."""
+    previous = np.full(len(ids), np.nan)
+    if spec.previous_day is not None and len(before):
+        models = spec.models
+        known = before["account_id"].to_numpy(np.int64)
+        X = np.ascontiguousarray(before[models.feature_names].to_numpy(np.float64))
+        on_book = ~_charged_off(prep, known, spec.previous_day)
+        rows = None if on_book.all() else np.flatnonzero(on_book)
+        scores = models.scale.score(models.probability("default", X, rows))[0]
+    elif given is not None and len(given[0]):
+        known, scores = given
+    else:
+        return previous
+    pos = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+    hit = known[pos] == ids
+    previous[hit] = scores[pos[hit]]
+    return previous
+
+
+def _state(prep: Prepared, now: pd.DataFrame, status: np.ndarray, prob: dict, model_score: np.ndarray,
+           previous: np.ndarray) -> pd.DataFrame:
+    """What the policy decides on: predictions and the few facts it reads (policy.decide.INPUTS)."""
+    state = pd.DataFrame({
+        "account_id": now["account_id"].to_numpy(np.int64), "status": status,
+        "is_installment": now["is_installment"].to_numpy() == 1,
+        "pd_default": prob["default"], "model_score": model_score, "previous_score": previous,
+        "dpd_now": now["dpd_now"].to_numpy(), "days_since_late": now["days_since_late"].to_numpy(),
+        "utilisation": now["util_n3"].to_numpy(), "balance_now": now["balance_now"].to_numpy(),
+        "limit_now": now["limit_now"].to_numpy(),
+    })
+    for target in ("early_warning", "self_cure"):
+        if target in prob:
+            state[BY_NAME[target].output] = prob[target]
+    return state
+
+
+def _table(spec: ChunkSpec, state: pd.DataFrame, prob: dict, decision: pd.DataFrame, codes: np.ndarray,
+           texts: np.ndarray) -> pa.Table:
+    """The chunk's rows in the output schema (columns of targets the bundle lacks left out)."""
+    n = len(state)
+    out = {
+        "account_id": state["account_id"].to_numpy(), "as_of": np.full(n, spec.as_of, dtype="datetime64[D]"),
+        "status": state["status"].to_numpy(),
+        "product": np.where(state["is_installment"], "installment", "revolving"),
+        **{BY_NAME[t].output: p for t, p in prob.items()},
+        "model_score": state["model_score"].to_numpy(), "previous_score": state["previous_score"].to_numpy(),
+        "dpd_now": state["dpd_now"].to_numpy(), "credit_limit": state["limit_now"].to_numpy(),
+        **{c: decision[c].to_numpy() for c in ("score", "score_adjustment", "early_warning", "early_warning_action",
+                                                "collection_treatment", "control_cell", "new_credit_limit",
+                                                "limit_action", "adverse")},
+        **{f"reason_{i + 1}": codes[:, i] for i in range(REASONS)},
+        **{f"reason_text_{i + 1}": texts[:, i] for i in range(REASONS)},
+        "model_version": np.full(n, spec.model_version, dtype=object),
+        "schema_version": np.full(n, SCHEMA_VERSION, dtype=np.int32),
+    }
+    schema = schema_for(spec.models.targets)
+    # NaN is written as null: a value nothing computed (outside a population, no previous score) is missing
+    return pa.table({f.name: pa.array(out[f.name], type=f.type, from_pandas=True) for f in schema}, schema=schema)
+
+
+def _reasons(decision: pd.DataFrame, models: Models, X: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reason columns: the fired rule first, then the explaining model's TreeSHAP reasons, up to REASONS.
+
+    Only rows that need them are explained ('adverse': rows with an adverse decision; 'all': every row,
+    by the default model unless the self-cure model explains an adverse collection decision).
+    """
+    n = len(decision)
+    rule = decision["rule_code"].to_numpy(object)
+    has_rule = rule != ""
+    explain = decision["explain"].to_numpy(object).copy()
+    if mode == "all":
+        explain[explain == ""] = "default"
+    elif mode == "none":
+        explain[:] = ""
+    model_idx = np.full((n, REASONS), -1, dtype=np.int64)
+    for target, sign in (("default", 1.0), ("self_cure", -1.0)):  # adverse: raises PD, or lowers self-cure
+        rows = np.flatnonzero(explain == target)
+        if len(rows) and target in models.compiled:
+            contrib = contributions(models.compiled[target], np.ascontiguousarray(X[rows]))[:, :-1]
+            model_idx[rows] = top_adverse(sign * contrib, REASONS)[0]
+    codes, texts = describe(model_idx, X, models.feature_names, models.catalog)
+    # rows with a rule: rule in slot 1, model reasons shifted right by one
+    codes[has_rule, 1:] = codes[has_rule, :-1]
+    texts[has_rule, 1:] = texts[has_rule, :-1]
+    codes[has_rule, 0] = rule[has_rule]
+    texts[has_rule, 0] = decision["rule_text"].to_numpy(object)[has_rule]
+    return codes, texts

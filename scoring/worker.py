@@ -1,0 +1,38 @@
+"""The map step of the local engine, as a worker process runs it: read one chunk's rows, then score them.
+
+Kept apart from the job so that worker processes import only what they run, and the pool can warm them up
+without importing the job that owns the pool.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from features.contract import ContractError, load_tables
+from features.stopwatch import Stopwatch
+from scoring.chunk import STAGES, ChunkOutput, ChunkSpec, score_chunk
+from scoring.errors import ScoreError
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One chunk for a worker: where its rows are, and the run's shared spec."""
+
+    data: Path
+    lo: int
+    hi: int
+    spec: ChunkSpec
+    previous: tuple[np.ndarray, np.ndarray] | None  # the slice of a given previous output
+
+
+def read_and_score(task: ChunkTask) -> ChunkOutput:
+    """The map step: read the accounts lo <= account_id < hi, then score them (runs in a worker process)."""
+    try:
+        watch = Stopwatch(STAGES)
+        tables = load_tables(task.data, account_range=(task.lo, task.hi))
+        watch.lap("read")
+        return score_chunk(tables, task.spec, task.previous, watch=watch)
+    except (ContractError, ValueError) as exc:  # a plain message: custom exceptions cross processes badly
+        raise ScoreError(str(exc)) from None
