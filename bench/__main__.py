@@ -1,11 +1,21 @@
-"""python -m bench NAME [options]: run one benchmark; its last line of output is one JSON object.
+"""Time one part of dynascore on a simulated world, beside a baseline run in the same process.
 
-Benchmarks:
-  simulate   generate a synthetic world and time it (python -m bench simulate --accounts 1000000 --months 24)
-  features   build the feature catalog, against the polars reference and a pandas apply
-             (python -m bench features --accounts 1000000 --months 24)
-  train      the training path against bare LightGBM fits (python -m bench train --accounts 200000 --months 36)
-  score      the nightly scoring job, and its compiled trees against LightGBM (python -m bench score --accounts 1000000)
+benchmarks:
+  simulate   generate a synthetic world, truth and Parquet writes included
+  features   build the feature catalog for one and for twelve as-of dates, against the polars reference
+             query and a per-account pandas apply
+  train      the training path from panel to registered model, against bare LightGBM fits
+  score      the nightly scoring job over a portfolio, and its compiled trees against LightGBM's own
+
+Each prints its figures and whether its goal is met, then ends with one line of JSON holding the same
+figures, for programs to compare. Each has its own options, defaults and goal: python -m bench NAME --help.
+The simulated worlds (and the scoring benchmark's model) are made once into data/synthetic/ and reused
+while the simulator's code is unchanged; making them is not timed.
+
+Examples:
+  python -m bench simulate --accounts 5000 --months 12       # a small run
+  python -m bench features --accounts 1000000 --months 24    # the goal's size
+  python -m bench train --help                               # one benchmark's options, defaults and goal
 """
 from __future__ import annotations
 
@@ -15,15 +25,19 @@ import sys
 
 BENCHMARKS = {"simulate": "bench.simulate", "features": "bench.features", "train": "bench.train",
               "score": "bench.score"}
+USAGE = f"usage: python -m bench [-h] {{{','.join(BENCHMARKS)}}} [options]"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHMARKS:
-        print(__doc__, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"error: unknown benchmark {argv[0]!r}; choose one of {', '.join(BENCHMARKS)}", file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv and argv[0] in ("-h", "--help"):
+        print(f"{USAGE}\n\n{__doc__.strip()}")
+        return 0
+    if not argv or argv[0] not in BENCHMARKS:
+        what = f"unknown benchmark {argv[0]!r}" if argv else "name a benchmark"
+        print(f"{USAGE}\npython -m bench: error: {what}; choose one of {', '.join(BENCHMARKS)} "
+              "(python -m bench --help)", file=sys.stderr)
+        return 2
     module = importlib.import_module(BENCHMARKS[argv[0]])
     figures = module.run(argv[1:])
     print(json.dumps(figures))

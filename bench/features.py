@@ -1,18 +1,22 @@
-"""Benchmark: the feature builder on a simulated world, against an independent reference and a naive apply.
+"""Build the feature catalog on a simulated world, against an independent reference query and a naive apply.
 
-Goal (issue 3, item 6), at 1,000,000 accounts x 24 months on the 2-core machine: the full catalog for one
-as-of date (reading included) in at most 0.2 x the time of the reference query, at most 6 GB peak, at least
-100 x faster than a per-account pandas `groupby().apply`, and twelve as-of dates in at most 4 x one date
-(both timed as the full catalog is: reading included; the build alone is printed too).
+Goal, at 1,000,000 accounts x 24 months on a 2-core machine: the full catalog for one as-of date (reading
+included) in at most 0.2 x the time of the reference query, at most 6 GB peak, at least 100 x faster than a
+per-account pandas groupby().apply, and twelve as-of dates in at most 4 x one date (both timed as the full
+catalog is: reading included; the build alone is printed too).
 
-The world is generated once into data/synthetic/bench-{accounts}x{months}-s{seed} and reused while its
+The world is generated once into data/synthetic/bench-<accounts>x<months>-s<seed> and reused while its
 manifest matches; generation is not timed. The builder's peak memory is measured in a process of its own
 (read + build, nothing else), because the reference and the apply baseline add several GB to this one.
-The reference is ../shared/reference/subset_polars.py beside the project (or --reference), read by path.
+The reference query is ../shared/reference/subset_polars.py beside the project (or --reference).
+
+Examples:
+  python -m bench features                                             # the goal's size
+  python -m bench features --accounts 3000 --months 24 --sample 200    # a small run
+  python -m bench features --as-of-dates 6 --reference path/to/subset_polars.py
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib.util
 import json
@@ -22,11 +26,13 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from bench.cli import bench_parser
 from bench.data import dataset
 from bench.measure import Timer
 from features.builders import Prepared, build_features, to_days
@@ -43,102 +49,118 @@ TOLERANCE = 1e-9
 
 
 def run(argv: list[str]) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m bench features", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--accounts", type=int, default=1_000_000)
-    ap.add_argument("--months", type=int, default=24)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--as-of-dates", type=int, default=12, help="month ends in the multi-date build (default 12)")
-    ap.add_argument("--sample", type=int, default=2000, help="accounts timed with the pandas apply baseline")
-    ap.add_argument("--data", type=Path, default=None, help="dataset folder (default: the cache folder)")
-    ap.add_argument("--reference", type=Path, default=REFERENCE, help="path of subset_polars.py")
+    ap = bench_parser("features", __doc__, accounts=1_000_000, months=24, data=True)
+    ap.add_argument("--as-of-dates", type=int, default=12, metavar="N",
+                    help="month ends in the multi-date build (default 12)")
+    ap.add_argument("--sample", type=int, default=2000, metavar="N",
+                    help="accounts timed with the pandas apply baseline, then extrapolated (default 2,000)")
+    ap.add_argument("--reference", type=Path, default=REFERENCE, metavar="FILE",
+                    help="the reference query, subset_polars.py (default ../shared/reference/subset_polars.py "
+                         "beside the project)")
     args = ap.parse_args(argv)
     reference = _load_reference(args.reference)
-    data = dataset(args.accounts, args.months, args.seed, args.data)
+    m = measure(args.data or dataset(args.accounts, args.months, args.seed), reference, args)
+    _print(m)
+    return _figures(m, args.months)
 
-    peak = _peak_in_child(data)  # first, while this process is still small
+
+def measure(data: Path, reference, args) -> SimpleNamespace:
+    """Every figure of the run, unrounded: one date against the reference and the apply, then many dates."""
+    m = SimpleNamespace(peak=_peak_in_child(data))  # first, while this process is still small
     with Timer() as t_compile:  # the compiled kernels of reading, checking and building, on a few accounts
         warm_up(data)
     with Timer() as t_read:
         tables = load_tables(data)
-    as_of = last_month_end(tables)
+    m.as_of = as_of = last_month_end(tables)
     with Timer() as t_prep:
         prep = Prepared(tables)
     with Timer() as t_build:
         frame = build_features(prep, [as_of])
-    bills, payments = len(tables.bills), len(tables.payments)
-    wall = t_read.seconds + t_prep.seconds + t_build.seconds
-    compute = t_prep.seconds + t_build.seconds
+    m.compile_s, m.read_s, m.prep_s, m.build_s = t_compile.seconds, t_read.seconds, t_prep.seconds, t_build.seconds
+    m.bills, m.payments = len(tables.bills), len(tables.payments)
+    m.wall = m.read_s + m.prep_s + m.build_s
+    m.compute = m.prep_s + m.build_s
 
-    ref = _run_reference(reference, data, as_of)
-    equal, mismatches = compare(frame, ref["frame"], REFERENCE_COLUMNS)
-    del ref["frame"]
+    m.ref = _run_reference(reference, data, as_of)
+    m.equal, m.mismatches = compare(frame, m.ref["frame"], REFERENCE_COLUMNS)
+    del m.ref["frame"]
     gc.collect()
 
-    apply = _apply_baseline(tables, frame, as_of, min(args.sample, len(tables.accounts)), args.seed)
+    m.apply = _apply_baseline(tables, frame, as_of, min(args.sample, len(tables.accounts)), args.seed)
 
-    n_acc, features, rows = len(tables.accounts), len(default_catalog()), len(frame)
+    m.n_acc, m.features, m.rows = len(tables.accounts), len(default_catalog()), len(frame)
     del tables, frame  # the multi-date build keeps only the prepared arrays
     gc.collect()
-    dates = month_ends(as_of, args.as_of_dates, prep)
-    need_gb, free_gb = multi_date_need_gb(prep, dates, features), available_gb()
-    dates_s = many_rows = None
-    if need_gb <= MEMORY_SHARE * free_gb:
+    m.dates = month_ends(as_of, args.as_of_dates, prep)
+    m.need_gb, m.free_gb = multi_date_need_gb(prep, m.dates, m.features), available_gb()
+    m.dates_s = m.many_rows = None
+    if m.need_gb <= MEMORY_SHARE * m.free_gb:
         with Timer() as t_dates:
-            many_rows = len(build_features(prep, dates))
-        dates_s = t_dates.seconds
+            m.many_rows = len(build_features(prep, m.dates))
+        m.dates_s = t_dates.seconds
         gc.collect()
 
-    ref_ratio = wall / ref["total_s"]
-    apply_ratio = compute / apply["extrapolated_s"]
+    m.ref_ratio = m.wall / m.ref["total_s"]
+    m.apply_ratio = m.compute / m.apply["extrapolated_s"]
     # twelve dates against one, both as the full catalog is timed: reading and preparing included (done once)
-    dates_ratio = None if dates_s is None else (t_read.seconds + t_prep.seconds + dates_s) / wall
-    dates_build_ratio = None if dates_s is None else dates_s / t_build.seconds
-    print(f"features: {bills:,} bills + {payments:,} payments / {n_acc:,} accounts as of {as_of.date()} "
-          f"({features} features, {rows:,} rows)")
-    print(f"  read {t_read.seconds:.1f} s   prepare {t_prep.seconds:.1f} s   build {t_build.seconds:.1f} s   "
-          f"compile {t_compile.seconds:.1f} s (once, apart)   full catalog {wall:.1f} s   "
-          f"{(bills + payments) / wall / 1e6:.1f} M rows/s")
+    m.dates_ratio = None if m.dates_s is None else (m.read_s + m.prep_s + m.dates_s) / m.wall
+    m.dates_build_ratio = None if m.dates_s is None else m.dates_s / m.build_s
+    return m
+
+
+def _print(m: SimpleNamespace) -> None:
+    ref, apply, dates, peak = m.ref, m.apply, m.dates, m.peak
+    print(f"features: {m.bills:,} bills + {m.payments:,} payments / {m.n_acc:,} accounts as of {m.as_of.date()} "
+          f"({m.features} features, {m.rows:,} rows)")
+    print(f"  read {m.read_s:.1f} s   prepare {m.prep_s:.1f} s   build {m.build_s:.1f} s   "
+          f"compile {m.compile_s:.1f} s (once, apart)   full catalog {m.wall:.1f} s   "
+          f"{(m.bills + m.payments) / m.wall / 1e6:.1f} M rows/s")
     print(f"  peak {peak['peak_gb']:.2f} GB (read + build in a process of its own: read {peak['read_s']:.1f} s, "
           f"build {peak['build_s']:.1f} s)")
     print(f"  reference subset (polars) {ref['total_s']:.1f} s (read {ref['read_s']:.1f} s + query "
-          f"{ref['query_s']:.1f} s)   ratio {ref_ratio:.2f}   values equal: {equal}/{len(REFERENCE_COLUMNS)} "
+          f"{ref['query_s']:.1f} s)   ratio {m.ref_ratio:.2f}   values equal: {m.equal}/{len(REFERENCE_COLUMNS)} "
           f"columns on {ref['rows']:,} accounts")
-    for line in mismatches:
+    for line in m.mismatches:
         print(f"    differs: {line}")
     print(f"  pandas groupby().apply ({', '.join(APPLY_COLUMNS)}) on {apply['sample']:,} accounts "
-          f"{apply['sample_s']:.1f} s -> {apply['extrapolated_s']:,.0f} s at {n_acc:,}   ratio {apply_ratio:.4f} "
-          f"({1 / apply_ratio:,.0f}x faster, prepare + build)   values equal: {apply['equal']}/{len(APPLY_COLUMNS)}")
+          f"{apply['sample_s']:.1f} s -> {apply['extrapolated_s']:,.0f} s at {m.n_acc:,}   ratio "
+          f"{m.apply_ratio:.4f} ({1 / m.apply_ratio:,.0f}x faster, prepare + build)   values equal: "
+          f"{apply['equal']}/{len(APPLY_COLUMNS)}")
     span = f"{len(dates)} as-of dates ({dates[0].date()} .. {dates[-1].date()})"
-    if dates_s is None:
-        print(f"  {span} skipped: the build would need about {need_gb:.0f} GB and {free_gb:.0f} GB is available "
-              "(run it on a machine with more memory)")
+    if m.dates_s is None:
+        print(f"  {span} skipped: the build would need about {m.need_gb:.0f} GB and {m.free_gb:.0f} GB is "
+              "available (run it on a machine with more memory)")
     else:
-        print(f"  {span} {t_read.seconds + t_prep.seconds + dates_s:.1f} s (read and prepare once, build "
-              f"{dates_s:.1f} s), {many_rows:,} rows   ratio to one date {dates_ratio:.2f} (build alone "
-              f"{dates_build_ratio:.1f}: {many_rows / rows:.1f} x the rows, "
-              f"{many_rows * (features + 2) * 8 / 1e9:.1f} GB of output)")
+        print(f"  {span} {m.read_s + m.prep_s + m.dates_s:.1f} s (read and prepare once, build "
+              f"{m.dates_s:.1f} s), {m.many_rows:,} rows   ratio to one date {m.dates_ratio:.2f} (build alone "
+              f"{m.dates_build_ratio:.1f}: {m.many_rows / m.rows:.1f} x the rows, "
+              f"{m.many_rows * (m.features + 2) * 8 / 1e9:.1f} GB of output)")
     verdict = {True: "met", False: "MISSED", None: "not run"}
-    print(f"  goals: full catalog <= {GOAL_REF_RATIO} x reference {verdict[ref_ratio <= GOAL_REF_RATIO]}, "
+    print(f"  goals: full catalog <= {GOAL_REF_RATIO} x reference {verdict[m.ref_ratio <= GOAL_REF_RATIO]}, "
           f"<= {GOAL_GB:.0f} GB {verdict[peak['peak_gb'] <= GOAL_GB]}, "
-          f">= {GOAL_APPLY_SPEEDUP:.0f}x faster than apply {verdict[1 / apply_ratio >= GOAL_APPLY_SPEEDUP]}, "
+          f">= {GOAL_APPLY_SPEEDUP:.0f}x faster than apply {verdict[1 / m.apply_ratio >= GOAL_APPLY_SPEEDUP]}, "
           f"{len(dates)} dates <= {GOAL_DATES_RATIO:.0f} x one "
-          f"{verdict[None if dates_ratio is None else dates_ratio <= GOAL_DATES_RATIO]}")
-    return {"bench": "features", "accounts": n_acc, "months": args.months, "bills": bills, "payments": payments,
-            "as_of": str(as_of.date()), "features": features, "rows": rows,
-            "read_s": round(t_read.seconds, 2), "prepare_s": round(t_prep.seconds, 2),
-            "build_s": round(t_build.seconds, 2), "compile_s": round(t_compile.seconds, 2),
-            "wall_s": round(wall, 2), "rows_per_s": round((bills + payments) / wall),
-            "peak_gb": round(peak["peak_gb"], 2),
-            "reference_s": round(ref["total_s"], 2), "reference_read_s": round(ref["read_s"], 2),
-            "reference_query_s": round(ref["query_s"], 2), "ratio": round(ref_ratio, 3),
-            "equal_columns": equal, "apply_sample": apply["sample"], "apply_sample_s": round(apply["sample_s"], 2),
-            "apply_extrapolated_s": round(apply["extrapolated_s"], 1), "apply_ratio": round(apply_ratio, 5),
-            "apply_equal_columns": apply["equal"], "dates": len(dates),
-            "dates_s": None if dates_s is None else round(dates_s, 2),
-            "dates_ratio": None if dates_ratio is None else round(dates_ratio, 2),
-            "dates_build_ratio": None if dates_build_ratio is None else round(dates_build_ratio, 2),
-            "dates_need_gb": round(need_gb, 1)}
+          f"{verdict[None if m.dates_ratio is None else m.dates_ratio <= GOAL_DATES_RATIO]}")
+
+
+def _figures(m: SimpleNamespace, months: int) -> dict:
+    """The run's one line of JSON."""
+    def r(value: float | None, digits: int) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return {"bench": "features", "accounts": m.n_acc, "months": months, "bills": m.bills, "payments": m.payments,
+            "as_of": str(m.as_of.date()), "features": m.features, "rows": m.rows,
+            "read_s": r(m.read_s, 2), "prepare_s": r(m.prep_s, 2),
+            "build_s": r(m.build_s, 2), "compile_s": r(m.compile_s, 2),
+            "wall_s": r(m.wall, 2), "rows_per_s": round((m.bills + m.payments) / m.wall),
+            "peak_gb": r(m.peak["peak_gb"], 2),
+            "reference_s": r(m.ref["total_s"], 2), "reference_read_s": r(m.ref["read_s"], 2),
+            "reference_query_s": r(m.ref["query_s"], 2), "ratio": r(m.ref_ratio, 3),
+            "equal_columns": m.equal, "apply_sample": m.apply["sample"], "apply_sample_s": r(m.apply["sample_s"], 2),
+            "apply_extrapolated_s": r(m.apply["extrapolated_s"], 1), "apply_ratio": r(m.apply_ratio, 5),
+            "apply_equal_columns": m.apply["equal"], "dates": len(m.dates),
+            "dates_s": r(m.dates_s, 2), "dates_ratio": r(m.dates_ratio, 2),
+            "dates_build_ratio": r(m.dates_build_ratio, 2), "dates_need_gb": r(m.need_gb, 1)}
 
 
 # ---------------------------------------------------------------------------------------------- data

@@ -1,15 +1,20 @@
-"""Benchmark: the nightly scoring job over a whole portfolio, and its compiled trees against LightGBM's own.
+"""The nightly scoring job over a whole portfolio, and its compiled trees against LightGBM's own.
 
-Goal (issue 5, item 5), at 1,000,000 accounts: reading, features (as of T and of the previous cycle), three
-models, reasons, policy and writing in <= 30 s wall and <= 4 GB peak (the process tree, workers included).
-Numba compiles once per machine (cached on disk); that one-time cost is timed apart on a small chunk.
-In the same run, on the same features: LightGBM's `predict` and exact TreeSHAP `pred_contrib` against the
-job's compiled predictor and TreeSHAP -- rows/s, the ratio, and the agreement of the top-4 reason codes.
-The model is trained once (not timed) on a separate simulated world and cached with the datasets.
+Goal, at 1,000,000 accounts: python score.py end to end -- reading, features (as of T and of the previous
+cycle), three models, reasons, policy and writing -- in at most 30 s wall and 4 GB peak (the process tree,
+workers included). Numba compiles once per machine (cached on disk); that one-time cost is timed apart on a
+small chunk. In the same run, on the same features: LightGBM's predict and exact TreeSHAP (pred_contrib)
+against the job's compiled predictor and TreeSHAP -- rows/s, the ratio, and the agreement of the top-4
+reason codes. The model is trained once (not timed) on a simulated world of its own (--train-accounts x
+--train-months) and cached with the datasets.
+
+Examples:
+  python -m bench score                                            # the goal's size, 1,000,000 accounts
+  python -m bench score --accounts 5000 --train-accounts 20000     # a small run
+  python -m bench score --latent-state                             # a model with the latent-state features
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.cli import bench_parser
 from bench.data import CACHE, dataset
 from bench.measure import PeakMemory, Timer
 from features.builders import Prepared, build_features
@@ -58,16 +64,15 @@ def model(accounts: int, months: int, seed: int, latent_state: bool = False) -> 
 
 
 def run(argv: list[str]) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m bench score", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--accounts", type=int, default=1_000_000)
-    ap.add_argument("--months", type=int, default=24)
-    ap.add_argument("--train-accounts", type=int, default=200_000)
-    ap.add_argument("--train-months", type=int, default=36)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--chunk-size", type=int, default=125_000, help="accounts per chunk (default 125000)")
-    ap.add_argument("--sample", type=int, default=5_000, help="rows for LightGBM's pred_contrib baseline")
+    ap = bench_parser("score", __doc__, accounts=1_000_000, months=24, workers=2)
+    ap.add_argument("--train-accounts", type=int, default=200_000, metavar="N",
+                    help="accounts in the world the model is trained on (default 200,000)")
+    ap.add_argument("--train-months", type=int, default=36, metavar="N",
+                    help="months of history in that world (default 36)")
+    ap.add_argument("--chunk-size", type=int, default=125_000, metavar="N",
+                    help="accounts per chunk of the job (default 125,000)")
+    ap.add_argument("--sample", type=int, default=5_000, metavar="N",
+                    help="adverse rows for LightGBM's pred_contrib baseline (default 5,000)")
     ap.add_argument("--latent-state", action="store_true",
                     help="score with a model trained with the latent-state filter's features (bench train "
                          "--latent-state); the job then computes them from each chunk's histories")

@@ -1,24 +1,30 @@
-"""Benchmark: the whole training path against bare LightGBM on the same matrices.
+"""The whole training path, from panel to registered model, against bare LightGBM fits on the same rows.
 
-Goal (issue 4, item 11), at 200,000 accounts x 36 months: the training path from panel to registered
-bundle -- fits with early stopping, calibration, benchmark scorecard, metrics with bootstrap intervals,
-report, mlflow run and registry -- costs at most 1.15 x three bare `lightgbm.train` calls with the same
-parameters and the number of rounds the trainer chose. Timed apart: building the panel, and making a new
-mlflow store's tables (once per store; the imports of mlflow and lightgbm are the process's). Also printed: the
-out-of-time AUC against the Bayes-optimal oracle (goal >= 0.99 x) and the default model's calibration
-deciles inside their binomial 95 % interval (goal >= 9 of 10).
+Goal, at 200,000 accounts x 36 months: the training path -- fits with early stopping, calibration, benchmark
+scorecard, metrics with bootstrap intervals, report, mlflow run and registry -- costs at most 1.15 x three
+bare lightgbm.train calls with the same parameters and the number of rounds the trainer chose. Timed apart:
+reading, building the panel, and making a new mlflow store's tables (once per store; the imports of mlflow
+and lightgbm are the process's). Also printed: the out-of-time AUC against the Bayes-optimal oracle (goal
+at least 0.99 x) and the default model's calibration deciles inside their binomial 95 % interval (goal at
+least 9 of 10).
+
+Examples:
+  python -m bench train                                   # the goal's size, 200,000 accounts x 36 months
+  python -m bench train --accounts 20000 --months 36      # a small run
+  python -m bench train --latent-state                    # with the latent-state filter's features
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightgbm as lgb
 import mlflow
 import numpy as np
 
+from bench.cli import bench_parser
 from bench.data import dataset
 from bench.measure import PeakMemory, Timer
 from features.catalog import default_catalog
@@ -32,84 +38,111 @@ GOAL_OVERHEAD, GOAL_ORACLE, GOAL_DECILES = 1.15, 0.99, 9
 
 
 def run(argv: list[str]) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m bench train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--accounts", type=int, default=200_000)
-    ap.add_argument("--months", type=int, default=36)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--data", type=Path, help="dataset folder (default: the cache folder)")
+    ap = bench_parser("train", __doc__, accounts=200_000, months=36, data=True)
     ap.add_argument("--latent-state", action="store_true",
                     help="train with the latent-state filter's features ([train] latent_state = true)")
     args = ap.parse_args(argv)
     data = args.data or dataset(args.accounts, args.months, args.seed)
     cfg = TrainConfig(latent_state=args.latent_state)
-    catalog = default_catalog()
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:
-        uri = f"sqlite:///{tmp}/mlflow.db"
-        with PeakMemory() as mem:
-            with Timer() as t_store:  # a new store's tables: made once per store, not once per training run
-                mlflow.MlflowClient(tracking_uri=uri).search_experiments()
-            with Timer() as t_load:
-                tables = load_tables(data, optional=("macro", "truth"))
-            with Timer() as t_panel:
-                panel = build_training_panel(tables, cfg, catalog)
-            with Timer() as t_path:
-                with Timer() as t_train:
-                    result = train(tables, cfg, panel=panel, catalog=catalog, progress=lambda _: None)
-                with Timer() as t_report:
-                    report = write_training_report(result, tmp / "reports")
-                logged = log_training(result, model_name="bench", experiment="bench",
-                                      uri=uri, report_path=report, config=cfg)
-        bare = {}
-        panel = result.panel  # the trained-on panel: the latent-state features appended
-        for target, r in result.targets.items():
-            at = slice_rows(panel, target, r.plan)["train"]  # the trainer's own rows, in its order
-            X, y = np.ascontiguousarray(panel.rows(at)), panel.frame[target].to_numpy(np.float64)[at]
-            with Timer() as t_bare:
-                lgb.train(r.params, lgb.Dataset(X, y, feature_name=panel.feature_names),
-                          num_boost_round=r.best_iteration)
-            bare[target] = t_bare.seconds
+        m = _training_path(data, cfg, tmp)
+        m.bare = _bare_fits(m.result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    bare_s = sum(bare.values())
-    overhead = t_path.seconds / bare_s
-    d = result.targets["default"]
-    inside = int(d.calibration["inside"].sum())
-    rows = {t: r.rows["train"] for t, r in result.targets.items()}
-    print(f"train: {args.accounts:,} accounts x {args.months} months; panel {len(panel.frame):,} rows x "
-          f"{len(panel.feature_names)} features; train rows " + ", ".join(f"{t} {n:,}" for t, n in rows.items()))
-    print(f"  read {t_load.seconds:.1f} s   panel {t_panel.seconds:.1f} s and new mlflow store "
-          f"{t_store.seconds:.1f} s (apart)   "
-          f"training path {t_path.seconds:.1f} s (fits {result.timings['fit_s']:.1f} s)   peak {mem.peak_gb:.2f} GB")
-    # the latent-state filter fitted and its features added; the panel binned once; then each target's part
+    m.stages = _stages(m)
+    _print(m, args)
+    return _figures(m, args)
+
+
+def _training_path(data: Path, cfg: TrainConfig, tmp: Path) -> SimpleNamespace:
+    """Read, build the panel, then the timed path: train, report, log and register in a new mlflow store."""
+    catalog = default_catalog()
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    with PeakMemory() as mem:
+        with Timer() as t_store:  # a new store's tables: made once per store, not once per training run
+            mlflow.MlflowClient(tracking_uri=uri).search_experiments()
+        with Timer() as t_load:
+            tables = load_tables(data, optional=("macro", "truth"))
+        with Timer() as t_panel:
+            panel = build_training_panel(tables, cfg, catalog)
+        with Timer() as t_path:
+            with Timer() as t_train:
+                result = train(tables, cfg, panel=panel, catalog=catalog, progress=lambda _: None)
+            with Timer() as t_report:
+                report = write_training_report(result, tmp / "reports")
+            logged = log_training(result, model_name="bench", experiment="bench",
+                                  uri=uri, report_path=report, config=cfg)
+    return SimpleNamespace(result=result, logged=logged, peak_gb=mem.peak_gb, store_s=t_store.seconds,
+                           load_s=t_load.seconds, panel_s=t_panel.seconds, path_s=t_path.seconds,
+                           train_s=t_train.seconds, report_s=t_report.seconds)
+
+
+def _bare_fits(result) -> dict[str, float]:
+    """Seconds of a bare lightgbm.train per target: the trainer's rows, parameters and number of rounds."""
+    bare = {}
+    panel = result.panel  # the trained-on panel: the latent-state features appended
+    for target, r in result.targets.items():
+        at = slice_rows(panel, target, r.plan)["train"]  # the trainer's own rows, in its order
+        X, y = np.ascontiguousarray(panel.rows(at)), panel.frame[target].to_numpy(np.float64)[at]
+        with Timer() as t_bare:
+            lgb.train(r.params, lgb.Dataset(X, y, feature_name=panel.feature_names),
+                      num_boost_round=r.best_iteration)
+        bare[target] = t_bare.seconds
+    return bare
+
+
+def _stages(m: SimpleNamespace) -> dict[str, float]:
+    """Where the path's time went: the latent-state filter fitted and its features added; the panel binned
+    once; then each target's part; the bundle, the report and mlflow."""
+    result = m.result
     stages: dict[str, float] = {"latent": result.timings.get("latent_s", 0.0), "bin": result.timings["bin_s"]}
     for r in result.targets.values():
         for stage, seconds in r.stage_seconds.items():
             stages[stage] = stages.get(stage, 0.0) + seconds
-    stages["bundle"] = t_train.seconds - result.timings["fit_s"]  # drift references, fingerprint
-    stages["report"] = t_report.seconds
-    stages["mlflow"] = t_path.seconds - t_train.seconds - t_report.seconds
-    print("  where the path's time went: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
+    stages["bundle"] = m.train_s - result.timings["fit_s"]  # drift references, fingerprint
+    stages["report"] = m.report_s
+    stages["mlflow"] = m.path_s - m.train_s - m.report_s
+    return stages
+
+
+def _print(m: SimpleNamespace, args) -> None:
+    result, panel = m.result, m.result.panel
+    bare_s = sum(m.bare.values())
+    rows = {t: r.rows["train"] for t, r in result.targets.items()}
+    print(f"train: {args.accounts:,} accounts x {args.months} months; panel {len(panel.frame):,} rows x "
+          f"{len(panel.feature_names)} features; train rows " + ", ".join(f"{t} {n:,}" for t, n in rows.items()))
+    print(f"  read {m.load_s:.1f} s   panel {m.panel_s:.1f} s and new mlflow store "
+          f"{m.store_s:.1f} s (apart)   "
+          f"training path {m.path_s:.1f} s (fits {result.timings['fit_s']:.1f} s)   peak {m.peak_gb:.2f} GB")
+    print("  where the path's time went: " + ", ".join(f"{k} {v:.1f} s" for k, v in m.stages.items()))
     print("  bare lightgbm.train " + ", ".join(f"{t} {s:.1f} s ({result.targets[t].best_iteration} rounds)"
-                                                for t, s in bare.items())
-          + f" = {bare_s:.1f} s; overhead ratio {overhead:.2f} (goal <= {GOAL_OVERHEAD})")
+                                                for t, s in m.bare.items())
+          + f" = {bare_s:.1f} s; overhead ratio {m.path_s / bare_s:.2f} (goal <= {GOAL_OVERHEAD})")
     for t, r in result.targets.items():
-        m = r.metrics["test"]
-        line = (f"  {t:<14} out-of-time AUC {m['auc']:.4f} [{m['auc_lo']:.4f}, {m['auc_hi']:.4f}]  observed / "
-                f"predicted {m['oe_ratio']:.3f}")
+        test = r.metrics["test"]
+        line = (f"  {t:<14} out-of-time AUC {test['auc']:.4f} [{test['auc_lo']:.4f}, {test['auc_hi']:.4f}]  "
+                f"observed / predicted {test['oe_ratio']:.3f}")
         if r.oracle:
             line += f"  oracle {r.oracle['oracle_auc']:.4f}  ratio {r.oracle['auc_ratio']:.4f}"
         print(line)
+    inside = int(result.targets["default"].calibration["inside"].sum())
     print(f"  default calibration: {inside}/10 deciles inside the binomial 95 % interval (goal >= {GOAL_DECILES}); "
-          f"registered {logged.model_uri} as {logged.alias}")
+          f"registered {m.logged.model_uri} as {m.logged.alias}")
+
+
+def _figures(m: SimpleNamespace, args) -> dict:
+    """The run's one line of JSON."""
+    result = m.result
+    bare_s = sum(m.bare.values())
     figures = {"bench": "train", "accounts": args.accounts, "months": args.months, "latent_state": args.latent_state,
-               "panel_rows": len(panel.frame),
-               "read_s": round(t_load.seconds, 2), "panel_s": round(t_panel.seconds, 2),
-               "store_s": round(t_store.seconds, 2),
-               "path_s": round(t_path.seconds, 2), "bare_s": round(bare_s, 2), "overhead_ratio": round(overhead, 3),
-               "peak_gb": round(mem.peak_gb, 2), "deciles_inside": inside}
-    figures.update({f"{k}_s": round(v, 2) for k, v in stages.items()})
+               "panel_rows": len(result.panel.frame),
+               "read_s": round(m.load_s, 2), "panel_s": round(m.panel_s, 2),
+               "store_s": round(m.store_s, 2),
+               "path_s": round(m.path_s, 2), "bare_s": round(bare_s, 2), "overhead_ratio": round(m.path_s / bare_s, 3),
+               "peak_gb": round(m.peak_gb, 2),
+               "deciles_inside": int(result.targets["default"].calibration["inside"].sum())}
+    figures.update({f"{k}_s": round(v, 2) for k, v in m.stages.items()})
     for t, r in result.targets.items():
         figures[f"{t}_auc"] = round(r.metrics["test"]["auc"], 4)
         figures[f"{t}_rounds"] = r.best_iteration
@@ -117,4 +150,3 @@ def run(argv: list[str]) -> dict:
         if r.oracle:
             figures[f"{t}_oracle_ratio"] = round(r.oracle["auc_ratio"], 4)
     return figures
-

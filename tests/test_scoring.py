@@ -1,13 +1,18 @@
 """The batch scoring job: same output whatever the chunking, atomic under SIGKILL, clear on bad input."""
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
+import pty
+import re
+import select
 import signal
+import struct
 import subprocess
 import sys
-import time
+import termios
 from pathlib import Path
 
 import numpy as np
@@ -161,24 +166,41 @@ def test_csv_input_scores_the_same_as_parquet(small_world, bundle_dir, tmp_path)
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
 
 
+def _kill_when_a_chunk_is_done(args: list[str]) -> None:
+    """Run score.py with its progress bar on a terminal; SIGKILL it when the bar says a chunk is written and more
+    are to come."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 rows, 100 columns
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    said = b""
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], 600)  # a hang guard, not a bound on speed
+            assert ready, "score.py said nothing for 10 minutes"
+            try:
+                said += os.read(leader, 4096)
+            except OSError:  # the job closed its terminal: it ended before a chunk was reported
+                break
+            counts = re.findall(rb" (\d+)/(\d+) \[", said)
+            if counts and 0 < int(counts[-1][0]) < int(counts[-1][1]):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        proc.wait()
+        os.close(leader)
+    assert proc.returncode == -signal.SIGKILL, \
+        f"the job ended on its own before it could be killed:\n{said.decode(errors='replace')[-2000:]}"
+
+
 def test_sigkill_midway_leaves_nothing_and_a_rerun_is_complete_and_identical(baseline_dir, bundle_dir, tmp_path):
     reference = tmp_path / "reference.parquet"
     _score(baseline_dir[0], reference, bundle_dir, workers=1, chunk_size=2_000)
     out = tmp_path / "killed" / "scores.parquet"
     args = [sys.executable, str(ROOT / "score.py"), "--model", str(bundle_dir), "--data", str(baseline_dir[0]),
             "--out", str(out), "--workers", "1", "--chunk-size", "2000"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    partial = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        parts = list(out.parent.glob(".scores.parquet.part-*")) if out.parent.exists() else []
-        if parts and parts[0].stat().st_size > 100_000:  # some chunks written, more to come
-            partial = parts[0]
-            break
-        time.sleep(0.05)
-    assert partial is not None and proc.poll() is None, "the job finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_when_a_chunk_is_done(args)
+    assert list(out.parent.glob(".scores.parquet.part-*")), "killed while writing: its temporary file is there"
     assert not out.exists() and not manifest_path(out).exists()
     rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

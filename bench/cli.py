@@ -1,0 +1,33 @@
+"""The command line every benchmark shares: the world's size and seed, and help that reads like the other CLIs'."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def bench_parser(name: str, doc: str, *, accounts: int, months: int, workers: int | None = None,
+                 data: bool = False) -> argparse.ArgumentParser:
+    """The parser of `python -m bench NAME`, with the options every benchmark has.
+
+    `doc` is the benchmark module's docstring: its first paragraph describes, the rest (goal, what is timed,
+    examples) follows the options. --accounts, --months and --seed choose the simulated world; --workers is
+    added where the work runs in worker processes (default `workers`), --data where a folder of one's own
+    can stand in for the simulated world.
+    """
+    head, _, rest = doc.strip().partition("\n\n")
+    ap = argparse.ArgumentParser(prog=f"python -m bench {name}", description=head, epilog=rest,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--accounts", type=int, default=accounts, metavar="N",
+                    help=f"accounts in the simulated world (default {accounts:,})")
+    ap.add_argument("--months", type=int, default=months, metavar="N",
+                    help=f"months of history in the simulated world (default {months})")
+    ap.add_argument("--seed", type=int, default=1, metavar="N", help="the simulated world's seed (default 1)")
+    if workers is not None:
+        ap.add_argument("--workers", type=int, default=workers, metavar="N",
+                        help=f"worker processes (default {workers})")
+    if data:
+        ap.add_argument("--data", type=Path, metavar="DIR",
+                        help="a data folder in the contract, used as it is, instead of the simulated world "
+                             "(default: the world of --accounts, --months and --seed, generated once into "
+                             "data/synthetic/ and reused)")
+    return ap
