@@ -76,106 +76,150 @@ def compile_booster(booster: lgb.Booster, max_k: int = MAX_K, heap_depth: int = 
         raise ValueError(f"max_k must be in [0, {_MAX_TABLE_K}], got {max_k}")
     model = booster.dump_model()
     _check_model(model)
-    feat, thr, miss, dleft, lch, rch, npos = [], [], [], [], [], [], []
-    value, k, pfeat, pzero, walk_start, walk_node, walk_left = [], [], [], [], [0], [], []
-    pos_start, table_start = [0], []
-    int_start, leaf_start = [0], [0]
-    bias = 0.0
-    n_table = 0
+    flat = _Flattener(max_k)
     for tree in model["tree_info"]:
-        root = tree["tree_structure"]
-        i0, l0 = len(feat), len(value)
+        flat.add_tree(tree["tree_structure"])
+    trees = flat.compiled(n_features=int(model["max_feature_idx"]) + 1)
+    _build_tables(trees.k, trees.pos_start, trees.path_zero, trees.value, trees.table_start, trees.table)
+    return _with_heaps(trees, heap_depth)
+
+
+class _Flattener:
+    """Collects the trees of a dumped model into the flat lists behind `CompiledTrees`, one tree at a time.
+
+    Each list is named after the `CompiledTrees` field it becomes; the `*_start` lists hold offsets, so a
+    tree's or leaf's entries are found without per-tree objects once the lists are arrays.
+    """
+
+    def __init__(self, max_k: int) -> None:
+        self.max_k = max_k
+        self.feature, self.threshold, self.missing, self.default_left = [], [], [], []
+        self.left, self.right, self.node_pos = [], [], []
+        self.value, self.k, self.path_feature, self.path_zero = [], [], [], []
+        self.pos_start, self.table_start = [0], []
+        self.walk_start, self.walk_node, self.walk_left = [0], [], []
+        self.int_start, self.leaf_start = [0], [0]
+        self.bias = 0.0
+        self.n_table = 0  # floats the leaf tables need so far
+
+    def add_tree(self, root: dict) -> None:
+        """Append one tree and add its expected value to the bias."""
         if "split_index" not in root:  # a single leaf: a constant, all of it bias
-            value.append(float(root["leaf_value"]))
-            k.append(0)
-            pos_start.append(len(pfeat))
-            table_start.append(-1)
-            walk_start.append(len(walk_node))
-            int_start.append(len(feat))
-            leaf_start.append(len(value))
-            bias += float(root["leaf_value"])
-            continue
+            self._leaf(float(root["leaf_value"]), (), (), ())
+            self.bias += float(root["leaf_value"])
+        else:
+            i0 = len(self.feature)
+            self.bias += self._walk(root, i0, len(self.value))
+            self._leaf_slots(i0)
+        self.int_start.append(len(self.feature))
+        self.leaf_start.append(len(self.value))
+
+    def _walk(self, root: dict, i0: int, l0: int) -> float:
+        """Append a tree's nodes in pre-order, linking each to its parent; return the tree's expected value.
+
+        Leaves are linked as ~(local leaf index) until `_leaf_slots` knows how many internal nodes precede
+        them. The expected value is summed in LightGBM's leaf order, so the bias matches its last column.
+        """
         total = root["internal_count"]
-        expected = {}  # leaf_index -> contribution to the expected value, summed in LightGBM's leaf order
-        # pre-order walk: (node, parent local index, is right child, path features, path zeros, path)
+        expected = {}  # leaf_index -> contribution to the expected value
+        # (node, parent local index, is right child, path features, path zeros, path)
         stack = [(root, -1, False, (), (), ())]
         while stack:
             node, parent, is_right, feats, zeros, path = stack.pop()
             if "split_index" in node:
-                i = len(feat) - i0
-                if parent >= 0:
-                    (rch if is_right else lch)[i0 + parent] = i
-                if node.get("decision_type") != "<=":
-                    raise ValueError(f"categorical split (decision_type {node.get('decision_type')!r}) on feature "
-                                     f"{node['split_feature']} is not supported: numerical splits only")
-                f = int(node["split_feature"])
-                pos = feats.index(f) if f in feats else len(feats)
-                count = node["internal_count"]
-                if count <= 0:
-                    raise ValueError(f"internal node with data count {count}: cover ratios are undefined")
-                feat.append(f)
-                thr.append(_threshold(node["threshold"]))
-                miss.append(_MISSING[node["missing_type"]])
-                dleft.append(1 if node["default_left"] else 0)
-                lch.append(-1)
-                rch.append(-1)
-                npos.append(pos)
-                for child, right in ((node["right_child"], True), (node["left_child"], False)):
-                    ratio = _count(child) / count
-                    if pos < len(feats):
-                        f2, z2 = feats, (*zeros[:pos], zeros[pos] * ratio, *zeros[pos + 1:])
-                    else:
-                        f2, z2 = (*feats, f), (*zeros, ratio)
-                    stack.append((child, i, right, f2, z2, (*path, (i, not right))))
+                slot = len(self.feature) - i0
+                stack += self._split(node, slot, feats, zeros, path)
             else:
-                j = len(value) - l0
-                (rch if is_right else lch)[i0 + parent] = ~j
+                slot = ~(len(self.value) - l0)
                 v = float(node["leaf_value"])
                 expected[node["leaf_index"]] = (node["leaf_count"] / total) * v
-                value.append(v)
-                k.append(len(feats))
-                pfeat.extend(feats)
-                pzero.extend(zeros)
-                pos_start.append(len(pfeat))
-                if len(feats) <= max_k and min(zeros) > 0:
-                    table_start.append(n_table)
-                    n_table += 1 << len(feats)
-                else:
-                    table_start.append(-1)
-                    walk_node.extend(p[0] for p in path)
-                    walk_left.extend(int(p[1]) for p in path)
-                walk_start.append(len(walk_node))
-        n_int = len(feat) - i0
-        for arr in (lch, rch):  # leaves ~j become slot n_int + j
-            for i in range(i0, len(feat)):
+                self._leaf(v, feats, zeros, path)
+            if parent >= 0:
+                (self.right if is_right else self.left)[i0 + parent] = slot
+        e = 0.0
+        for leaf_index in sorted(expected):  # a plain loop: from Python 3.12 on, sum() of floats rounds otherwise
+            e += expected[leaf_index]
+        return e
+
+    def _split(self, node: dict, slot: int, feats: tuple, zeros: tuple, path: tuple) -> list[tuple]:
+        """Append one split node; return its children's stack entries, the right first so the left pops first.
+
+        A feature already on the path keeps its position and multiplies in the new cover ratio; a new one
+        is appended: z_d is the product of the cover ratios of the path's splits on feature d.
+        """
+        if node.get("decision_type") != "<=":
+            raise ValueError(f"categorical split (decision_type {node.get('decision_type')!r}) on feature "
+                             f"{node['split_feature']} is not supported: numerical splits only")
+        f = int(node["split_feature"])
+        pos = feats.index(f) if f in feats else len(feats)
+        count = node["internal_count"]
+        if count <= 0:
+            raise ValueError(f"internal node with data count {count}: cover ratios are undefined")
+        self.feature.append(f)
+        self.threshold.append(_threshold(node["threshold"]))
+        self.missing.append(_MISSING[node["missing_type"]])
+        self.default_left.append(1 if node["default_left"] else 0)
+        self.left.append(-1)
+        self.right.append(-1)
+        self.node_pos.append(pos)
+        children = []
+        for child, right in ((node["right_child"], True), (node["left_child"], False)):
+            ratio = _count(child) / count
+            if pos < len(feats):
+                f2, z2 = feats, (*zeros[:pos], zeros[pos] * ratio, *zeros[pos + 1:])
+            else:
+                f2, z2 = (*feats, f), (*zeros, ratio)
+            children.append((child, slot, right, f2, z2, (*path, (slot, not right))))
+        return children
+
+    def _leaf(self, v: float, feats: tuple, zeros: tuple, path: tuple) -> None:
+        """Append one leaf and its path; reserve a table, or keep the path's nodes for the direct computation.
+
+        A zero cover ratio cannot go in a table (its values are divided by z), so such a leaf is computed
+        directly even when its path is short; a single-leaf tree needs neither (it is all bias).
+        """
+        self.value.append(v)
+        self.k.append(len(feats))
+        self.path_feature.extend(feats)
+        self.path_zero.extend(zeros)
+        self.pos_start.append(len(self.path_feature))
+        if feats and len(feats) <= self.max_k and min(zeros) > 0:
+            self.table_start.append(self.n_table)
+            self.n_table += 1 << len(feats)
+        else:
+            self.table_start.append(-1)
+            self.walk_node.extend(p[0] for p in path)
+            self.walk_left.extend(int(p[1]) for p in path)
+        self.walk_start.append(len(self.walk_node))
+
+    def _leaf_slots(self, i0: int) -> None:
+        """Turn the last tree's leaf links ~j into child slots n_int + j (its node count is known only now)."""
+        n_int = len(self.feature) - i0
+        for arr in (self.left, self.right):
+            for i in range(i0, len(self.feature)):
                 if arr[i] < 0:
                     arr[i] = n_int + ~arr[i]
-        e = 0.0
-        for leaf_index in sorted(expected):
-            e += expected[leaf_index]
-        bias += e
-        int_start.append(len(feat))
-        leaf_start.append(len(value))
 
-    i64 = np.int64
-    npos_a = np.asarray(npos, i64)
-    pzero_a = np.asarray(pzero, np.float64)
-    with np.errstate(divide="ignore"):  # z == 0 only on directly computed leaves, which do not use it
-        ratio = (1.0 - pzero_a) / pzero_a
-    trees = CompiledTrees(
-        n_features=int(model["max_feature_idx"]) + 1, max_k=max_k, bias=bias,
-        int_start=np.asarray(int_start, i64), leaf_start=np.asarray(leaf_start, i64),
-        feature=np.asarray(feat, i64), threshold=np.asarray(thr, np.float64), missing=np.asarray(miss, i64),
-        default_left=np.asarray(dleft, i64), left=np.asarray(lch, i64), right=np.asarray(rch, i64),
-        clear=np.where(npos_a < 62, np.left_shift(1, np.minimum(npos_a, 61)), 0).astype(i64), node_pos=npos_a,
-        value=np.asarray(value, np.float64), k=np.asarray(k, i64), pos_start=np.asarray(pos_start, i64),
-        path_feature=np.asarray(pfeat, i64), path_zero=pzero_a, ratio=ratio,
-        table_start=np.asarray(table_start, i64), table=np.empty(n_table, np.float64),
-        walk_start=np.asarray(walk_start, i64), walk_node=np.asarray(walk_node, i64),
-        walk_left=np.asarray(walk_left, i64),
-    )
-    _build_tables(trees.k, trees.pos_start, trees.path_zero, trees.value, trees.table_start, trees.table)
-    return _with_heaps(trees, heap_depth)
+    def compiled(self, n_features: int) -> CompiledTrees:
+        """The collected lists as arrays; the table is left to fill (by `_build_tables`)."""
+        i64 = np.int64
+        node_pos = np.asarray(self.node_pos, i64)
+        path_zero = np.asarray(self.path_zero, np.float64)
+        with np.errstate(divide="ignore"):  # z == 0 only on directly computed leaves, which do not use it
+            ratio = (1.0 - path_zero) / path_zero
+        return CompiledTrees(
+            n_features=n_features, max_k=self.max_k, bias=self.bias,
+            int_start=np.asarray(self.int_start, i64), leaf_start=np.asarray(self.leaf_start, i64),
+            feature=np.asarray(self.feature, i64), threshold=np.asarray(self.threshold, np.float64),
+            missing=np.asarray(self.missing, i64), default_left=np.asarray(self.default_left, i64),
+            left=np.asarray(self.left, i64), right=np.asarray(self.right, i64),
+            clear=np.where(node_pos < 62, np.left_shift(1, np.minimum(node_pos, 61)), 0).astype(i64),
+            node_pos=node_pos, value=np.asarray(self.value, np.float64), k=np.asarray(self.k, i64),
+            pos_start=np.asarray(self.pos_start, i64), path_feature=np.asarray(self.path_feature, i64),
+            path_zero=path_zero, ratio=ratio, table_start=np.asarray(self.table_start, i64),
+            table=np.empty(self.n_table, np.float64), walk_start=np.asarray(self.walk_start, i64),
+            walk_node=np.asarray(self.walk_node, i64), walk_left=np.asarray(self.walk_left, i64),
+        )
 
 
 def _with_heaps(trees: CompiledTrees, max_depth: int) -> CompiledTrees:
