@@ -395,7 +395,7 @@ def _build_tables(k, pos_start, zero, value, table_start, table):
                 else:
                     outside *= z[d]
             s = 0.0
-            for q in range(size + 1):
+            for q in range(min(size, kk - 1) + 1):  # weights exist for |S| <= k - 1 (the full set is never read)
                 s += w[q] * E[B, size - q]
             table[t0 + B] = value[leaf] * outside * s
 
