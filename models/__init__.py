@@ -1,1 +1,1 @@
-"""Estimators, calibration, score scaling, reason codes and the saved model bundle (issue 4)."""
+"""Estimators, calibration, score scaling, reason codes and the saved model bundle."""

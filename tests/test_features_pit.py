@@ -1,4 +1,4 @@
-"""Point-in-time correctness of the feature builder (issue 3, item 5 (a) and (b)).
+"""Point-in-time correctness of the feature builder.
 
 (a) Nothing dated after T changes a feature as of T: the builder sees the same accounts at the end of day T
     whether the history stops at T or goes on with any future (some events kept, others moved, re-sized,

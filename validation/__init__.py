@@ -4,26 +4,8 @@
 Both take plain arrays (labels, predictions, account ids), so they validate any model's predictions.
 """
 
-from validation.metrics import (
-    DRIFT_THRESHOLDS,
-    MetricError,
-    auc,
-    bootstrap_auc_ci,
-    bootstrap_auc_diff_ci,
-    bootstrap_aucs,
-    brier,
-    calibration_table,
-    drift_level,
-    ece,
-    equal_frequency_bins,
-    gini,
-    ks,
-    log_loss,
-    metric_set,
-    psi,
-    reference_distribution,
-    roc_points,
-)
+from validation import metrics
+from validation.metrics import *  # noqa: F403  (the numbers, re-exported: metrics.__all__ is the list)
 
 _REPORT = ("Report", "calibration_figure", "decile_table", "roc_figure", "score_distribution_figure")
 
@@ -36,28 +18,5 @@ def __getattr__(name: str):
         return getattr(report, name)
     raise AttributeError(f"module 'validation' has no attribute {name!r}")
 
-__all__ = [
-    "DRIFT_THRESHOLDS",
-    "MetricError",
-    "Report",
-    "auc",
-    "bootstrap_auc_ci",
-    "bootstrap_auc_diff_ci",
-    "bootstrap_aucs",
-    "brier",
-    "calibration_figure",
-    "calibration_table",
-    "decile_table",
-    "drift_level",
-    "ece",
-    "equal_frequency_bins",
-    "gini",
-    "ks",
-    "log_loss",
-    "metric_set",
-    "psi",
-    "reference_distribution",
-    "roc_figure",
-    "roc_points",
-    "score_distribution_figure",
-]
+
+__all__ = [*metrics.__all__, *_REPORT]
