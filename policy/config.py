@@ -1,16 +1,19 @@
 """The policy configuration: one TOML file of thresholds and steps, every key known, every value checked.
 
 The defaults live in `policy/default.toml` (documented there); a file passed to score.py overrides any key.
-The policy is separate from the model (it changes without retraining), so each scoring run records its hash.
+What each key accepts is declared beside its field here (policy/checks.py words the messages), so adding
+a key is one field and one line of default.toml. The policy is separate from the model (it changes
+without retraining), so each scoring run records its hash.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from policy.checks import AtLeast, Names, Number, OneOf, Rows, Text, Whole, accepts, problems, rows_of
 
 DEFAULT_FILE = Path(__file__).with_name("default.toml")
 
@@ -19,59 +22,64 @@ class PolicyError(ValueError):
     """A policy file that cannot be used; the message names the file, the key and what to do."""
 
 
+def key(*checks):
+    """A policy key and what it accepts."""
+    return field(metadata=accepts(*checks))
+
+
 @dataclass(frozen=True)
 class ScorePolicy:
-    max_move: float
-    adverse_drop: float
-    cycle_months: int
+    max_move: float = key(Number(0))
+    adverse_drop: float = key(Number(0))
+    cycle_months: int = key(Whole(1))
 
 
 @dataclass(frozen=True)
 class Band:
-    min_score: float
-    step: float
+    min_score: float = key(Number())
+    step: float = key(Number(-1, 10))
 
 
 @dataclass(frozen=True)
 class LimitPolicy:
-    bands: tuple[Band, ...]
-    max_increase: float
-    max_decrease: float
-    floor: float
-    cap: float
-    round_to: float
-    increase_min_utilisation: float
-    no_increase_days_after_late: int
-    freeze_dpd: int
-    lgd: float
-    ccf: float
-    el_budget: float
+    bands: tuple[Band, ...] = key(Rows(Band, "min_score", lowest=0, descending=True))
+    max_increase: float = key(Number(0, 10))
+    max_decrease: float = key(Number(0, 1))
+    floor: float = key(Number(0))
+    cap: float = key(Number(0), AtLeast("floor"))
+    round_to: float = key(Number(0.01))
+    increase_min_utilisation: float = key(Number(0, 10))
+    no_increase_days_after_late: int = key(Number(0))
+    freeze_dpd: int = key(Number(1))
+    lgd: float = key(Number(0, 1))
+    ccf: float = key(Number(0.01, 1))
+    el_budget: float = key(Number(0))
 
 
 @dataclass(frozen=True)
 class EarlyWarningPolicy:
-    threshold: float
-    action: str
+    threshold: float = key(Number(0, 1))
+    action: str = key(Text(named=True))
 
 
 @dataclass(frozen=True)
 class Bucket:
-    min_dpd: int
-    cure_threshold: float
-    likely: str
-    unlikely: str
+    min_dpd: int = key(Number(1))
+    cure_threshold: float = key(Number(0, 1))
+    likely: str = key(OneOf("treatments"))
+    unlikely: str = key(OneOf("treatments"))
 
 
 @dataclass(frozen=True)
 class CollectionPolicy:
-    treatments: tuple[str, ...]
-    escalation_from: str
-    buckets: tuple[Bucket, ...]
-    legal_review_dpd: int
-    legal_review_balance: float
-    control_share: float
-    control_salt: str
-    baseline: str
+    treatments: tuple[str, ...] = key(Names(required=("legal_review",)))
+    escalation_from: str = key(OneOf("treatments"))
+    buckets: tuple[Bucket, ...] = key(Rows(Bucket, "min_dpd", lowest=1))
+    legal_review_dpd: int = key(Number(1))
+    legal_review_balance: float = key(Number(0))
+    control_share: float = key(Number(0, 0.5))
+    control_salt: str = key(Text())
+    baseline: str = key(OneOf("treatments"))
 
     def severity(self, treatment: str) -> int:
         """1 for the mildest treatment upwards; 0 for none."""
@@ -97,8 +105,8 @@ class Policy:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
-_SECTIONS = {"score": ScorePolicy, "limit": LimitPolicy, "early_warning": EarlyWarningPolicy,
-             "collection": CollectionPolicy}
+SECTIONS = {"score": ScorePolicy, "limit": LimitPolicy, "early_warning": EarlyWarningPolicy,
+            "collection": CollectionPolicy}
 
 
 def load_policy(path: Path | None = None) -> Policy:
@@ -106,33 +114,18 @@ def load_policy(path: Path | None = None) -> Policy:
     raw = _read(DEFAULT_FILE)
     source = str(DEFAULT_FILE)
     if path is not None:
-        override = _read(Path(path))
         source = str(path)
-        for section, values in override.items():
-            if section not in _SECTIONS:
-                raise PolicyError(f"{path}: unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+        for section, values in _read(Path(path)).items():
+            if section not in SECTIONS:
+                raise PolicyError(f"{path}: unknown section [{section}]; known: {', '.join(SECTIONS)}")
             if not isinstance(values, dict):
                 raise PolicyError(f"{path}: [{section}] must be a table of keys")
-            unknown = sorted(set(values) - set(raw[section]))
-            if unknown:
-                raise PolicyError(f"{path}: [{section}] has unknown key(s) {', '.join(unknown)}; known keys: "
-                                  f"{', '.join(sorted(raw[section]))}")
-            raw[section].update(values)
-    try:
-        policy = Policy(
-            score=ScorePolicy(**raw["score"]),
-            limit=LimitPolicy(**{**raw["limit"], "bands": tuple(Band(**b) for b in raw["limit"]["bands"])}),
-            early_warning=EarlyWarningPolicy(**raw["early_warning"]),
-            collection=CollectionPolicy(**{**raw["collection"],
-                                           "treatments": tuple(raw["collection"]["treatments"]),
-                                           "buckets": tuple(Bucket(**b) for b in raw["collection"]["buckets"])}),
-            source=source,
-        )
-    except TypeError as exc:  # a band or bucket with a missing or unknown key
-        raise PolicyError(f"{source}: {exc}; see policy/default.toml for the keys") from None
-    problems = check(policy)
-    if problems:
-        raise PolicyError(f"{source}: " + "; ".join(problems))
+            raw.setdefault(section, {}).update(values)  # an unknown key is refused when the section is built
+    built = {name: _build(cls, raw.get(name, {}), f"[{name}]", source) for name, cls in SECTIONS.items()}
+    policy = Policy(**built, source=source)
+    found = [p for name in SECTIONS for p in problems(getattr(policy, name), f"[{name}]")]
+    if found:
+        raise PolicyError(f"{source}: " + "; ".join(found))
     return policy
 
 
@@ -145,65 +138,25 @@ def _read(path: Path) -> dict:
         raise PolicyError(f"{path} is not valid TOML: {exc}") from None
 
 
-def check(p: Policy) -> list[str]:
-    """Every broken rule, in words (empty when the policy is usable)."""
-    out: list[str] = []
-
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            out.append(message)
-
-    def number(section: str, key: str, value, lo: float = -math.inf, hi: float = math.inf) -> None:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and lo <= value <= hi
-        need(ok, f"[{section}] {key} must be a number in [{lo}, {hi}], got {value!r}")
-
-    s, lim, ew, col = p.score, p.limit, p.early_warning, p.collection
-    number("score", "max_move", s.max_move, 0)
-    number("score", "adverse_drop", s.adverse_drop, 0)
-    need(isinstance(s.cycle_months, int) and s.cycle_months >= 1, "[score] cycle_months must be a whole number >= 1")
-    need(len(lim.bands) > 0, "[limit] bands must list at least one band")
-    for b in lim.bands:
-        number("limit", "bands.min_score", b.min_score)
-        number("limit", "bands.step", b.step, -1, 10)
-    mins = [b.min_score for b in lim.bands]
-    need(mins == sorted(mins, reverse=True) and len(set(mins)) == len(mins),
-         f"[limit] bands must be listed highest min_score first, without repeats (got {mins})")
-    need(bool(lim.bands) and lim.bands[-1].min_score <= 0,
-         "[limit] the last band must have min_score = 0 so that every score falls in a band")
-    number("limit", "max_increase", lim.max_increase, 0, 10)
-    number("limit", "max_decrease", lim.max_decrease, 0, 1)
-    number("limit", "floor", lim.floor, 0)
-    number("limit", "cap", lim.cap, 0)
-    need(lim.cap >= lim.floor, f"[limit] cap ({lim.cap}) must be at least floor ({lim.floor})")
-    number("limit", "round_to", lim.round_to, 0.01)
-    number("limit", "increase_min_utilisation", lim.increase_min_utilisation, 0, 10)
-    number("limit", "no_increase_days_after_late", lim.no_increase_days_after_late, 0)
-    number("limit", "freeze_dpd", lim.freeze_dpd, 1)
-    number("limit", "lgd", lim.lgd, 0, 1)
-    number("limit", "ccf", lim.ccf, 0.01, 1)
-    number("limit", "el_budget", lim.el_budget, 0)
-    number("early_warning", "threshold", ew.threshold, 0, 1)
-    need(isinstance(ew.action, str) and ew.action != "", "[early_warning] action must be a non-empty name")
-    need(len(col.treatments) == len(set(col.treatments)) and all(isinstance(t, str) and t for t in col.treatments),
-         "[collection] treatments must be distinct non-empty names")
-    named = set(col.treatments)
-    for key, value in (("escalation_from", col.escalation_from), ("baseline", col.baseline)):
-        need(value in named, f"[collection] {key} {value!r} is not one of the treatments {list(col.treatments)}")
-    need("legal_review" in named, "[collection] treatments must include legal_review")
-    need(len(col.buckets) > 0, "[collection] buckets must list at least one bucket")
-    for b in col.buckets:
-        number("collection", "buckets.min_dpd", b.min_dpd, 1)
-        number("collection", "buckets.cure_threshold", b.cure_threshold, 0, 1)
-        for key in ("likely", "unlikely"):
-            value = getattr(b, key)
-            need(value in named, f"[collection] bucket from {b.min_dpd} DPD: {key} {value!r} is not one of the "
-                                 f"treatments {list(col.treatments)}")
-    dpds = [b.min_dpd for b in col.buckets]
-    need(dpds == sorted(dpds) and len(set(dpds)) == len(dpds),
-         f"[collection] buckets must be listed lowest min_dpd first, without repeats (got {dpds})")
-    need(bool(dpds) and dpds[0] == 1, "[collection] the first bucket must start at min_dpd = 1")
-    number("collection", "legal_review_dpd", col.legal_review_dpd, 1)
-    number("collection", "legal_review_balance", col.legal_review_balance, 0)
-    number("collection", "control_share", col.control_share, 0, 0.5)
-    need(isinstance(col.control_salt, str), "[collection] control_salt must be text")
-    return out
+def _build(cls: type, raw: dict, where: str, source: str):
+    """A section (or one row of its list) from its TOML table: every key known, none missing, lists as tuples."""
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise PolicyError(f"{source}: {where} has unknown key(s) {', '.join(unknown)}; known keys: "
+                          f"{', '.join(sorted(known))}")
+    missing = [k for k in known if k not in raw]
+    if missing:
+        raise PolicyError(f"{source}: {where} misses the key(s) {', '.join(missing)}; see policy/default.toml")
+    values = {}
+    for f in fields(cls):
+        value, rows = raw[f.name], rows_of(f)
+        if rows is not None:
+            if not (isinstance(value, list) and all(isinstance(r, dict) for r in value)):
+                raise PolicyError(f"{source}: {where} {f.name} must be a list of tables "
+                                  f"{{ {', '.join(g.name + ' = ...' for g in fields(rows.kind))} }}")
+            value = tuple(_build(rows.kind, r, f"{where} {f.name}, row {i + 1}:", source) for i, r in enumerate(value))
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    return cls(**values)

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policy.config import PolicyError, load_policy
-from policy.decide import ACTIVE, CHARGED_OFF, NEW, RECOVERY, control_cell, decide
+from policy.config import SECTIONS, Band, Bucket, PolicyError, load_policy
+from policy.decide import ACTIVE, CHARGED_OFF, INPUTS, NEW, RECOVERY, RULES, control_cell, decide
+from policy.engine import Rule, evaluate, inputs
+from policy.rules import ESCALATION
 
 POLICY = load_policy()
 
@@ -201,3 +203,174 @@ def test_control_cell_is_a_stable_share_independent_of_order_and_chunking():
     other = control_cell(ids, 0.05, "salt-b")
     assert 0 < (other & cell).sum() < 0.2 * cell.sum(), "a new salt draws a new, independent cell"
     assert (control_cell(ids, 0.10, "salt-a") >= cell).all(), "a larger share keeps the accounts already in"
+
+
+# ---------------------------------------------------------------------------------------------- rules
+
+BASE = {"status": ACTIVE, "is_installment": False, "pd_default": 0.01, "model_score": 550.0, "previous_score": 550.0,
+        "dpd_now": 0.0, "days_since_late": np.nan, "utilisation": 0.5, "balance_now": 500.0, "limit_now": 1000.0,
+        "p_early_warning": 0.1, "p_self_cure": 0.5}
+# one account per situation: what differs from BASE
+CASES = {
+    "raise": {"model_score": 650.0},
+    "late": {"model_score": 650.0, "dpd_now": 5.0},
+    "recent": {"model_score": 650.0, "days_since_late": 30.0},
+    "unused": {"model_score": 650.0, "utilisation": 0.05, "balance_now": 50.0},
+    "cut": {"model_score": 480.0},
+    "budget": {"model_score": 400.0, "pd_default": 0.6, "balance_now": 900.0, "utilisation": 0.9},
+    "floor": {"model_score": 400.0, "limit_now": 600.0, "balance_now": 100.0},
+    "freeze": {"dpd_now": 45.0},
+    "legal": {"dpd_now": 90.0, "balance_now": 2500.0, "limit_now": 3000.0, "utilisation": 0.83},
+    "new": {"status": NEW},
+    "cash": {"is_installment": True},
+    "charged": {"status": CHARGED_OFF, "dpd_now": 200.0},
+    "drop": {"previous_score": 600.0},
+    "warning": {"p_early_warning": 0.9},
+    "control": {"dpd_now": 1.0, "p_self_cure": 0.1},
+}
+# where each rule acts on CASES, and the decision it names
+FIRES = {
+    "P07": set(), "P04": {"drop"},
+    "P02": {"raise", "late", "recent", "unused", "cut", "budget", "floor"},
+    "P08": {"late"}, "P09": {"recent"}, "P10": {"unused"},
+    "P03": {"budget"}, "P11": {"budget", "floor"},
+    "P01": {"freeze", "legal"}, "P12": {"new"}, "P13": {"cash"},
+    "P15": {"warning"},
+    "P16": {"late", "freeze", "legal", "control"}, "P17": {"late", "freeze", "legal"}, "P18": {"control"},
+    "P06": {"legal"}, "P05": {"freeze", "legal"},
+    "P14": {"charged"},
+}
+CODES = {"cut": "P02", "budget": "P03", "floor": "P02", "freeze": "P01", "legal": "P06", "drop": "P04"}
+ACTIONS = {"raise": "increase", "cut": "decrease", "budget": "decrease", "floor": "decrease", "freeze": "freeze",
+           "legal": "freeze", "cash": "none", "charged": "closed"}
+
+
+def cases() -> pd.DataFrame:
+    """The accounts of CASES (the score as last cycle's unless said); only `control` is in the control cell."""
+    salt, share = POLICY.collection.control_salt, POLICY.collection.control_share
+    ids = np.arange(1, 1000)
+    inside, outside = ids[control_cell(ids, share, salt)], ids[~control_cell(ids, share, salt)]
+    rows = [{**BASE, "previous_score": change.get("model_score", BASE["model_score"]), **change,
+             "account_id": inside[0] if name == "control" else outside[i]}
+            for i, (name, change) in enumerate(CASES.items())]
+    return pd.DataFrame(rows, index=list(CASES))
+
+
+def test_every_rule_fires_where_its_situation_holds_and_names_the_decision():
+    state = cases()
+    d = evaluate(state, POLICY, RULES, score_lo=350, score_hi=950)
+    assert set(FIRES) == {r.code for r in RULES}
+    for code, names in FIRES.items():
+        assert set(state.index[d.fired[code]]) == names, code
+    out = decide(state, POLICY)
+    assert out["rule_code"].to_dict() == {name: CODES.get(name, "") for name in CASES}
+    assert out["limit_action"].to_dict() == {name: ACTIONS.get(name, "keep") for name in CASES}
+    assert out.loc["legal", "rule_text"] == "2500 unpaid at 90 days past due"
+    assert out.loc["budget", "rule_text"] == "expected loss 484 is above the budget of 400"
+    assert out.loc["control", "collection_treatment"] == POLICY.collection.baseline
+    damped = dataclasses.replace(POLICY, score=dataclasses.replace(POLICY.score, max_move=10))
+    d = evaluate(state.assign(previous_score=[np.nan] + [600.0] * (len(state) - 1)), damped, RULES,
+                 score_lo=350, score_hi=950)
+    assert set(state.index[d.fired["P07"]]) == set(CASES) - {"raise"}
+
+
+def test_the_declared_inputs_are_the_union_of_the_rules_needs_and_the_only_columns_read():
+    assert set(INPUTS) == set().union(*(r.needs for r in RULES))
+    assert {"pd_default", "p_early_warning", "p_self_cure", "dpd_now", "balance_now"} <= set(INPUTS)
+    state = cases()
+    decide(state[list(INPUTS)], POLICY)  # nothing else is needed
+    with pytest.raises(KeyError, match="utilisation"):
+        decide(state.drop(columns=["utilisation"]), POLICY)
+    sneaky = Rule("P91", "reads a column it does not declare", stage="limit", needs=("status",),
+                  when=lambda d: d.active() & (d.dpd() > 0))
+    with pytest.raises(KeyError, match="P91 reads dpd_now but does not declare it"):
+        decide(state, POLICY, rules=(*RULES, sneaky))
+
+
+def test_a_rule_whose_model_output_is_absent_does_not_fire():
+    state = cases()
+    without = state.drop(columns=["p_self_cure", "p_early_warning"])  # a bundle without those models
+    d = evaluate(without, POLICY, RULES, score_lo=350, score_hi=950)
+    for code in ("P05", "P15", "P17"):
+        assert not d.fired[code].any(), code
+    out = decide(without, POLICY)
+    late = ["late", "freeze", "legal"]
+    buckets = POLICY.collection.buckets
+    assert out.loc[late, "collection_treatment"].tolist() == [buckets[1].unlikely, buckets[2].unlikely,
+                                                               "legal_review"]
+    assert not out["early_warning"].any() and "P05" not in set(out["rule_code"])
+    assert (out.loc[out["adverse"], "explain"] == "default").all(), "no self-cure model to explain with"
+    with_models = decide(state, POLICY)
+    assert with_models.loc["freeze", "collection_treatment"] == buckets[2].likely
+    assert with_models["early_warning"].any()
+
+
+def test_a_model_output_null_outside_its_population_decides_row_by_row():
+    """A chunk whose accounts all lie outside the self-cure population (its column all null) decides each
+    account as the same account in a mixed chunk does: the decision cannot depend on the chunking."""
+    state = cases()
+    outside = state["p_self_cure"].where((state["dpd_now"] >= 1) & (state["dpd_now"] <= 29))
+    mixed = decide(state.assign(p_self_cure=outside), POLICY)
+    alone = state.assign(p_self_cure=outside)[outside.isna()]
+    by_itself = decide(alone.assign(p_self_cure=np.nan), POLICY)
+    pd.testing.assert_frame_equal(by_itself, mixed.loc[alone.index])
+    # an escalation outside the population (30+ DPD) says there is no estimate rather than printing one
+    d = evaluate(state.assign(p_self_cure=outside), POLICY, RULES, score_lo=350, score_hi=950)
+    rows = d.fired["P05"] & outside.isna().to_numpy()
+    texts = d.text(ESCALATION, rows)
+    assert rows.any() and all(t.endswith("days past due, no estimate of the chance to pay without contact")
+                              for t in texts)
+
+
+def test_a_new_rule_is_one_object_and_runs_end_to_end():
+    young = Rule("P90", "no raise in a line's first months", stage="limit", needs=("months_on_book", "limit_now"),
+                 when=lambda d: (d.col("months_on_book") < 6) & (d.action == "increase"),
+                 then=lambda d, rows: d.keep(rows, "keep"),
+                 reason="line open {months} months: no raise yet", priority=0,
+                 fields={"months": lambda d: d.col("months_on_book")})
+    rules = (*RULES, young)
+    assert set(inputs(rules)) == set(INPUTS) | {"months_on_book"}
+    state = cases().assign(months_on_book=3.0)
+    with pytest.raises(KeyError, match="months_on_book"):
+        decide(state.drop(columns=["months_on_book"]), POLICY, rules=rules)
+    out, before = decide(state, POLICY, rules=rules), decide(state, POLICY)
+    assert out.loc["raise", ["limit_action", "rule_code", "rule_text", "adverse", "explain"]].tolist() == [
+        "keep", "P90", "line open 3 months: no raise yet", True, "default"]
+    assert out.loc["raise", "new_credit_limit"] == state.loc["raise", "limit_now"]
+    pd.testing.assert_frame_equal(out.drop(index="raise"), before.drop(index="raise"))
+    old = state.assign(months_on_book=24.0)
+    pd.testing.assert_frame_equal(decide(old, POLICY, rules=rules), decide(old, POLICY))
+    with pytest.raises(ValueError, match="distinct"):
+        decide(state, POLICY, rules=(*RULES, dataclasses.replace(young, code="P01")))
+
+
+def test_every_policy_key_declares_what_it_accepts():
+    kinds = [*SECTIONS.values(), Band, Bucket]
+    for kind in kinds:
+        for f in dataclasses.fields(kind):
+            assert f.metadata.get("checks"), f"{kind.__name__}.{f.name} declares no check"
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("[score]\nadverse_drop = -1\n", ["[score] adverse_drop", "[0, inf]", "-1"]),
+    ("[score]\ncycle_months = 0\n", ["[score] cycle_months", ">= 1"]),
+    ("[limit]\nccf = 0\n", ["[limit] ccf", "[0.01, 1]"]),
+    ("[limit]\ncap = 100.0\n", ["[limit] cap (100.0) must be at least floor (500.0)"]),
+    ("[limit]\nbands = [{min_score = 0, step = 11}]\n", ["[limit] bands, row 1: step", "[-1, 10]"]),
+    ("[early_warning]\nthreshold = 1.5\n", ["[early_warning] threshold", "[0, 1]"]),
+    ("[early_warning]\naction = \"\"\n", ["[early_warning] action must be a non-empty name"]),
+    ("[collection]\ncontrol_share = 0.6\n", ["[collection] control_share", "[0, 0.5]"]),
+    ("[collection]\ntreatments = [\"call\", \"call\"]\n", ["[collection] treatments", "distinct"]),
+    ("[collection]\nbuckets = [{min_dpd = 1, cure_threshold = 2, likely = \"call\", unlikely = \"call\"}]\n",
+     ["[collection] buckets, row 1: cure_threshold", "[0, 1]"]),
+    ("[collection]\nbuckets = [{min_dpd = 1, cure_threshold = 0.5, likely = \"call\", unlikely = \"call\", x = 1}]\n",
+     ["[collection] buckets, row 1:", "unknown key(s) x"]),
+])
+def test_an_out_of_range_value_is_refused_naming_the_key_and_the_range(tmp_path, text, words):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert str(path) in str(err.value)
+    for w in words:
+        assert w in str(err.value)
