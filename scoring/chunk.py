@@ -20,12 +20,13 @@ from features.catalog import default_catalog
 from features.contract import Tables
 from features.outcomes import BillOutcomes
 from features.stopwatch import Stopwatch
-from features.targets import BY_NAME
+from features.targets import BY_NAME, TARGETS
 from models.latent_state import add_latent_features
 from models.reasons import describe, top_adverse
 from models.treeshap import contributions
 from policy.config import Policy
 from policy.decide import ACTIVE, CHARGED_OFF, NEW, decide
+from policy.decide import INPUTS as POLICY_INPUTS
 from scoring.models import Models
 from scoring.output import REASONS, SCHEMA_VERSION, schema_for
 from scoring.tally import Tally
@@ -104,7 +105,7 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     model_score = models.scale.score(prob["default"])[0]
     prior = _previous_scores(spec, prep, now["account_id"].to_numpy(np.int64), before, previous)
     watch.lap("predict")
-    state = _state(prep, now, status, prob, model_score, prior)
+    state = _state(now, status, prob, model_score, prior)
     decision = decide(state, spec.policy, score_lo=models.scale.lo, score_hi=models.scale.hi)
     watch.lap("policy")
     codes, texts = _reasons(decision, models, X, spec.reasons)
@@ -165,21 +166,27 @@ def _previous_scores(spec: ChunkSpec, prep: Prepared, ids: np.ndarray, before: p
     return previous
 
 
-def _state(prep: Prepared, now: pd.DataFrame, status: np.ndarray, prob: dict, model_score: np.ndarray,
+# how the job supplies each input the policy declares (policy.decide.INPUTS): a feature column, or what
+# the chunk computed (status, predictions, previous score). A policy input missing here fails a test.
+FROM_FEATURES = {"account_id": "account_id", "dpd_now": "dpd_now", "days_since_late": "days_since_late",
+                 "utilisation": "util_n3", "balance_now": "balance_now", "limit_now": "limit_now"}
+COMPUTED = ("status", "is_installment", "model_score", "previous_score", *(t.output for t in TARGETS))
+
+
+def _state(now: pd.DataFrame, status: np.ndarray, prob: dict, model_score: np.ndarray,
            previous: np.ndarray) -> pd.DataFrame:
-    """What the policy decides on: predictions and the few facts it reads (policy.decide.INPUTS)."""
-    state = pd.DataFrame({
-        "account_id": now["account_id"].to_numpy(np.int64), "status": status,
-        "is_installment": now["is_installment"].to_numpy() == 1,
-        "pd_default": prob["default"], "model_score": model_score, "previous_score": previous,
-        "dpd_now": now["dpd_now"].to_numpy(), "days_since_late": now["days_since_late"].to_numpy(),
-        "utilisation": now["util_n3"].to_numpy(), "balance_now": now["balance_now"].to_numpy(),
-        "limit_now": now["limit_now"].to_numpy(),
-    })
-    for target in ("early_warning", "self_cure"):
-        if target in prob:
-            state[BY_NAME[target].output] = prob[target]
-    return state
+    """What the policy decides on: exactly the inputs it declares (a model the bundle lacks is left out)."""
+    computed = {"status": status, "is_installment": now["is_installment"].to_numpy() == 1,
+                "model_score": model_score, "previous_score": previous,
+                **{BY_NAME[t].output: p for t, p in prob.items()}}
+    columns = {}
+    for name in POLICY_INPUTS:
+        if name in FROM_FEATURES:
+            columns[name] = now[FROM_FEATURES[name]].to_numpy()
+        elif name in computed:
+            columns[name] = computed[name]
+    columns["account_id"] = columns["account_id"].astype(np.int64)
+    return pd.DataFrame(columns)
 
 
 def _table(spec: ChunkSpec, state: pd.DataFrame, prob: dict, decision: pd.DataFrame, codes: np.ndarray,

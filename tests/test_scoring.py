@@ -315,3 +315,11 @@ def test_a_bundle_without_a_target_leaves_its_columns_out(small_world, bundle_di
     with pytest.raises(ScoreError, match="no model for the default target"):
         _score(small_world, tmp_path / "t.parquet", no_default, workers=1, as_of=AS_OF)
     assert not (tmp_path / "t.parquet").exists()
+
+
+def test_the_job_supplies_every_input_the_policy_declares():
+    from policy.decide import INPUTS
+    from scoring.chunk import COMPUTED, FROM_FEATURES
+
+    assert set(INPUTS) <= set(FROM_FEATURES) | set(COMPUTED)
+    assert set(FROM_FEATURES.values()) <= set(default_catalog().names) | {"account_id"}
