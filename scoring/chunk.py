@@ -68,6 +68,11 @@ class InputStats:
                 stats.account_min[name], stats.account_max[name] = int(ids.min()), int(ids.max())
         return stats
 
+    def summary(self) -> dict:
+        """Plain JSON for the manifest: rows and account-id range of every table read."""
+        return {name: {"rows": n, "account_id_min": self.account_min.get(name),
+                       "account_id_max": self.account_max.get(name)} for name, n in self.rows.items()}
+
     def merge(self, other: InputStats) -> None:
         for name, n in other.rows.items():
             self.rows[name] = self.rows.get(name, 0) + n

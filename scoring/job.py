@@ -195,7 +195,8 @@ def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: i
     manifest = {
         "schema_version": SCHEMA_VERSION, "as_of": day_text(plan.as_of), "previous": plan.previous_info,
         "input": {"data": str(request.data), "fingerprint": digest,
-                  "extraction_date": str(plan.portfolio.extraction.date()), "accounts": totals.accounts},
+                  "extraction_date": str(plan.portfolio.extraction.date()), "accounts": totals.accounts,
+                  "tables": totals.inputs.summary()},
         "model": {"uri": request.model, "version": plan.tasks[0].spec.model_version,
                   "catalog_version": bundle.catalog_version, "targets": bundle.targets,
                   "score_scale": bundle.scale.to_dict()},

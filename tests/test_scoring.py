@@ -109,7 +109,7 @@ def test_scores_equal_lightgbm_and_reasons_equal_exact_treeshap(baseline_dir, ba
     assert manifest["rows"]["adverse"] == int(out["adverse"].sum())
 
 
-def test_the_manifest_describes_the_run_and_matches_the_file(baseline_dir, bundle_dir, tmp_path):
+def test_the_manifest_describes_the_run_and_matches_the_file(baseline_dir, baseline_tables, bundle_dir, tmp_path):
     out = tmp_path / "s.parquet"
     m = _score(baseline_dir[0], out, bundle_dir, workers=1, as_of=AS_OF)
     on_disk = json.loads(manifest_path(out).read_text())
@@ -119,6 +119,11 @@ def test_the_manifest_describes_the_run_and_matches_the_file(baseline_dir, bundl
     assert len(m["policy"]["hash"]) == 64 and m["previous"] == {"source": "recomputed", "as_of": "2025-05-31"}
     assert set(m["timings"]["stages_worker_s"]) == {"read", "features", "predict", "policy", "reasons", "assemble"}
     assert m["drift"]["score"]["level"] in ("stable", "warning", "alert")
+    # the input statistics the chunks returned add up to the whole tables
+    for name, stats in m["input"]["tables"].items():
+        table = getattr(baseline_tables, name)
+        assert stats == {"rows": len(table), "account_id_min": int(table["account_id"].min()),
+                         "account_id_max": int(table["account_id"].max())}, name
     bundle = load_bundle(bundle_dir)
     assert list(m["drift"]["features"]) == sorted(bundle.feature_names)  # the catalog's and the filter's
     # the drift figures are the PSI of the whole column, though counted chunk by chunk
