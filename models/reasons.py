@@ -44,7 +44,7 @@ def reason_codes(booster: lgb.Booster, X: pd.DataFrame, catalog: Catalog, top: i
 def describe(idx: np.ndarray, values: np.ndarray, names: list[str], catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
     """Codes (R + catalog position) and texts ("description: value") for feature indices; '' where idx < 0.
 
-    Built once per (slot, feature) that occurs, not once per row.
+    Built once per (slot, feature, value) that occurs, not once per row.
     """
     position = {f.name: i + 1 for i, f in enumerate(catalog)}
     lookup = np.array([f"R{position[n]:02d}" for n in names] + [""], dtype=object)
@@ -55,7 +55,10 @@ def describe(idx: np.ndarray, values: np.ndarray, names: list[str], catalog: Cat
         for j in np.unique(col[col >= 0]):
             rows = np.flatnonzero(col == j)
             description = catalog[names[j]].description
-            texts[rows, r] = [f"{description}: {_fmt(v)}" for v in values[rows, j]]
+            # each distinct value is worded once (by its bits: -0.0 and 0.0 read differently)
+            bits, inverse = np.unique(np.ascontiguousarray(values[rows, j]).view(np.int64), return_inverse=True)
+            words = np.array([f"{description}: {_fmt(v)}" for v in bits.view(np.float64)], dtype=object)
+            texts[rows, r] = words[inverse]
     return codes, texts
 
 
