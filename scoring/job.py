@@ -213,7 +213,7 @@ def _state(prep: Prepared, now: pd.DataFrame, as_of: int, prob: dict, model_scor
            previous: np.ndarray) -> pd.DataFrame:
     """What the policy decides on: predictions and the few facts it reads (policy.decide.INPUTS)."""
     ids = now["account_id"].to_numpy(np.int64)
-    charge_day = prep.charge_day[np.searchsorted(prep.account_id, ids)]
+    charge_day = prep.charge_off_day[np.searchsorted(prep.account_id, ids)]
     charged = (charge_day != kernels.NONE) & (charge_day <= as_of)
     state = pd.DataFrame({
         "account_id": ids, "status": np.where(charged, CHARGED_OFF, np.where(now["bills_due"].to_numpy() == 0,
