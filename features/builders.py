@@ -2,25 +2,26 @@
 
 Everything here answers one question: what did we know about this account at the end of day T? A payment
 dated after T has not happened yet; a bill due after T has not fallen due; a limit effective after T is not
-in force. One call builds the whole catalog for every account and many as-of dates: the tables are turned
-into day-number arrays once, each bill's settlement day is found once, and a compiled kernel walks every
-account's history once per as-of date (features/kernels.py).
+in force. One call builds the whole catalog for every account and many as-of dates, or for the (account,
+as-of date) pairs asked for: the tables are turned into day-number arrays once, each bill's settlement day
+is found once, and a compiled kernel walks every account's history once, over its as-of dates in order
+(features/kernels.py).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from features import kernels
-from features.catalog import AGGS, SIGNAL_INDEX, Catalog, Feature, default_catalog
+from features.catalog import ACCOUNT_STATE, SIGNAL_INDEX, Catalog, Feature, default_catalog
 from features.contract import Tables
 from features.days import ticks_per_day, ticks_to_days
 from features.sorted_keys import nondecreasing
 
 DEFAULT_PENALTY_RATE = 0.0005  # 0.05 % a day on the overdue amount (DESIGN.md)
-_AGG_CODE = {name: i for i, name in enumerate(AGGS)}
 
 
 def to_days(values) -> np.ndarray:
@@ -36,47 +37,78 @@ def to_days(values) -> np.ndarray:
 
 
 class Prepared:
-    """The tables as sorted day-number arrays, with settlement days and limits at statement dates."""
+    """The tables as sorted arrays for the kernels, with settlement days and limits at statement dates.
+
+    Days are int64 days since 1970-01-01, kernels.NONE where the day never comes. Accounts are in account_id
+    order; bills, payments and limits run account by account in that order (account a's bills are rows
+    bill_start[a] .. bill_start[a + 1], and so on).
+    """
 
     def __init__(self, tables: Tables) -> None:
-        acc, bills, pay, lim = tables.accounts, tables.bills, tables.payments, tables.limits
+        self._accounts(tables.accounts)
+        bills, pay, lim = tables.bills, tables.payments, tables.limits
+        self.bill_start = _starts(bills["account_id"].to_numpy(np.int64), self.account_id)
+        self.payment_start = _starts(pay["account_id"].to_numpy(np.int64), self.account_id)
+        self.limit_start = _starts(lim["account_id"].to_numpy(np.int64), self.account_id)
+        self.statement_day = to_days(bills["statement_date"])
+        self.due_day = to_days(bills["due_date"])
+        self.amount_due = bills["amount_due"].to_numpy(np.float64)
+        self.min_due = bills["min_due"].to_numpy(np.float64)
+        self.converted_day = to_days(bills["converted_date"])  # a statement made into installments
+        self.has_parent_bill = bills["parent_bill_id"].notna().to_numpy()  # an installment of such a statement
+        self.is_statement = kernels.statement_bills(self.bill_start, self.is_installment, self.has_parent_bill)
+        self.payment_day = to_days(pay["payment_date"])
+        self.payment_amount = pay["amount"].to_numpy(np.float64)
+        self.payment_bill_row = tables.payment_bill_rows()  # the row of the bill each payment repays
+        self.limit_effective_day = to_days(lim["effective_date"])
+        self.limit_value = lim["credit_limit"].to_numpy(np.float64)
+        # the first day the payments reach min_due (or the conversion day), and the day from which a bill's
+        # signals no longer change: both NONE if never
+        self.settled_day = kernels.settlement_days(self.bill_start, self.payment_start, self.due_day, self.min_due,
+                                                   self.converted_day, self.payment_day, self.payment_amount,
+                                                   self.payment_bill_row)
+        self.stable_day = kernels.stable_days(self.bill_start, self.payment_start, self.settled_day,
+                                              self.converted_day, self.payment_day, self.payment_bill_row)
+        self.limit_at_statement = kernels.limit_at(self.statement_day, self.bill_start, self.limit_effective_day,
+                                                   self.limit_value, self.limit_start)  # NaN if none yet
+        self.macro = tables.macro
+        self.first_day = int(min(self.open_day.min(initial=kernels.NONE), self.due_day.min(initial=kernels.NONE)))
+        self.extraction = tables.extraction_date
+
+    def _accounts(self, acc: pd.DataFrame) -> None:
         self.account_id = acc["account_id"].to_numpy(np.int64)
         self.customer_id = acc["customer_id"].to_numpy(np.int64)
         self.is_installment = (acc["product"] == "installment").to_numpy(bool)  # compared by Arrow, not objects
         self.open_day = to_days(acc["open_date"])
-        self.grace = acc["grace_days"].to_numpy(np.int64)
-        self.grace_days = self.grace.astype(np.float64)
+        self.grace_days = acc["grace_days"].to_numpy(np.int64)  # days late that are not reported
         band = acc["income_band"] if "income_band" in acc else pd.Series(np.nan, index=acc.index)
-        self.income_band = pd.to_numeric(band, errors="coerce").astype(np.float64).to_numpy()
+        self.income_band = pd.to_numeric(band, errors="coerce").astype(np.float64).to_numpy()  # NaN: unknown
         term = acc["loan_term"] if "loan_term" in acc else pd.Series(0, index=acc.index)
-        self.loan_term = pd.to_numeric(term, errors="coerce").fillna(0).to_numpy(np.int64)
-        self.charge_day = to_days(acc["charge_off_date"]) if "charge_off_date" in acc else \
+        self.loan_term = pd.to_numeric(term, errors="coerce").fillna(0).to_numpy(np.int64)  # 0: unknown
+        self.charge_off_day = to_days(acc["charge_off_date"]) if "charge_off_date" in acc else \
             np.full(len(acc), kernels.NONE)
+        # the source knows months only: day-exact features are missing
         self.month_precision = (acc["date_precision"] == "month").to_numpy(bool) if "date_precision" in acc else \
             np.zeros(len(acc), dtype=bool)
-        self.bill_start = _starts(bills["account_id"].to_numpy(np.int64), self.account_id)
-        self.pay_start = _starts(pay["account_id"].to_numpy(np.int64), self.account_id)
-        self.lim_start = _starts(lim["account_id"].to_numpy(np.int64), self.account_id)
-        self.due = to_days(bills["due_date"])
-        self.stmt = to_days(bills["statement_date"])
-        self.amount = bills["amount_due"].to_numpy(np.float64)
-        self.min_due = bills["min_due"].to_numpy(np.float64)
-        self.conv = to_days(bills["converted_date"])
-        self.has_parent = bills["parent_bill_id"].notna().to_numpy()
-        self.is_stmt = kernels.statement_bills(self.bill_start, self.is_installment, self.has_parent)
-        self.pday = to_days(pay["payment_date"])
-        self.pamt = pay["amount"].to_numpy(np.float64)
-        self.prow = tables.payment_bill_rows()
-        self.leff = to_days(lim["effective_date"])
-        self.lval = lim["credit_limit"].to_numpy(np.float64)
-        self.settle = kernels.settlement_days(self.bill_start, self.pay_start, self.due, self.min_due, self.conv,
-                                              self.pday, self.pamt, self.prow)
-        self.stable = kernels.stable_days(self.bill_start, self.pay_start, self.settle, self.conv, self.pday,
-                                          self.prow)
-        self.lim_at_stmt = kernels.limit_at(self.stmt, self.bill_start, self.leff, self.lval, self.lim_start)
-        self.macro = tables.macro
-        self.first_day = int(min(self.open_day.min(initial=kernels.NONE), self.due.min(initial=kernels.NONE)))
-        self.extraction = tables.extraction_date
+
+    @cached_property
+    def customers(self) -> kernels.Customers:
+        """Accounts grouped by customer: positions in customer order (account order within one), and each
+        customer's run."""
+        order = np.argsort(self.customer_id, kind="stable").astype(np.int64)
+        srt = self.customer_id[order]
+        return kernels.Customers(order, np.flatnonzero(np.r_[True, srt[1:] != srt[:-1], True]).astype(np.int64))
+
+    def history(self) -> kernels.History:
+        """The arrays as the kernels' named records."""
+        return kernels.History(
+            kernels.Accounts(self.bill_start, self.payment_start, self.limit_start, self.grace_days, self.open_day,
+                             self.is_installment, self.month_precision),
+            kernels.Bills(self.statement_day, self.due_day, self.amount_due, self.min_due, self.converted_day,
+                          self.settled_day, self.stable_day, self.is_statement, self.has_parent_bill,
+                          self.limit_at_statement),
+            kernels.Payments(self.payment_day, self.payment_amount, self.payment_bill_row),
+            kernels.Limits(self.limit_effective_day, self.limit_value))
 
 
 def _starts(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -89,14 +121,27 @@ def _starts(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
 def as_of_days(as_of: Iterable | str | pd.Timestamp, prep: Prepared | None = None) -> np.ndarray:
     """Sorted, unique as-of days; refused before any data or after the extraction date."""
     values = [as_of] if isinstance(as_of, str | pd.Timestamp | np.datetime64) else list(as_of)
-    try:
-        stamps = pd.to_datetime(pd.Series(values, dtype=object))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"as-of dates must be dates (YYYY-MM-DD): {exc}") from None
-    if stamps.isna().any() or (stamps != stamps.dt.normalize()).any():
+    days = np.unique(_calendar_days(values))
+    _within_data(days, prep)
+    return days
+
+
+def _calendar_days(values) -> np.ndarray:
+    """Day numbers of dates (datetime64 values, timestamps or YYYY-MM-DD text), each a calendar day."""
+    arr = values.to_numpy() if isinstance(values, pd.Series) else values
+    if not (isinstance(arr, np.ndarray) and arr.dtype.kind == "M"):
+        try:
+            arr = pd.to_datetime(pd.Series(list(values), dtype=object)).to_numpy()
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"as-of dates must be dates (YYYY-MM-DD): {exc}") from None
+    if np.isnat(arr).any() or (arr.astype("datetime64[D]") != arr).any():
         raise ValueError("as-of dates must be calendar days without a time of day")
-    days = np.unique(to_days(stamps.to_numpy()))
-    if prep is not None and prep.extraction is not None and len(prep.due) + len(prep.open_day):
+    return to_days(arr)
+
+
+def _within_data(days: np.ndarray, prep: Prepared | None) -> None:
+    """Refuse days after the data's extraction date or before its first date."""
+    if prep is not None and prep.extraction is not None and len(prep.due_day) + len(prep.open_day):
         last = to_days(np.array([prep.extraction.to_datetime64()]))[0]
         late = days[days > last]
         early = days[days < prep.first_day]
@@ -106,33 +151,89 @@ def as_of_days(as_of: Iterable | str | pd.Timestamp, prep: Prepared | None = Non
         if len(early):
             raise ValueError(f"as-of date {_day(early[0])} is before any data (first date {_day(prep.first_day)}): "
                              "choose a later date")
-    return days
 
 
 def _day(d: int) -> str:
     return str(np.datetime64(int(d), "D"))
 
 
-def build_features(tables: Tables, as_of, catalog: Catalog | None = None, *,
+def build_features(tables: Tables, as_of=None, catalog: Catalog | None = None, *, pairs=None,
                    penalty_rate: float = DEFAULT_PENALTY_RATE) -> pd.DataFrame:
-    """Every catalog feature for every account open at each as-of date T (end of day).
+    """Every catalog feature as known at the end of day T: for every account open at each as-of date T
+    (`as_of`: one date or many), or for exactly the (account, T) `pairs` asked for.
 
-    Returns one row per (account, T) with columns account_id, as_of, then the catalog's features in order.
+    `pairs` is a frame or mapping with columns account_id and as_of, each account open on its date: any
+    dates, repeats allowed, as training rows spread over the month or an incremental scoring ask for them.
+    A pair's row is, value for value, the row the build for all accounts at its date gives that account.
+    Returns account_id, as_of, then the catalog's features in order: one row per account open at each date,
+    date by date in account order, for `as_of`; one row per pair, in their order, for `pairs`.
     """
+    if (as_of is None) == (pairs is None):
+        raise ValueError("give either as_of (dates: every account open then) or pairs (account_id, as_of)")
     catalog = catalog or default_catalog()
     prep = tables if isinstance(tables, Prepared) else Prepared(tables)
-    days = as_of_days(as_of, prep)
-    return _assemble(prep, days, catalog, penalty_rate)
+    if pairs is None:
+        days = as_of_days(as_of, prep)
+        layout = _layout(days, *kernels.open_days(prep.open_day, days), by_date=True)
+        return _assemble(prep, layout, catalog, penalty_rate)
+    account, day = _requested(prep, pairs)
+    days = np.unique(day)
+    t = np.searchsorted(days, day)
+    layout = _layout(days, *_with_customers(prep, account, t, days), by_date=False)
+    frame = _assemble(prep, layout, catalog, penalty_rate)
+    entry_key = np.repeat(np.arange(len(prep.account_id)), np.diff(layout.day_start)) * len(days) + layout.day_index
+    rows = layout.day_row[np.searchsorted(entry_key, account * len(days) + t)]
+    return frame.take(rows).reset_index(drop=True)
 
 
-def _windowed_spec(windowed: list[Feature]):
-    windows = list(dict.fromkeys(f.window for f in windowed))
-    kind = np.array([w.kind for w in windows], dtype=np.int64)
-    size = np.array([w.d if w.kind == 2 else w.n for w in windows], dtype=np.int64)
-    fwin = np.array([windows.index(f.window) for f in windowed], dtype=np.int64)
-    fsig = np.array([SIGNAL_INDEX[f.signal] for f in windowed], dtype=np.int64)
-    fagg = np.array([_AGG_CODE[f.agg] for f in windowed], dtype=np.int64)
-    return kind, size, fwin, fsig, fagg
+def _requested(prep: Prepared, pairs) -> tuple[np.ndarray, np.ndarray]:
+    """The accounts (positions) and as-of days of the pairs asked for, each account open on its day."""
+    try:
+        ids, dates = pairs["account_id"], pairs["as_of"]
+    except (KeyError, IndexError, TypeError):
+        raise ValueError("pairs must have the columns account_id and as_of") from None
+    ids = np.asarray(ids, dtype=np.int64)
+    day = _calendar_days(dates)
+    if len(ids) != len(day):
+        raise ValueError(f"pairs hold {len(ids)} account_id values but {len(day)} as_of dates")
+    _within_data(np.unique(day), prep)
+    pos = np.searchsorted(prep.account_id, ids)
+    known = pos < len(prep.account_id)
+    known[known] = prep.account_id[pos[known]] == ids[known]
+    if not known.all():
+        raise ValueError(f"pairs name {(~known).sum()} account(s) the data does not hold: account_id "
+                         f"{', '.join(map(str, ids[~known][:3]))}")
+    shut = np.flatnonzero(prep.open_day[pos] > day)
+    if len(shut):
+        i = shut[0]
+        raise ValueError(f"{len(shut)} pair(s) ask for an account before it opened, e.g. account_id {ids[i]} as of "
+                         f"{_day(day[i])} (opened {_day(prep.open_day[pos[i]])}): an account has rows from its "
+                         "opening day on")
+    return pos, day
+
+
+def _with_customers(prep: Prepared, account: np.ndarray, t: np.ndarray, days: np.ndarray):
+    """Layout.day_start and day_index of the pairs (account, day index t) with, at each pair's day, every
+    account of its customer open then: the customer's features read their rows."""
+    groups = prep.customers
+    rank = np.empty_like(groups.order)
+    rank[groups.order] = np.arange(len(groups.order))
+    group = np.searchsorted(groups.start, rank[account], side="right") - 1
+    size = groups.start[group + 1] - groups.start[group]
+    pair = np.repeat(np.arange(len(account)), size)
+    member = np.arange(len(pair)) - np.repeat(np.cumsum(size) - size, size)
+    mate = groups.order[groups.start[group][pair] + member]
+    when = t[pair]
+    keep = prep.open_day[mate] <= days[when]
+    key = np.unique(mate[keep] * len(days) + when[keep])
+    day_start = np.searchsorted(key // len(days), np.arange(len(prep.account_id) + 1)).astype(np.int64)
+    return day_start, (key % len(days)).astype(np.int64)
+
+
+def _layout(days: np.ndarray, day_start: np.ndarray, day_index: np.ndarray, *, by_date: bool) -> kernels.Layout:
+    day_row, block_row, row_account, row_day = kernels.layout_rows(day_start, day_index, len(days), by_date,
+                                                                   kernels.BLOCK)
+    return kernels.Layout(days, day_start, day_index, by_date, day_row, block_row, row_account, row_day)
 
 
 _CUSTOMER = ("cust_accounts", "cust_active_loans", "cust_loan_balance", "cust_other_dpd_now")
@@ -146,7 +247,7 @@ def _sources(catalog: Catalog, prep: Prepared) -> dict[str, str]:
     windowed = {f.name for f in catalog.windowed}
     src = dict.fromkeys(windowed, "windowed")
     src.update({f.name: "others" for f in catalog.others})
-    src.update(dict.fromkeys(kernels.STATE, "state"))
+    src.update(dict.fromkeys(ACCOUNT_STATE, "state"))
     if "util_n3" in windowed and "util_n12" in windowed:
         src["util_trend"] = "derived"
     src.update(dict.fromkeys(_DERIVED + _ROW_DERIVED, "derived"))
@@ -168,9 +269,38 @@ def _macro_names(prep: Prepared) -> list[str]:
     return list(dict.fromkeys([*names, "macro_stress_index", "macro_unemployment_rate"]))
 
 
-def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: float) -> pd.DataFrame:
-    """The kernel writes every column straight into its place: one (columns, rows) array whose rows of
-    the output are (as-of date, open account) pairs, date-major; the frame's float block is that array."""
+def _kernel_plan(catalog: Catalog, sources: dict[str, str], col: dict[str, int], penalty_rate: float):
+    """What the kernel computes and where each result goes: the catalog's windowed features whose name no
+    later kind takes, each `others` feature's own count per account, and the account state; a result the
+    catalog does not show goes to a helper row. Returns the Plan, each result's place (catalog column, or
+    -1 - helper row), the number of helper rows and the `others` features' own counts by name."""
+    own = {f.name: Feature(f"_own_{f.name}", f.description, 0, "helper", f.window, f.signal, "count")
+           for f in catalog.others if sources[f.name] == "others"}
+    spec = [f for f in catalog.windowed if sources[f.name] == "windowed"] + list(own.values())
+    kernel_names = [f.name for f in spec] + list(ACCOUNT_STATE)
+    helpers = [n for n in kernel_names if n not in col]
+    where = {n: col[n] if n in col else -1 - helpers.index(n) for n in kernel_names}
+    windows = list(dict.fromkeys(f.window for f in spec))
+    kind = np.array([w.kind for w in windows], dtype=np.int64)
+    size = np.array([w.d if w.kind == 2 else w.n for w in windows], dtype=np.int64)
+    fwin = np.array([windows.index(f.window) for f in spec], dtype=np.int64)
+    fsig = np.array([SIGNAL_INDEX[f.signal] for f in spec], dtype=np.int64)
+    fagg = np.array([kernels.AGG_CODE[f.agg] for f in spec], dtype=np.int64)
+    # whole-number signals counted, summed or averaged: by running sums over the account's stable bills
+    running = np.array([f.signal in kernels.INTEGER_SIGNALS and f.agg in ("count", "sum", "mean") for f in spec],
+                       dtype=np.bool_)
+    by_statements = kind[fwin] == kernels.STATEMENTS_WINDOW
+    plan = kernels.Plan(kind, size, fwin, fsig, fagg, running,
+                        np.array([where[f.name] for f in spec], dtype=np.int64),
+                        np.array([where[n] for n in ACCOUNT_STATE], dtype=np.int64),
+                        np.unique(fsig[running & ~by_statements]), np.unique(fsig[running & by_statements]),
+                        float(penalty_rate))
+    return plan, where, len(helpers), own
+
+
+def _assemble(prep: Prepared, layout: kernels.Layout, catalog: Catalog, penalty_rate: float) -> pd.DataFrame:
+    """The kernel writes every column straight into its place: one (columns, rows) array whose rows are the
+    layout's (as-of date, account) rows; the frame's float block is that array."""
     sources = _sources(catalog, prep)
     names = catalog.names
     for f in catalog:
@@ -178,30 +308,12 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
             raise ValueError(f"catalog feature {f.name!r} is a state feature the builder does not know; "
                              "declare it with a signal, agg and window, or add it to features/builders.py")
     col = {name: i for i, name in enumerate(names)}
-    # each account's own count behind an `others` feature: computed apart, summed over the customer below
-    own = {f.name: Feature(f"_own_{f.name}", f.description, 0, "helper", f.window, f.signal, "count")
-           for f in catalog.others if sources[f.name] == "others"}
-    # windowed features the kernel computes: catalog ones whose name no later kind takes, and the helpers
-    spec = [f for f in catalog.windowed if sources[f.name] == "windowed"] + list(own.values())
-    # the kernel's columns go to their catalog column, or apart (aux) when the catalog does not show them
-    kernel_names = [f.name for f in spec] + list(kernels.STATE)
-    aux_names = [n for n in kernel_names if n not in col]
-    where = {n: col[n] if n in col else -1 - aux_names.index(n) for n in kernel_names}
-    kind, size, fwin, fsig, fagg = _windowed_spec(spec)
-    # whole-number signals counted, summed or averaged: by running sums over the account's stable bills
-    prefix = np.array([SIGNAL_INDEX[f.signal] in kernels.INTEGER_SIGNALS and f.agg in ("count", "sum", "mean")
-                       for f in spec], dtype=np.bool_)
-    feat_col = np.array([where[f.name] for f in spec], dtype=np.int64)
-    state_col = np.array([where[n] for n in kernels.STATE], dtype=np.int64)
-
-    row_off, blk_row, a_idx = kernels.row_layout(prep.open_day, days, kernels.BLOCK)
-    n_rows = len(a_idx)
+    plan, where, n_helpers, own = _kernel_plan(catalog, sources, col, penalty_rate)
+    n_rows = len(layout.row_account)
     out = np.empty((len(names), n_rows))
-    aux = np.empty((len(aux_names), n_rows))
-    kernels.build(prep.bill_start, prep.pay_start, prep.lim_start, prep.grace, prep.open_day, prep.due, prep.stmt,
-                  prep.amount, prep.min_due, prep.conv, prep.settle, prep.stable, prep.is_stmt, prep.has_parent,
-                  prep.lim_at_stmt, prep.pday, prep.pamt, prep.prow, prep.leff, prep.lval, days, blk_row, penalty_rate,
-                  kind, size, fwin, fsig, fagg, prefix, feat_col, state_col, out, aux)
+    aux = np.empty((n_helpers, n_rows))
+    history = prep.history()
+    kernels.build(history, layout, plan, kernels.SLOTS, kernels.Output(out, aux))
 
     def column(name: str) -> np.ndarray:
         i = where[name]
@@ -210,54 +322,55 @@ def _assemble(prep: Prepared, days: np.ndarray, catalog: Catalog, penalty_rate: 
     def target(name: str) -> np.ndarray | None:
         return out[col[name]] if name in col and sources[name] in ("derived", "customer", "others", "macro") else None
 
-    _customer(prep, days, row_off, a_idx, column, {n: col[n] for n in _CUSTOMER if target(n) is not None},
+    _customer(prep, layout, column, {n: col[n] for n in _CUSTOMER if target(n) is not None},
               [(col[name], -1 - where[h.name], h.day_precision) for name, h in own.items()], aux, out)
-    macro_cols, macro_vals = _macro(prep, days, col, target)
+    _finish(prep, history, layout, catalog, column, target, out)
+    for name in _ATTRIBUTES:
+        if name in col and sources[name] == "attribute":
+            out[col[name]] = getattr(prep, name)[layout.row_account]
+    frame = pd.DataFrame(out.T, columns=names, copy=False)
+    frame.insert(0, "as_of", (layout.days[layout.row_day] * 86_400).view("datetime64[s]"))
+    frame.insert(0, "account_id", prep.account_id[layout.row_account])
+    return frame
+
+
+def _finish(prep: Prepared, history: kernels.History, layout: kernels.Layout, catalog: Catalog, column, target,
+            out: np.ndarray) -> None:
+    """The features derived from the kernel's columns, the macro indicators and the calendar, per row."""
+    col = {name: i for i, name in enumerate(catalog.names)}
+    macro_cols, macro_vals = _macro(prep, layout.days, col, target)
     empty = np.empty(0)
     trend = target("util_trend") is not None
     want = np.array([col[n] if target(n) is not None else -1 for n in ("util_trend", *_DERIVED)], dtype=np.int64)
     day_cols = np.array([col[f.name] for f in catalog if f.day_precision], dtype=np.int64)
-    kernels.finish(days, row_off, a_idx, prep.open_day, prep.is_installment, prep.month_precision,
-                   column("util_n3") if trend else empty, column("util_n12") if trend else empty,
-                   column("balance_now"), column("limit_now"), column("limit_prev_d360"), want, macro_cols,
-                   macro_vals, day_cols, out)
+    derived = kernels.Derived(column("util_n3") if trend else empty, column("util_n12") if trend else empty,
+                              column("balance_now"), column("limit_now"), column("limit_prev_d360"))
+    kernels.finish(layout, history.accounts, derived, want, macro_cols, macro_vals, day_cols, out)
     if target("installments_left") is not None:
-        term = prep.loan_term[a_idx].astype(np.float64)
-        known = prep.is_installment[a_idx] & (term > 0)
+        term = prep.loan_term[layout.row_account].astype(np.float64)
+        known = prep.is_installment[layout.row_account] & (term > 0)
         out[col["installments_left"]] = np.where(known, np.maximum(term - column("bills_due"), 0.0), np.nan)
     if target("calendar_month") is not None:
-        month = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12 + 1
-        out[col["calendar_month"]] = np.repeat(month.astype(np.float64), np.diff(row_off))
-    for name in _ATTRIBUTES:
-        if name in col and sources[name] == "attribute":
-            out[col[name]] = getattr(prep, name)[a_idx]
-    frame = pd.DataFrame(out.T, columns=names, copy=False)
-    frame.insert(0, "as_of", np.repeat(days * 86_400, np.diff(row_off)).view("datetime64[s]"))
-    frame.insert(0, "account_id", prep.account_id[a_idx])
-    return frame
+        month = layout.days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12 + 1
+        out[col["calendar_month"]] = month.astype(np.float64)[layout.row_day]
 
 
-def _customer(prep: Prepared, days: np.ndarray, row_off: np.ndarray, a_idx: np.ndarray, column,
-              cols: dict[str, int], others: list[tuple[int, int, bool]], aux: np.ndarray, out: np.ndarray) -> None:
+def _customer(prep: Prepared, layout: kernels.Layout, column, cols: dict[str, int],
+              others: list[tuple[int, int, bool]], aux: np.ndarray, out: np.ndarray) -> None:
     """The customer's other accounts: accounts are sorted by account id, customers may interleave. `others`
     pairs an output row with the row of aux holding each account's own count (and whether that count needs
     day-exact dates), to be summed over the customer's other accounts."""
-    cust = prep.customer_id
-    if not (cols or others) or not len(cust):
+    if not (cols or others) or not len(prep.customer_id):
         return
-    order = np.argsort(cust, kind="stable").astype(np.int64)
-    srt = cust[order]
-    group_start = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1], True]).astype(np.int64)
-    rows = kernels.account_rows(days, row_off, a_idx, len(cust))
     if cols:
         wanted = np.array([cols.get(n, -1) for n in _CUSTOMER], dtype=np.int64)
-        kernels.customer(order, group_start, rows, prep.is_installment, column("dpd_now"), column("balance_now"),
+        kernels.customer(prep.customers, layout, prep.is_installment, column("dpd_now"), column("balance_now"),
                          wanted, out)
     if others:
-        dest = np.array([c for c, _, _ in others], dtype=np.int64)
-        src_rows = np.array([r for _, r, _ in others], dtype=np.int64)
-        day_exact = np.array([d for _, _, d in others], dtype=bool)
-        kernels.others(order, group_start, rows, aux, src_rows, day_exact, prep.month_precision, dest, out)
+        counts = kernels.OtherCounts(np.array([r for _, r, _ in others], dtype=np.int64),
+                                     np.array([d for _, _, d in others], dtype=bool),
+                                     np.array([c for c, _, _ in others], dtype=np.int64))
+        kernels.others(prep.customers, layout, prep.month_precision, aux, counts, out)
 
 
 def _macro(prep: Prepared, days: np.ndarray, col: dict[str, int], target) -> tuple[np.ndarray, np.ndarray]:

@@ -10,14 +10,22 @@ last D days, all as known at the end of day T. `agg="others"` counts the signal 
 the customer's *other* accounts open at T and sums them (0 when there are none): the customer's behaviour
 elsewhere, declared the same way. Adding such a feature is adding a declaration. State
 features (`agg="state"`) are the few that need their own code: streaks, days since, balances, limits,
-tenure, account attributes, the customer's other accounts and the macro index.
+tenure, account attributes, the customer's other accounts and the macro index. Those the kernel keeps while
+walking an account's bills are named in ACCOUNT_STATE below, and a new one is that name, its declaration and
+the line of the kernel that writes its slot; a new signal likewise is its entry in SIGNALS and its line in
+the kernel's `_signals`.
+
+Each feature has a fingerprint: a hash of its declaration and of its `semantics` version, which is bumped
+when a change of code changes the feature's values under the same declaration. Pinned values
+(tests/golden/feature_values.json) are keyed by it, so values that move without a bump fail a test.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from hashlib import sha256
 
-# Per-bill signals as of T, computed once per bill visit by the builder's kernel. Order is the kernel's.
+# Per-bill signals as of T: each is a named slot the builder's kernel writes once per bill visit
+# (features/kernels.py, `_signals`); the order here numbers the slots.
 SIGNALS = {
     "lag1": "settled by T exactly 1 day after its due date",
     "lag2": "settled by T exactly 2 days after its due date",
@@ -40,6 +48,11 @@ SIGNALS = {
     "early": "settled by T before its due date",
 }
 SIGNAL_INDEX = {name: i for i, name in enumerate(SIGNALS)}
+# Per-account state as of T that the kernel keeps walking an account's bills, one output slot each, written
+# by name (features/kernels.py): the state features of these names, and limit_prev_d360, which only
+# limit_ratio_d360 reads.
+ACCOUNT_STATE = ("dpd_now", "bills_since_late", "days_since_late", "ontime_streak", "longest_ontime_streak",
+                 "bills_due", "balance_now", "limit_now", "limit_changes_d360", "limit_prev_d360")
 AGGS = ("count", "sum", "mean", "max", "min", "others", "state")
 DAY_PRECISION_SIGNALS = frozenset({"lag1", "lag2", "late_within_grace", "late_beyond_grace", "early", "days_early",
                                    "cure_days", "penalty"})
@@ -90,6 +103,9 @@ class Feature:
     window: Window | None = None
     signal: str | None = None
     agg: str = "state"
+    # bumped when the feature's values change while its declaration stays (a fix in the code behind it):
+    # the fingerprint changes with it, and so do the pinned values (tests/test_feature_golden.py)
+    semantics: int = field(default=1, repr=False)
 
     def __post_init__(self) -> None:
         if self.risk not in (-1, 0, 1):
@@ -101,6 +117,13 @@ class Feature:
                 raise ValueError(f"feature {self.name}: unknown signal {self.signal!r}; known: {', '.join(SIGNALS)}")
             if self.window is None:
                 raise ValueError(f"feature {self.name}: a windowed aggregate needs a window")
+
+    @property
+    def fingerprint(self) -> str:
+        """A short SHA-256 of what defines the feature's values: name, window, signal, aggregation, risk
+        direction and semantics version; not its description or family."""
+        text = repr((self.name, self.window, self.signal, self.agg, self.risk, self.semantics))
+        return sha256(text.encode()).hexdigest()[:12]
 
     @property
     def day_precision(self) -> bool:
@@ -308,10 +331,15 @@ class Catalog:
         """LightGBM's monotone_constraints, in column order."""
         return [f.risk for f in self.features]
 
+    def fingerprints(self) -> dict[str, str]:
+        """Each feature's fingerprint, by name."""
+        return {f.name: f.fingerprint for f in self.features}
+
     @property
     def version(self) -> str:
-        """A short hash of the declarations: bundles record it, scoring checks it."""
-        text = "\n".join(repr(f) for f in self.features)
+        """A short hash of the declarations: bundles record it, scoring checks it. A semantics version enters
+        once bumped, so a catalog of first versions keeps the hash it always had."""
+        text = "\n".join(repr(f) + (f" semantics={f.semantics}" if f.semantics != 1 else "") for f in self.features)
         return sha256(text.encode()).hexdigest()[:12]
 
     def to_markdown(self) -> str:

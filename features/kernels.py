@@ -4,25 +4,118 @@ Why a kernel: every feature of the catalog, for every account and every as-of da
 walk over each account's bills (newest first) with its payments and limits advanced by pointers, so the
 cost is one pass over the rows, not one pass per feature. Dates are int64 days since 1970-01-01 here;
 NONE marks "never" (a bill never settled, a statement never converted).
+
+The kernels take named records (namedtuples of arrays, which numba compiles as plain structs): the
+history (`Accounts`, `Bills`, `Payments`, `Limits`), the rows to build (`Layout`), what to compute
+(`Plan`) and where to put it (`Output`). Per-bill signals and per-account state are written by name into
+slots derived from the catalog's declarations (features.catalog.SIGNALS and ACCOUNT_STATE); what the walk
+carries from one as-of date to the next for an account is one record, `AccountState`.
 """
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 from numba import njit, prange
 
+from features.catalog import ACCOUNT_STATE, SIGNALS
+
 NONE = np.int64(1) << 40  # a day that never comes
 BLOCK = 2048  # accounts per parallel work unit: scratch is allocated once per block
 SUB = 64  # accounts whose output rows are staged together before they are copied out
+# a NaN no computation makes: the state slots of a fresh stage hold it, so a slot the kernel never writes
+# shows in the output (tests look for it)
+UNWRITTEN_BITS = 0x7FF80000DEADBEEF
+UNWRITTEN = np.array([UNWRITTEN_BITS], dtype=np.int64).view(np.float64)[0]
 
-# per-bill signal slots: the order of features.catalog.SIGNALS
-(S_LAG1, S_LAG2, S_GRACE, S_BEYOND, S_LATE, S_DEPTH, S_LATE3, S_LATE30, S_PAID_RATIO, S_UTIL, S_MIN_ONLY,
- S_PART_PAID, S_DAYS_EARLY, S_CURE_DAYS, S_PENALTY, S_CONVERTED, S_INSTALLMENT, S_AMOUNT, S_EARLY) = range(19)
-N_SIGNALS = 19
+
+def _slots(name: str, names) -> type:
+    """A namedtuple class of slot numbers, its fields in name order. Numba compiles `slots.lag1` to a field
+    position and caches the kernel keyed on this file alone: with the fields in name order that position
+    stays right whatever order the catalog declares them in, and the slot numbers are run-time values."""
+    return namedtuple(name, sorted(names))
+
+
+SignalSlots = _slots("SignalSlots", SIGNALS)
+StateSlots = _slots("StateSlots", ACCOUNT_STATE)
+SIGNAL = SignalSlots(**{name: i for i, name in enumerate(SIGNALS)})  # slot = position in the catalog
+STATE = StateSlots(**{name: i for i, name in enumerate(ACCOUNT_STATE)})
+# whole-number signals: their sums over any bills are exact in any order
+INTEGER_SIGNALS = frozenset({"lag1", "lag2", "late_within_grace", "late_beyond_grace", "late", "depth", "late3",
+                             "late30", "min_only", "part_paid", "days_early", "cure_days", "converted",
+                             "installment", "early"})
+AGG_CODE = {"count": 0, "sum": 1, "mean": 2, "max": 3, "min": 4}
 A_COUNT, A_SUM, A_MEAN, A_MAX, A_MIN = range(5)
-# state outputs, in this order
-STATE = ("dpd_now", "bills_since_late", "days_since_late", "ontime_streak", "longest_ontime_streak", "bills_due",
-         "balance_now", "limit_now", "limit_changes_d360", "limit_prev_d360")
-N_STATE = len(STATE)
+BILLS_WINDOW, STATEMENTS_WINDOW, DAYS_WINDOW = range(3)  # features.catalog's window kinds
+
+# ------------------------------------------------------------------------------------------- records
+# Rows of bills, payments and limits run account by account: account a's are *_start[a] .. *_start[a + 1].
+
+Accounts = namedtuple("Accounts", [
+    "bill_start",  # first bill row of each account (n_accounts + 1)
+    "payment_start",  # first payment row of each account (n_accounts + 1)
+    "limit_start",  # first limit row of each account (n_accounts + 1)
+    "grace_days",  # int64: days late that are not reported
+    "open_day",  # the day the account opened
+    "is_installment",  # a cash loan (else a revolving line)
+    "month_precision",  # the source knows months only: day-exact features are missing
+])
+Bills = namedtuple("Bills", [
+    "statement_day", "due_day",
+    "amount_due", "min_due",
+    "converted_day",  # the day a statement became installments, NONE if never
+    "settled_day",  # the first day the payments reached min_due (or the conversion day), NONE if never
+    "stable_day",  # from this day on the bill's signals no longer change (NONE if never settled)
+    "is_statement",  # a revolving line's own statement (not an installment)
+    "has_parent_bill",  # an installment of a converted statement
+    "limit_at_statement",  # the limit in force on the statement day, NaN if none yet
+])
+Payments = namedtuple("Payments", ["day", "amount", "bill_row"])  # bill_row: the row of the bill it repays
+Limits = namedtuple("Limits", ["effective_day", "value"])  # per account by effective day
+History = namedtuple("History", ["accounts", "bills", "payments", "limits"])
+Layout = namedtuple("Layout", [
+    "days",  # the as-of days, ascending
+    "day_start",  # each account's first entry in day_index (n_accounts + 1)
+    "day_index",  # the account's as-of days to build (indices into days, ascending within an account)
+    "by_date",  # rows date by date, accounts in order within a date (else account by account)
+    "day_row",  # the output row of each entry of day_index
+    "block_row",  # first output row of each (date, block of accounts); one date when not by_date
+    "row_account",  # each output row's account
+    "row_day",  # each output row's as-of day (index into days)
+])
+Plan = namedtuple("Plan", [
+    "window_kind", "window_size",  # per window: catalog kind (bills, statements, days) and its n or d
+    "feature_window", "feature_signal", "feature_agg",  # per windowed feature: window, signal slot, AGG_CODE
+    "feature_running",  # a whole-number count, sum or mean: by running sums over the stable bills
+    "feature_column", "state_column",  # output place of each feature and state slot (< 0: helper row -c-1)
+    "running_all", "running_statements",  # signal slots kept as running sums: over all bills, statements only
+    "penalty_rate",  # a day, on the overdue minimum
+])
+Slots = namedtuple("Slots", ["signal", "state"])
+SLOTS = Slots(SIGNAL, STATE)  # the named slots the kernel writes
+Output = namedtuple("Output", ["columns", "helpers"])  # (columns, rows) float64: the frame's, and apart
+Customers = namedtuple("Customers", ["order", "start"])  # accounts by customer; each customer's run in order
+Derived = namedtuple("Derived", ["util_n3", "util_n12", "balance_now", "limit_now", "limit_prev_d360"])
+OtherCounts = namedtuple("OtherCounts", ["helper_row", "day_exact", "column"])
+
+# What the walk carries for one account from one as-of date to the next (allocated once per block, sized
+# for its account with the most bills): enough to resume the walk at a later date.
+AccountState = namedtuple("AccountState", [
+    "paid",  # paid so far, per bill of the account
+    "signals",  # per bill: its signals (final once stable, else as of the last date)
+    "sum_all", "count_all",  # running sums and counts of non-missing values over the first k stable bills
+    "sum_statements", "count_statements",  # the same over statements only
+    "walk",  # one WALK record: the scalars below
+])
+WALK = np.dtype([
+    ("next_payment", np.int64),  # the first payment row not yet made
+    ("bills_due", np.int64),  # bills due so far (the newest is bills_due - 1, relative to the account)
+    ("stable_bills", np.int64),  # bills 0 .. stable_bills - 1 are stable: signals and running sums kept
+    ("last_late", np.int64),  # the newest stable bill paid late (-1: none)
+    ("last_missed", np.int64),  # the newest stable bill not paid on time (-1: none)
+    ("stable_run", np.float64),  # the on-time run ending at the newest stable bill
+    ("longest_stable_run", np.float64),  # the longest on-time run among the stable bills
+])
 
 
 @njit(parallel=True, cache=True)
@@ -134,32 +227,55 @@ def rows_in_account(bill_ids, bill_start, wanted, want_start):
 
 
 @njit(cache=True)
-def row_layout(open_day, days, block):
-    """Output rows: (as-of date, open account) pairs, date-major, accounts in order. Returns each date's first
-    row (n_t + 1), each (date, block of accounts)'s first row, and each row's account."""
+def open_days(open_day, days):
+    """Every as-of day each account is open on, as runs per account (Layout.day_start, .day_index): the
+    rows of a build for all accounts."""
     n_acc, n_t = len(open_day), len(days)
-    n_blocks = (n_acc + block - 1) // block
-    row_off = np.zeros(n_t + 1, dtype=np.int64)
-    blk_row = np.zeros((n_t, max(n_blocks, 1)), dtype=np.int64)
-    r = 0
-    for t in range(n_t):
-        row_off[t] = r
-        T = days[t]
-        for a in range(n_acc):
-            if a % block == 0:
-                blk_row[t, a // block] = r
-            if open_day[a] <= T:
-                r += 1
-    row_off[n_t] = r
-    a_idx = np.empty(r, dtype=np.int64)
-    r = 0
-    for t in range(n_t):
-        T = days[t]
-        for a in range(n_acc):
-            if open_day[a] <= T:
-                a_idx[r] = a
-                r += 1
-    return row_off, blk_row, a_idx
+    start = np.empty(n_acc + 1, dtype=np.int64)
+    start[0] = 0
+    for a in range(n_acc):
+        start[a + 1] = start[a] + n_t - np.searchsorted(days, open_day[a])  # days on or after opening
+    index = np.empty(start[n_acc], dtype=np.int64)
+    for a in range(n_acc):
+        first = n_t - (start[a + 1] - start[a])
+        for k in range(start[a + 1] - start[a]):
+            index[start[a] + k] = first + k
+    return start, index
+
+
+@njit(cache=True)
+def layout_rows(day_start, day_index, n_days, by_date, block):
+    """Where each (account, as-of day) entry goes: date by date with accounts in order within a date
+    (by_date), else account by account in entry order. Returns Layout's day_row, block_row, row_account and
+    row_day."""
+    n_acc, n_rows = len(day_start) - 1, len(day_index)
+    n_blocks = max((n_acc + block - 1) // block, 1)
+    n_b = n_days if by_date else 1
+    first = np.zeros(n_b, dtype=np.int64)  # each date's first row
+    if by_date:
+        for e in range(n_rows):
+            first[day_index[e]] += 1
+        r = 0
+        for t in range(n_b):
+            r, first[t] = r + first[t], r
+    fill = np.zeros(n_b, dtype=np.int64)
+    day_row = np.empty(n_rows, dtype=np.int64)
+    block_row = np.zeros((n_b, n_blocks), dtype=np.int64)
+    row_account = np.empty(n_rows, dtype=np.int64)
+    row_day = np.empty(n_rows, dtype=np.int64)
+    for a in range(n_acc):
+        if a % block == 0:
+            for b in range(n_b):
+                block_row[b, a // block] = first[b] + fill[b]
+        for e in range(day_start[a], day_start[a + 1]):
+            t = day_index[e]
+            b = t if by_date else 0
+            r = first[b] + fill[b]
+            fill[b] += 1
+            day_row[e] = r
+            row_account[r] = a
+            row_day[r] = t
+    return day_row, block_row, row_account, row_day
 
 
 @njit(parallel=True, cache=True)
@@ -183,291 +299,394 @@ def stable_days(bill_start, pay_start, settle, conv, pday, prow):
     return out
 
 
-# signals whose values are whole numbers: their sums over any bills are exact in any order
-INTEGER_SIGNALS = (S_LAG1, S_LAG2, S_GRACE, S_BEYOND, S_LATE, S_DEPTH, S_LATE3, S_LATE30, S_MIN_ONLY, S_PART_PAID,
-                   S_DAYS_EARLY, S_CURE_DAYS, S_CONVERTED, S_INSTALLMENT, S_EARLY)
-
-
 @njit(inline="always")
-def _signals(sig, i, T, g, settle, conv, due, amount, min_due, is_stmt, lim_at_stmt, has_parent, bpaid,
-             penalty_rate):
-    """Every per-bill signal of bill i as of T, into sig (a row of the account's signal table)."""
-    st = settle[i]
+def _signals(sig, i, T, g, bills, bpaid, plan, s):
+    """Every per-bill signal of bill i as of T, each into its named slot s.NAME of sig (a row of the
+    account's signal table); g is the account's grace days, bpaid what was paid on the bill by T."""
+    st = bills.settled_day[i]
+    due = bills.due_day[i]
+    amount = bills.amount_due[i]
+    min_due = bills.min_due[i]
+    is_stmt = bills.is_statement[i]
     settled = st <= T
-    converted = conv[i] <= T
-    lag = st - due[i]
-    dpd = T - due[i]
+    converted = bills.converted_day[i] <= T
+    lag = st - due
+    dpd = T - due
     late = (settled and lag >= 1) or ((not settled) and dpd >= 1)
     depth = max(lag, 0) if settled else dpd
     days_late = lag if settled else dpd
-    sig[S_LAG1] = 1.0 if (settled and lag == 1) else 0.0
-    sig[S_LAG2] = 1.0 if (settled and lag == 2) else 0.0
-    sig[S_GRACE] = 1.0 if (settled and lag >= 1 and lag <= g) else 0.0
-    sig[S_BEYOND] = 1.0 if days_late > g else 0.0
-    sig[S_LATE] = 1.0 if late else 0.0
-    sig[S_DEPTH] = depth
-    sig[S_LATE3] = 1.0 if depth >= 3 else 0.0
-    sig[S_LATE30] = 1.0 if depth >= 30 else 0.0
-    if amount[i] > 0 and not converted:
-        sig[S_PAID_RATIO] = min(bpaid, amount[i]) / amount[i]
+    sig[s.lag1] = 1.0 if (settled and lag == 1) else 0.0
+    sig[s.lag2] = 1.0 if (settled and lag == 2) else 0.0
+    sig[s.late_within_grace] = 1.0 if (settled and lag >= 1 and lag <= g) else 0.0
+    sig[s.late_beyond_grace] = 1.0 if days_late > g else 0.0
+    sig[s.late] = 1.0 if late else 0.0
+    sig[s.depth] = depth
+    sig[s.late3] = 1.0 if depth >= 3 else 0.0
+    sig[s.late30] = 1.0 if depth >= 30 else 0.0
+    if amount > 0 and not converted:
+        sig[s.paid_ratio] = min(bpaid, amount) / amount
     else:
-        sig[S_PAID_RATIO] = np.nan
-    if is_stmt[i] and lim_at_stmt[i] > 0:
-        sig[S_UTIL] = amount[i] / lim_at_stmt[i]
+        sig[s.paid_ratio] = np.nan
+    if is_stmt and bills.limit_at_statement[i] > 0:
+        sig[s.util] = amount / bills.limit_at_statement[i]
     else:
-        sig[S_UTIL] = np.nan
-    sig[S_MIN_ONLY] = 1.0 if (is_stmt[i] and settled and not converted and bpaid < amount[i] - 0.005) else 0.0
-    sig[S_PART_PAID] = 1.0 if ((not settled) and bpaid > 0 and bpaid < min_due[i]) else 0.0
-    sig[S_DAYS_EARLY] = max(-lag, 0) if settled else np.nan
-    sig[S_CURE_DAYS] = lag if (settled and lag >= 1) else np.nan
-    sig[S_PENALTY] = penalty_rate * min_due[i] * days_late if days_late > g else 0.0
-    sig[S_CONVERTED] = 1.0 if converted else 0.0
-    sig[S_INSTALLMENT] = 1.0 if has_parent[i] else 0.0
-    sig[S_AMOUNT] = amount[i]
-    sig[S_EARLY] = 1.0 if (settled and lag <= -1) else 0.0
+        sig[s.util] = np.nan
+    sig[s.min_only] = 1.0 if (is_stmt and settled and not converted and bpaid < amount - 0.005) else 0.0
+    sig[s.part_paid] = 1.0 if ((not settled) and bpaid > 0 and bpaid < min_due) else 0.0
+    sig[s.days_early] = max(-lag, 0) if settled else np.nan
+    sig[s.cure_days] = lag if (settled and lag >= 1) else np.nan
+    sig[s.penalty] = plan.penalty_rate * min_due * days_late if days_late > g else 0.0
+    sig[s.converted] = 1.0 if converted else 0.0
+    sig[s.installment] = 1.0 if bills.has_parent_bill[i] else 0.0
+    sig[s.amount] = amount
+    sig[s.early] = 1.0 if (settled and lag <= -1) else 0.0
+
+
+@njit(cache=True)
+def new_state(most_bills, n_signals):
+    """An AccountState for accounts of up to most_bills bills."""
+    walk = np.zeros(1, dtype=WALK)
+    return AccountState(np.zeros(most_bills), np.zeros((most_bills, n_signals)),
+                        np.zeros((most_bills + 1, n_signals)), np.zeros((most_bills + 1, n_signals)),
+                        np.zeros((most_bills + 1, n_signals)), np.zeros((most_bills + 1, n_signals)), walk)
+
+
+@njit(inline="always")
+def _start_account(state, accounts, a):
+    """The state of account a before its first day: nothing paid, due or stable yet."""
+    state.paid[: accounts.bill_start[a + 1] - accounts.bill_start[a]] = 0.0
+    w = state.walk[0]
+    w.next_payment = accounts.payment_start[a]
+    w.bills_due = 0
+    w.stable_bills = 0
+    w.last_late = -1
+    w.last_missed = -1
+    w.stable_run = 0.0
+    w.longest_stable_run = 0.0
+
+
+@njit(inline="always")
+def _advance(state, history, a, T):
+    """Payments made by T into the bills' paid amounts; bills due by T counted."""
+    b0, b1 = history.accounts.bill_start[a], history.accounts.bill_start[a + 1]
+    p1 = history.accounts.payment_start[a + 1]
+    pay = history.payments
+    w = state.walk[0]
+    pp = w.next_payment
+    while pp < p1 and pay.day[pp] <= T:
+        state.paid[pay.bill_row[pp] - b0] += pay.amount[pp]
+        pp += 1
+    w.next_payment = pp
+    nb = w.bills_due
+    while b0 + nb < b1 and history.bills.due_day[b0 + nb] <= T:
+        nb += 1
+    w.bills_due = nb
+
+
+@njit(inline="always")
+def _keep_stable(state, history, a, T, plan, signal):
+    """Bills that are stable by T, oldest first: their signals are final, so they join the running sums and
+    the streaks kept over stable bills, and are not visited again."""
+    bills = history.bills
+    b0 = history.accounts.bill_start[a]
+    g = history.accounts.grace_days[a]
+    w = state.walk[0]
+    pl = w.stable_bills
+    while pl < w.bills_due and bills.stable_day[b0 + pl] <= T:
+        i = b0 + pl
+        sg = state.signals[pl]
+        _signals(sg, i, T, g, bills, state.paid[pl], plan, signal)
+        for s in plan.running_all:
+            v = sg[s]
+            ok = not np.isnan(v)
+            state.sum_all[pl + 1, s] = state.sum_all[pl, s] + (v if ok else 0.0)
+            state.count_all[pl + 1, s] = state.count_all[pl, s] + (1.0 if ok else 0.0)
+        stmt_i = bills.is_statement[i]
+        for s in plan.running_statements:
+            v = sg[s]
+            ok = stmt_i and not np.isnan(v)
+            state.sum_statements[pl + 1, s] = state.sum_statements[pl, s] + (v if ok else 0.0)
+            state.count_statements[pl + 1, s] = state.count_statements[pl, s] + (1.0 if ok else 0.0)
+        lag = bills.settled_day[i] - bills.due_day[i]
+        if lag >= 1:  # settled, so late means paid late
+            w.last_late = pl
+        if lag <= 0:
+            w.stable_run += 1
+            w.longest_stable_run = max(w.longest_stable_run, w.stable_run)
+        else:
+            w.last_missed = pl
+            w.stable_run = 0.0
+        pl += 1
+    w.stable_bills = pl
+
+
+@njit(inline="always")
+def _window_starts(lo_w, history, a, T, nb, plan):
+    """Each window's oldest bill (relative to the account's first) as of T; the newest is nb - 1."""
+    b0 = history.accounts.bill_start[a]
+    is_stmt = history.bills.is_statement
+    due = history.bills.due_day
+    for w in range(len(plan.window_kind)):
+        kind = plan.window_kind[w]
+        size = plan.window_size[w]
+        if kind == BILLS_WINDOW:
+            lo_w[w] = max(0, nb - max(size, 0))
+        elif kind == STATEMENTS_WINDOW:
+            lo = nb
+            seen = 0
+            while lo > 0 and seen < size:
+                lo -= 1
+                if is_stmt[b0 + lo]:
+                    seen += 1
+            lo_w[w] = lo
+        else:
+            lo = nb
+            while lo > 0 and T - due[b0 + lo - 1] < size:
+                lo -= 1
+            lo_w[w] = lo
+
+
+@njit(inline="always")
+def _aggregate(state, is_stmt, b0, j, lo, nb, plan):
+    """Feature j over the account's bills lo .. nb - 1 (relative to b0): the stable part of a running one
+    by running sums, the rest bill by bill; max, min and fractions newest first, as they always were."""
+    w = plan.feature_window[j]
+    s = plan.feature_signal[j]
+    ag = plan.feature_agg[j]
+    only_st = plan.window_kind[w] == STATEMENTS_WINDOW
+    pl = state.walk[0].stable_bills
+    acc = 0.0
+    cnt = 0.0
+    if plan.feature_running[j]:
+        if lo < pl:
+            if only_st:
+                acc = state.sum_statements[pl, s] - state.sum_statements[lo, s]
+                cnt = state.count_statements[pl, s] - state.count_statements[lo, s]
+            else:
+                acc = state.sum_all[pl, s] - state.sum_all[lo, s]
+                cnt = state.count_all[pl, s] - state.count_all[lo, s]
+            lo = pl
+        for q in range(lo, nb):
+            if only_st and not is_stmt[b0 + q]:
+                continue
+            v = state.signals[q, s]
+            if not np.isnan(v):
+                acc += v
+                cnt += 1
+    else:
+        for q in range(nb - 1, lo - 1, -1):  # newest first
+            if only_st and not is_stmt[b0 + q]:
+                continue
+            v = state.signals[q, s]
+            if np.isnan(v):
+                continue
+            if ag == A_MAX:
+                if cnt == 0 or v > acc:
+                    acc = v
+            elif ag == A_MIN:
+                if cnt == 0 or v < acc:
+                    acc = v
+            else:
+                acc += v
+            cnt += 1
+    if ag == A_MEAN:
+        return acc / cnt if cnt > 0 else np.nan
+    if ag == A_MAX or ag == A_MIN:  # noqa: SIM109 (plain compares compile simplest in numba)
+        return acc if cnt > 0 else np.nan
+    return acc
+
+
+@njit(inline="always")
+def _windowed(dst, lo_w, state, history, a, T, plan, signal):
+    """Every windowed feature of account a as of T into dst: the signals of the bills due but not yet stable
+    as of T, then each feature over its window."""
+    b0 = history.accounts.bill_start[a]
+    g = history.accounts.grace_days[a]
+    nb = state.walk[0].bills_due
+    for q in range(state.walk[0].stable_bills, nb):  # due but still changing: as of T
+        _signals(state.signals[q], b0 + q, T, g, history.bills, state.paid[q], plan, signal)
+    _window_starts(lo_w, history, a, T, nb, plan)
+    for j in range(len(plan.feature_signal)):
+        dst[j] = _aggregate(state, history.bills.is_statement, b0, j, lo_w[plan.feature_window[j]], nb, plan)
+
+
+@njit(inline="always")
+def _delinquency_now(now, state, history, a, T, slot):
+    """Depth now, since late, streaks, bills due and balance: bill by bill over the bills not yet stable,
+    newest first, then what is kept for the stable ones (settled: they add no depth, no balance)."""
+    bills = history.bills
+    b0, b1 = history.accounts.bill_start[a], history.accounts.bill_start[a + 1]
+    w = state.walk[0]
+    nb, pl = w.bills_due, w.stable_bills
+    dpd_now = 0.0
+    since_late = -1.0
+    days_since = np.nan
+    streak = -1.0
+    run = 0.0
+    longest = 0.0
+    balance = 0.0
+    for i in range(b0 + nb - 1, b0 + pl - 1, -1):
+        st = bills.settled_day[i]
+        settled = st <= T
+        lag = st - bills.due_day[i]
+        dpd = T - bills.due_day[i]
+        late = (settled and lag >= 1) or ((not settled) and dpd >= 1)
+        if not settled:
+            dpd_now = max(dpd_now, float(dpd))
+            if bills.converted_day[i] > T:
+                balance += max(bills.amount_due[i] - state.paid[i - b0], 0.0)
+        if late and since_late < 0:
+            since_late = float(b0 + nb - 1 - i)
+            days_since = float(dpd)
+        if settled and lag <= 0:
+            run += 1
+            longest = max(longest, run)
+        else:
+            if streak < 0:
+                streak = float(b0 + nb - 1 - i)
+            run = 0.0
+    if pl > 0:
+        if since_late < 0 and w.last_late >= 0:
+            since_late = float(nb - 1 - w.last_late)
+            days_since = float(T - bills.due_day[b0 + w.last_late])
+        if streak < 0 and w.last_missed >= 0:
+            streak = float(nb - 1 - w.last_missed)
+        longest = max(longest, run + w.stable_run, w.longest_stable_run)
+    for i in range(b0 + nb, b1):  # issued but not yet due: part of the balance
+        if bills.statement_day[i] <= T and bills.settled_day[i] > T and bills.converted_day[i] > T:
+            balance += max(bills.amount_due[i] - state.paid[i - b0], 0.0)
+    now[slot.dpd_now] = dpd_now
+    now[slot.bills_since_late] = since_late
+    now[slot.days_since_late] = days_since
+    now[slot.ontime_streak] = streak if streak >= 0 else float(nb)
+    now[slot.longest_ontime_streak] = longest
+    now[slot.bills_due] = float(nb)
+    now[slot.balance_now] = balance
+
+
+@njit(inline="always")
+def _limits_now(now, history, a, T, slot):
+    """The limit in force at T, a year before, and the changes in between."""
+    lim = history.limits
+    l0, l1 = history.accounts.limit_start[a], history.accounts.limit_start[a + 1]
+    lim_now = np.nan
+    lim_prev = np.nan
+    changes = 0.0
+    for j in range(l0, l1):
+        if lim.effective_day[j] <= T:
+            lim_now = lim.value[j]
+            if lim.effective_day[j] > T - 360 and j > l0:
+                changes += 1
+        if lim.effective_day[j] <= T - 360:
+            lim_prev = lim.value[j]
+    now[slot.limit_now] = lim_now
+    now[slot.limit_changes_d360] = changes
+    now[slot.limit_prev_d360] = lim_prev
+
+
+@njit(inline="always")
+def _new_stage(layout, plan, blk, a0, a1):
+    """Staged rows of a block's SUB accounts at a time, (date or 0, column, row), with the state slots
+    UNWRITTEN; how many are staged per date, and the next output row per date."""
+    n_cols = len(plan.feature_column) + len(plan.state_column)
+    if layout.by_date:
+        n_b, cap = len(layout.days), SUB
+    else:  # one run of rows: the most entries of any SUB accounts of the block
+        n_b, cap = 1, 1
+        for g0 in range(a0, a1, SUB):
+            g1 = min(a1, g0 + SUB)
+            cap = max(cap, layout.day_start[g1] - layout.day_start[g0])
+    stage = np.empty((n_b, n_cols, cap))
+    stage[:, len(plan.feature_column):, :] = UNWRITTEN
+    return stage, np.zeros(n_b, dtype=np.int64), layout.block_row[:, blk].copy()
+
+
+@njit(inline="always")
+def _flush(stage, fill, next_row, plan, output):
+    """The staged rows to their places: column by column, each date's rows one contiguous run."""
+    n_f = len(plan.feature_column)
+    for b in range(stage.shape[0]):
+        n = fill[b]
+        if n == 0:
+            continue
+        r0 = next_row[b]
+        for q in range(stage.shape[1]):
+            c = plan.feature_column[q] if q < n_f else plan.state_column[q - n_f]
+            dst = output.columns[c] if c >= 0 else output.helpers[-c - 1]
+            for m in range(n):
+                dst[r0 + m] = stage[b, q, m]
+        next_row[b] += n
+        fill[b] = 0
+
+
+Scratch = namedtuple("Scratch", ["state", "stage", "fill", "next_row", "window_start"])
+
+
+@njit(cache=True)
+def _block(blk, history, layout, plan, slots, output):
+    """The rows of one block of accounts: its scratch allocated once, then the walk."""
+    acc = history.accounts
+    a0 = blk * BLOCK
+    a1 = min(len(acc.bill_start) - 1, a0 + BLOCK)
+    most = 1
+    for a in range(a0, a1):
+        most = max(most, acc.bill_start[a + 1] - acc.bill_start[a])
+    # rows are staged for SUB accounts at a time, then copied out column by column: written straight
+    # to (dates x columns) places far apart, every row of every date would miss the cache and the TLB
+    stage, fill, next_row = _new_stage(layout, plan, blk, a0, a1)
+    scratch = Scratch(new_state(most, len(slots.signal)), stage, fill, next_row,
+                      np.zeros(len(plan.window_kind), dtype=np.int64))
+    _walk(a0, a1, history, layout, plan, slots, scratch, output)
+
+
+@njit(cache=True, _nrt=False)
+def _walk(a0, a1, history, layout, plan, slots, scratch, output):
+    """Accounts a0 .. a1 - 1, each walked once over its as-of days, ascending. Compiled without reference
+    counting (it allocates nothing; its caller holds every array): the named records passed to the inlined
+    steps would otherwise cost an atomic count per array per step, more than the step itself."""
+    state, stage, fill = scratch.state, scratch.stage, scratch.fill
+    n_f = len(plan.feature_column)
+    for a in range(a0, a1):
+        _start_account(state, history.accounts, a)
+        for e in range(layout.day_start[a], layout.day_start[a + 1]):
+            t = layout.day_index[e]
+            T = layout.days[t]
+            b = t if layout.by_date else 0
+            m = fill[b]
+            fill[b] += 1
+            _advance(state, history, a, T)
+            _keep_stable(state, history, a, T, plan, slots.signal)
+            _windowed(stage[b, :n_f, m], scratch.window_start, state, history, a, T, plan, slots.signal)
+            now = stage[b, n_f:, m]
+            _delinquency_now(now, state, history, a, T, slots.state)
+            _limits_now(now, history, a, T, slots.state)
+        if a == a1 - 1 or (a - a0 + 1) % SUB == 0:
+            _flush(stage, fill, scratch.next_row, plan, output)
+
+
+@njit(cache=True)
+def build(history, layout, plan, slots, output):
+    """Fill the windowed features and the account state of every row of the layout in one pass.
+
+    Every window is a newest-first run of the bills due by T (the last N bills, the last N statements, the
+    bills due in the last D days). A bill's signals stop changing once it is stable (settled, converted if
+    ever, all its payments made); the account's signal table keeps them, and for whole-number signals
+    (plan.feature_running) running sums over the oldest bills while all of them are stable, so a count over
+    a window is a difference of two running sums plus the few newest, still changing bills. An account's
+    days ascend, so what is stable at one date stays stable at the next, and a row depends only on its
+    account and day, not on the other rows built. Sums of fractions are added newest first, as they always
+    were, so every value is the same to the last bit."""
+    _blocks(history.accounts, history.bills, history.payments, history.limits, layout, plan, slots.signal,
+            slots.state, output)
 
 
 @njit(parallel=True, cache=True)
-def build(bill_start, pay_start, lim_start, grace, open_day, due, stmt, amount, min_due, conv, settle, stable,
-          is_stmt, has_parent, lim_at_stmt, pday, pamt, prow, leff, lval, days, blk_row, penalty_rate, win_kind,
-          win_size, feat_win, feat_sig, feat_agg, feat_prefix, feat_col, state_col, out, aux):
-    """Fill the windowed features and STATE of every (as-of date, open account) row in one pass.
-
-    Output goes straight into its final place: column c of row r is out[c, r] for c >= 0, aux[-c-1, r] for
-    helper columns (c < 0). Every window is a newest-first run of the bills due by T (the last N bills, the
-    last N statements, the bills due in the last D days): bills lo..hi-1 of the account, statements only for
-    a statement window. A bill's signals stop changing once it is stable (settled, converted if ever, all
-    its payments made: `stable`); the account's signal table keeps them, and for whole-number signals
-    (feat_prefix) running sums over the oldest bills while all of them are stable, so a count over a window
-    is a difference of two running sums plus the few newest, still changing bills. Dates ascend, so what is
-    stable at one date stays stable at the next. Sums of fractions are added newest first, as they always
-    were, so every value is the same to the last bit."""
-    n_acc = len(bill_start) - 1
-    n_t = len(days)
-    n_f = len(feat_sig)
-    n_w = len(win_kind)
-    n_blocks = (n_acc + BLOCK - 1) // BLOCK
-    # the signals kept as running sums: over all bills, over statements only
-    use_all = np.zeros(N_SIGNALS, dtype=np.bool_)
-    use_st = np.zeros(N_SIGNALS, dtype=np.bool_)
-    for j in range(n_f):
-        if feat_prefix[j]:
-            if win_kind[feat_win[j]] == 1:
-                use_st[feat_sig[j]] = True
-            else:
-                use_all[feat_sig[j]] = True
-    sums_all = np.flatnonzero(use_all)
-    sums_st = np.flatnonzero(use_st)
+def _blocks(accounts, bills, payments, limits, layout, plan, signal, state, output):
+    """Blocks of accounts in parallel. Numba's parallel loops take records of arrays that are arguments, not
+    records of records: hence the history and the slots apart here, put together again per block."""
+    n_blocks = (len(accounts.bill_start) - 1 + BLOCK - 1) // BLOCK
     for blk in prange(n_blocks):
-        a0 = blk * BLOCK
-        a1 = min(n_acc, a0 + BLOCK)
-        most = 1
-        for a in range(a0, a1):
-            most = max(most, bill_start[a + 1] - bill_start[a])
-        paid = np.zeros(most)
-        sigs = np.zeros((most, N_SIGNALS))
-        # running sums / counts of non-missing values over the oldest bills, all bills and statements only
-        sum_all = np.zeros((most + 1, N_SIGNALS))
-        cnt_all = np.zeros((most + 1, N_SIGNALS))
-        sum_st = np.zeros((most + 1, N_SIGNALS))
-        cnt_st = np.zeros((most + 1, N_SIGNALS))
-        lo_w = np.zeros(n_w, dtype=np.int64)
-        row = blk_row[:, blk].copy()
-        # rows are staged for SUB accounts at a time, then copied out column by column: written straight
-        # to (dates x columns) places far apart, every row of every date would miss the cache and the TLB
-        stage = np.empty((n_t, n_f + N_STATE, SUB))
-        fill = np.zeros(n_t, dtype=np.int64)
-        for a in range(a0, a1):
-            b0, b1 = bill_start[a], bill_start[a + 1]
-            p0, p1 = pay_start[a], pay_start[a + 1]
-            paid[: b1 - b0] = 0.0
-            pp = p0
-            nb = 0
-            pl = 0  # bills b0 .. b0+pl-1 are stable, their signals and running sums kept
-            # over the stable bills: the newest late one, the newest not paid on time (-1: none), the
-            # longest on-time run, and the on-time run ending at the newest stable bill
-            last_late = -1
-            last_miss = -1
-            best_run = 0.0
-            trail = 0.0
-            g = grace[a]
-            for t in range(n_t):
-                T = days[t]
-                while pp < p1 and pday[pp] <= T:
-                    paid[prow[pp] - b0] += pamt[pp]
-                    pp += 1
-                while b0 + nb < b1 and due[b0 + nb] <= T:
-                    nb += 1
-                if open_day[a] > T:  # not open yet: no row
-                    continue
-                r = fill[t]
-                fill[t] += 1
-                while pl < nb and stable[b0 + pl] <= T:
-                    i = b0 + pl
-                    sg = sigs[pl]
-                    _signals(sg, i, T, g, settle, conv, due, amount, min_due, is_stmt, lim_at_stmt, has_parent,
-                             paid[pl], penalty_rate)
-                    for s in sums_all:
-                        v = sg[s]
-                        ok = not np.isnan(v)
-                        sum_all[pl + 1, s] = sum_all[pl, s] + (v if ok else 0.0)
-                        cnt_all[pl + 1, s] = cnt_all[pl, s] + (1.0 if ok else 0.0)
-                    stmt_i = is_stmt[i]
-                    for s in sums_st:
-                        v = sg[s]
-                        ok = stmt_i and not np.isnan(v)
-                        sum_st[pl + 1, s] = sum_st[pl, s] + (v if ok else 0.0)
-                        cnt_st[pl + 1, s] = cnt_st[pl, s] + (1.0 if ok else 0.0)
-                    lag_i = settle[i] - due[i]
-                    if lag_i >= 1:  # settled, so late means paid late
-                        last_late = pl
-                    if lag_i <= 0:
-                        trail += 1
-                        best_run = max(best_run, trail)
-                    else:
-                        last_miss = pl
-                        trail = 0.0
-                    pl += 1
-                for q in range(pl, nb):  # due but still changing: as of T
-                    _signals(sigs[q], b0 + q, T, g, settle, conv, due, amount, min_due, is_stmt, lim_at_stmt,
-                             has_parent, paid[q], penalty_rate)
-                # each window's oldest bill (relative to b0); the newest is nb - 1
-                for w in range(n_w):
-                    kind = win_kind[w]
-                    size = win_size[w]
-                    if kind == 0:
-                        lo_w[w] = max(0, nb - max(size, 0))
-                    elif kind == 1:
-                        lo = nb
-                        seen = 0
-                        while lo > 0 and seen < size:
-                            lo -= 1
-                            if is_stmt[b0 + lo]:
-                                seen += 1
-                        lo_w[w] = lo
-                    else:
-                        lo = nb
-                        while lo > 0 and T - due[b0 + lo - 1] < size:
-                            lo -= 1
-                        lo_w[w] = lo
-                for j in range(n_f):
-                    w = feat_win[j]
-                    lo = lo_w[w]
-                    s = feat_sig[j]
-                    ag = feat_agg[j]
-                    only_st = win_kind[w] == 1
-                    acc = 0.0
-                    cnt = 0.0
-                    if feat_prefix[j]:
-                        top = nb
-                        if lo < pl:  # the stable part by running sums, the rest bill by bill
-                            if only_st:
-                                acc = sum_st[pl, s] - sum_st[lo, s]
-                                cnt = cnt_st[pl, s] - cnt_st[lo, s]
-                            else:
-                                acc = sum_all[pl, s] - sum_all[lo, s]
-                                cnt = cnt_all[pl, s] - cnt_all[lo, s]
-                            lo = pl
-                        for q in range(lo, top):
-                            if only_st and not is_stmt[b0 + q]:
-                                continue
-                            v = sigs[q, s]
-                            if not np.isnan(v):
-                                acc += v
-                                cnt += 1
-                    else:
-                        for q in range(nb - 1, lo - 1, -1):  # newest first
-                            if only_st and not is_stmt[b0 + q]:
-                                continue
-                            v = sigs[q, s]
-                            if np.isnan(v):
-                                continue
-                            if ag == A_MAX:
-                                if cnt == 0 or v > acc:
-                                    acc = v
-                            elif ag == A_MIN:
-                                if cnt == 0 or v < acc:
-                                    acc = v
-                            else:
-                                acc += v
-                            cnt += 1
-                    if ag == A_MEAN:
-                        v = acc / cnt if cnt > 0 else np.nan
-                    elif ag == A_MAX or ag == A_MIN:  # noqa: SIM109 (plain compares compile simplest in numba)
-                        v = acc if cnt > 0 else np.nan
-                    else:
-                        v = acc
-                    stage[t, j, r] = v
-                # state: depth now, since late, streaks, balance: bill by bill over the bills not yet stable,
-                # newest first, then what is kept for the stable ones (settled: they add no depth, no balance)
-                dpd_now = 0.0
-                since_late = -1.0
-                days_since = np.nan
-                streak = -1.0
-                run = 0.0
-                longest = 0.0
-                balance = 0.0
-                for i in range(b0 + nb - 1, b0 + pl - 1, -1):
-                    st = settle[i]
-                    settled = st <= T
-                    lag = st - due[i]
-                    dpd = T - due[i]
-                    late = (settled and lag >= 1) or ((not settled) and dpd >= 1)
-                    if not settled:
-                        dpd_now = max(dpd_now, float(dpd))
-                        if conv[i] > T:
-                            balance += max(amount[i] - paid[i - b0], 0.0)
-                    if late and since_late < 0:
-                        since_late = float(b0 + nb - 1 - i)
-                        days_since = float(dpd)
-                    if settled and lag <= 0:
-                        run += 1
-                        longest = max(longest, run)
-                    else:
-                        if streak < 0:
-                            streak = float(b0 + nb - 1 - i)
-                        run = 0.0
-                if pl > 0:
-                    if since_late < 0 and last_late >= 0:
-                        since_late = float(nb - 1 - last_late)
-                        days_since = float(T - due[b0 + last_late])
-                    if streak < 0 and last_miss >= 0:
-                        streak = float(nb - 1 - last_miss)
-                    longest = max(longest, run + trail, best_run)
-                for i in range(b0 + nb, b1):  # issued but not yet due: part of the balance
-                    if stmt[i] <= T and settle[i] > T and conv[i] > T:
-                        balance += max(amount[i] - paid[i - b0], 0.0)
-                lim_now = np.nan
-                lim_prev = np.nan
-                changes = 0.0
-                for j in range(lim_start[a], lim_start[a + 1]):
-                    if leff[j] <= T:
-                        lim_now = lval[j]
-                        if leff[j] > T - 360 and j > lim_start[a]:
-                            changes += 1
-                    if leff[j] <= T - 360:
-                        lim_prev = lval[j]
-                stage[t, n_f + 0, r] = dpd_now
-                stage[t, n_f + 1, r] = since_late
-                stage[t, n_f + 2, r] = days_since
-                stage[t, n_f + 3, r] = streak if streak >= 0 else float(nb)
-                stage[t, n_f + 4, r] = longest
-                stage[t, n_f + 5, r] = float(nb)
-                stage[t, n_f + 6, r] = balance
-                stage[t, n_f + 7, r] = lim_now
-                stage[t, n_f + 8, r] = changes
-                stage[t, n_f + 9, r] = lim_prev
-            if a == a1 - 1 or (a - a0 + 1) % SUB == 0:  # flush the staged rows
-                for t in range(n_t):
-                    n = fill[t]
-                    for q in range(n_f + N_STATE):
-                        c = feat_col[q] if q < n_f else state_col[q - n_f]
-                        dst = out[c] if c >= 0 else aux[-c - 1]
-                        r0 = row[t]
-                        for m in range(n):
-                            dst[r0 + m] = stage[t, q, m]
-                    row[t] += n
-                    fill[t] = 0
+        _block(blk, History(accounts, bills, payments, limits), layout, plan, Slots(signal, state), output)
 
 
 @njit(cache=True)
@@ -512,37 +731,60 @@ def group_sum(x, lo, n):
     return x[lo] + _pairwise(x, lo + 1, n - 1)
 
 
-@njit(parallel=True, cache=True)
-def account_rows(days, row_off, a_idx, n_acc):
-    """Each account's output row at each date (n_dates, n_accounts), -1 where it is not open."""
-    rows = np.full((len(days), n_acc), -1, dtype=np.int64)
-    for t in prange(len(days)):
-        for r in range(row_off[t], row_off[t + 1]):
-            rows[t, a_idx[r]] = r
-    return rows
+@njit(inline="always")
+def _next_day(customers, s0, s1, layout, cursor, pos):
+    """The next as-of day (index) at which one of the customer's accounts s0 .. s1 (positions in
+    customers.order) has a row: each account's row at it into pos (-1: none), cursors past it. -1 when the
+    customer's rows are all done."""
+    t = -1
+    for s in range(s0, s1):
+        k = cursor[s]
+        if k < layout.day_start[customers.order[s] + 1]:
+            d = layout.day_index[k]
+            if t < 0 or d < t:
+                t = d
+    if t < 0:
+        return t
+    for s in range(s0, s1):
+        k = cursor[s]
+        if k < layout.day_start[customers.order[s] + 1] and layout.day_index[k] == t:
+            pos[s] = layout.day_row[k]
+            cursor[s] = k + 1
+        else:
+            pos[s] = -1
+    return t
+
+
+@njit(inline="always")
+def _customer_run(customers, g, layout, cursor):
+    """Customer g's run s0 .. s1 in customers.order, with each account's cursor at its first row."""
+    s0, s1 = customers.start[g], customers.start[g + 1]
+    for s in range(s0, s1):
+        cursor[s] = layout.day_start[customers.order[s]]
+    return s0, s1
 
 
 @njit(parallel=True, cache=True)
-def customer(order, group_start, rows, is_installment, dpd, balance, cols, out):
-    """The customer's other accounts, per (date, open account) row: cols are the output rows of
-    cust_accounts, cust_active_loans, cust_loan_balance, cust_other_dpd_now (-1: not wanted). order lists
-    accounts by customer (account order within one); group_start the customers' runs; rows from
-    account_rows. Sums of amounts are numpy's reduceat sums over each customer's accounts (closed ones
-    adding 0), bit for bit."""
-    n_t, n_acc = rows.shape
-    vals = np.zeros(max(n_acc, 1))  # customers' runs are disjoint: one slot per account serves every date
-    n_groups = len(group_start) - 1
-    for g in prange(n_groups):
-        s0, s1 = group_start[g], group_start[g + 1]
-        for t in range(n_t):
-            pos = rows[t]
+def customer(customers, layout, is_installment, dpd, balance, cols, out):
+    """The customer's other accounts, per row: cols are the output rows of cust_accounts, cust_active_loans,
+    cust_loan_balance, cust_other_dpd_now (-1: not wanted). The layout holds, at each row's day, a row of
+    every account of its customer open then. Sums of amounts are numpy's reduceat sums over each customer's
+    accounts (closed ones adding 0), bit for bit."""
+    n_acc = len(customers.order)
+    # customers' runs are disjoint: one slot per account serves every day
+    vals = np.zeros(max(n_acc, 1))
+    pos = np.empty(n_acc, dtype=np.int64)
+    cursor = np.empty(n_acc, dtype=np.int64)
+    for g in prange(len(customers.start) - 1):
+        s0, s1 = _customer_run(customers, g, layout, cursor)
+        while _next_day(customers, s0, s1, layout, cursor, pos) >= 0:
             n_open = 0.0
             loans = 0.0
             top = -np.inf
             n_top = 0
             for s in range(s0, s1):
-                a = order[s]
-                p = pos[a]
+                a = customers.order[s]
+                p = pos[s]
                 v = 0.0
                 if p >= 0:
                     n_open += 1.0
@@ -557,16 +799,14 @@ def customer(order, group_start, rows, is_installment, dpd, balance, cols, out):
                     elif d == top:
                         n_top += 1
                 vals[s] = v
-            if n_open == 0.0:
-                continue
             loan_balance = group_sum(vals, s0, s1 - s0)
             second = -np.inf
             for s in range(s0, s1):
-                p = pos[order[s]]
+                p = pos[s]
                 if p >= 0 and dpd[p] != top and dpd[p] > second:
                     second = dpd[p]
             for s in range(s0, s1):
-                p = pos[order[s]]
+                p = pos[s]
                 if p < 0:
                     continue
                 if cols[0] >= 0:
@@ -584,53 +824,54 @@ def customer(order, group_start, rows, is_installment, dpd, balance, cols, out):
 
 
 @njit(parallel=True, cache=True)
-def others(order, group_start, rows, src, src_rows, day_exact, month_precision, cols, out):
-    """For each j, a whole-number count of each account's own bills in row src_rows[j] of src: the sum over
-    the customer's other accounts open at the date into output row cols[j] (0 when there are none; exact in
-    any order). A day-exact count (day_exact[j]) is unknown for a month-precision account: so is every sum
-    it enters (NaN)."""
-    n_t = rows.shape[0]
-    for g in prange(len(group_start) - 1):
-        s0, s1 = group_start[g], group_start[g + 1]
-        for t in range(n_t):
-            pos = rows[t]
-            for j in range(len(src_rows)):
-                k = src_rows[j]
+def others(customers, layout, month_precision, src, wanted, out):
+    """For each j of `wanted` (OtherCounts), a whole-number count of each account's own bills in helper row
+    helper_row[j] of src: the sum over the customer's other accounts open at the day into output row
+    column[j] (0 when there are none; exact in any order). A day-exact count (day_exact[j]) is unknown for a
+    month-precision account: so is every sum it enters (NaN)."""
+    n_acc = len(customers.order)
+    pos = np.empty(n_acc, dtype=np.int64)
+    cursor = np.empty(n_acc, dtype=np.int64)
+    for g in prange(len(customers.start) - 1):
+        s0, s1 = _customer_run(customers, g, layout, cursor)
+        while _next_day(customers, s0, s1, layout, cursor, pos) >= 0:
+            for j in range(len(wanted.helper_row)):
+                k = wanted.helper_row[j]
+                exact = wanted.day_exact[j]
                 total = 0.0
                 for s in range(s0, s1):
-                    a = order[s]
-                    p = pos[a]
+                    p = pos[s]
                     if p >= 0:
-                        total += np.nan if (day_exact[j] and month_precision[a]) else src[k, p]
+                        total += np.nan if (exact and month_precision[customers.order[s]]) else src[k, p]
                 for s in range(s0, s1):
-                    a = order[s]
-                    p = pos[a]
+                    p = pos[s]
                     if p >= 0:
-                        out[cols[j], p] = total - (np.nan if (day_exact[j] and month_precision[a]) else src[k, p])
+                        own = np.nan if (exact and month_precision[customers.order[s]]) else src[k, p]
+                        out[wanted.column[j], p] = total - own
 
 
 @njit(parallel=True, cache=True)
-def finish(days, row_off, a_idx, open_day, is_installment, month_precision, util3, util12, balance, limit, prev,
-           cols, macro_cols, macro_vals, day_cols, out):
-    """Per row: util_trend, util_now, limit_ratio_d360, tenure_days, is_installment (cols, -1: not wanted),
-    each macro indicator's value at the row's date (macro_vals[k, t] into row macro_cols[k]), and day-exact
-    features (day_cols) missing for month-precision accounts."""
-    for t in range(len(days)):
-        T = days[t]
-        for r in prange(row_off[t], row_off[t + 1]):
-            a = a_idx[r]
-            if cols[0] >= 0:
-                out[cols[0], r] = util3[r] - util12[r]
-            if cols[1] >= 0:
-                out[cols[1], r] = balance[r] / limit[r] if limit[r] > 0 else np.nan
-            if cols[2] >= 0:
-                out[cols[2], r] = limit[r] / prev[r] if prev[r] > 0 else np.nan
-            if cols[3] >= 0:
-                out[cols[3], r] = float(T - open_day[a])
-            if cols[4] >= 0:
-                out[cols[4], r] = 1.0 if is_installment[a] else 0.0
-            for k in range(len(macro_cols)):
-                out[macro_cols[k], r] = macro_vals[k, t]
-            if month_precision[a]:
-                for c in day_cols:
-                    out[c, r] = np.nan
+def finish(layout, accounts, derived, cols, macro_cols, macro_vals, day_cols, out):
+    """Per row: util_trend, util_now, limit_ratio_d360, tenure_days, is_installment (cols, -1: not wanted)
+    from the Derived kernel columns, each macro indicator's value at the row's day (macro_vals[k, t] into row
+    macro_cols[k]), and day-exact features (day_cols) missing for month-precision accounts."""
+    for r in prange(len(layout.row_account)):
+        a = layout.row_account[r]
+        t = layout.row_day[r]
+        if cols[0] >= 0:
+            out[cols[0], r] = derived.util_n3[r] - derived.util_n12[r]
+        if cols[1] >= 0:
+            limit = derived.limit_now[r]
+            out[cols[1], r] = derived.balance_now[r] / limit if limit > 0 else np.nan
+        if cols[2] >= 0:
+            prev = derived.limit_prev_d360[r]
+            out[cols[2], r] = derived.limit_now[r] / prev if prev > 0 else np.nan
+        if cols[3] >= 0:
+            out[cols[3], r] = float(layout.days[t] - accounts.open_day[a])
+        if cols[4] >= 0:
+            out[cols[4], r] = 1.0 if accounts.is_installment[a] else 0.0
+        for k in range(len(macro_cols)):
+            out[macro_cols[k], r] = macro_vals[k, t]
+        if accounts.month_precision[a]:
+            for c in day_cols:
+                out[c, r] = np.nan

@@ -126,10 +126,10 @@ def build_labels(tables, as_of, config: LabelConfig | None = None) -> pd.DataFra
     n_t, n_a = len(days), len(prep.account_id)
     out = np.empty((n_t, n_a, len(TARGET_NAMES)))
     complete = np.empty((n_t, n_a, len(TARGET_NAMES)), dtype=bool)
-    _labels(prep.bill_start, prep.due, prep.settle, prep.grace, prep.open_day, prep.charge_day, prep.loan_term, days,
-            window_end(days, config.default_months), config.default_dpd, config.early_warning_days,
-            config.self_cure_days, last_day, out, complete)
-    on_book = (prep.open_day[None, :] <= days[:, None]) & (prep.charge_day[None, :] > days[:, None])
+    _labels(prep.bill_start, prep.due_day, prep.settled_day, prep.grace_days, prep.open_day, prep.charge_off_day,
+            prep.loan_term, days, window_end(days, config.default_months), config.default_dpd,
+            config.early_warning_days, config.self_cure_days, last_day, out, complete)
+    on_book = (prep.open_day[None, :] <= days[:, None]) & (prep.charge_off_day[None, :] > days[:, None])
     on_book &= ~np.isnan(out).all(axis=2)  # closed loans have no label at all
     t_idx, a_idx = np.nonzero(on_book)
     frame = {"account_id": prep.account_id[a_idx],

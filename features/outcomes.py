@@ -41,17 +41,17 @@ class BillOutcomes:
     of any T (`as_of`) follow from these in one compiled pass, with no pass over the payments."""
 
     def __init__(self, prep: Prepared) -> None:
-        n = len(prep.due)
-        self.due = prep.due
+        n = len(prep.due_day)
+        self.due = prep.due_day
         self.account, self.known_day, self.month = (np.empty(n, np.int64) for _ in range(3))
         self.final_lo, self.final_hi = np.empty(n, np.int8), np.empty(n, np.int8)
         # one compiled pass (the numpy version's temporaries took 0.13 s of a 125 k-account scoring chunk):
         # `lag_category` of the lag, "early to late" for month-precision accounts, known at settlement or 30
         # days past due, whichever comes first, and `month_number` of the due day
-        due = np.asarray(prep.due, np.int64)
+        due = np.asarray(prep.due_day, np.int64)
         first = int(due.min()) if n else 0
         days = np.arange(first, int(due.max()) + 1 if n else first)  # the calendar once, not once per bill
-        _bills(np.asarray(prep.bill_start, np.int64), due, np.asarray(prep.settle, np.int64),
+        _bills(np.asarray(prep.bill_start, np.int64), due, np.asarray(prep.settled_day, np.int64),
                np.asarray(prep.month_precision, np.bool_), first, month_number(days), self.account, self.final_lo,
                self.final_hi, self.known_day, self.month)
         self.n_accounts = len(prep.account_id)

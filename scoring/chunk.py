@@ -140,7 +140,7 @@ def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, pd.DataFrame, 
 
 def _charged_off(prep: Prepared, account_id: np.ndarray, day: int) -> np.ndarray:
     """Whether each account was charged off by the end of `day`."""
-    charge_day = prep.charge_day[np.searchsorted(prep.account_id, account_id)]
+    charge_day = prep.charge_off_day[np.searchsorted(prep.account_id, account_id)]
     return (charge_day != kernels.NONE) & (charge_day <= day)
 
 

@@ -223,3 +223,36 @@ def test_account_attributes_come_from_the_accounts_table(baseline_tables, prep, 
     acc = baseline_tables.accounts.set_index("account_id").loc[frame.index]
     np.testing.assert_array_equal(frame["income_band"], acc["income_band"].astype(float))
     np.testing.assert_array_equal(frame["grace_days"], acc["grace_days"].astype(float))
+
+
+def test_pairs_spread_over_the_month_give_the_rows_of_the_all_accounts_build(prep):
+    days = pd.to_datetime(["2024-05-07", "2024-05-19", "2024-06-30", "2025-01-03"])
+    everyone = build_features(prep, days)
+    rng = np.random.default_rng(7)
+    asked = everyone[["account_id", "as_of"]].sample(5_000, random_state=rng).reset_index(drop=True)
+    asked = pd.concat([asked, asked.iloc[:10]], ignore_index=True)  # repeats come back as asked
+    got = build_features(prep, pairs=asked)
+    want = everyone.set_index(["account_id", "as_of"]).loc[pd.MultiIndex.from_frame(asked)].reset_index()
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    text = build_features(prep, pairs={"account_id": asked["account_id"][:3].tolist(),
+                                       "as_of": asked["as_of"][:3].dt.strftime("%Y-%m-%d").tolist()})
+    pd.testing.assert_frame_equal(text, want.iloc[:3], check_exact=True)
+
+
+def test_pairs_that_cannot_be_built_are_refused_by_name(prep):
+    opened = pd.Timestamp(np.datetime64(int(prep.open_day.max()), "D"))
+    late_one = int(prep.account_id[prep.open_day.argmax()])
+    cases = {
+        "unknown": ({"account_id": [10**12], "as_of": ["2024-06-30"]}, "does not hold: account_id 1000000000000"),
+        "not open": ({"account_id": [late_one], "as_of": [opened - pd.Timedelta(days=1)]}, "before it opened"),
+        "no column": ({"account_id": [late_one]}, "columns account_id and as_of"),
+        "time of day": ({"account_id": [late_one], "as_of": ["2024-06-30 12:00"]}, "calendar days"),
+        "after extraction": ({"account_id": [late_one], "as_of": ["2031-01-01"]}, "after the data's extraction"),
+    }
+    for pairs, message in cases.values():
+        with pytest.raises(ValueError, match=message):
+            build_features(prep, pairs=pairs)
+    with pytest.raises(ValueError, match="either as_of"):
+        build_features(prep, "2024-06-30", pairs=cases["unknown"][0])
+    with pytest.raises(ValueError, match="either as_of"):
+        build_features(prep)

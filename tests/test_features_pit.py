@@ -410,6 +410,36 @@ def test_builder_equals_slow_reference(case):
     assert_same(got, want[got.columns], atol=1e-9)
 
 
+@st.composite
+def histories_with_pairs(draw):
+    """A history, its as-of dates, and (account, date) pairs among the accounts open then: any order,
+    repeats allowed."""
+    world = draw(histories())
+    days = draw(as_of_dates(world, n=3))
+    world = with_anchor(world, days)
+    open_at = [(a["account_id"], d) for d in days for a in world.accounts if a["open_date"] <= d]
+    pairs = draw(st.lists(st.sampled_from(open_at), min_size=1, max_size=8))
+    return world, days, pairs
+
+
+@settings(PIT, max_examples=200)
+@given(histories_with_pairs())
+def test_a_pairs_row_equals_the_all_accounts_row_and_the_reference(case):
+    """Built for the pairs asked for, each row is the row the build for all accounts gives at its date, bit
+    for bit, and the slow reference's row: the pairs change which rows are built, never what a row is."""
+    world, days, pairs = case
+    tables = validate(frames(world))
+    asked = pd.DataFrame({"account_id": [a for a, _ in pairs], "as_of": [_date(d) for _, d in pairs]})
+    asked["as_of"] = asked["as_of"].astype("datetime64[s]")
+    got = build_features(tables, pairs=asked)
+    everyone = build_features(tables, [_date(d) for d in days]).set_index(["account_id", "as_of"])
+    want = everyone.loc[pd.MultiIndex.from_frame(asked)].reset_index()
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert np.array_equal(got.iloc[:, 2:].to_numpy().view(np.int64), want.iloc[:, 2:].to_numpy().view(np.int64))
+    reference = reference_features(tables.loaded(), [_date(d) for d in days]).set_index(["account_id", "as_of"])
+    assert_same(got, reference.loc[pd.MultiIndex.from_frame(asked)].reset_index()[got.columns], atol=1e-9)
+
+
 def test_reference_covers_the_catalog():
     catalog = default_catalog()
     assert feature_names() == catalog.names

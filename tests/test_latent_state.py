@@ -76,15 +76,16 @@ def test_month_precision_accounts_never_show_one_or_two_day_lags():
 def test_the_compiled_pass_gives_each_bill_what_the_definitions_say(baseline_tables):
     prep = Prepared(baseline_tables)
     hist = BillOutcomes(prep)
-    settled = prep.settle < NONE
-    final = lag_category(np.where(settled, prep.settle - prep.due, NONE))
+    settled = prep.settled_day < NONE
+    final = lag_category(np.where(settled, prep.settled_day - prep.due_day, NONE))
     account = np.repeat(np.arange(len(prep.account_id)), np.diff(prep.bill_start))
     coarse = prep.month_precision[account] & (final < MISSED)
     assert np.array_equal(hist.account, account)
     assert np.array_equal(hist.final_lo, np.where(coarse, EARLY, final))
     assert np.array_equal(hist.final_hi, np.where(coarse, LATE, final))
-    assert np.array_equal(hist.known_day, np.minimum(np.where(settled, prep.settle, NONE), prep.due + MISSED_DAYS))
-    assert np.array_equal(hist.month, month_number(prep.due))
+    assert np.array_equal(hist.known_day,
+                          np.minimum(np.where(settled, prep.settled_day, NONE), prep.due_day + MISSED_DAYS))
+    assert np.array_equal(hist.month, month_number(prep.due_day))
     assert all((final == c).any() for c in range(MISSED + 1))  # the world shows every category
 
 

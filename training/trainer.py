@@ -113,7 +113,7 @@ def supplied_labels(path: Path) -> pd.DataFrame:
 
 
 def _month_range(prep: Prepared, cfg: TrainConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
-    first_due = int(prep.due.min()) if len(prep.due) else prep.first_day  # the first bill, not the oldest account
+    first_due = int(prep.due_day.min()) if len(prep.due_day) else prep.first_day  # first bill, not oldest account
     first = pd.Timestamp(np.datetime64(first_due, "D"))
     start = pd.Timestamp(cfg.as_of_start) if cfg.as_of_start else first + pd.offsets.MonthEnd(3)
     end = pd.Timestamp(cfg.as_of_end) if cfg.as_of_end else prep.extraction
