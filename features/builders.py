@@ -157,6 +157,51 @@ def _day(d: int) -> str:
     return str(np.datetime64(int(d), "D"))
 
 
+class FeatureBlock:
+    """Features as the builder writes them: one (features x rows) array, rows date by date in account order.
+
+    What a batch job reads without a frame in between: a date's rows are a contiguous slice, a feature is a
+    row of the array, and the model's (rows x features) matrix is one transposing copy.
+    """
+
+    def __init__(self, names: list[str], values: np.ndarray, account_id: np.ndarray, day: np.ndarray) -> None:
+        self.names, self.values, self.account_id, self.day = names, values, account_id, day
+        self._index = {name: i for i, name in enumerate(names)}
+
+    def __len__(self) -> int:
+        return len(self.account_id)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[self._index[name]]
+
+    def on(self, day: int) -> FeatureBlock:
+        """The rows as of one day (a view)."""
+        lo, hi = np.searchsorted(self.day, [day, day + 1])
+        return FeatureBlock(self.names, self.values[:, lo:hi], self.account_id[lo:hi], self.day[lo:hi])
+
+    def matrix(self, names: list[str]) -> np.ndarray:
+        """(rows x features) in the order of `names`, C-contiguous: the compiled trees walk a row's features."""
+        values = self.values if list(names) == self.names else self.values[[self._index[n] for n in names]]
+        return np.ascontiguousarray(values.T)
+
+    def frame(self) -> pd.DataFrame:
+        """account_id, as_of, then the features: what build_features returns."""
+        frame = pd.DataFrame(self.values.T, columns=self.names, copy=False)
+        frame.insert(0, "as_of", (self.day * 86_400).view("datetime64[s]"))
+        frame.insert(0, "account_id", self.account_id)
+        return frame
+
+
+def build_block(tables: Tables, as_of, catalog: Catalog | None = None, *,
+                penalty_rate: float = DEFAULT_PENALTY_RATE) -> FeatureBlock:
+    """Every catalog feature for every account open at each as-of date, as a FeatureBlock (no frame)."""
+    catalog = catalog or default_catalog()
+    prep = tables if isinstance(tables, Prepared) else Prepared(tables)
+    days = as_of_days(as_of, prep)
+    layout = _layout(days, *kernels.open_days(prep.open_day, days), by_date=True)
+    return _compute(prep, layout, catalog, penalty_rate)
+
+
 def build_features(tables: Tables, as_of=None, catalog: Catalog | None = None, *, pairs=None,
                    penalty_rate: float = DEFAULT_PENALTY_RATE) -> pd.DataFrame:
     """Every catalog feature as known at the end of day T: for every account open at each as-of date T
@@ -173,14 +218,12 @@ def build_features(tables: Tables, as_of=None, catalog: Catalog | None = None, *
     catalog = catalog or default_catalog()
     prep = tables if isinstance(tables, Prepared) else Prepared(tables)
     if pairs is None:
-        days = as_of_days(as_of, prep)
-        layout = _layout(days, *kernels.open_days(prep.open_day, days), by_date=True)
-        return _assemble(prep, layout, catalog, penalty_rate)
+        return build_block(prep, as_of, catalog, penalty_rate=penalty_rate).frame()
     account, day = _requested(prep, pairs)
     days = np.unique(day)
     t = np.searchsorted(days, day)
     layout = _layout(days, *_with_customers(prep, account, t, days), by_date=False)
-    frame = _assemble(prep, layout, catalog, penalty_rate)
+    frame = _compute(prep, layout, catalog, penalty_rate).frame()
     entry_key = np.repeat(np.arange(len(prep.account_id)), np.diff(layout.day_start)) * len(days) + layout.day_index
     rows = layout.day_row[np.searchsorted(entry_key, account * len(days) + t)]
     return frame.take(rows).reset_index(drop=True)
@@ -298,9 +341,9 @@ def _kernel_plan(catalog: Catalog, sources: dict[str, str], col: dict[str, int],
     return plan, where, len(helpers), own
 
 
-def _assemble(prep: Prepared, layout: kernels.Layout, catalog: Catalog, penalty_rate: float) -> pd.DataFrame:
+def _compute(prep: Prepared, layout: kernels.Layout, catalog: Catalog, penalty_rate: float) -> FeatureBlock:
     """The kernel writes every column straight into its place: one (columns, rows) array whose rows are the
-    layout's (as-of date, account) rows; the frame's float block is that array."""
+    layout's (as-of date, account) rows; a frame's float block is that array."""
     sources = _sources(catalog, prep)
     names = catalog.names
     for f in catalog:
@@ -328,10 +371,7 @@ def _assemble(prep: Prepared, layout: kernels.Layout, catalog: Catalog, penalty_
     for name in _ATTRIBUTES:
         if name in col and sources[name] == "attribute":
             out[col[name]] = getattr(prep, name)[layout.row_account]
-    frame = pd.DataFrame(out.T, columns=names, copy=False)
-    frame.insert(0, "as_of", (layout.days[layout.row_day] * 86_400).view("datetime64[s]"))
-    frame.insert(0, "account_id", prep.account_id[layout.row_account])
-    return frame
+    return FeatureBlock(names, out, prep.account_id[layout.row_account], layout.days[layout.row_day])
 
 
 def _finish(prep: Prepared, history: kernels.History, layout: kernels.Layout, catalog: Catalog, column, target,

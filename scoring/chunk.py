@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features import kernels
-from features.builders import Prepared, build_features, to_days
+from features.builders import FeatureBlock, Prepared, build_block, to_days
 from features.catalog import default_catalog
 from features.contract import Tables
 from features.outcomes import BillOutcomes
@@ -103,12 +103,12 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     models = spec.models
     prep, now, before = _features(tables, spec)
     watch.lap("features")
-    X = np.ascontiguousarray(now[models.feature_names].to_numpy(np.float64))
+    X = now.matrix(models.feature_names)  # (rows x features), a view of the builder's array
     status = _status(prep, now, spec.as_of)
     on_book = status != CHARGED_OFF
-    prob = models.predict_populations(X, now["dpd_now"].to_numpy(np.float64), on_book)
+    prob = models.predict_populations(X, now.column("dpd_now"), on_book)
     model_score = models.scale.score(prob["default"])[0]
-    prior = _previous_scores(spec, prep, now["account_id"].to_numpy(np.int64), before, previous)
+    prior = _previous_scores(spec, prep, now.account_id, before, previous)
     watch.lap("predict")
     state = _state(now, status, prob, model_score, prior)
     decision = decide(state, spec.policy, score_lo=models.scale.lo, score_hi=models.scale.hi)
@@ -116,8 +116,8 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     codes, texts = _reasons(decision, models, X, spec.reasons)
     watch.lap("reasons")
     table = _table(spec, state, prob, decision, codes, texts)
-    drift = {name: bin_counts(ref, now[name]) for name, ref in models.reference.get("features", {}).items()
-             if name in now}
+    drift = {name: bin_counts(ref, pd.Series(now.column(name), copy=False))
+             for name, ref in models.reference.get("features", {}).items() if name in now.names}
     if "score" in models.reference:
         drift["score"] = bin_counts(models.reference["score"], pd.Series(model_score[on_book]))
     tally = Tally([b.min_score for b in spec.policy.limit.bands])
@@ -126,16 +126,19 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     return ChunkOutput(table, drift, tally, InputStats.of(tables), dict(watch.seconds), len(prep.account_id))
 
 
-def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, pd.DataFrame, pd.DataFrame]:
+def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, FeatureBlock, FeatureBlock]:
     """Features as of T and (when recomputing) as of the previous cycle, in one pass over the histories."""
     prep = Prepared(tables)
     prep.extraction, prep.first_day = spec.extraction, int(to_days(np.array([spec.first_day.to_datetime64()]))[0])
     days = [spec.as_of] if spec.previous_day is None else [spec.previous_day, spec.as_of]
-    frame = build_features(prep, [np.datetime64(int(d), "D") for d in days], default_catalog())
-    if spec.models.latent is not None:
-        frame = add_latent_features(frame, BillOutcomes(prep), spec.models.latent)
-    at = frame["as_of"].to_numpy().astype("datetime64[D]").astype(np.int64)
-    return prep, frame[at == spec.as_of].reset_index(drop=True), frame[at != spec.as_of]
+    block = build_block(prep, [np.datetime64(int(d), "D") for d in days], default_catalog())
+    if spec.models.latent is not None:  # the filter's features join the catalog's (its reader takes a frame)
+        frame = add_latent_features(block.frame(), BillOutcomes(prep), spec.models.latent)
+        names = list(frame.columns[2:])
+        block = FeatureBlock(names, np.ascontiguousarray(frame[names].to_numpy(np.float64).T), block.account_id,
+                             block.day)
+    before = block.on(spec.previous_day) if spec.previous_day is not None else None
+    return prep, block.on(spec.as_of), before
 
 
 def _charged_off(prep: Prepared, account_id: np.ndarray, day: int) -> np.ndarray:
@@ -144,20 +147,20 @@ def _charged_off(prep: Prepared, account_id: np.ndarray, day: int) -> np.ndarray
     return (charge_day != kernels.NONE) & (charge_day <= day)
 
 
-def _status(prep: Prepared, now: pd.DataFrame, as_of: int) -> np.ndarray:
+def _status(prep: Prepared, now: FeatureBlock, as_of: int) -> np.ndarray:
     """charged_off, new (no bill due yet) or active, per row of `now`."""
-    charged = _charged_off(prep, now["account_id"].to_numpy(np.int64), as_of)
-    return np.where(charged, CHARGED_OFF, np.where(now["bills_due"].to_numpy() == 0, NEW, ACTIVE))
+    charged = _charged_off(prep, now.account_id, as_of)
+    return np.where(charged, CHARGED_OFF, np.where(now.column("bills_due") == 0, NEW, ACTIVE))
 
 
-def _previous_scores(spec: ChunkSpec, prep: Prepared, ids: np.ndarray, before: pd.DataFrame,
+def _previous_scores(spec: ChunkSpec, prep: Prepared, ids: np.ndarray, before: FeatureBlock | None,
                      given: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
     """Last cycle's score per account (NaN where there is none): recomputed, or from the given output."""
     previous = np.full(len(ids), np.nan)
-    if spec.previous_day is not None and len(before):
+    if before is not None and len(before):
         models = spec.models
-        known = before["account_id"].to_numpy(np.int64)
-        X = np.ascontiguousarray(before[models.feature_names].to_numpy(np.float64))
+        known = before.account_id
+        X = before.matrix(models.feature_names)
         on_book = ~_charged_off(prep, known, spec.previous_day)
         rows = None if on_book.all() else np.flatnonzero(on_book)
         scores = models.scale.score(models.probability("default", X, rows))[0]
@@ -178,19 +181,20 @@ FROM_FEATURES = {"account_id": "account_id", "dpd_now": "dpd_now", "days_since_l
 COMPUTED = ("status", "is_installment", "model_score", "previous_score", *(t.output for t in TARGETS))
 
 
-def _state(now: pd.DataFrame, status: np.ndarray, prob: dict, model_score: np.ndarray,
+def _state(now: FeatureBlock, status: np.ndarray, prob: dict, model_score: np.ndarray,
            previous: np.ndarray) -> pd.DataFrame:
     """What the policy decides on: exactly the inputs it declares (a model the bundle lacks is left out)."""
-    computed = {"status": status, "is_installment": now["is_installment"].to_numpy() == 1,
+    computed = {"status": status, "is_installment": now.column("is_installment") == 1,
                 "model_score": model_score, "previous_score": previous,
                 **{BY_NAME[t].output: p for t, p in prob.items()}}
     columns = {}
     for name in POLICY_INPUTS:
-        if name in FROM_FEATURES:
-            columns[name] = now[FROM_FEATURES[name]].to_numpy()
+        if name == "account_id":
+            columns[name] = now.account_id
+        elif name in FROM_FEATURES:
+            columns[name] = now.column(FROM_FEATURES[name])
         elif name in computed:
             columns[name] = computed[name]
-    columns["account_id"] = columns["account_id"].astype(np.int64)
     return pd.DataFrame(columns)
 
 
