@@ -16,8 +16,9 @@ from features.adapters import from_monthly
 from features.builders import Prepared, build_features
 from features.catalog import REFERENCE_COLUMNS, Bills, Days, Feature, default_catalog
 from features.contract import validate
-from features.labels import TARGETS, build_labels
+from features.labels import build_labels
 from features.panel import build_panel
+from features.targets import TARGET_NAMES as TARGETS
 from features.transformer import RepaymentFeatures
 
 ROOT = Path(__file__).resolve().parents[1]
