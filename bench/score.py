@@ -53,7 +53,7 @@ def model(accounts: int, months: int, seed: int, latent_state: bool = False) -> 
     kind = "-latent" if latent_state else ""
     folder = CACHE / f"bench-model-{accounts}x{months}-s{seed}{kind}-{code_version()[:12]}"
     try:
-        if (load_bundle(folder, default_catalog().names).latent is not None) == latent_state:
+        if (load_bundle(folder, default_catalog()).latent is not None) == latent_state:
             return folder
     except BundleError:
         pass

@@ -20,11 +20,15 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.catalog import Catalog
 from features.targets import TARGETS
 from models.calibration import Calibrator
 from models.scale import ScoreScale
 
-SCHEMA_VERSION = 1
+# 2: `fingerprints` of the catalog features the models read; 1 (no fingerprints) loads while the catalog's
+#    version is the one it was trained with
+SCHEMA_VERSION = 2
+READABLE = (1, 2)
 META = "bundle.json"
 OUTPUT = {t.name: t.output for t in TARGETS}  # output column per target, from the one declaration
 
@@ -55,6 +59,8 @@ class Bundle:
     info: dict = field(default_factory=dict)  # fingerprint, label config, slices, anything descriptive
     # the latent-state filter's parameters (models.latent_state), when the models read its features
     latent: dict | None = None
+    # each catalog feature's fingerprint at training (features.catalog): scoring refuses one that changed
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
     def same_latent(self, other: Bundle) -> bool:
         """Whether both read their latent-state features through the same filter (or neither has one)."""
@@ -108,6 +114,7 @@ class Bundle:
                     "reference": _plain(self.reference), "info": _plain(self.info), "versions": versions()}
             if self.latent is not None:
                 meta["latent"] = _plain(self.latent)
+            meta["fingerprints"] = dict(self.fingerprints)
             meta["checksum"] = _sha(_canonical(meta))
             (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
             if path.exists():
@@ -127,9 +134,9 @@ def bundle_checksum(path: Path) -> str:
                           "train.py wrote") from None
 
 
-def load_bundle(path: Path, expected_features: list[str] | None = None) -> Bundle:
-    """Load and verify a bundle; `expected_features` (e.g. the current catalog), then the features of the
-    bundle's own latent-state filter, must match its feature list exactly."""
+def load_bundle(path: Path, catalog: Catalog | None = None) -> Bundle:
+    """Load and verify a bundle (checksums, schema); with `catalog`, also that this code computes every
+    catalog feature the models read as it did at training (`check_features`)."""
     path = Path(path)
     meta_file = path / META
     if not meta_file.exists():
@@ -143,18 +150,11 @@ def load_bundle(path: Path, expected_features: list[str] | None = None) -> Bundl
     if checksum != _sha(_canonical(meta)):
         raise BundleError(f"{meta_file}: checksum mismatch, the metadata was changed after training; "
                           "retrain or restore the bundle")
-    if meta.get("schema_version") != SCHEMA_VERSION:
-        raise BundleError(f"{meta_file}: bundle schema {meta.get('schema_version')} is not {SCHEMA_VERSION}")
+    if meta.get("schema_version") not in READABLE:
+        raise BundleError(f"{meta_file}: bundle schema {meta.get('schema_version')} is not one of {READABLE}: "
+                          "score it with the code version it was trained with, or retrain")
     names = meta["feature_names"]
     latent = meta.get("latent")
-    if expected_features is not None:
-        expected_features = [*expected_features, *(latent["feature_names"] if latent else [])]
-    if expected_features is not None and list(expected_features) != names:
-        extra = sorted(set(names) - set(expected_features))
-        lack = sorted(set(expected_features) - set(names))
-        raise BundleError(f"{path}: the bundle's features differ from this code's catalog (bundle only: "
-                          f"{extra[:5]}, catalog only: {lack[:5]}, or a different order); score with the code "
-                          "version it was trained with, or retrain")
     models = {}
     for target, t in meta["targets"].items():
         text = (path / t["model_file"]).read_text()
@@ -166,8 +166,37 @@ def load_bundle(path: Path, expected_features: list[str] | None = None) -> Bundl
             raise BundleError(f"{path / t['model_file']}: its features differ from {META}'s feature_names")
         models[target] = TargetModel(target, booster, Calibrator.from_dict(t["calibration"]), t["best_iteration"],
                                      t.get("metrics", {}))
-    return Bundle(models, names, meta["catalog_version"], ScoreScale(**meta["score_scale"]), meta["reference"],
-                  meta.get("info", {}), latent)
+    fingerprints = meta.get("fingerprints")
+    if fingerprints is None and catalog is not None:  # schema 1: only the catalog version tells
+        if meta["catalog_version"] != catalog.version:
+            raise BundleError(f"{path}: trained with catalog version {meta['catalog_version']}, this code has "
+                              f"{catalog.version}, and the bundle predates feature fingerprints: score it with "
+                              "the code version it was trained with, or retrain")
+        fingerprints = {n: fp for n, fp in catalog.fingerprints().items() if n in names}
+    bundle = Bundle(models, names, meta["catalog_version"], ScoreScale(**meta["score_scale"]), meta["reference"],
+                    meta.get("info", {}), latent, fingerprints or {})
+    if catalog is not None:
+        check_features(bundle, catalog, path)
+    return bundle
+
+
+def check_features(bundle: Bundle, catalog: Catalog, path: Path | str = "the bundle") -> None:
+    """Refuse a bundle whose catalog features this code no longer computes as they were at training.
+
+    A model's features come from the catalog (those with a fingerprint, checked here: declaration and
+    semantics version), from its own latent-state filter (computed with the bundle's parameters) or from
+    outside. Any subset of the catalog, in any order, is fine: adding a feature to the catalog strands no model.
+    """
+    current = catalog.fingerprints()
+    wanted = [n for n in bundle.feature_names if n in bundle.fingerprints]  # the catalog's, not the filter's
+    gone = [n for n in wanted if n not in current]
+    changed = [n for n in wanted if n in current and bundle.fingerprints[n] != current[n]]
+    if gone or changed:
+        parts = ([f"no longer in the catalog: {', '.join(gone[:5])}"] if gone else []) + \
+            ([f"computed differently since training (fingerprint changed): {', '.join(changed[:5])}"]
+             if changed else [])
+        raise BundleError(f"{path}: features the model reads are {'; '.join(parts)}; score it with the code "
+                          "version it was trained with, or retrain")
 
 
 def versions() -> dict:

@@ -13,6 +13,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from features.catalog import Catalog
 from models.bundle import Bundle, BundleError, bundle_checksum, load_bundle
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -137,12 +138,9 @@ def fetch_bundle(model_uri: str, dst: Path, uri: str | None = None) -> tuple[Pat
     return bundle_dir_of_version(client, name, mv, Path(dst), uri), f"{name}/{mv.version}"
 
 
-def load_model_bundle(model_uri: str, uri: str | None = None, expected_features: list[str] | None = None) -> Bundle:
-    """`models:/NAME@alias`, `models:/NAME/3` or a local bundle directory -> a verified Bundle."""
+def load_model_bundle(model_uri: str, uri: str | None = None, catalog: Catalog | None = None) -> Bundle:
+    """`models:/NAME@alias`, `models:/NAME/3` or a local bundle directory -> a verified Bundle (with `catalog`:
+    also checked to read only features this code computes as at training)."""
     with tempfile.TemporaryDirectory(prefix="dynascore-bundle-") as tmp:
         path, _ = fetch_bundle(model_uri, Path(tmp), uri)
-        bundle = load_bundle(path)
-    if expected_features is not None and list(expected_features) != bundle.feature_names:
-        raise BundleError(f"{model_uri}: the bundle's features differ from this code's catalog; score with the code "
-                          "version it was trained with, or retrain")
-    return bundle
+        return load_bundle(path, catalog)

@@ -241,7 +241,8 @@ def _reasons(decision: pd.DataFrame, models: Models, X: np.ndarray, mode: str) -
         rows = np.flatnonzero(explain == target)
         if len(rows) and target in models.compiled:
             contrib = contributions(models.compiled[target], np.ascontiguousarray(X[rows]))[:, :-1]
-            model_idx[rows] = top_adverse(sign * contrib, REASONS)[0]
+            top = top_adverse(sign * contrib, REASONS)[0]  # fewer columns for a model of fewer features
+            model_idx[rows, :top.shape[1]] = top
     codes, texts = describe(model_idx, X, models.feature_names, models.catalog)
     # rows with a rule: rule in slot 1, model reasons shifted right by one
     codes[has_rule, 1:] = codes[has_rule, :-1]

@@ -148,7 +148,7 @@ def _bundle(request: ScoreRequest, tmp: Path):
 
     try:
         bundle_dir, version = fetch_bundle(request.model, tmp, request.tracking_uri)
-        bundle = load_bundle(bundle_dir, expected_features=default_catalog().names)
+        bundle = load_bundle(bundle_dir, default_catalog())
     except (BundleError, TrackingError) as exc:
         raise ScoreError(str(exc)) from None
     if "default" not in bundle.targets:

@@ -328,3 +328,34 @@ def test_the_job_supplies_every_input_the_policy_declares():
 
     assert set(INPUTS) <= set(FROM_FEATURES) | set(COMPUTED)
     assert set(FROM_FEATURES.values()) <= set(default_catalog().names) | {"account_id"}
+
+
+def test_a_model_on_a_subset_of_the_catalog_scores_with_exactly_its_features(small_world, tmp_path):
+    """A champion trained before features were added (any subset of today's catalog, in its own order) stays
+    scoreable: the job feeds it its own list."""
+    from models.bundle import Bundle, TargetModel
+    from models.calibration import fit_calibrator
+    from models.lgbm import fit_booster, lgb_params
+    from models.scale import ScoreScale
+    from validation.metrics import reference_distribution
+
+    tables = load_tables(small_world)
+    feats = build_features(tables, ["2025-03-31"], default_catalog())
+    names = ["util_n3", "late_n6", "dpd_now"]  # not the catalog's order
+    X = feats[names]
+    y = (np.random.default_rng(0).uniform(size=len(X)) < 0.05 + 0.1 * (X["late_n6"] > 0)).astype(float)
+    fit = fit_booster(X, y, X, y, lgb_params([1, 1, 1], seed=1))
+    prints = default_catalog().fingerprints()
+    bundle = Bundle({"default": TargetModel("default", fit.booster, fit_calibrator(fit.booster.predict(X), y), 1)},
+                    names, default_catalog().version, ScoreScale(),
+                    {"features": {n: reference_distribution(X[n].to_numpy()) for n in names}},
+                    fingerprints={n: prints[n] for n in names})
+    path = bundle.save(tmp_path / "subset")
+    manifest = _score(small_world, tmp_path / "s.parquet", path, workers=1, as_of=AS_OF)
+    out = pd.read_parquet(tmp_path / "s.parquet")
+    now = build_features(tables, [AS_OF], default_catalog())
+    expected = load_bundle(path).predict(now)
+    on_book = (out["status"] != "charged_off").to_numpy()
+    np.testing.assert_allclose(out.loc[on_book, "pd_default"], expected.loc[on_book, "pd_default"], atol=1e-12)
+    assert sorted(manifest["drift"]["features"]) == sorted(names)
+    assert manifest["model"]["targets"] == ["default"] and "p_self_cure" not in out

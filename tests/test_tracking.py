@@ -234,16 +234,26 @@ def test_mlflow_models_predict_cli_scores_a_registered_version(store, tmp_path):
     np.testing.assert_array_equal(got["score"], want["score"])
 
 
-def test_champion_on_another_feature_list_cannot_be_rescored_so_the_new_version_is_challenger(store, panel):
+def test_a_champion_on_another_feature_list_is_compared_on_the_same_rows(store, panel):
     uri, oot = store["uri"], store["oot"]
     first = log_training(_train(panel, 0.5, FEATURES[:-1]), model_name="other-catalog", experiment="dynascore-test",
                          uri=uri, oot_features=oot)
     second = log_training(_train(panel, 0.0), model_name="other-catalog", experiment="dynascore-test", uri=uri,
                           oot_features=oot)
-    assert first.alias == "champion" and second.alias == "challenger"
-    assert "feature list differs from the champion (version 1" in second.decision
+    assert first.alias == "champion" and second.alias == "champion"
+    assert second.decision.startswith("beats the champion (version 1)")
     tags = MlflowClient(tracking_uri=uri).get_run(second.run_id).data.tags
     assert tags["promotion.decision"] == second.decision
+
+
+def test_a_champion_reading_a_feature_computed_differently_now_is_not_compared(store, panel):
+    uri, oot = store["uri"], store["oot"]
+    old = _train(panel, 0.0)
+    old.bundle.fingerprints = {FEATURES[0]: "0" * 16}  # as if the catalog declared it otherwise at training
+    log_training(old, model_name="moved-feature", experiment="dynascore-test", uri=uri, oot_features=oot)
+    new = log_training(_train(panel, 0.0), model_name="moved-feature", experiment="dynascore-test", uri=uri,
+                       oot_features=oot)
+    assert new.alias == "challenger" and FEATURES[0] in new.decision and "cannot score" in new.decision
 
 
 def test_better_auc_with_worse_calibration_does_not_take_champion(store):

@@ -3,8 +3,9 @@
 The first version becomes `champion`. A later one is compared with the champion on the *new* run's
 out-of-time rows for `default` -- both models score the same rows -- and takes `champion` only if its AUC
 is higher and its expected calibration error (10 equal-frequency bins) is not worse by more than a
-tolerance; otherwise it becomes `challenger`. A champion built on a different feature list cannot score
-those rows, so the new version becomes `challenger` and a tag says why.
+tolerance; otherwise it becomes `challenger`. Each model reads the rows by its own feature list, so a
+champion trained on fewer or other catalog features is compared all the same; one that reads a feature
+this code no longer computes as it did (its fingerprint changed) cannot be, and a tag says why.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from models.bundle import Bundle, BundleError, load_bundle
+from features.catalog import default_catalog
+from models.bundle import Bundle, BundleError, check_features, load_bundle
 from models.registry import CHALLENGER, CHAMPION, TrackingError, bundle_dir_of_version, short_reason
 
 if TYPE_CHECKING:
@@ -95,14 +97,12 @@ def promote(client, uri: str, name: str, bundle: Bundle, oot_features: pd.DataFr
         old_bundle = load_bundle(bundle_dir_of_version(client, name, champion, tmp / "champion", uri))
     except (BundleError, TrackingError, MlflowException) as exc:
         return CHALLENGER, f"the champion ({old}) cannot be loaded to compare ({short_reason(exc)})", None
-    # the catalog's features must agree; the latent-state filter's the champion computes itself (below)
-    if old_bundle.catalog_feature_names != bundle.catalog_feature_names:
-        only_old = sorted(set(old_bundle.catalog_feature_names) - set(bundle.catalog_feature_names))
-        only_new = sorted(set(bundle.catalog_feature_names) - set(old_bundle.catalog_feature_names))
-        return CHALLENGER, (f"feature list differs from the champion ({old}, catalog {old_bundle.catalog_version} "
-                            f"vs {bundle.catalog_version}; champion only {only_old[:3]}, new only {only_new[:3]}"
-                            f"{', or a different order' if not (only_old or only_new) else ''}): it cannot "
-                            "score the new out-of-time rows; compare by hand"), None
+    # the champion reads the same rows by its own feature list: any of today's catalog features it was trained
+    # on (unchanged since, by fingerprint), and its own latent-state filter's (below)
+    try:
+        check_features(old_bundle, default_catalog(), f"the champion ({old})")
+    except BundleError as exc:
+        return CHALLENGER, f"{exc}: it cannot score the new out-of-time rows", None
     if "default" not in bundle.models or "default" not in old_bundle.models:
         return CHALLENGER, f"no default model in both the new version and the champion ({old}) to compare", None
     if oot_features is None or oot_features.empty:

@@ -337,8 +337,10 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
     info = {"data_fingerprint": fp, "label_source": "file" if labels is not None else "derived",
             "label_config": cfg.labels.__dict__, "slices": {t: r.plan.describe() for t, r in results.items()},
             "seed": cfg.seed}
+    own = set(latent.get_feature_names_out()) if latent is not None else set()
+    fingerprints = {n: fp for n, fp in catalog.fingerprints().items() if n in panel.feature_names and n not in own}
     bundle = Bundle(models, panel.feature_names, catalog.version, cfg.scale, reference, info,
-                    latent.to_dict() if latent is not None else None)
+                    latent.to_dict() if latent is not None else None, fingerprints)
     timings["total_s"] = time.perf_counter() - t0
     return TrainResult(bundle, results, panel.counts, timings, fp, panel)
 
