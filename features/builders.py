@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features import kernels
+from features.as_of import check_as_of, day_text
 from features.catalog import ACCOUNT_STATE, SIGNAL_INDEX, Catalog, Feature, default_catalog
 from features.contract import Tables
 from features.days import ticks_per_day, ticks_to_days
@@ -140,21 +141,9 @@ def _calendar_days(values) -> np.ndarray:
 
 
 def _within_data(days: np.ndarray, prep: Prepared | None) -> None:
-    """Refuse days after the data's extraction date or before its first date."""
+    """Refuse days after the data's extraction date or before its first date (the one as-of check)."""
     if prep is not None and prep.extraction is not None and len(prep.due_day) + len(prep.open_day):
-        last = to_days(np.array([prep.extraction.to_datetime64()]))[0]
-        late = days[days > last]
-        early = days[days < prep.first_day]
-        if len(late):
-            raise ValueError(f"as-of date {_day(late[0])} is after the data's extraction date {_day(last)}: "
-                             "nothing after the extraction is known; choose an earlier date")
-        if len(early):
-            raise ValueError(f"as-of date {_day(early[0])} is before any data (first date {_day(prep.first_day)}): "
-                             "choose a later date")
-
-
-def _day(d: int) -> str:
-    return str(np.datetime64(int(d), "D"))
+        check_as_of(days, prep.first_day, int(to_days(np.array([prep.extraction.to_datetime64()]))[0]))
 
 
 class FeatureBlock:
@@ -250,7 +239,7 @@ def _requested(prep: Prepared, pairs) -> tuple[np.ndarray, np.ndarray]:
     if len(shut):
         i = shut[0]
         raise ValueError(f"{len(shut)} pair(s) ask for an account before it opened, e.g. account_id {ids[i]} as of "
-                         f"{_day(day[i])} (opened {_day(prep.open_day[pos[i]])}): an account has rows from its "
+                         f"{day_text(day[i])} (opened {day_text(prep.open_day[pos[i]])}): an account has rows from its "
                          "opening day on")
     return pos, day
 
