@@ -103,7 +103,7 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     models = spec.models
     prep, now, before = _features(tables, spec)
     watch.lap("features")
-    X = now.matrix(models.feature_names)  # (rows x features), a view of the builder's array
+    X = now.matrix(models.feature_names)  # (rows x features) in the bundle's own order
     status = _status(prep, now, spec.as_of)
     on_book = status != CHARGED_OFF
     prob = models.predict_populations(X, now.column("dpd_now"), on_book)
@@ -126,7 +126,7 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     return ChunkOutput(table, drift, tally, InputStats.of(tables), dict(watch.seconds), len(prep.account_id))
 
 
-def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, FeatureBlock, FeatureBlock]:
+def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, FeatureBlock, FeatureBlock | None]:
     """Features as of T and (when recomputing) as of the previous cycle, in one pass over the histories."""
     prep = Prepared(tables)
     prep.extraction, prep.first_day = spec.extraction, int(to_days(np.array([spec.first_day.to_datetime64()]))[0])
