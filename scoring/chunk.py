@@ -119,7 +119,7 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     drift = {name: bin_counts(ref, pd.Series(now.column(name), copy=False))
              for name, ref in models.reference.get("features", {}).items() if name in now.names}
     if "score" in models.reference:
-        drift["score"] = bin_counts(models.reference["score"], pd.Series(model_score[on_book]))
+        drift["score"] = bin_counts(models.reference["score"], pd.Series(model_score[~np.isnan(model_score)]))
     tally = Tally([b.min_score for b in spec.policy.limit.bands])
     tally.add(table)
     watch.lap("assemble")
@@ -162,8 +162,8 @@ def _previous_scores(spec: ChunkSpec, prep: Prepared, ids: np.ndarray, before: F
         known = before.account_id
         X = before.matrix(models.feature_names)
         on_book = ~_charged_off(prep, known, spec.previous_day)
-        rows = None if on_book.all() else np.flatnonzero(on_book)
-        scores = models.scale.score(models.probability("default", X, rows))[0]
+        pd_default = models.in_population("default", X, before.column("dpd_now"), on_book)
+        scores = models.scale.score(pd_default)[0]
     elif given is not None and len(given[0]):
         known, scores = given
     else:

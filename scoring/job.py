@@ -165,6 +165,7 @@ class Plan:
     portfolio: Portfolio
     previous_info: dict
     chunk_size: int
+    spec: ChunkSpec
     tasks: list[ChunkTask]
 
 
@@ -185,7 +186,7 @@ def _plan(request: ScoreRequest, policy: Policy, bundle, version: str) -> Plan:
     for lo, hi in chunks:
         ids, scores = slice_of(prev_ids, prev_scores, lo, hi)
         tasks.append(ChunkTask(Path(request.data), lo, hi, spec, None if ids is None else (ids, scores)))
-    return Plan(as_of, out, portfolio, prev_info, size, tasks)
+    return Plan(as_of, out, portfolio, prev_info, size, spec, tasks)
 
 
 def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: int, totals: Totals, digest: str,
@@ -197,7 +198,7 @@ def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: i
         "input": {"data": str(request.data), "fingerprint": digest,
                   "extraction_date": str(plan.portfolio.extraction.date()), "accounts": totals.accounts,
                   "tables": totals.inputs.summary()},
-        "model": {"uri": request.model, "version": plan.tasks[0].spec.model_version,
+        "model": {"uri": request.model, "version": plan.spec.model_version,
                   "catalog_version": bundle.catalog_version, "targets": bundle.targets,
                   "score_scale": bundle.scale.to_dict()},
         "policy": {"source": policy.source, "hash": policy.hash},

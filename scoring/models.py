@@ -53,10 +53,11 @@ class Models:
             out[rows] = self.calibrators[target].transform(predict_probability(self.compiled[target], X, rows=rows))
         return out
 
+    def in_population(self, target: str, X: np.ndarray, dpd_now: np.ndarray, on_book: np.ndarray) -> np.ndarray:
+        """The target's probability within the population it is scored on (features.targets), NaN outside."""
+        inside = BY_NAME[target].scored_on.mask(np.nan_to_num(dpd_now), on_book)
+        return self.probability(target, X, None if inside.all() else np.flatnonzero(inside))
+
     def predict_populations(self, X: np.ndarray, dpd_now: np.ndarray, on_book: np.ndarray) -> dict[str, np.ndarray]:
-        """Every target's probability within the population it is scored on (features.targets), NaN outside."""
-        out = {}
-        for name in self.targets:
-            inside = BY_NAME[name].scored_on.mask(np.nan_to_num(dpd_now), on_book)
-            out[name] = self.probability(name, X, None if inside.all() else np.flatnonzero(inside))
-        return out
+        """Every target's probability within its scoring population, NaN outside."""
+        return {name: self.in_population(name, X, dpd_now, on_book) for name in self.targets}
