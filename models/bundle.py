@@ -14,16 +14,21 @@ import os
 import platform
 import shutil
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from features.catalog import Catalog
 from features.targets import TARGETS
 from models.calibration import Calibrator
+from models.lgbm_text import feature_names
 from models.scale import ScoreScale
+
+if TYPE_CHECKING:  # a loaded bundle builds its Booster on first use: scoring compiles the text instead
+    import lightgbm as lgb
 
 # 2: `fingerprints` of the catalog features the models read; 1 (no fingerprints) loads while the catalog's
 #    version is the one it was trained with
@@ -39,11 +44,27 @@ class BundleError(ValueError):
 
 @dataclass
 class TargetModel:
+    """One target's model: LightGBM's text (what the bundle stores), its calibrator and metrics."""
+
     target: str
-    booster: lgb.Booster
+    text: str
     calibrator: Calibrator
     best_iteration: int
     metrics: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_booster(cls, target: str, booster: lgb.Booster, calibrator: Calibrator, best_iteration: int,
+                     metrics: dict | None = None) -> TargetModel:
+        model = cls(target, booster.model_to_string(), calibrator, best_iteration, metrics or {})
+        model.__dict__["booster"] = booster  # the cached Booster is the one given
+        return model
+
+    @cached_property
+    def booster(self) -> lgb.Booster:
+        """The LightGBM Booster of `text`, built (and LightGBM imported) on first use."""
+        import lightgbm as lgb
+
+        return lgb.Booster(model_str=self.text)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.calibrator.transform(self.booster.predict(X))
@@ -104,9 +125,8 @@ class Bundle:
         try:
             targets = {}
             for target, m in self.models.items():
-                text = m.booster.model_to_string()
-                (tmp / f"{target}.txt").write_text(text)
-                targets[target] = {"model_file": f"{target}.txt", "sha256": _sha(text.encode()),
+                (tmp / f"{target}.txt").write_text(m.text)
+                targets[target] = {"model_file": f"{target}.txt", "sha256": _sha(m.text.encode()),
                                    "best_iteration": m.best_iteration, "calibration": m.calibrator.to_dict(),
                                    "metrics": _plain(m.metrics)}
             meta = {"schema_version": SCHEMA_VERSION, "targets": targets, "feature_names": self.feature_names,
@@ -161,10 +181,9 @@ def load_bundle(path: Path, catalog: Catalog | None = None) -> Bundle:
         if _sha(text.encode()) != t["sha256"]:
             raise BundleError(f"{path / t['model_file']}: SHA-256 mismatch, the model file was changed; "
                               "retrain or restore the bundle")
-        booster = lgb.Booster(model_str=text)
-        if booster.feature_name() != names:
+        if feature_names(text) != names:
             raise BundleError(f"{path / t['model_file']}: its features differ from {META}'s feature_names")
-        models[target] = TargetModel(target, booster, Calibrator.from_dict(t["calibration"]), t["best_iteration"],
+        models[target] = TargetModel(target, text, Calibrator.from_dict(t["calibration"]), t["best_iteration"],
                                      t.get("metrics", {}))
     fingerprints = meta.get("fingerprints")
     if fingerprints is None and catalog is not None:  # schema 1: only the catalog version tells
@@ -200,6 +219,7 @@ def check_features(bundle: Bundle, catalog: Catalog, path: Path | str = "the bun
 
 
 def versions() -> dict:
+    import lightgbm as lgb
     import sklearn
 
     return {"python": platform.python_version(), "lightgbm": lgb.__version__, "numpy": np.__version__,

@@ -112,14 +112,14 @@ def fetch_bundle(model_uri: str, dst: Path, uri: str | None = None) -> tuple[Pat
     Registry versions are downloaded under `dst`; the version reads `NAME/3`. A directory is used in place;
     its version is `bundle:` plus the first 12 digits of its metadata checksum.
     """
-    from mlflow.exceptions import MlflowException
-
-    if not model_uri.startswith("models:/"):
+    if not model_uri.startswith("models:/"):  # a directory: no mlflow import (a second of the job's start)
         path = Path(model_uri)
         if not path.exists():
             raise BundleError(f"model {model_uri} not found: pass models:/NAME@champion (a registered model) or "
                               "the bundle directory train.py wrote")
         return path, f"bundle:{bundle_checksum(path)[:12]}"
+    from mlflow.exceptions import MlflowException
+
     ref = model_uri[len("models:/"):]
     uri = tracking_uri(uri)
     client = connect(uri)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit
 
+from models.lgbm_text import read_model_text
+
 if TYPE_CHECKING:  # LightGBM is needed to compile a model, not to apply one
     import lightgbm as lgb
 
@@ -66,7 +68,17 @@ class CompiledTrees:
 
 
 def compile_booster(booster: lgb.Booster, max_k: int = MAX_K, heap_depth: int = MAX_HEAP_DEPTH) -> CompiledTrees:
-    """Flatten `booster.dump_model()` (its best iteration, as `predict` uses) and precompute the leaf tables.
+    """`compile_model` of `booster.dump_model()`: its best iteration, as `predict` uses."""
+    return compile_model(booster.dump_model(), max_k, heap_depth)
+
+
+def compile_text(text: str, max_k: int = MAX_K, heap_depth: int = MAX_HEAP_DEPTH) -> CompiledTrees:
+    """`compile_model` of a LightGBM model text (all its trees), read without importing LightGBM."""
+    return compile_model(read_model_text(text), max_k, heap_depth)
+
+
+def compile_model(model: dict, max_k: int = MAX_K, heap_depth: int = MAX_HEAP_DEPTH) -> CompiledTrees:
+    """Flatten a dumped model (`Booster.dump_model()`'s form) and precompute the leaf tables.
 
     A leaf with k <= max_k distinct features on its path gets a table of 2**k floats; longer paths are
     computed directly per row (O(k^3)), exact all the same. Trees no deeper than `heap_depth` are also laid
@@ -74,7 +86,6 @@ def compile_booster(booster: lgb.Booster, max_k: int = MAX_K, heap_depth: int = 
     """
     if not 0 <= max_k <= _MAX_TABLE_K:
         raise ValueError(f"max_k must be in [0, {_MAX_TABLE_K}], got {max_k}")
-    model = booster.dump_model()
     _check_model(model)
     flat = _Flattener(max_k)
     for tree in model["tree_info"]:

@@ -143,7 +143,7 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
 
 def _bundle(request: ScoreRequest, tmp: Path):
     """The verified bundle named by --model, and its version text."""
-    from models.bundle import BundleError, load_bundle  # LightGBM: the parent's alone, workers do without
+    from models.bundle import BundleError, load_bundle
     from models.registry import TrackingError, fetch_bundle
 
     try:

@@ -1,4 +1,7 @@
-"""The bundle as the scoring workers use it: compiled trees and calibrators, prepared once in the parent."""
+"""The bundle as the scoring workers use it: compiled trees and calibrators, prepared once in the parent.
+
+The trees are compiled from the bundle's model text: scoring never imports LightGBM.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +14,7 @@ from features.targets import BY_NAME
 from models.calibration import Calibrator
 from models.latent_state import LatentStateFilter, with_latent
 from models.scale import ScoreScale
-from models.treeshap import CompiledTrees, compile_booster, predict_probability
+from models.treeshap import CompiledTrees, compile_text, predict_probability
 
 if TYPE_CHECKING:
     from models.bundle import Bundle
@@ -30,7 +33,7 @@ class Models:
 
     @classmethod
     def of(cls, bundle: Bundle) -> Models:
-        return cls(bundle.feature_names, {t: compile_booster(m.booster) for t, m in bundle.models.items()},
+        return cls(bundle.feature_names, {t: compile_text(m.text) for t, m in bundle.models.items()},
                    {t: m.calibrator for t, m in bundle.models.items()}, bundle.scale, bundle.reference,
                    LatentStateFilter.from_dict(bundle.latent) if bundle.latent else None)
 

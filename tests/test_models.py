@@ -235,7 +235,8 @@ def _bundle(tmp_path):
     X, y = _toy()
     fit = fit_booster(X[:4000], y[:4000], X[4000:], y[4000:], lgb_params([1, 1, -1], seed=3))
     cal = fit_calibrator(fit.booster.predict(X[4000:].to_numpy()), y[4000:])
-    bundle = Bundle({"default": TargetModel("default", fit.booster, cal, fit.best_iteration, {"auc": 0.8})},
+    model = TargetModel.from_booster("default", fit.booster, cal, fit.best_iteration, {"auc": 0.8})
+    bundle = Bundle({"default": model},
                     list(X.columns), "v-test", ScoreScale(), {"score": {"edges": [1.0]}}, {"data_fingerprint": "x"})
     return bundle, X, bundle.save(tmp_path / "bundle")
 

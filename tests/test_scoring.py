@@ -77,6 +77,16 @@ def test_output_is_the_same_for_any_chunk_size_and_number_of_workers(baseline_di
     assert len(frame) == one["rows"]["scored"] > 25_000
 
 
+def test_the_job_reads_and_compiles_a_bundle_without_lightgbm(bundle_dir):
+    """LightGBM (with scikit-learn and SciPy) took the parent over a second to import: the job reads the text."""
+    code = ("import sys; from scoring.job import _bundle, ScoreRequest; from scoring.models import Models; "
+            f"b, _ = _bundle(ScoreRequest('.', model={str(bundle_dir)!r}), '.'); Models.of(b); "
+            "print(sorted(m for m in ('lightgbm', 'sklearn', 'mlflow') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_scores_equal_lightgbm_and_reasons_equal_exact_treeshap(baseline_dir, baseline_tables, bundle_dir, tmp_path):
     manifest = _score(baseline_dir[0], tmp_path / "s.parquet", bundle_dir, workers=1, as_of=AS_OF)
     out = pd.read_parquet(tmp_path / "s.parquet")
@@ -346,7 +356,8 @@ def test_a_model_on_a_subset_of_the_catalog_scores_with_exactly_its_features(sma
     y = (np.random.default_rng(0).uniform(size=len(X)) < 0.05 + 0.1 * (X["late_n6"] > 0)).astype(float)
     fit = fit_booster(X, y, X, y, lgb_params([1, 1, 1], seed=1))
     prints = default_catalog().fingerprints()
-    bundle = Bundle({"default": TargetModel("default", fit.booster, fit_calibrator(fit.booster.predict(X), y), 1)},
+    model = TargetModel.from_booster("default", fit.booster, fit_calibrator(fit.booster.predict(X), y), 1)
+    bundle = Bundle({"default": model},
                     names, default_catalog().version, ScoreScale(),
                     {"features": {n: reference_distribution(X[n].to_numpy()) for n in names}},
                     fingerprints={n: prints[n] for n in names})

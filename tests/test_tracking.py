@@ -108,7 +108,7 @@ def _train(panel: pd.DataFrame, scramble: float, features=FEATURES, seed: int = 
             q = panel.loc[part == "test", "p_default_true"].to_numpy()
             oracle = {"rows": len(q), "model_auc": auc(y["test"], p["test"]), "oracle_auc": auc(y["test"], q)}
             oracle["auc_ratio"] = oracle["model_auc"] / oracle["oracle_auc"]
-        models[target] = TargetModel(target, fit.booster, cal, fit.best_iteration,
+        models[target] = TargetModel.from_booster(target, fit.booster, cal, fit.best_iteration,
                                      {s: {k: v for k, v in m.items()} for s, m in metrics.items()})
         results[target] = TargetResult(target, plan, {s: len(y[s]) for s in SLICES}, metrics,
                                        {"test": metric_set(y["test"], card_p, groups, n_boot=30)},
@@ -263,7 +263,7 @@ def test_better_auc_with_worse_calibration_does_not_take_champion(store):
     m = better.models["default"]
     # the same ranking through a monotone map that doubles the odds: AUC unchanged, calibration broken
     shifted = Calibrator("platt", {"a": 1.0, "b": float(np.log(2.0))})
-    off.models["default"] = TargetModel("default", m.booster, _Chain(m.calibrator, shifted), m.best_iteration)
+    off.models["default"] = TargetModel("default", m.text, _Chain(m.calibrator, shifted), m.best_iteration)
     fair = compare(better, first, store["oot"], tolerance_ece=TOLERANCE_ECE, n_boot=20)
     skewed = compare(off, first, store["oot"], tolerance_ece=TOLERANCE_ECE, n_boot=20)
     assert fair.promote

@@ -1,6 +1,7 @@
 """The compiled TreeSHAP (models/treeshap.py) against LightGBM's own pred_contrib, raw scores and top reasons."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import lightgbm as lgb
@@ -9,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.treeshap import MAX_K, CompiledTrees, compile_booster, contributions, predict_raw
+from models.lgbm_text import feature_names, read_model_text
+from models.treeshap import MAX_K, CompiledTrees, compile_booster, compile_text, contributions, predict_raw
 
 BASE = {"objective": "binary", "verbose": -1, "num_threads": 1, "deterministic": True, "force_row_wise": True,
         "seed": 7}
@@ -67,7 +69,18 @@ def _check(booster: lgb.Booster, X: np.ndarray, trees: CompiledTrees | None = No
     assert _top4(ours) == _top4(ref)
     pointers = compile_booster(booster, heap_depth=0)  # the other walk of predict_raw gives the same sums
     assert pointers.heap_depth == 0 and np.array_equal(predict_raw(pointers, X), raw)
+    _assert_same(compile_text(booster.model_to_string(), trees.max_k, trees.heap_depth), trees)
     return trees
+
+
+def _assert_same(a: CompiledTrees, b: CompiledTrees) -> None:
+    """Every field identical: the model text read without LightGBM compiles to what dump_model() does."""
+    for field in dataclasses.fields(CompiledTrees):
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True), field.name
+        else:
+            assert x == y, field.name
 
 
 def test_heap_layout_is_used_for_bounded_trees_and_skipped_for_deep_ones():
@@ -171,6 +184,28 @@ def test_model_loaded_from_text_and_best_iteration():
     _check(loaded, _data(500, 12, 2)[0])
 
 
+def test_model_text_reads_as_dump_model():
+    booster = _train({"max_depth": 6, "num_leaves": 31}, rounds=5)
+    text, dump = booster.model_to_string(), booster.dump_model()
+    ours = read_model_text(text)
+    assert feature_names(text) == ours["feature_names"] == dump["feature_names"]
+    assert {k: ours[k] for k in ("max_feature_idx", "objective", "num_class")} == \
+        {k: dump[k] for k in ("max_feature_idx", "objective", "num_class")}
+    keys = ("split_index", "split_feature", "threshold", "decision_type", "default_left", "missing_type",
+            "internal_count", "leaf_index", "leaf_value", "leaf_count")
+
+    def same(a: dict, b: dict) -> None:
+        assert {k: a[k] for k in keys if k in a} == {k: b[k] for k in keys if k in b}
+        for child in ("left_child", "right_child"):
+            if child in b:
+                same(a[child], b[child])
+
+    for a, b in zip(ours["tree_info"], dump["tree_info"], strict=True):
+        same(a["tree_structure"], b["tree_structure"])
+    with pytest.raises(ValueError, match="not a LightGBM model text"):
+        read_model_text("{}")
+
+
 def test_unsupported_models_raise():
     X, y = _data(600, 8, 0)
     Xc = X.copy()
@@ -179,15 +214,23 @@ def test_unsupported_models_raise():
     cat = lgb.train(BASE, lgb.Dataset(Xc, yc, categorical_feature=[1]), 3)
     with pytest.raises(ValueError, match="categorical split"):
         compile_booster(cat)
+    with pytest.raises(ValueError, match="categorical split"):
+        compile_text(cat.model_to_string())
     linear = lgb.train({**BASE, "linear_tree": True}, lgb.Dataset(np.nan_to_num(X), y), 3)
     with pytest.raises(ValueError, match="linear-tree"):
         compile_booster(linear)
+    with pytest.raises(ValueError, match="linear-tree"):
+        compile_text(linear.model_to_string())
     multi = lgb.train({**BASE, "objective": "multiclass", "num_class": 3}, lgb.Dataset(X, y + (X[:, 0] > 1)), 3)
     with pytest.raises(ValueError, match="multiclass"):
         compile_booster(multi)
+    with pytest.raises(ValueError, match="multiclass"):
+        compile_text(multi.model_to_string())
     regression = lgb.train({**BASE, "objective": "regression"}, lgb.Dataset(X, y), 3)
     with pytest.raises(ValueError, match="binary models only"):
         compile_booster(regression)
+    with pytest.raises(ValueError, match="binary models only"):
+        compile_text(regression.model_to_string())
     with pytest.raises(ValueError, match="max_k"):
         compile_booster(lgb.train(BASE, lgb.Dataset(X, y), 2), max_k=40)
 
