@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     from scoring.pool import worker_pool
 
-    with worker_pool(args.workers) as pool:  # first: the workers import while this process does
+    with worker_pool(args.workers, args.data) as pool:  # first: the workers import and warm while this process plans
         return _score(args, pool, t0)
 
 

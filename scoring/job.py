@@ -107,7 +107,7 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
     `request.workers` of them itself.
     """
     if pool is None and request.workers > 1:
-        with worker_pool(request.workers) as own:
+        with worker_pool(request.workers, Path(request.data)) as own:
             return run(request, progress, own)
     started = time.perf_counter()
     try:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from features.builders import Prepared, build_block
+from features.catalog import default_catalog
 from features.contract import ContractError, load_tables
 from features.stopwatch import Stopwatch
 from scoring.chunk import STAGES, ChunkOutput, ChunkSpec, score_chunk
@@ -36,3 +38,19 @@ def read_and_score(task: ChunkTask) -> ChunkOutput:
         return score_chunk(tables, task.spec, task.previous, watch=watch)
     except (ContractError, ValueError) as exc:  # a plain message: custom exceptions cross processes badly
         raise ScoreError(str(exc)) from None
+
+
+def warm(data: Path) -> None:
+    """Read the lowest account ids' rows of `data` and build their features, and forget them.
+
+    A process's first read and first feature build pay one-time costs (Arrow's Parquet readers, the compiled
+    kernels loaded from numba's cache): about a second on the first chunk. A worker warms while the parent
+    still plans, so its first chunk starts warm. Any problem is left to the job, which reports it.
+    """
+    try:
+        tables = load_tables(data, account_range=(0, 2))
+        if len(tables.accounts):
+            prep = Prepared(tables)
+            build_block(prep, [np.datetime64(prep.extraction.date(), "D")], default_catalog())
+    except Exception:  # a warm-up only: the job reads the same data and says what is wrong
+        pass
