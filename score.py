@@ -33,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", type=Path, default=DEMO, help=f"data directory in the contract (default {DEMO})")
     ap.add_argument("--as-of", metavar="YYYY-MM-DD", help="score as of the end of this day (default: the data's "
                     "extraction date)")
+    ap.add_argument("--extracted-on", metavar="YYYY-MM-DD", help="the day the extract was taken: events after it "
+                    "are refused (default: extraction_date in the extract's _manifest.json, else the latest event "
+                    "date, never after today, with a warning)")
     ap.add_argument("--out", type=Path, help="output Parquet file (default scores/scores-<as-of>.parquet); the "
                     "manifest goes beside it as <name>.manifest.json")
     ap.add_argument("--previous", type=Path, metavar="FILE", help="last cycle's output, for score adjustments "
@@ -65,6 +68,7 @@ def _score(args: argparse.Namespace, pool, t0: float) -> int:
     try:
         request = ScoreRequest(args.data, args.out, model=args.model,
                                as_of=args.as_of, previous=args.previous, policy=args.config,
+                               extracted_on=args.extracted_on,
                                tracking_uri=args.tracking_uri, chunk_size=args.chunk_size, workers=args.workers,
                                reasons=args.reasons)
         from tqdm import tqdm
@@ -83,9 +87,16 @@ def _score(args: argparse.Namespace, pool, t0: float) -> int:
 
 
 def _summary(m: dict, seconds: float) -> None:
+    import pandas as pd
+
+    from features.extraction import DERIVED, Extraction
+
     rows = m["rows"]
+    extraction = m["input"]["extraction"]
+    if extraction["source"] == DERIVED:
+        print(f"warning: {Extraction(pd.Timestamp(extraction['date']), DERIVED).note}", file=sys.stderr)
     print(f"scored {rows['scored']:,} accounts as of {m['as_of']} in {seconds:.1f} s with {m['model']['version']}"
-          f" (previous score: {m['previous']['source']})")
+          f" (previous score: {m['previous']['source']}; extracted on {extraction['date']}, {extraction['source']})")
     for key in ("limit_action", "collection_treatment", "status"):
         print(f"  {key:<21} " + "  ".join(f"{k} {v:,}" for k, v in rows[key].items()))
     print(f"  early warnings {rows.get('early_warning', 0):,}  adverse decisions {rows.get('adverse', 0):,}  "

@@ -83,7 +83,7 @@ def run(argv: list[str]) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-score-"))
     try:
         portfolio = survey(data)
-        as_of = int(np.datetime64(portfolio.extraction.date(), "D").astype(np.int64))
+        as_of = int(np.datetime64(portfolio.extraction.day.date(), "D").astype(np.int64))
         with Timer() as t_compile:  # one small chunk in this process: numba's on-disk cache is filled
             from policy.config import load_policy
 
@@ -137,7 +137,7 @@ def _baselines(data: Path, bundle_dir: Path, portfolio, scored: pd.DataFrame, sa
     bundle = load_bundle(bundle_dir)
     hi = int(portfolio.account_id[min(50_000, len(portfolio.account_id) - 1)])
     tables = load_tables(data, account_range=(int(portfolio.account_id[0]), hi))
-    feats = build_features(tables, [portfolio.extraction.normalize()])
+    feats = build_features(tables, [portfolio.extraction.day])
     if bundle.latent:
         feats = add_latent_features(feats, BillOutcomes(Prepared(tables)), LatentStateFilter.from_dict(bundle.latent))
     X = np.ascontiguousarray(feats[bundle.feature_names].to_numpy(np.float64))

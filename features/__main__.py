@@ -44,8 +44,8 @@ def summary(tables: Tables) -> list[str]:
         last = max((d.max() for d in dates if d.notna().any()), default=None)
         span = f"{first:%Y-%m-%d} .. {last:%Y-%m-%d}" if first is not None else "no dates"
         lines.append(f"{name:<9} {len(frame):>13,} rows   {span}")
-    if tables.extraction_date is not None:
-        lines.append(f"extraction date {tables.extraction_date:%Y-%m-%d}")
+    if tables.extraction is not None:
+        lines.append(tables.extraction.note)
     return lines
 
 

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from features import kernels, sorted_keys
 from features.days import any_off_midnight, days_to_ticks, off_midnight, ticks_per_day
+from features.extraction import EVENT_COLUMNS, LONGEST_TERM_MONTHS, Extraction, placeholder_mask, resolve
 from features.parquet_columns import integer_values, read_columns
 
 __all__ = [
@@ -43,8 +44,7 @@ PRODUCTS = ("revolving", "installment")
 DATE_PRECISIONS = ("day", "month")
 CORE_TABLES = ("accounts", "bills", "payments", "limits")
 ALL_TABLES = (*CORE_TABLES, "macro", "truth")
-# Tables that hold what a lender knows; `truth` is excluded so the extraction date never depends on it.
-EXTRACT_TABLES = (*CORE_TABLES, "macro")
+PREPAYMENT_DAYS = 31  # a payment may precede its bill's statement by at most this (an early payment)
 
 
 # --------------------------------------------------------------------------------------------- schema
@@ -391,6 +391,8 @@ def convert_frame(frame: pd.DataFrame, schema: TableSchema) -> tuple[pd.DataFram
         if problem:
             problems.append(problem)
             continue
+        if column.kind == "date" and column.nullable:  # "none" written as a far-future placeholder
+            converted = converted.where(~placeholder_mask(converted.to_numpy()))
         out[column.name] = _final_dtype(column, converted)
     if not schema.extra_kind:
         for name in extras:
@@ -618,7 +620,18 @@ def _cross_checks(tables: Mapping[str, pd.DataFrame]) -> tuple[list[Problem | No
         wrong = sorted_keys.differs_at(bill_account, pos, pay_account)
         out.append(row_problem(payments, wrong, schema, "account_id", "differs from the bill's account_id",
                                "A payment belongs to the account of the bill it repays: fix the extract."))
+        out.append(_early_payments(payments, bills, pos))
     return out, pos
+
+
+def _early_payments(payments: pd.DataFrame, bills: pd.DataFrame, pos: np.ndarray) -> Problem | None:
+    """Payments dated long before their bill was issued: a mistyped date or the wrong bill."""
+    statement = _column(bills, "statement_date")[np.maximum(pos, 0)]
+    early = (pos >= 0) & (_column(payments, "payment_date") < statement - np.timedelta64(PREPAYMENT_DAYS, "D"))
+    return row_problem(payments, early, SCHEMAS["payments"], "payment_date",
+                       f"is more than {PREPAYMENT_DAYS} days before its bill's statement_date",
+                       "A payment repays a bill already issued (or about to be): fix these dates or the "
+                       "payments' bill_id.")
 
 
 def _rows_mask(n: int, rows: np.ndarray) -> np.ndarray:
@@ -685,6 +698,7 @@ class Tables:
     truth: pd.DataFrame | None = None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
     links: BillLinks | None = dataclasses.field(default=None, repr=False)
+    extraction: Extraction | None = None  # as validation resolved it (features.extraction)
 
     def payment_bill_rows(self) -> np.ndarray:
         """Row in bills of each payment's bill (-1 where there is none): the one validation found when these
@@ -710,16 +724,11 @@ class Tables:
 
     @property
     def extraction_date(self) -> pd.Timestamp | None:
-        """Latest date in any table a lender holds (truth excluded); as-of dates after it are refused."""
-        latest = [
-            _latest(frame[column])
-            for name in EXTRACT_TABLES
-            if (frame := getattr(self, name)) is not None
-            for column in SCHEMAS[name].date_columns
-            if len(frame)
-        ]
-        latest = [d for d in latest if d is not None]
-        return max(latest) if latest else None
+        """The day the extract was taken (stated, or derived from event dates); as-of dates after it are refused."""
+        if self.extraction is not None:
+            return self.extraction.day
+        derived = resolve(None, latest_event(self.loaded()))
+        return None if derived is None else derived.day
 
 
 def _latest(dates: pd.Series) -> pd.Timestamp | None:
@@ -734,10 +743,12 @@ def _latest(dates: pd.Series) -> pd.Timestamp | None:
 
 
 def validate(
-    tables: Tables | Mapping[str, pd.DataFrame], *, sources: Mapping[str, str] | None = None
+    tables: Tables | Mapping[str, pd.DataFrame], *, sources: Mapping[str, str] | None = None,
+    extraction: Extraction | None = None,
 ) -> Tables:
     """Check in-memory tables against the contract; return them converted and sorted, or raise ContractError.
 
+    extraction: the stated extraction date; None derives it from the tables' event dates (features.extraction).
     Tests and adapters use it directly; ``load_tables`` uses it after reading.
     """
     frames = tables.loaded() if isinstance(tables, Tables) else dict(tables)
@@ -756,7 +767,9 @@ def validate(
             converted[name] = found
     rows = None
     if not problems:
+        extraction = resolve(extraction, latest_event(converted))
         found, rows = _cross_checks(converted)
+        found += _date_checks(converted, extraction) if extraction is not None else []
         problems = [_with_source(p, sources.get(p.table, "")) for p in found if p is not None]
     if problems:
         raise ContractError(problems)
@@ -764,7 +777,43 @@ def validate(
     links = None
     if rows is not None and all(ordered[n] is converted[n] for n in ("bills", "payments")):  # not reordered
         links = BillLinks(ordered["bills"], ordered["payments"], rows)
-    return Tables(**ordered, sources=dict(sources), links=links)
+    return Tables(**ordered, sources=dict(sources), links=links, extraction=extraction)
+
+
+def latest_event(frames: Mapping[str, pd.DataFrame]) -> pd.Timestamp | None:
+    """The latest event date of converted tables (features.extraction.EVENT_COLUMNS), None if there is none."""
+    latest = [_latest(frame[column]) for name, columns in EVENT_COLUMNS.items()
+              if (frame := frames.get(name)) is not None and len(frame) for column in columns]
+    latest = [d for d in latest if d is not None]
+    return max(latest) if latest else None
+
+
+def _date_checks(tables: Mapping[str, pd.DataFrame], extraction: Extraction) -> list[Problem | None]:
+    """What the extraction date rules out: events after it, due dates past the longest term, and dates that
+    contradict each other (a charge-off before the opening, a payment long before its bill's statement)."""
+    day = np.datetime64(extraction.day, "s")
+    out: list[Problem | None] = []
+    for name, columns in EVENT_COLUMNS.items():
+        frame = tables.get(name)
+        for column in columns if frame is not None else ():
+            out.append(row_problem(
+                frame, _column(frame, column) > day, SCHEMAS[name], column,
+                f"is after the extraction date {extraction.text} ({extraction.source})",
+                "Nothing dated after the extraction can be known: fix these dates, or state the extraction "
+                "date with --extracted-on (or extraction_date in the extract's _manifest.json)."))
+    bills, accounts = tables.get("bills"), tables.get("accounts")
+    if bills is not None:
+        out.append(row_problem(
+            bills, _column(bills, "due_date") > np.datetime64(extraction.latest_due, "s"), SCHEMAS["bills"],
+            "due_date", f"is more than {LONGEST_TERM_MONTHS} months after the extraction date {extraction.text}",
+            f"No product runs longer than {LONGEST_TERM_MONTHS} months: fix these due dates (a placeholder "
+            "such as 9999-12-31 is not a due date)."))
+    if accounts is not None:
+        out.append(row_problem(
+            accounts, _column(accounts, "charge_off_date") < _column(accounts, "open_date"), SCHEMAS["accounts"],
+            "charge_off_date", "is before accounts.open_date",
+            "An account is charged off after it opens: fix the extract."))
+    return out
 
 
 def _check_table(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame | list[Problem]:
@@ -885,12 +934,14 @@ def load_tables(
     require: Sequence[str] = CORE_TABLES,
     optional: Sequence[str] = ("macro",),
     account_range: tuple[int, int] | None = None,
+    extraction: Extraction | None = None,
 ) -> Tables:
     """Read the tables of ``data_dir`` (NAME.parquet, NAME/ of parts, or NAME.csv) and validate them.
 
     Nothing is returned half-loaded: any problem in any table raises one ContractError listing them.
     ``account_range`` = (lo, hi) reads only accounts lo <= account_id < hi (tables without accounts whole):
-    how a batch job works through a portfolio in chunks.
+    how a batch job works through a portfolio in chunks. ``extraction``: the stated extraction date (None:
+    derived from the tables' event dates; a chunk must be given the whole extract's).
     """
     folder = Path(data_dir)
     if not folder.is_dir():
@@ -914,4 +965,4 @@ def load_tables(
         sources[name] = str(path)
     if missing:
         raise ContractError(missing)
-    return validate(frames, sources=sources)
+    return validate(frames, sources=sources, extraction=extraction)

@@ -18,6 +18,7 @@ from features import kernels
 from features.builders import FeatureBlock, Prepared, build_block, to_days
 from features.catalog import default_catalog
 from features.contract import Tables
+from features.extraction import Extraction
 from features.outcomes import BillOutcomes
 from features.stopwatch import Stopwatch
 from features.targets import BY_NAME, TARGETS
@@ -43,7 +44,7 @@ class ChunkSpec:
     as_of: int  # day number
     previous_day: int | None  # recompute the previous score as of this day (None: given, or none)
     first_day: pd.Timestamp  # the whole extract's, not the chunk's: an as-of date is judged against the data
-    extraction: pd.Timestamp
+    extraction: Extraction  # the whole extract's: each chunk's rows are checked against it
     models: Models
     model_version: str
     policy: Policy
@@ -129,7 +130,7 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
 def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, FeatureBlock, FeatureBlock | None]:
     """Features as of T and (when recomputing) as of the previous cycle, in one pass over the histories."""
     prep = Prepared(tables)
-    prep.extraction, prep.first_day = spec.extraction, int(to_days(np.array([spec.first_day.to_datetime64()]))[0])
+    prep.extraction, prep.first_day = spec.extraction.day, int(to_days(np.array([spec.first_day.to_datetime64()]))[0])
     days = [spec.as_of] if spec.previous_day is None else [spec.previous_day, spec.as_of]
     block = build_block(prep, [np.datetime64(int(d), "D") for d in days], default_catalog())
     if spec.models.latent is not None:  # the filter's features join the catalog's (its reader takes a frame)

@@ -16,12 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.contract import ContractError, Problem, find_table, part_files, read_arrow
+from features.extraction import EVENT_COLUMNS, Extraction, placeholder_mask, resolve
 
 DATE_COLUMNS = {"accounts": ("open_date",), "bills": ("statement_date", "due_date"),
-                "payments": ("payment_date",), "limits": ("effective_date",)}
-EXTRACT_COLUMNS = {"accounts": ("open_date", "charge_off_date"), "bills": ("statement_date", "due_date",
-                   "converted_date"), "payments": ("payment_date",), "limits": ("effective_date",),
-                   "macro": ("month", "published_date")}  # as the contract's extraction date: all but truth
+                "payments": ("payment_date",), "limits": ("effective_date",)}  # where the data's first day is
 OPTIONAL = ("macro",)
 
 
@@ -32,45 +30,32 @@ class Portfolio:
     account_id: np.ndarray  # sorted
     customer_id: np.ndarray  # aligned with account_id
     first_day: pd.Timestamp
-    extraction: pd.Timestamp
+    extraction: Extraction | None  # None: the data holds no event
     boundaries: np.ndarray | None = None  # account ids where the bills table's row groups start
 
 
-def survey(data_dir: Path) -> Portfolio:
-    """Account and customer ids and the date span of the data, reading only the columns needed."""
+def survey(data_dir: Path, stated: Extraction | None = None) -> Portfolio:
+    """Account and customer ids, the data's first day and its extraction date (stated, or derived from event
+    dates), reading only the columns needed and, where Parquet statistics tell, not even those."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise ContractError([Problem("data", "", f"directory {data_dir} does not exist",
                                      hint="Pass the folder holding accounts, bills, payments and limits.")])
-    found = {name: find_table(data_dir, name) for name in EXTRACT_COLUMNS}
+    found = {name: find_table(data_dir, name) for name in (*DATE_COLUMNS, *OPTIONAL)}
     lacking = [name for name, path in found.items() if path is None and name not in OPTIONAL]
     if lacking:
         raise ContractError([Problem(name, "", f"is not found in {data_dir} (looked for {name}.parquet, {name}/, "
                                      f"{name}.csv)", hint=f"Write the {name} table there, or check the folder name.")
                              for name in lacking])
-    lows, highs = [], []
-    for name, columns in EXTRACT_COLUMNS.items():
+    lows, events = [], []
+    for name in DATE_COLUMNS:
         path = found[name]
-        if path is None:
-            continue
         try:
             if name == "accounts":
                 ids = read_arrow(path).select(["account_id", "customer_id"]) if path.suffix == ".csv" else \
                     _columns(path, ("account_id", "customer_id"))
-            table = None
-            for column in columns:
-                span = _span_from_statistics(path, column) if path.suffix != ".csv" else None
-                if span is None:  # CSV, or Parquet written without statistics: read the column
-                    if table is None:
-                        table = read_arrow(path) if path.suffix == ".csv" else _columns(path, columns)
-                    if column not in table.column_names:
-                        continue
-                    mm = pc.min_max(table.column(column).cast(pa.timestamp("s")))
-                    span = (mm["min"].as_py(), mm["max"].as_py())
-                if span[1] is not None:
-                    highs.append(pd.Timestamp(span[1]))
-                if column in DATE_COLUMNS.get(name, ()) and span[0] is not None:
-                    lows.append(pd.Timestamp(span[0]))
+            lows += [lo for column in DATE_COLUMNS[name] if (lo := _span(path, column)[0]) is not None]
+            events += [hi for column in EVENT_COLUMNS[name] if (hi := _latest_event(path, column)) is not None]
         except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ContractError([Problem(name, "", f"cannot be read from {path}: {reason}",
@@ -81,7 +66,31 @@ def survey(data_dir: Path) -> Portfolio:
     order = np.argsort(account, kind="stable")
     starts = _span_starts(found["bills"]) if found["bills"].suffix != ".csv" else None
     return Portfolio(account[order], customer[order], pd.Timestamp(min(lows)) if lows else pd.NaT,
-                     pd.Timestamp(max(highs)) if highs else pd.NaT, starts)
+                     resolve(stated, max(events) if events else None), starts)
+
+
+def _span(path: Path, column: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """(first, last) date of a column: from Parquet statistics when they tell, else read (CSV, or none)."""
+    span = _span_from_statistics(path, column) if path.suffix != ".csv" else None
+    if span is None:
+        table = read_arrow(path) if path.suffix == ".csv" else _columns(path, (column,))
+        if column not in table.column_names:
+            return None, None
+        mm = pc.min_max(table.column(column).cast(pa.timestamp("s")))
+        span = (mm["min"].as_py(), mm["max"].as_py())
+    return tuple(None if v is None else pd.Timestamp(v) for v in span)
+
+
+def _latest_event(path: Path, column: str) -> pd.Timestamp | None:
+    """The column's last date that is not a placeholder (features.extraction): read only when the statistics'
+    maximum is one, or lies after today."""
+    last = _span(path, column)[1]
+    if last is None or (not placeholder_mask(np.array([last.to_datetime64()]))[0] and last <= pd.Timestamp.today()):
+        return last
+    table = read_arrow(path) if path.suffix == ".csv" else _columns(path, (column,))
+    values = table.column(column).cast(pa.timestamp("s")).to_numpy(zero_copy_only=False)
+    values = values[~np.isnat(values) & ~placeholder_mask(values)]
+    return pd.Timestamp(values.max()) if len(values) else None
 
 
 def _span_starts(path: Path) -> np.ndarray | None:

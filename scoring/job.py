@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from features.as_of import check_as_of
 from features.builders import as_of_days, to_days
 from features.catalog import default_catalog
 from features.contract import ContractError, find_table, part_files
+from features.extraction import STATED, Extraction, parse_day
 from policy.config import Policy, PolicyError, load_policy
 from scoring.chunk import STAGES, ChunkOutput, ChunkSpec, InputStats
 from scoring.chunks import Portfolio, plan_chunks, survey
@@ -47,6 +47,7 @@ class ScoreRequest:
     model: str = "models:/dynascore@champion"
     as_of: str | None = None  # default: the data's extraction date
     previous: Path | None = None  # an earlier output; default: recompute the previous cycle's score
+    extracted_on: str | None = None  # YYYY-MM-DD; default: the extract's manifest, else the latest event
     policy: Path | None = None  # overrides of policy/default.toml
     tracking_uri: str | None = None
     chunk_size: int = 125_000
@@ -172,7 +173,7 @@ class Plan:
 def _plan(request: ScoreRequest, policy: Policy, bundle, version: str) -> Plan:
     """The plan step: survey the data, fix the dates, cut chunks of whole customers."""
     try:
-        portfolio = survey(request.data)
+        portfolio = survey(request.data, _stated(request.extracted_on))
     except ContractError as exc:
         raise ScoreError(str(exc)) from None
     as_of = _as_of(request.as_of, portfolio)
@@ -196,7 +197,7 @@ def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: i
     manifest = {
         "schema_version": SCHEMA_VERSION, "as_of": day_text(plan.as_of), "previous": plan.previous_info,
         "input": {"data": str(request.data), "fingerprint": digest,
-                  "extraction_date": str(plan.portfolio.extraction.date()), "accounts": totals.accounts,
+                  "extraction": plan.portfolio.extraction.to_dict(), "accounts": totals.accounts,
                   "tables": totals.inputs.summary()},
         "model": {"uri": request.model, "version": plan.spec.model_version,
                   "catalog_version": bundle.catalog_version, "targets": bundle.targets,
@@ -226,13 +227,23 @@ def _fingerprint(data: Path) -> str:
     return fingerprint(data, files)
 
 
-def _as_of(text: str | None, portfolio: Portfolio) -> int:
-    if pd.isna(portfolio.extraction):
-        raise ScoreError("the data holds no dated rows: nothing to score")
+def _stated(extracted_on: str | None) -> Extraction | None:
+    if extracted_on is None:
+        return None
     try:
-        day = int(as_of_days(text if text is not None else portfolio.extraction.normalize())[0])
+        return Extraction(parse_day(extracted_on, "--extracted-on"), STATED)
+    except ValueError as exc:
+        raise ScoreError(str(exc)) from None
+
+
+def _as_of(text: str | None, portfolio: Portfolio) -> int:
+    if portfolio.extraction is None:
+        raise ScoreError("the data holds no dated event (no opening, statement, payment or limit): nothing to "
+                         "score")
+    try:
+        day = int(as_of_days(text if text is not None else portfolio.extraction.day)[0])
         first, last = (int(to_days(np.array([t.to_datetime64()]))[0]) for t in (portfolio.first_day,
-                                                                                 portfolio.extraction))
+                                                                                 portfolio.extraction.day))
         check_as_of([day], first, last)
     except ValueError as exc:
         raise ScoreError(f"--as-of {text}: {exc}" if text is not None else str(exc)) from None

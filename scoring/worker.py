@@ -33,7 +33,7 @@ def read_and_score(task: ChunkTask) -> ChunkOutput:
     """The map step: read the accounts lo <= account_id < hi, then score them (runs in a worker process)."""
     try:
         watch = Stopwatch(STAGES)
-        tables = load_tables(task.data, account_range=(task.lo, task.hi))
+        tables = load_tables(task.data, account_range=(task.lo, task.hi), extraction=task.spec.extraction)
         watch.lap("read")
         return score_chunk(tables, task.spec, task.previous, watch=watch)
     except (ContractError, ValueError) as exc:  # a plain message: custom exceptions cross processes badly

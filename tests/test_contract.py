@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.contract import SCHEMAS, ContractError, Tables, is_sorted, load_tables, validate
+from features.extraction import EVENT_COLUMNS, PLACEHOLDER_DATES, STATED, Extraction, parse_day, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -95,7 +97,7 @@ def test_every_storage_form_loads_to_the_same_typed_sorted_tables(tmp_path, how)
     assert list(bills["bill_id"]) == [10, 11, 20, 21]
     assert loaded.accounts["date_precision"].tolist() == ["day", "day"]
     assert loaded.payments["imputed"].dtype == bool and not loaded.payments["imputed"].any()
-    assert loaded.extraction_date == pd.Timestamp("2024-03-05")
+    assert loaded.extraction_date == pd.Timestamp("2024-03-01")  # the latest event: a due date lies ahead
     assert loaded.macro is None and loaded.sources["bills"].startswith(str(tmp_path))
 
 
@@ -114,7 +116,7 @@ def test_macro_and_truth_load_when_asked(tmp_path):
     loaded = load_tables(folder, optional=("macro", "truth"))
     assert loaded.macro["stress_index"].dtype == "float64"
     assert loaded.truth["p_default"].tolist() == [0.1]
-    assert loaded.extraction_date == pd.Timestamp("2024-03-10")  # macro counts, truth never does
+    assert loaded.extraction_date == pd.Timestamp("2024-03-01")  # events only: macro and truth never count
     assert load_tables(folder).truth is None
 
 
@@ -272,7 +274,7 @@ def test_cli_prints_a_summary_and_exits_1_on_bad_data_without_traceback(tmp_path
     ok = subprocess.run(run, capture_output=True, text=True, cwd=ROOT, check=False)
     assert ok.returncode == 0, ok.stderr
     assert "bills" in ok.stdout and "4 rows   2024-01-01 .. 2024-03-05" in ok.stdout
-    assert "extraction date 2024-03-05" in ok.stdout
+    assert "taken as 2024-03-01, the latest event date" in ok.stdout
     (folder / "limits.parquet").write_bytes(b"junk")
     bad = subprocess.run(run, capture_output=True, text=True, cwd=ROOT, check=False)
     assert bad.returncode == 1 and bad.stderr.startswith("error: limits cannot be read")
@@ -514,13 +516,66 @@ def test_parquet_parts_of_other_shapes_are_left_to_arrow(tmp_path):
     assert read_columns([]) is None
 
 
-def test_the_extraction_date_is_the_latest_date_a_lender_holds_nat_ignored():
+def test_the_extraction_date_is_the_latest_event_date_nat_ignored():
     tables = validate(frames())
-    latest = max(tables.table(name)[column].dropna().max() for name in ("accounts", "bills", "payments", "limits")
-                 for column in SCHEMAS[name].date_columns if tables.table(name)[column].notna().any())
-    assert tables.extraction_date == latest
+    latest = max(tables.table(name)[column].dropna().max() for name, columns in EVENT_COLUMNS.items()
+                 for column in columns if column in tables.table(name) and tables.table(name)[column].notna().any())
+    assert tables.extraction_date == latest and tables.extraction.derived
+    assert validate(frames()).table("bills")["due_date"].max() > latest  # due dates lie ahead of it
     from features.contract import _latest
     assert _latest(pd.Series([None, None], dtype="datetime64[s]")) is None
+
+
+def test_a_stated_extraction_date_refuses_every_event_after_it():
+    stated = Extraction(pd.Timestamp("2024-02-10"), STATED)
+    with pytest.raises(ContractError) as info:
+        validate(frames(), extraction=stated)
+    text = str(info.value)
+    assert "payments.payment_date is after the extraction date 2024-02-10 (--extracted-on) in 1 of 3 rows" in text
+    assert "limits.effective_date is after the extraction date 2024-02-10 (--extracted-on) in 1 of 3 rows" in text
+    ok = validate(frames(), extraction=Extraction(pd.Timestamp("2024-03-01"), STATED))
+    assert ok.extraction == Extraction(pd.Timestamp("2024-03-01"), STATED) and not ok.extraction.derived
+
+
+def test_a_derived_extraction_date_is_never_after_today():
+    future = frames()
+    future["payments"].loc[1, "payment_date"] = "2031-02-27"  # a year typed wrong
+    with pytest.raises(ContractError, match=r"payments.payment_date is after the extraction date \d{4}-\d{2}-\d{2} "
+                       r"\(derived from the latest event date\) in 1 of 3 rows \(bill_id 11\)"):
+        validate(future)
+    assert resolve(None, pd.Timestamp("2031-02-27"), today=pd.Timestamp("2026-01-05")).day == pd.Timestamp("2026-01-05")
+
+
+@pytest.mark.parametrize("placeholder", PLACEHOLDER_DATES)
+def test_placeholder_dates_are_read_as_missing_not_as_events(placeholder):
+    data = frames()
+    data["accounts"]["charge_off_date"] = [placeholder, None]
+    data["bills"]["converted_date"] = [None, placeholder, None, None]
+    tables = validate(data)
+    assert tables.accounts["charge_off_date"].isna().all() and tables.bills["converted_date"].isna().all()
+    assert tables.extraction_date == pd.Timestamp("2024-03-01")
+
+
+@pytest.mark.parametrize(("table", "column", "value", "message"), [
+    ("bills", "due_date", "2230-01-25", "bills.due_date is more than 60 months after the extraction date 2024-03-01"),
+    ("accounts", "charge_off_date", "2023-01-01", "accounts.charge_off_date is before accounts.open_date"),
+    ("payments", "payment_date", "2023-11-20", "payments.payment_date is more than 31 days before its bill's "
+                                               "statement_date in 1 of 3 rows (bill_id 10)"),
+])
+def test_dates_that_contradict_each_other_are_refused(table, column, value, message):
+    data = frames()
+    if column not in data[table]:
+        data[table][column] = None
+    data[table].loc[0, column] = value
+    with pytest.raises(ContractError, match=re.escape(message)):
+        validate(data)
+
+
+def test_extraction_dates_are_iso_days_only():
+    assert parse_day("2025-12-31", "--as-of") == pd.Timestamp("2025-12-31")
+    for text in ("2025-12", "31/12/2025", "01/02/2025", "2025/06/30", "2025-02-30", "2025-12-31T10:00"):
+        with pytest.raises(ValueError, match="--as-of"):
+            parse_day(text, "--as-of")
 
 
 def test_payment_rows_found_by_validation_are_reused_only_with_the_frames_they_were_found_in():
