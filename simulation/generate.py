@@ -1,8 +1,9 @@
 """Generate a synthetic dataset on disk: chunks of customers in parallel, Parquet part files, atomic swap.
 
 A dataset directory holds accounts/, bills/, payments/, limits/, truth/ (part files, one per chunk, in
-account order), macro.parquet and _manifest.json. It is written into a temporary sibling and renamed into
-place at the end, so an interrupted run leaves nothing half-written at the output path.
+account order), macro.parquet and _manifest.json, which states the tables' control totals (see
+features.extract_manifest). It is written into a temporary sibling and renamed into place at the end, so
+an interrupted run leaves nothing half-written at the output path.
 """
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.extract_manifest import FILE_NAME, control_totals
 from simulation.macro import SCENARIOS, macro_table
 from simulation.params import DEFAULT_PARAMS, WorldParams
 from simulation.world import MAX_MONTHS, Layout, layout, simulate_chunk
 
 TABLES = ("accounts", "bills", "payments", "limits", "truth")
-MANIFEST = "_manifest.json"
+MANIFEST = FILE_NAME  # the extract manifest's name: the dataset states its own control totals
 
 
 class GenerateError(ValueError):
@@ -149,6 +151,7 @@ def generate(out: Path, req: Request, params: WorldParams = DEFAULT_PARAMS, *, p
             "code": code_version(),
             "customers": int(lay.n_customers),
             "rows": counts,
+            "control_totals": control_totals(tmp),  # read back from the written parts, as a user's check will
             "charged_off_accounts": charged,
             "first_month": str(macro["month"].iloc[0].date()),
             "extraction_date": str(macro["published_date"].iloc[-1].date()),
