@@ -4,7 +4,8 @@ For every account open at the as-of date: the three model probabilities, the sco
 the previous cycle, a credit-limit action under the policy's guardrails, an early warning, a collection
 treatment for accounts late now (with a stable control cell), and up to four reasons for every adverse
 decision. Writes one Parquet file and a manifest beside it (input fingerprint, model version, policy hash,
-timings, drift), both atomically: a failed run leaves nothing at --out.
+timings, drift), both atomically: a failed run leaves nothing at --out. --out is checked and locked before
+the model loads, so an unwritable output, or one another run is writing, fails at once.
 
 Examples:
   python score.py                                   # demo data, the registry's champion, latest date

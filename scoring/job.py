@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from scoring.chunks import Portfolio, plan_chunks, survey
 from scoring.drift import drift_summary, log_drift
 from scoring.errors import ScoreError, day_text
 from scoring.models import Models
-from scoring.output import SCHEMA_VERSION, AtomicParquet, clear_leftovers, schema_for
+from scoring.output import SCHEMA_VERSION, AtomicParquet, claim, schema_for
 from scoring.pool import worker_pool
 from scoring.previous import previous_cycle, slice_of
 from scoring.report import run_report
@@ -104,12 +105,22 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
         pool: ProcessPoolExecutor | None = None) -> dict:
     """Score every account as of the requested date; returns the manifest it wrote beside the output.
 
-    `pool`: worker processes the caller started early (scoring.pool.worker_pool); by default the job starts
-    `request.workers` of them itself.
+    `--out` is claimed first (scoring.output.claim): an output that cannot be written, or that another run is
+    writing, fails before the model loads and the data is surveyed. The default output is named after the
+    as-of date, so it is claimed once the data is surveyed. `pool`: worker processes the caller started early
+    (scoring.pool.worker_pool); by default the job starts `request.workers` of them itself.
     """
-    if pool is None and request.workers > 1:
-        with worker_pool(request.workers, Path(request.data)) as own:
-            return run(request, progress, own)
+    with ExitStack() as held:  # closed in reverse: the workers stop before the output is released
+        if request.out is not None:
+            held.enter_context(claim(Path(request.out)))
+        if pool is None and request.workers > 1:
+            pool = held.enter_context(worker_pool(request.workers, Path(request.data)))
+        return _run(request, progress, pool, held)
+
+
+def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, pool: ProcessPoolExecutor | None,
+         held: ExitStack) -> dict:
+    """The job proper, with --out claimed; the default output is claimed in `held` once the plan names it."""
     started = time.perf_counter()
     try:
         policy = load_policy(request.policy)
@@ -118,7 +129,8 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
     with tempfile.TemporaryDirectory(prefix="dynascore-score-") as tmp:
         bundle, version = _bundle(request, Path(tmp))
         plan = _plan(request, policy, bundle, version)
-        clear_leftovers(plan.out)
+        if request.out is None:
+            held.enter_context(claim(plan.out))
         writer = AtomicParquet(plan.out, schema_for(bundle.targets))
         try:
             with ThreadPoolExecutor(1) as hasher:  # the input fingerprint is hashed while the chunks run

@@ -1,18 +1,27 @@
-"""What a scoring run writes: one Parquet file of decisions and a JSON manifest beside it, both atomic.
+"""What a scoring run writes: one Parquet file of decisions, a JSON manifest and an HTML report beside it.
 
-Both are written to hidden temporary siblings and renamed into place, the Parquet file first and then the
-manifest that describes it: a killed or failed job leaves nothing at the output path, and a manifest
-always matches the file next to it (it holds the file's SHA-256).
+This module owns the output's paths. A run first claims `--out` (`claim`): the path is checked and an
+advisory lock taken before any heavy work, so a bad or busy output fails in a second and two runs never
+delete each other's files. Everything is then written to hidden temporary siblings and renamed into place,
+the Parquet file first and the manifest that describes it last: a killed or failed job leaves nothing at
+the output path, the previous output stays whole, and a manifest always matches the file next to it (it
+holds the file's SHA-256).
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from scoring.errors import ScoreError
 
 # 2: a model's columns are null outside the population its target is scored on (features/targets.py):
 #    pd_default, model_score, score and score_adjustment for charged-off accounts, p_self_cure outside 1-29 DPD
@@ -63,52 +72,190 @@ def report_path(out: Path) -> Path:
     return out.with_name(out.name.removesuffix(".parquet") + ".report.html")
 
 
+def lock_path(out: Path) -> Path:
+    return out.with_name(f".{out.name}.lock")
+
+
 def temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.part-{os.getpid()}")
 
 
+_HELD: set[Path] = set()  # outputs this process has claimed
+
+
+@contextmanager
+def claim(out: Path) -> Iterator[Path]:
+    """Hold `out` for one run: refuse an output that cannot be written or that another run is writing.
+
+    Creates the missing folders, then takes an exclusive, advisory `fcntl.flock` on the lock file
+    `.<name>.lock` beside the output (it holds only the holder's pid, for a second run's message) and clears
+    the temporary files of earlier, killed runs. The lock is released and its file removed when the block
+    ends; folders it created are removed again if the run failed and left them empty. The kernel drops a
+    killed run's lock, so the lock file such a run leaves never blocks the next one.
+    """
+    out = Path(out)
+    try:
+        created = _make_folders(out)
+    except OSError as exc:  # a folder on the way that this user may not look into
+        raise ScoreError(f"--out {out}: cannot reach it ({exc.strerror}); choose another --out") from None
+    done, fd = False, None
+    try:
+        fd = _lock(out)
+        _HELD.add(out)
+        clear_leftovers(out)
+        yield out
+        done = True
+    finally:
+        if fd is not None:
+            _release(out, fd)
+        if not done:
+            _remove_empty(created)
+
+
+def _make_folders(out: Path) -> list[Path]:
+    """The folders created for `out`, deepest first; refuses an output that is a folder or under a file."""
+    for path in (out, manifest_path(out), report_path(out)):
+        if path.is_dir():
+            raise ScoreError(f"--out {out}: {path} is a folder; name a new Parquet file (e.g. "
+                             f"{path / 'scores.parquet'}) or move the folder away")
+    missing = []
+    for folder in (out.parent, *out.parent.parents):
+        if folder.is_dir():
+            break
+        if folder.exists():
+            raise ScoreError(f"--out {out}: {folder} is a file, not a folder; choose another --out")
+        missing.append(folder)
+    created = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:  # another run made it meanwhile: its folder, not ours to remove
+            continue
+        except OSError as exc:
+            _remove_empty(created[::-1])
+            raise ScoreError(f"--out {out}: cannot create the folder {folder} ({exc.strerror}); choose another "
+                             "--out or create the folder first") from None
+        created.append(folder)
+    return created[::-1]
+
+
+def _lock(out: Path) -> int:
+    """An open, exclusively locked descriptor of `out`'s lock file, with this process's pid in it."""
+    path = lock_path(out)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            reason = "it is read-only for this user" if isinstance(exc, PermissionError) else exc.strerror
+            raise ScoreError(f"--out {out}: cannot write in the folder {out.parent} ({reason}); choose another "
+                             "--out or make the folder writable") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            pid = f" (pid {holder})" if holder.isdigit() else ""
+            raise ScoreError(f"another scoring run{pid} is writing {out}; wait for it or choose another "
+                             "--out") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed the file as we opened it: lock the one now at the path
+    with suppress(OSError):  # only for a second run's message: a full disk fails later, naming the output
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _release(out: Path, fd: int) -> None:
+    """Remove the lock file, then unlock: a run that opens it meanwhile sees a removed file and retries."""
+    _HELD.discard(out)
+    try:
+        lock_path(out).unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first
+        with suppress(OSError):
+            folder.rmdir()
+
+
 def clear_leftovers(out: Path) -> None:
-    """Temporary files of an earlier run of the same output that was killed."""
+    """Temporary files of an earlier run of the same output that was killed.
+
+    Only under `claim`'s lock: without it the files could be a live run's.
+    """
+    if out not in _HELD:
+        raise RuntimeError(f"clear_leftovers({out}) without claiming the output first")
     for path in (out, manifest_path(out), report_path(out)):
         for stale in path.parent.glob(f".{path.name}.part-*"):
             stale.unlink(missing_ok=True)
 
 
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turns a failed write of `path` (a full disk, a lost mount) into a ScoreError that names it."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ScoreError(f"no space left on device while writing {path}: free space or choose another "
+                             "--out") from None
+        raise ScoreError(f"could not write {path} ({exc.strerror or exc}): check the folder {path.parent} or "
+                         "choose another --out") from None
+
+
 class AtomicParquet:
-    """A Parquet writer whose file appears at `out` only when `commit` is called."""
+    """A Parquet writer whose file appears at `out` only when `commit` is called; `out` must be claimed."""
 
     def __init__(self, out: Path, schema: pa.Schema) -> None:
         self.out = Path(out)
         self.tmp = temporary(self.out)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.writer = pq.ParquetWriter(self.tmp, schema)
         self.rows = 0
+        try:
+            with _writing(self.out):
+                self.writer = pq.ParquetWriter(self.tmp, schema)
+        except ScoreError:
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     def write(self, table: pa.Table) -> None:
-        self.writer.write_table(table)
+        with _writing(self.out):
+            self.writer.write_table(table)
         self.rows += table.num_rows
 
     def commit(self, manifest: dict, report: str | None = None) -> dict:
-        """Rename the scores into place, then the report, then the manifest that names them both."""
-        self.writer.close()
+        """Rename the scores into place, then the report, then the manifest that names them both.
+
+        Everything is written before the first rename, so a full disk fails with the previous output whole.
+        """
+        with _writing(self.out):
+            self.writer.close()
         manifest = {**manifest, "output": {"path": str(self.out), "rows": self.rows, "sha256": sha256(self.tmp)}}
         if report is not None:
             manifest["report"] = str(report_path(self.out))
-            report_tmp = temporary(report_path(self.out))
-            report_tmp.write_text(report)
-        meta_tmp = temporary(manifest_path(self.out))
-        meta_tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
-        os.replace(self.tmp, self.out)
-        if report is not None:
-            os.replace(report_tmp, report_path(self.out))
-        os.replace(meta_tmp, manifest_path(self.out))
+            with _writing(report_path(self.out)):
+                temporary(report_path(self.out)).write_text(report)
+        with _writing(manifest_path(self.out)):
+            temporary(manifest_path(self.out)).write_text(json.dumps(manifest, indent=1, sort_keys=True,
+                                                                     default=str))
+        with _writing(self.out):
+            os.replace(self.tmp, self.out)
+            if report is not None:
+                os.replace(temporary(report_path(self.out)), report_path(self.out))
+            os.replace(temporary(manifest_path(self.out)), manifest_path(self.out))
         return manifest
 
     def abort(self) -> None:
-        try:
+        """Remove this run's temporary files; a writer that failed to close is given up, not raised again."""
+        with suppress(Exception):
             self.writer.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)
+        for path in (self.out, report_path(self.out), manifest_path(self.out)):
+            temporary(path).unlink(missing_ok=True)
 
 
 def sha256(path: Path, block: int = 1 << 22) -> str:
