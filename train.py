@@ -27,6 +27,9 @@ def parser() -> argparse.ArgumentParser:
                     "generated if it is the default and missing)")
     ap.add_argument("--as-of-start", metavar="YYYY-MM-DD", help="first as-of month end (default: 3 months in)")
     ap.add_argument("--as-of-end", metavar="YYYY-MM-DD", help="last as-of month end (default: the extraction date)")
+    ap.add_argument("--extracted-on", metavar="YYYY-MM-DD", help="the day the extract was taken: events after it are "
+                    "refused (default: extraction_date in the extract's _manifest.json, else the latest event date, "
+                    "never after today, with a warning)")
     ap.add_argument("--targets", nargs="+", metavar="TARGET",
                     help="targets to train (default: default early_warning self_cure; also early_warning_beyond_grace)")
     ap.add_argument("--labels", type=Path, metavar="FILE",
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = run_training(args.data, cfg, uri=uri, experiment=args.experiment, model_name=args.model_name,
                            reports_dir=args.reports, labels_file=args.labels,
-                           ece_tolerance=promotion["ece_tolerance"])
+                           ece_tolerance=promotion["ece_tolerance"], extracted_on=args.extracted_on)
     except (ContractError, TrackingError, ValueError) as exc:
         return _fail(str(exc))
     result, logged, report = run.result, run.logged, run.report

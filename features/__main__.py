@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from features.contract import CORE_TABLES, SCHEMAS, ContractError, Tables, load_tables
+from features.contract import CORE_TABLES, SCHEMAS, ContractError, Tables
+from features.extract_manifest import load_extract
 
 CATALOG_PAGE = Path(__file__).resolve().parent.parent / "docs" / "features.md"
 
@@ -25,11 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("validate", help="check the tables of DIR and print a summary per table")
     check.add_argument("data_dir", metavar="DIR", type=Path)
     check.add_argument("--truth", action="store_true", help="also load and check the synthetic truth table")
+    check.add_argument("--extracted-on", metavar="YYYY-MM-DD", help="the day the extract was taken (default: its "
+                       "_manifest.json's extraction_date, else the latest event date, never after today)")
     build = commands.add_parser("build", help="write the full feature catalog as of one or more dates to Parquet")
     build.add_argument("data_dir", metavar="DIR", type=Path)
     build.add_argument("--as-of", required=True, nargs="+", metavar="YYYY-MM-DD",
                        help="as-of dates (end of day); at most the data's extraction date")
     build.add_argument("--out", required=True, type=Path, help="output Parquet file (written atomically)")
+    build.add_argument("--extracted-on", metavar="YYYY-MM-DD", help="the day the extract was taken (as validate)")
     cat = commands.add_parser("catalog", help="write the readable catalog page (docs/features.md)")
     cat.add_argument("--out", type=Path, default=CATALOG_PAGE, help=f"default {CATALOG_PAGE}")
     return parser
@@ -63,7 +67,7 @@ def _build(args) -> int:
 
     from features.builders import build_features
 
-    tables = load_tables(args.data_dir)
+    tables = load_extract(args.data_dir, extracted_on=args.extracted_on)
     try:
         frame = build_features(tables, args.as_of)
     except ValueError as exc:
@@ -94,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     optional = ("macro", "truth") if args.truth else ("macro",)
     try:
-        tables = load_tables(args.data_dir, require=CORE_TABLES, optional=optional)
+        tables = load_extract(args.data_dir, extracted_on=args.extracted_on, require=CORE_TABLES, optional=optional)
     except ContractError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

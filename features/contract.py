@@ -44,6 +44,7 @@ PRODUCTS = ("revolving", "installment")
 DATE_PRECISIONS = ("day", "month")
 CORE_TABLES = ("accounts", "bills", "payments", "limits")
 ALL_TABLES = (*CORE_TABLES, "macro", "truth")
+NULL_HINT = "Every row needs a value here: fill it in the extract, or drop these rows."
 PREPAYMENT_DAYS = 31  # a payment may precede its bill's statement by at most this (an early payment)
 
 
@@ -385,8 +386,7 @@ def convert_frame(frame: pd.DataFrame, schema: TableSchema) -> tuple[pd.DataFram
         )
         if problem is None and not column.nullable:
             problem = row_problem(
-                frame, raw_na, schema, column.name, "is null",
-                "Every row needs a value here: fill it in the extract, or drop these rows.",
+                frame, raw_na, schema, column.name, "is null", NULL_HINT,
             )
         if problem:
             problems.append(problem)
@@ -594,8 +594,7 @@ def _cross_checks(tables: Mapping[str, pd.DataFrame]) -> tuple[list[Problem | No
             if tables.get(name) is not None:
                 out.append(_unknown(
                     tables[name], SCHEMAS[name], "account_id", accounts["account_id"], "accounts.account_id",
-                    f"Every row of {name} must belong to an account of accounts: add the account or drop "
-                    "these rows."))
+                    unknown_account_hint(name)))
     if bills is None:
         return out, pos
     bill_ids = bills["bill_id"].to_numpy("int64")
@@ -632,6 +631,10 @@ def _early_payments(payments: pd.DataFrame, bills: pd.DataFrame, pos: np.ndarray
                        f"is more than {PREPAYMENT_DAYS} days before its bill's statement_date",
                        "A payment repays a bill already issued (or about to be): fix these dates or the "
                        "payments' bill_id.")
+
+
+def unknown_account_hint(table: str) -> str:
+    return f"Every row of {table} must belong to an account of accounts: add the account or drop these rows."
 
 
 def _rows_mask(n: int, rows: np.ndarray) -> np.ndarray:
@@ -862,12 +865,28 @@ def read_arrow(path: Path, account_range: tuple[int, int] | None = None) -> pa.T
         parts = part_files(path)
         if not parts:
             raise ValueError("the folder holds no .parquet part files")
-        schema = pa.unify_schemas([pq.read_schema(p) for p in parts])
+        schema = _one_schema(parts)
         return pa_ds.dataset([str(p) for p in parts], schema=schema, format="parquet").to_table(filter=keep)
     if path.suffix == ".csv":
         table = pa_csv.read_csv(path)
         return table if keep is None else pa_ds.dataset(table).to_table(filter=keep)
     return pq.read_table(path, filters=keep)
+
+
+def _one_schema(parts: list[Path]) -> pa.Schema:
+    """The parts' common schema, or a ValueError naming the column and the parts whose types disagree."""
+    schemas = [pq.read_schema(p) for p in parts]
+    try:
+        return pa.unify_schemas(schemas)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        for field in schemas[0]:
+            kinds = {s.field(field.name).type for s in schemas if field.name in s.names}
+            if len(kinds) > 1:
+                seen = {str(s.field(field.name).type): p.name for s, p in zip(schemas, parts, strict=True)
+                        if field.name in s.names}
+                raise ValueError(f"its part files disagree on the type of {field.name} (" + ", ".join(
+                    f"{kind} in {part}" for kind, part in seen.items()) + "); write every part with one type") from None
+        raise
 
 
 def _column_to_pandas(column: pa.ChunkedArray) -> pd.Series:

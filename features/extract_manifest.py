@@ -35,12 +35,14 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from numba import njit
 
-from features.contract import ALL_TABLES, SCHEMAS, ContractError, Problem, find_table, part_files
+from features.contract import ALL_TABLES, SCHEMAS, ContractError, Problem, Tables, find_table, load_tables, part_files
+from features.extraction import MANIFEST, STATED, Extraction, parse_day
 from features.parquet_columns import BATCH_ROWS, THREADS
 
 __all__ = [
@@ -339,3 +341,36 @@ def _money(cents: int) -> str:
     """Cents as currency with thousands separators, exactly (no float): 123456789 -> 1,234,567.89."""
     units, rest = divmod(abs(cents), 100)
     return f"{'-' if cents < 0 else ''}{units:,}.{rest:02d}"
+
+
+# ------------------------------------------------------------------------------------------ the extract
+
+
+def stated_extraction(data_dir: str | Path, extracted_on: str | None = None) -> Extraction | None:
+    """The extraction date the user (`--extracted-on`) or the extract's manifest states; None when neither
+    does (it is then derived from event dates, features.extraction). Both stated and different is refused:
+    which one is true cannot be guessed."""
+    manifest = read_extract_manifest(data_dir)
+    said = None if manifest is None or manifest.extraction_date is None else pd.Timestamp(manifest.extraction_date)
+    if extracted_on is None:
+        return None if said is None else Extraction(said, MANIFEST)
+    try:
+        day = parse_day(extracted_on, "--extracted-on")
+    except ValueError as exc:
+        raise ContractError([Problem("data", "", str(exc), hint="Write the day the extract was taken as "
+                                     "YYYY-MM-DD, e.g. --extracted-on 2025-12-31.")]) from None
+    if said is not None and said != day:
+        raise ContractError([Problem(
+            "data", "", f"--extracted-on {extracted_on} differs from extraction_date {said:%Y-%m-%d} in "
+            f"{manifest.path}", hint="Leave out --extracted-on to use the manifest's date, or correct the manifest.")])
+    return Extraction(day, STATED)
+
+
+def load_extract(data_dir: str | Path, *, extracted_on: str | None = None, **tables) -> Tables:
+    """An extract as a whole, as training and validation read it: its stated extraction date, its tables
+    reconciled against the manifest's control totals, then loaded and validated (`load_tables`' keywords)."""
+    stated = stated_extraction(data_dir, extracted_on)
+    problems = check_control_totals(data_dir)
+    if problems:
+        raise ContractError(problems)
+    return load_tables(data_dir, extraction=stated, **tables)

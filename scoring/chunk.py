@@ -9,6 +9,7 @@ chunk's rows (Spark's grouped map, an incremental daily update) calls the same f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ import pyarrow as pa
 from features import kernels
 from features.builders import FeatureBlock, Prepared, build_block, to_days
 from features.catalog import default_catalog
-from features.contract import Tables
+from features.contract import Problem, Tables
 from features.extraction import Extraction
 from features.outcomes import BillOutcomes
 from features.stopwatch import Stopwatch
@@ -58,6 +59,7 @@ class InputStats:
     rows: dict[str, int] = field(default_factory=dict)
     account_min: dict[str, int] = field(default_factory=dict)
     account_max: dict[str, int] = field(default_factory=dict)
+    bill_ranges: list[tuple[int, int]] = field(default_factory=list)  # (min, max) bill_id of each chunk
 
     @classmethod
     def of(cls, tables: Tables) -> InputStats:
@@ -67,6 +69,9 @@ class InputStats:
             stats.rows[name] = len(ids)
             if len(ids):
                 stats.account_min[name], stats.account_max[name] = int(ids.min()), int(ids.max())
+        bill_id = tables.bills["bill_id"].to_numpy(np.int64)
+        if len(bill_id):
+            stats.bill_ranges.append((int(bill_id.min()), int(bill_id.max())))
         return stats
 
     def summary(self) -> dict:
@@ -81,16 +86,29 @@ class InputStats:
             self.account_min[name] = min(self.account_min.get(name, lo), lo)
         for name, hi in other.account_max.items():
             self.account_max[name] = max(self.account_max.get(name, hi), hi)
+        self.bill_ranges += other.bill_ranges
+
+    def bill_ids_may_repeat(self) -> bool:
+        """Whether two chunks' bill-id ranges overlap: only then can a bill_id repeat across chunks (each
+        chunk's own are checked as it is read)."""
+        ranges = sorted(self.bill_ranges)
+        return any(b[0] <= a[1] for a, b in pairwise(ranges))
 
 
 @dataclass
 class ChunkOutput:
-    table: pa.Table
+    table: pa.Table | None  # None when the chunk's rows break the contract (see problems)
     drift: dict[str, np.ndarray]
-    tally: Tally
+    tally: Tally | None
     inputs: InputStats
     seconds: dict[str, float]
     accounts: int  # accounts in the chunk, open or not
+    problems: tuple[Problem, ...] = ()  # what the chunk's rows break, counted in the chunk
+
+    @classmethod
+    def refused(cls, problems: tuple[Problem, ...], seconds: dict[str, float]) -> ChunkOutput:
+        """A chunk not scored: its rows break the contract; the job adds the problems up over all chunks."""
+        return cls(None, {}, None, InputStats(), seconds, 0, problems)
 
 
 def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.ndarray] | None = None, *,

@@ -6,6 +6,7 @@ only where every customer lies wholly on one side. Scores then do not depend on 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -14,8 +15,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from features.contract import ContractError, Problem, find_table, part_files, read_arrow
+from features.contract import (
+    NULL_HINT,
+    SCHEMAS,
+    ContractError,
+    Problem,
+    find_table,
+    missing_columns,
+    part_files,
+    read_arrow,
+)
 from features.extraction import EVENT_COLUMNS, Extraction, placeholder_mask, resolve
 
 DATE_COLUMNS = {"accounts": ("open_date",), "bills": ("statement_date", "due_date"),
@@ -52,8 +63,7 @@ def survey(data_dir: Path, stated: Extraction | None = None) -> Portfolio:
         path = found[name]
         try:
             if name == "accounts":
-                ids = read_arrow(path).select(["account_id", "customer_id"]) if path.suffix == ".csv" else \
-                    _columns(path, ("account_id", "customer_id"))
+                ids = _account_ids(path)
             lows += [lo for column in DATE_COLUMNS[name] if (lo := _span(path, column)[0]) is not None]
             events += [hi for column in EVENT_COLUMNS[name] if (hi := _latest_event(path, column)) is not None]
         except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
@@ -69,6 +79,22 @@ def survey(data_dir: Path, stated: Extraction | None = None) -> Portfolio:
                      resolve(stated, max(events) if events else None), starts)
 
 
+def _account_ids(path: Path) -> pa.Table:
+    """The accounts' ids, refused as the contract would when a column is missing or an id is null."""
+    table = read_arrow(path) if path.suffix == ".csv" else None
+    parts = part_files(path) if path.is_dir() else [path]
+    names = table.column_names if table is not None else [n for part in parts for n in pq.read_schema(part).names]
+    missing = missing_columns(pd.DataFrame(columns=names), SCHEMAS["accounts"])
+    if missing is not None:
+        raise ContractError([dataclasses.replace(missing, source=str(path))])
+    table = table if table is not None else _columns(path, ("account_id", "customer_id"))
+    nulls = [Problem("accounts", c, "is null", table.column(c).null_count, len(table), hint=NULL_HINT,
+                     source=str(path)) for c in ("account_id", "customer_id") if table.column(c).null_count]
+    if nulls:
+        raise ContractError(nulls)
+    return table.select(["account_id", "customer_id"])
+
+
 def _span(path: Path, column: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """(first, last) date of a column: from Parquet statistics when they tell, else read (CSV, or none)."""
     span = _span_from_statistics(path, column) if path.suffix != ".csv" else None
@@ -78,7 +104,7 @@ def _span(path: Path, column: str) -> tuple[pd.Timestamp | None, pd.Timestamp | 
             return None, None
         mm = pc.min_max(table.column(column).cast(pa.timestamp("s")))
         span = (mm["min"].as_py(), mm["max"].as_py())
-    return tuple(None if v is None else pd.Timestamp(v) for v in span)
+    return tuple(None if v is None else _wall(v) for v in span)
 
 
 def _latest_event(path: Path, column: str) -> pd.Timestamp | None:
@@ -106,14 +132,18 @@ def _span_from_statistics(path: Path, column: str) -> tuple[object, object] | No
         return None
     if not stats:
         return None, None
-    return min(lo for lo, _ in stats), max(hi for _, hi in stats)
+    days = [(_wall(lo), _wall(hi)) for lo, hi in stats]  # parts may hold dates, timestamps, time zones
+    return min(lo for lo, _ in days), max(hi for _, hi in days)
+
+
+def _wall(value) -> pd.Timestamp:
+    """A date or timestamp statistic as a naive timestamp of its wall time (as the contract reads dates)."""
+    return pd.Timestamp(value).tz_localize(None)
 
 
 def _row_group_stats(path: Path, column: str) -> list[tuple[object, object]] | None:
     """(min, max) of a Parquet column in every non-empty row group, from the footers alone; None if a
     row group has no statistics (the column must then be read)."""
-    import pyarrow.parquet as pq
-
     out = []
     for part in part_files(path) if path.is_dir() else [path]:
         meta = pq.ParquetFile(part).metadata

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +22,18 @@ from features.as_of import check_as_of
 from features.builders import as_of_days, to_days
 from features.catalog import default_catalog
 from features.contract import ContractError, find_table, part_files
-from features.extraction import STATED, Extraction, parse_day
+from features.extract_manifest import check_control_totals, stated_extraction
 from policy.config import Policy, PolicyError, load_policy
 from scoring.chunk import STAGES, ChunkOutput, ChunkSpec, InputStats
 from scoring.chunks import Portfolio, plan_chunks, survey
 from scoring.drift import drift_summary, log_drift
+from scoring.edges import edge_problems
 from scoring.errors import ScoreError, day_text
 from scoring.models import Models
 from scoring.output import SCHEMA_VERSION, AtomicParquet, claim, schema_for
 from scoring.pool import worker_pool
 from scoring.previous import previous_cycle, slice_of
+from scoring.problems import ProblemTally, repeated_bill_ids
 from scoring.report import run_report
 from scoring.tally import Tally
 from scoring.worker import ChunkTask, read_and_score
@@ -126,9 +128,11 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
         policy = load_policy(request.policy)
     except PolicyError as exc:
         raise ScoreError(str(exc)) from None
-    with tempfile.TemporaryDirectory(prefix="dynascore-score-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dynascore-score-") as tmp, ThreadPoolExecutor(1) as checker:
+        control = checker.submit(check_control_totals, request.data)  # read while the model is compiled
         bundle, version = _bundle(request, Path(tmp))
         plan = _plan(request, policy, bundle, version)
+        _refuse(control)
         if request.out is None:
             held.enter_context(claim(plan.out))
         writer = AtomicParquet(plan.out, schema_for(bundle.targets))
@@ -136,11 +140,16 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
             with ThreadPoolExecutor(1) as hasher:  # the input fingerprint is hashed while the chunks run
                 fingerprint = hasher.submit(_fingerprint, Path(request.data))
                 totals = Totals(Tally([b.min_score for b in policy.limit.bands]))
+                problems = ProblemTally()
                 for i, result in enumerate(_results(plan.tasks, pool)):
-                    writer.write(result.table)
-                    totals.add(result)
+                    if result.problems or problems:  # once the extract is refused, nothing more is written
+                        problems.add(result.problems)
+                    else:
+                        writer.write(result.table)
+                        totals.add(result)
                     if progress:
                         progress(i + 1, len(plan.tasks))
+                _refuse_chunks(request.data, problems, totals.inputs)
                 digest = fingerprint.result()
             if writer.rows == 0:
                 raise ScoreError(f"no account of {request.data} is open on {day_text(plan.as_of)}: choose a later "
@@ -152,6 +161,27 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
         except BaseException:
             writer.abort()
             raise
+
+
+def _refuse_chunks(data: Path, problems: ProblemTally, inputs: InputStats) -> None:
+    """Refuse the extract when any chunk's rows break the contract, counting over the whole tables; and when
+    a bill_id may repeat across chunks (their bill-id ranges overlap), count repeats in the whole column."""
+    if problems or inputs.bill_ids_may_repeat():  # a refused chunk's bill ids are not known: look
+        repeated = repeated_bill_ids(data)
+        if repeated is not None:
+            problems.replace(repeated)
+    if problems:
+        raise ScoreError(str(ContractError(problems.whole(data))))
+
+
+def _refuse(control: Future) -> None:
+    """Refuse the extract before any chunk is scored when its tables differ from its manifest's totals."""
+    try:
+        problems = control.result()
+    except ContractError as exc:
+        raise ScoreError(str(exc)) from None
+    if problems:
+        raise ScoreError(str(ContractError(problems)))
 
 
 def _bundle(request: ScoreRequest, tmp: Path):
@@ -185,9 +215,12 @@ class Plan:
 def _plan(request: ScoreRequest, policy: Policy, bundle, version: str) -> Plan:
     """The plan step: survey the data, fix the dates, cut chunks of whole customers."""
     try:
-        portfolio = survey(request.data, _stated(request.extracted_on))
+        portfolio = survey(request.data, stated_extraction(request.data, request.extracted_on))
+        edges = edge_problems(request.data, portfolio.account_id)
     except ContractError as exc:
         raise ScoreError(str(exc)) from None
+    if edges:
+        raise ScoreError(str(ContractError(edges)))
     as_of = _as_of(request.as_of, portfolio)
     out = Path(request.out) if request.out is not None else Path("scores") / f"scores-{day_text(as_of)}.parquet"
     previous_day, prev_ids, prev_scores, prev_info = previous_cycle(request, policy, as_of, portfolio)
@@ -237,15 +270,6 @@ def _fingerprint(data: Path) -> str:
         if path is not None:
             files += part_files(path) if path.is_dir() else [path]
     return fingerprint(data, files)
-
-
-def _stated(extracted_on: str | None) -> Extraction | None:
-    if extracted_on is None:
-        return None
-    try:
-        return Extraction(parse_day(extracted_on, "--extracted-on"), STATED)
-    except ValueError as exc:
-        raise ScoreError(str(exc)) from None
 
 
 def _as_of(text: str | None, portfolio: Portfolio) -> int:

@@ -30,13 +30,18 @@ class ChunkTask:
 
 
 def read_and_score(task: ChunkTask) -> ChunkOutput:
-    """The map step: read the accounts lo <= account_id < hi, then score them (runs in a worker process)."""
+    """The map step: read the accounts lo <= account_id < hi, then score them (runs in a worker process).
+    Rows that break the contract are not scored: their problems go back to be added up over all chunks."""
+    watch = Stopwatch(STAGES)
     try:
-        watch = Stopwatch(STAGES)
         tables = load_tables(task.data, account_range=(task.lo, task.hi), extraction=task.spec.extraction)
+    except ContractError as exc:
         watch.lap("read")
+        return ChunkOutput.refused(exc.problems, dict(watch.seconds))
+    watch.lap("read")
+    try:
         return score_chunk(tables, task.spec, task.previous, watch=watch)
-    except (ContractError, ValueError) as exc:  # a plain message: custom exceptions cross processes badly
+    except ValueError as exc:  # a plain message: custom exceptions cross processes badly
         raise ScoreError(str(exc)) from None
 
 

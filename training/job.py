@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from features.contract import load_tables
+from features.extract_manifest import load_extract
 from training.tracking import LoggedRun, log_training
 from training.trainer import TrainConfig, TrainResult, supplied_labels, train
 from validation.training_report import write_training_report
@@ -27,9 +27,12 @@ class TrainingRun:
 
 def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str, model_name: str,
                  reports_dir: Path, labels_file: Path | None = None, ece_tolerance: float = 0.005,
-                 progress: Callable[[str], None] = print) -> TrainingRun:
+                 progress: Callable[[str], None] = print, extracted_on: str | None = None) -> TrainingRun:
+    """Train on the extract in `data_dir` (extraction date: `extracted_on`, else its manifest's, else derived)."""
     t0 = time.perf_counter()
-    tables = load_tables(data_dir, optional=("macro", "truth"))
+    tables = load_extract(data_dir, extracted_on=extracted_on, optional=("macro", "truth"))
+    if tables.extraction is not None:
+        progress(("warning: " if tables.extraction.derived else "") + tables.extraction.note)
     labels = supplied_labels(labels_file) if labels_file else None
     t_load = time.perf_counter() - t0
     trials: list[dict] = []
