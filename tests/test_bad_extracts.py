@@ -301,7 +301,9 @@ def test_the_clis_refuse_without_a_traceback(clean, extraction, bundle, tmp_path
     data = _case(tmp_path, clean, extraction, _move_rows("bills", 10**9))
     for command in ([sys.executable, "score.py", "--model", str(bundle), "--data", str(data), "--workers", "1",
                      "--out", str(tmp_path / "o" / "s.parquet")],
-                    [sys.executable, "-m", "features", "validate", str(data)]):
+                    [sys.executable, "-m", "features", "validate", str(data)],
+                    [sys.executable, "train.py", "--data", str(data), "--tracking-uri",
+                     f"sqlite:///{tmp_path / 'mlflow.db'}", "--reports", str(tmp_path / "reports")]):
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 1, done.stderr
         assert done.stderr.startswith("error: bills.account_id is not in accounts.account_id in 4 of")

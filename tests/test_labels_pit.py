@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
-from test_features_pit import PIT, _date, as_of_dates, frames, future_rewrites, histories, with_anchor
+from test_features_pit import PIT, _date, as_of_dates, future_rewrites, histories, validated, with_anchor
 
-from features.contract import validate
 from features.labels import LabelConfig, build_labels, window_end
 
 CFG = LabelConfig()
@@ -30,7 +29,7 @@ def _day_number(d: int) -> int:
 
 
 def _label(world, T: int, target: str) -> pd.Series:
-    labels = build_labels(validate(frames(world)), [_date(T)], CFG)
+    labels = build_labels(validated(world), [_date(T)], CFG)
     return labels.set_index("account_id")[target]
 
 

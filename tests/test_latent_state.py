@@ -5,10 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
-from test_features_pit import BASE, PIT, World, _date, _line, frames, histories_with_future, known_at
+from test_features_pit import BASE, PIT, World, _date, _line, histories_with_future, known_at, validated
 
 from features.builders import Prepared
-from features.contract import validate
 from features.kernels import NONE
 from features.outcomes import (
     EARLY,
@@ -24,7 +23,7 @@ from models.latent_state import LatentStateFilter, with_latent
 
 
 def _outcomes(world: World) -> BillOutcomes:
-    return BillOutcomes(Prepared(validate(frames(world))))
+    return BillOutcomes(Prepared(validated(world)))
 
 
 def _day(T: int) -> int:
