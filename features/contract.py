@@ -770,7 +770,7 @@ def validate(
             converted[name] = found
     rows = None
     if not problems:
-        extraction = resolve(extraction, latest_event(converted))
+        extraction = extraction or resolve(None, latest_event(converted))
         found, rows = _cross_checks(converted)
         found += _date_checks(converted, extraction) if extraction is not None else []
         problems = [_with_source(p, sources.get(p.table, "")) for p in found if p is not None]

@@ -157,8 +157,10 @@ def _whole(path: Path, field: str, value: object, unit: str, *, minimum: int | N
 # ------------------------------------------------------------------------------------------ computing
 
 
-def control_totals(data_dir: str | Path, tables: Iterable[str] | None = None) -> dict[str, dict[str, object]]:
-    """Row counts and cent sums of the tables found in ``data_dir`` (all of the contract's, or ``tables``).
+def control_totals(data_dir: str | Path, tables: Iterable[str] | None = None, *,
+                   sums: bool = True) -> dict[str, dict[str, object]]:
+    """Row counts and cent sums of the tables found in ``data_dir`` (all of the contract's, or ``tables``);
+    with ``sums=False`` row counts only (Parquet footers alone: what a job checks before any heavy work).
 
     Streaming and columnar: Parquet row counts come from the footers; only the summed columns are decoded,
     one row group (or CSV block) at a time, on a few threads. A summed column no part holds is left out.
@@ -181,7 +183,7 @@ def control_totals(data_dir: str | Path, tables: Iterable[str] | None = None) ->
             here = tuple(c for c in SUMMED.get(name, ()) if c in footer.schema.to_arrow_schema().names)
             rows += footer.num_rows
             columns += [c for c in here if c not in columns]
-            work += [(name, file, group, here) for group in range(footer.num_row_groups) if here]
+            work += [(name, file, group, here) for group in range(footer.num_row_groups) if here and sums]
         out[name] = {"rows": rows, "sums": dict.fromkeys((c for c in SUMMED.get(name, ()) if c in columns), 0)}
     with ThreadPoolExecutor(THREADS) as pool:
         for name, sums in pool.map(lambda unit: (unit[0], _row_group_cents(*unit)), work):
@@ -286,14 +288,16 @@ def _cent_sum(values):  # pragma: no cover - compiled
 # ---------------------------------------------------------------------------------------------- checking
 
 
-def reconcile(data_dir: str | Path, manifest: ExtractManifest) -> list[Problem]:
+def reconcile(data_dir: str | Path, manifest: ExtractManifest, *, sums: bool = True) -> list[Problem]:
     """One Problem per table whose rows or sums differ from what ``manifest`` states (tables it does not
-    name are not checked); empty when all agree."""
+    name are not checked); empty when all agree. ``sums=False``: row counts only."""
     stated = manifest.control_totals or {}
     if not stated:
         return []
     folder = Path(data_dir)
-    found = control_totals(folder, stated)
+    found = control_totals(folder, stated, sums=sums)
+    if not sums:
+        stated = {table: {"rows": want["rows"], "sums": {}} for table, want in stated.items()}
     problems = []
     for table, want in stated.items():
         if table not in found:
@@ -306,11 +310,12 @@ def reconcile(data_dir: str | Path, manifest: ExtractManifest) -> list[Problem]:
     return problems
 
 
-def check_control_totals(data_dir: str | Path) -> list[Problem]:
+def check_control_totals(data_dir: str | Path, *, sums: bool = True) -> list[Problem]:
     """Read the extract's manifest and reconcile the tables against it: what a job calls before heavy work.
-    Empty when there is no manifest or it states no control totals; ContractError when it is malformed."""
+    Empty when there is no manifest or it states no control totals; ContractError when it is malformed.
+    ``sums=False``: row counts only, from the footers (the nightly job reads the sums while it scores)."""
     manifest = read_extract_manifest(data_dir)
-    return [] if manifest is None else reconcile(data_dir, manifest)
+    return [] if manifest is None else reconcile(data_dir, manifest, sums=sums)
 
 
 def _mismatch(table: str, want: Mapping, got: Mapping, manifest: str, source: Path) -> Problem | None:

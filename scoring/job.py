@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,17 +128,17 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
         policy = load_policy(request.policy)
     except PolicyError as exc:
         raise ScoreError(str(exc)) from None
-    with tempfile.TemporaryDirectory(prefix="dynascore-score-") as tmp, ThreadPoolExecutor(1) as checker:
-        control = checker.submit(check_control_totals, request.data)  # read while the model is compiled
+    with tempfile.TemporaryDirectory(prefix="dynascore-score-") as tmp:
         bundle, version = _bundle(request, Path(tmp))
         plan = _plan(request, policy, bundle, version)
-        _refuse(control)
+        _refuse(lambda: check_control_totals(request.data, sums=False))  # rows, from footers: a truncated transfer
         if request.out is None:
             held.enter_context(claim(plan.out))
         writer = AtomicParquet(plan.out, schema_for(bundle.targets))
         try:
-            with ThreadPoolExecutor(1) as hasher:  # the input fingerprint is hashed while the chunks run
+            with ThreadPoolExecutor(1) as hasher:  # the input fingerprint and the amounts' sums, while chunks run
                 fingerprint = hasher.submit(_fingerprint, Path(request.data))
+                control = hasher.submit(check_control_totals, request.data)
                 totals = Totals(Tally([b.min_score for b in policy.limit.bands]))
                 problems = ProblemTally()
                 for i, result in enumerate(_results(plan.tasks, pool)):
@@ -150,6 +150,7 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
                     if progress:
                         progress(i + 1, len(plan.tasks))
                 _refuse_chunks(request.data, problems, totals.inputs)
+                _refuse(control.result)
                 digest = fingerprint.result()
             if writer.rows == 0:
                 raise ScoreError(f"no account of {request.data} is open on {day_text(plan.as_of)}: choose a later "
@@ -174,10 +175,10 @@ def _refuse_chunks(data: Path, problems: ProblemTally, inputs: InputStats) -> No
         raise ScoreError(str(ContractError(problems.whole(data))))
 
 
-def _refuse(control: Future) -> None:
-    """Refuse the extract before any chunk is scored when its tables differ from its manifest's totals."""
+def _refuse(check: Callable[[], list]) -> None:
+    """Refuse the extract when its tables differ from its manifest's control totals (nothing is written)."""
     try:
-        problems = control.result()
+        problems = check()
     except ContractError as exc:
         raise ScoreError(str(exc)) from None
     if problems:
