@@ -3,7 +3,7 @@
 It is stated -- by the user (`--extracted-on`) or by the extract's own manifest -- or, absent both, derived
 from event dates only (openings, statements, conversions, payments, limit changes, charge-offs; never due
 dates, which lie ahead by design) and never later than today. One far-future date must not move it: a
-`9999-12-31` written for "no charge-off" once made the nightly job score every account as of the year 9999.
+`9999-12-31` written for "no charge-off" would have the nightly job score every account as of the year 9999.
 So placeholders are read as missing, an event after the extraction date is refused, and a due date may lie
 at most the longest product term after it. Scoring, training and validation all resolve it here.
 """
