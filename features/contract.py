@@ -443,11 +443,11 @@ def _duplicated(frame: pd.DataFrame, subset: list[str]) -> np.ndarray:
 def _duplicates(frame: pd.DataFrame, schema: TableSchema, subset: list[str]) -> Problem | None:
     bad = _duplicated(frame, subset)
     label = subset[0] if len(subset) == 1 else "(" + ", ".join(subset) + ")"
-    return row_problem(
-        frame, bad, schema, label, "is duplicated",
-        f"Each {label} must appear once in {schema.name}: remove the repeated rows from the extract.",
-        key=subset[0],
-    )
+    return row_problem(frame, bad, schema, label, "is duplicated", duplicate_hint(label, schema.name), key=subset[0])
+
+
+def duplicate_hint(label: str, table: str) -> str:
+    return f"Each {label} must appear once in {table}: remove the repeated rows from the extract."
 
 
 def _table_checks(frame: pd.DataFrame, schema: TableSchema) -> list[Problem | None]:

@@ -87,7 +87,7 @@ def _account_ids(path: Path) -> pa.Table:
     missing = missing_columns(pd.DataFrame(columns=names), SCHEMAS["accounts"])
     if missing is not None:
         raise ContractError([dataclasses.replace(missing, source=str(path))])
-    table = table if table is not None else _columns(path, ("account_id", "customer_id"))
+    table = table if table is not None else table_columns(path, ("account_id", "customer_id"))
     nulls = [Problem("accounts", c, "is null", table.column(c).null_count, len(table), hint=NULL_HINT,
                      source=str(path)) for c in ("account_id", "customer_id") if table.column(c).null_count]
     if nulls:
@@ -99,7 +99,7 @@ def _span(path: Path, column: str) -> tuple[pd.Timestamp | None, pd.Timestamp | 
     """(first, last) date of a column: from Parquet statistics when they tell, else read (CSV, or none)."""
     span = _span_from_statistics(path, column) if path.suffix != ".csv" else None
     if span is None:
-        table = read_arrow(path) if path.suffix == ".csv" else _columns(path, (column,))
+        table = table_columns(path, (column,))
         if column not in table.column_names:
             return None, None
         mm = pc.min_max(table.column(column).cast(pa.timestamp("s")))
@@ -113,8 +113,7 @@ def _latest_event(path: Path, column: str) -> pd.Timestamp | None:
     last = _span(path, column)[1]
     if last is None or (not placeholder_mask(np.array([last.to_datetime64()]))[0] and last <= pd.Timestamp.today()):
         return last
-    table = read_arrow(path) if path.suffix == ".csv" else _columns(path, (column,))
-    values = table.column(column).cast(pa.timestamp("s")).to_numpy(zero_copy_only=False)
+    values = table_columns(path, (column,)).column(column).cast(pa.timestamp("s")).to_numpy(zero_copy_only=False)
     values = values[~np.isnat(values) & ~placeholder_mask(values)]
     return pd.Timestamp(values.max()) if len(values) else None
 
@@ -161,7 +160,11 @@ def _row_group_stats(path: Path, column: str) -> list[tuple[object, object]] | N
     return out
 
 
-def _columns(path: Path, columns: tuple[str, ...]) -> pa.Table:
+def table_columns(path: Path, columns: tuple[str, ...]) -> pa.Table:
+    """Those of `columns` the table holds, and nothing else read (a CSV is read whole, then selected)."""
+    if path.suffix == ".csv":
+        table = read_arrow(path)
+        return table.select([c for c in columns if c in table.column_names])
     import pyarrow.dataset as ds
 
     dataset = ds.dataset([str(p) for p in part_files(path)] if path.is_dir() else [str(path)], format="parquet")

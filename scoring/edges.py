@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.contract import NULL_HINT, SAMPLE, Problem, find_table, part_files, read_arrow, unknown_account_hint
+from features.contract import NULL_HINT, SAMPLE, Problem, find_table, part_files, unknown_account_hint
+from scoring.chunks import table_columns
 
 KEYED = ("bills", "payments", "limits")
 
@@ -28,9 +29,9 @@ def edge_problems(data_dir: Path, account_id: np.ndarray) -> list[Problem]:
         path = find_table(Path(data_dir), name)
         if path is None or _inside(path, lo, hi):
             continue
-        ids = read_arrow(path).column("account_id") if path.suffix == ".csv" else \
-            pq.read_table(part_files(path) if path.is_dir() else path, columns=["account_id"]).column("account_id")
-        problems += _counted(name, ids, account_id, str(path))
+        ids = table_columns(path, ("account_id",))
+        if ids.num_columns:  # a table without the column: each chunk's validation names it
+            problems += _counted(name, ids.column("account_id"), account_id, str(path))
     return problems
 
 

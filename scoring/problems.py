@@ -12,9 +12,10 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from features.contract import SAMPLE, SCHEMAS, Problem, find_table, part_files, read_arrow
+from features.contract import SAMPLE, Problem, duplicate_hint, find_table
+from features.extract_manifest import control_totals
+from scoring.chunks import table_columns
 
 
 class ProblemTally:
@@ -49,24 +50,17 @@ class ProblemTally:
         for p in self._found.values():
             if p.total:
                 path = find_table(Path(data_dir), p.table)
-                rows[p.table] = rows[p.table] if p.table in rows else table_rows(path)
+                if p.table not in rows:  # row counts from the footers (a CSV is counted)
+                    rows[p.table] = control_totals(data_dir, [p.table], sums=False)[p.table]["rows"]
                 p = dataclasses.replace(p, total=rows[p.table], source=p.source or str(path))
             out.append(p)
         return out
 
 
-def table_rows(path: Path) -> int:
-    """A table's rows: Parquet footers, or the CSV read."""
-    if path.suffix == ".csv":
-        return read_arrow(path).num_rows
-    return sum(pq.ParquetFile(part).metadata.num_rows for part in (part_files(path) if path.is_dir() else [path]))
-
-
 def repeated_bill_ids(data_dir: Path) -> Problem | None:
     """bill_id values that occur more than once in the whole bills table (every such row counted)."""
     path = find_table(Path(data_dir), "bills")
-    column = read_arrow(path).column("bill_id") if path.suffix == ".csv" else \
-        pq.read_table(part_files(path) if path.is_dir() else path, columns=["bill_id"]).column("bill_id")
+    column = table_columns(path, ("bill_id",)).column("bill_id")
     ids = column.drop_null().to_numpy().astype(np.int64, copy=False)
     values, counts = np.unique(ids, return_counts=True)
     repeated = values[counts > 1]
@@ -74,5 +68,4 @@ def repeated_bill_ids(data_dir: Path) -> Problem | None:
         return None
     return Problem("bills", "bill_id", "is duplicated", int(counts[counts > 1].sum()), len(column), "bill_id",
                    tuple(str(v) for v in repeated[:SAMPLE]),
-                   f"Each bill_id must appear once in {SCHEMAS['bills'].name}: remove the repeated rows from the "
-                   "extract.", str(path))
+                   duplicate_hint("bill_id", "bills"), str(path))
