@@ -65,7 +65,8 @@ def survey(data_dir: Path, stated: Extraction | None = None) -> Portfolio:
             if name == "accounts":
                 ids = _account_ids(path)
             lows += [lo for column in DATE_COLUMNS[name] if (lo := _span(path, column)[0]) is not None]
-            events += [hi for column in EVENT_COLUMNS[name] if (hi := _latest_event(path, column)) is not None]
+            if stated is None:  # derived from the events: a stated date needs none of them
+                events += [hi for column in EVENT_COLUMNS[name] if (hi := _latest_event(path, column)) is not None]
         except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ContractError([Problem(name, "", f"cannot be read from {path}: {reason}",
