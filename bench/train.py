@@ -124,7 +124,8 @@ def _print(m: SimpleNamespace, args) -> None:
         line = (f"  {t:<14} out-of-time AUC {test['auc']:.4f} [{test['auc_lo']:.4f}, {test['auc_hi']:.4f}]  "
                 f"observed / predicted {test['oe_ratio']:.3f}")
         if r.oracle:
-            line += f"  oracle {r.oracle['oracle_auc']:.4f}  ratio {r.oracle['auc_ratio']:.4f}"
+            line += (f"  oracle {r.oracle['oracle_auc']:.4f}  ratio {r.oracle['auc_ratio']:.4f} "
+                     f"(on the {r.oracle['rows']:,} month-end rows)")
         print(line)
     inside = int(result.targets["default"].calibration["inside"].sum())
     print(f"  default calibration: {inside}/10 deciles inside the binomial 95 % interval (goal >= {GOAL_DECILES}); "

@@ -208,14 +208,21 @@ def build_features(tables: Tables, as_of=None, catalog: Catalog | None = None, *
     prep = tables if isinstance(tables, Prepared) else Prepared(tables)
     if pairs is None:
         return build_block(prep, as_of, catalog, penalty_rate=penalty_rate).frame()
-    account, day = _requested(prep, pairs)
+    return pair_block(prep, *_requested(prep, pairs), catalog, penalty_rate=penalty_rate).frame()
+
+
+def pair_block(prep: Prepared, account: np.ndarray, day: np.ndarray, catalog: Catalog | None = None, *,
+               penalty_rate: float = DEFAULT_PENALTY_RATE) -> FeatureBlock:
+    """The features of accounts (positions in `prep`, each open on its day) as of their own days, one row per
+    pair in their order, as a FeatureBlock: the training panel's rows spread over the month."""
+    catalog = catalog or default_catalog()
     days = np.unique(day)
     t = np.searchsorted(days, day)
     layout = _layout(days, *_with_customers(prep, account, t, days), by_date=False)
-    frame = _compute(prep, layout, catalog, penalty_rate).frame()
+    block = _compute(prep, layout, catalog, penalty_rate)
     entry_key = np.repeat(np.arange(len(prep.account_id)), np.diff(layout.day_start)) * len(days) + layout.day_index
     rows = layout.day_row[np.searchsorted(entry_key, account * len(days) + t)]
-    return frame.take(rows).reset_index(drop=True)
+    return FeatureBlock(block.names, np.take(block.values, rows, axis=1), block.account_id[rows], block.day[rows])
 
 
 def _requested(prep: Prepared, pairs) -> tuple[np.ndarray, np.ndarray]:

@@ -42,79 +42,113 @@ def window_end(days: np.ndarray, months: int) -> np.ndarray:
 
 
 @njit(cache=True)
+def _label_one(a, T, end, bill_start, due, settle, grace, open_day, charge_day, loan_term, default_dpd, ew_days,
+               cure_days, last_day, out, complete):
+    """Account a's labels as of day T into out/complete (one slot per target, SLOT order); NaN outside a
+    target's population. `end`: the default window's last day."""
+    for j in range(out.shape[0]):
+        out[j] = np.nan
+        complete[j] = False
+    if open_day[a] > T or charge_day[a] <= T:
+        return
+    b0, b1 = bill_start[a], bill_start[a + 1]
+    dpd = 0
+    n_due = 0
+    unpaid = False
+    for i in range(b0, b1):
+        if due[i] <= T:
+            n_due += 1
+            if settle[i] > T:
+                dpd = max(dpd, T - due[i])
+                unpaid = True
+    if loan_term[a] > 0 and n_due >= loan_term[a] and not unpaid:
+        return  # a cash loan whose installments are all due and paid is closed
+    # default: a bill unpaid at due + default_dpd, with that day inside (T, end]
+    if dpd < default_dpd:
+        hit = 0.0
+        for i in range(b0, b1):
+            d = due[i] + default_dpd
+            if d > T and d <= end and settle[i] > d:
+                hit = 1.0
+        out[DEFAULT] = hit
+        complete[DEFAULT] = end <= last_day
+    # early warning: the first bill(s) due after T
+    first = kernels.NONE
+    for i in range(b0, b1):
+        if due[i] > T:
+            first = due[i]
+            break
+    if first <= T + ew_days:
+        lag1 = 0.0
+        beyond = 0.0
+        for i in range(b0, b1):
+            if due[i] == first:
+                if settle[i] > first:
+                    lag1 = 1.0
+                if settle[i] > first + grace[a]:
+                    beyond = 1.0
+        out[EARLY_WARNING] = lag1
+        out[BEYOND_GRACE] = beyond
+        complete[EARLY_WARNING] = first + 1 <= last_day
+        complete[BEYOND_GRACE] = first + grace[a] + 1 <= last_day
+    # self-cure: 1-29 DPD now; a day in (T, T + cure_days] with every due bill settled, 30 DPD not reached
+    if dpd >= 1 and dpd <= 29:
+        cured = 0.0
+        for c in range(b0, b1):  # candidate days: settlement days inside the window
+            d = settle[c]
+            if d <= T or d > T + cure_days:
+                continue
+            ok = True
+            for i in range(b0, b1):
+                if due[i] <= d and settle[i] > d:
+                    ok = False
+                    break
+                if due[i] + 30 > T and due[i] + 30 <= d and settle[i] > due[i] + 30:
+                    ok = False
+                    break
+            if ok:
+                cured = 1.0
+                break
+        out[SELF_CURE] = cured
+        complete[SELF_CURE] = T + cure_days <= last_day
+
+
+@njit(cache=True)
 def _labels(bill_start, due, settle, grace, open_day, charge_day, loan_term, days, default_end, default_dpd,
             ew_days, cure_days, last_day, out, complete):
-    """out/complete: (T, A, targets) at each target's SLOT; out is NaN outside a target's population."""
-    n_acc = len(bill_start) - 1
+    """out/complete: (T, A, targets) for every account at every day."""
     for t in range(len(days)):
-        T = days[t]
-        end = default_end[t]
-        for a in range(n_acc):
-            for j in range(out.shape[2]):
-                out[t, a, j] = np.nan
-                complete[t, a, j] = False
-            if open_day[a] > T or charge_day[a] <= T:
-                continue
-            b0, b1 = bill_start[a], bill_start[a + 1]
-            dpd = 0
-            n_due = 0
-            unpaid = False
-            for i in range(b0, b1):
-                if due[i] <= T:
-                    n_due += 1
-                    if settle[i] > T:
-                        dpd = max(dpd, T - due[i])
-                        unpaid = True
-            if loan_term[a] > 0 and n_due >= loan_term[a] and not unpaid:
-                continue  # a cash loan whose installments are all due and paid is closed
-            # default: a bill unpaid at due + default_dpd, with that day inside (T, end]
-            if dpd < default_dpd:
-                hit = 0.0
-                for i in range(b0, b1):
-                    d = due[i] + default_dpd
-                    if d > T and d <= end and settle[i] > d:
-                        hit = 1.0
-                out[t, a, DEFAULT] = hit
-                complete[t, a, DEFAULT] = end <= last_day
-            # early warning: the first bill(s) due after T
-            first = kernels.NONE
-            for i in range(b0, b1):
-                if due[i] > T:
-                    first = due[i]
-                    break
-            if first <= T + ew_days:
-                lag1 = 0.0
-                beyond = 0.0
-                for i in range(b0, b1):
-                    if due[i] == first:
-                        if settle[i] > first:
-                            lag1 = 1.0
-                        if settle[i] > first + grace[a]:
-                            beyond = 1.0
-                out[t, a, EARLY_WARNING] = lag1
-                out[t, a, BEYOND_GRACE] = beyond
-                complete[t, a, EARLY_WARNING] = first + 1 <= last_day
-                complete[t, a, BEYOND_GRACE] = first + grace[a] + 1 <= last_day
-            # self-cure: 1-29 DPD now; a day in (T, T + cure_days] with every due bill settled, 30 DPD not reached
-            if dpd >= 1 and dpd <= 29:
-                cured = 0.0
-                for c in range(b0, b1):  # candidate days: settlement days inside the window
-                    d = settle[c]
-                    if d <= T or d > T + cure_days:
-                        continue
-                    ok = True
-                    for i in range(b0, b1):
-                        if due[i] <= d and settle[i] > d:
-                            ok = False
-                            break
-                        if due[i] + 30 > T and due[i] + 30 <= d and settle[i] > due[i] + 30:
-                            ok = False
-                            break
-                    if ok:
-                        cured = 1.0
-                        break
-                out[t, a, SELF_CURE] = cured
-                complete[t, a, SELF_CURE] = T + cure_days <= last_day
+        for a in range(len(bill_start) - 1):
+            _label_one(a, days[t], default_end[t], bill_start, due, settle, grace, open_day, charge_day, loan_term,
+                       default_dpd, ew_days, cure_days, last_day, out[t, a], complete[t, a])
+
+
+@njit(cache=True)
+def _pair_labels(account, day, default_end, bill_start, due, settle, grace, open_day, charge_day, loan_term,
+                 default_dpd, ew_days, cure_days, last_day, out, complete):
+    """out/complete: (pairs, targets) for each (account position, day) pair."""
+    for p in range(len(account)):
+        _label_one(account[p], day[p], default_end[p], bill_start, due, settle, grace, open_day, charge_day,
+                   loan_term, default_dpd, ew_days, cure_days, last_day, out[p], complete[p])
+
+
+def _last_day(prep: Prepared) -> int:
+    return int(to_days(np.array([prep.extraction.to_datetime64()]))[0]) if prep.extraction is not None else 0
+
+
+def pair_labels(prep: Prepared, account: np.ndarray, day: np.ndarray,
+                config: LabelConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, complete), each (pairs, targets) in SLOT order, for accounts (positions in `prep`) each as of
+    its own day: what `build_labels` gives those accounts at those days."""
+    config = config or LabelConfig()
+    account, day = np.asarray(account, dtype=np.int64), np.asarray(day, dtype=np.int64)
+    days, at = np.unique(day, return_inverse=True)
+    out = np.empty((len(day), len(TARGET_NAMES)))
+    complete = np.empty((len(day), len(TARGET_NAMES)), dtype=bool)
+    _pair_labels(account, day, window_end(days, config.default_months)[at], prep.bill_start, prep.due_day,
+                 prep.settled_day, prep.grace_days, prep.open_day, prep.charge_off_day, prep.loan_term,
+                 config.default_dpd, config.early_warning_days, config.self_cure_days, _last_day(prep), out, complete)
+    return out, complete
 
 
 def build_labels(tables, as_of, config: LabelConfig | None = None) -> pd.DataFrame:
@@ -122,7 +156,7 @@ def build_labels(tables, as_of, config: LabelConfig | None = None) -> pd.DataFra
     config = config or LabelConfig()
     prep = tables if isinstance(tables, Prepared) else Prepared(tables)
     days = as_of_days(as_of, prep)
-    last_day = to_days(np.array([prep.extraction.to_datetime64()]))[0] if prep.extraction is not None else 0
+    last_day = _last_day(prep)
     n_t, n_a = len(days), len(prep.account_id)
     out = np.empty((n_t, n_a, len(TARGET_NAMES)))
     complete = np.empty((n_t, n_a, len(TARGET_NAMES)), dtype=bool)

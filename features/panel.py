@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.builders import Prepared, build_features
+from features.builders import Prepared, pair_block
 from features.catalog import Catalog
-from features.labels import build_labels
+from features.labels import pair_labels
 from features.outcomes import BillOutcomes
-from features.targets import TARGET_NAMES, LabelConfig
+from features.stable_hash import account_uniforms
+from features.targets import SLOT, TARGET_NAMES, LabelConfig
 
 
 @dataclass(frozen=True)
@@ -80,56 +81,73 @@ class Panel:
         return np.take(self.values, positions, axis=1).T
 
 
-def _label_rows(feats: pd.DataFrame, labels: pd.DataFrame, account_ids: np.ndarray) -> np.ndarray:
-    """The row of each label row among the feature rows. Both list (as-of date, account) pairs date by date in
-    the accounts' order, and every labelled account is open (so has features): one sorted search on an
-    integer key (day, account position)."""
-    if not (np.diff(account_ids) > 0).all():
-        raise ValueError("accounts must be sorted by account_id (validate() sorts them)")
-
-    def key(frame: pd.DataFrame) -> np.ndarray:
-        day = frame["as_of"].to_numpy().astype("datetime64[D]").astype(np.int64)
-        return day * len(account_ids) + np.searchsorted(account_ids, frame["account_id"].to_numpy())
-
-    wanted, have = key(labels), key(feats)
-    rows = np.minimum(np.searchsorted(have, wanted), max(len(have) - 1, 0))
-    if len(wanted) and (not len(have) or not np.array_equal(have[rows], wanted)):
-        raise AssertionError("a labelled (account, as-of date) has no feature row: features and labels disagree "
-                             "on who is open")
-    return rows
+def month_end_of(as_of) -> np.ndarray:
+    """The month end of each as-of date (datetime64[s]): the month a row belongs to in time slices."""
+    months = np.asarray(as_of).astype("datetime64[M]")
+    return ((months + 1).astype("datetime64[D]") - 1).astype("datetime64[s]")
 
 
 def month_ends(start, end) -> list[pd.Timestamp]:
     return list(pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="ME"))
 
 
-def build_panel(tables, start, end, catalog: Catalog | None = None, config: LabelConfig | None = None) -> Panel:
-    """Features and labels at every month end in [start, end]."""
+AS_OF_SALT = "dynascore-as-of-day"
+
+
+def as_of_pairs(prep: Prepared, dates: list[pd.Timestamp], month_end_share: float = 1.0,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One as-of day per customer and month, for every account on the book that day: (account positions,
+    days), date by date in account order.
+
+    With `month_end_share` 1 every row is a month end. Below 1, a stable hash of (customer, month, seed) keeps
+    that share of the customer-months at the month end and spreads the others uniformly over the month's
+    days: the nightly job runs on any day, and at month ends almost no account is 1-9 days past due (bills
+    fall due early in the month), so models trained on month ends alone never see the states a mid-month
+    run scores. A customer's accounts share their day, as they share a night's run.
+    """
+    if not 0.0 < month_end_share <= 1.0:
+        raise ValueError(f"month_end_share must be in (0, 1], got {month_end_share}")
+    accounts, days = [], []
+    for end in dates:
+        last = int(np.datetime64(end.date(), "D").astype(np.int64))
+        if month_end_share < 1.0:
+            u = account_uniforms(prep.customer_id, f"{AS_OF_SALT}-{seed}-{end:%Y-%m}")
+            spread = np.minimum((u - month_end_share) / (1.0 - month_end_share), np.nextafter(1.0, 0.0))
+            day = np.where(u < month_end_share, last, last - end.day + 1 + np.floor(spread * end.day).astype(np.int64))
+        else:
+            day = np.full(len(prep.account_id), last)
+        on = np.flatnonzero((prep.open_day <= day) & (prep.charge_off_day > day))
+        accounts.append(on)
+        days.append(day[on])
+    account, day = np.concatenate(accounts), np.concatenate(days)
+    order = np.lexsort((account, day))
+    return account[order], day[order]
+
+
+def build_panel(tables, start, end, catalog: Catalog | None = None, config: LabelConfig | None = None, *,
+                month_end_share: float = 1.0, seed: int = 0) -> Panel:
+    """Features and labels for every month in [start, end]: as of its end, or as of a day spread over it for
+    1 - `month_end_share` of the customers (see `as_of_pairs`)."""
     prep = tables if isinstance(tables, Prepared) else Prepared(tables)
     dates = month_ends(start, end)
     if not dates:
         raise ValueError(f"no month end between {start} and {end}: widen the as-of range")
-    feats = build_features(prep, dates, catalog)
-    labels = build_labels(prep, dates, config)
+    account, day = as_of_pairs(prep, dates, month_end_share, seed)
+    out, complete = pair_labels(prep, account, day, config)
+    in_any = ~np.isnan(out).all(axis=1)  # in some target's population (a repaid loan is in none)
     rows = []
     for t in TARGET_NAMES:
-        in_pop = labels[t].notna()
-        done = labels[f"complete_{t}"].to_numpy()
-        labels[t] = labels[t].where(done)
-        usable = labels[t].notna()
+        label, done = out[:, SLOT[t]], complete[:, SLOT[t]]
+        in_pop = ~np.isnan(label)
+        label[~done] = np.nan
+        usable = ~np.isnan(label)
         rows.append({"target": t, "in_population": int(in_pop.sum()), "incomplete_window": int((in_pop & ~done).sum()),
-                     "usable": int(usable.sum()), "bad_rate": float(labels.loc[usable, t].mean()) if usable.any()
-                     else np.nan})
-    keep = labels[list(TARGET_NAMES)].notna().any(axis=1).to_numpy()
+                     "usable": int(usable.sum()), "bad_rate": float(label[usable].mean()) if usable.any() else np.nan})
+    keep = ~np.isnan(out).all(axis=1)  # a usable label for some target
     rows.append({"target": "(no usable label: row left out)", "in_population": 0, "incomplete_window": 0,
-                 "usable": int((~keep).sum()), "bad_rate": np.nan})
-    labels = labels.loc[keep].reset_index(drop=True)
-    # one gather of the feature rows that keep a label, in the features' order: a hash merge of millions of
-    # rows and the copies around it used to take twice the panel's memory again
-    at = _label_rows(feats, labels, prep.account_id)
-    names = [c for c in feats.columns if c not in ("account_id", "as_of")]
-    values = np.take(feats[names].to_numpy(np.float64).T, at, axis=1)  # the builder's (features, rows) block
-    account_id, as_of = feats["account_id"].to_numpy()[at], feats["as_of"].to_numpy()[at]
-    del feats
-    return Panel.over(values, names, account_id, as_of, {t: labels[t].to_numpy() for t in TARGET_NAMES},
+                 "usable": int((in_any & ~keep).sum()), "bad_rate": np.nan})
+    # features only for the rows that keep a label: the (features, rows) block the builder writes, no frame
+    block = pair_block(prep, account[keep], day[keep], catalog)
+    labels = {t: out[keep, SLOT[t]] for t in TARGET_NAMES}
+    return Panel.over(block.values, block.names, block.account_id, (block.day * 86_400).view("datetime64[s]"), labels,
                       pd.DataFrame(rows), BillOutcomes(prep))

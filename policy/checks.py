@@ -49,6 +49,14 @@ class Whole:
 
 
 @dataclass(frozen=True)
+class Flag:
+    """true or false."""
+
+    def problem(self, value, section):
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+@dataclass(frozen=True)
 class Text:
     """Text; `named` also refuses the empty text (an action or treatment needs a name)."""
     named: bool = False

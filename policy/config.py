@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from policy.checks import AtLeast, Names, Number, OneOf, Rows, Text, Whole, accepts, problems, rows_of
+from policy.checks import AtLeast, Flag, Names, Number, OneOf, Rows, Text, Whole, accepts, problems, rows_of
 
 DEFAULT_FILE = Path(__file__).with_name("default.toml")
 
@@ -60,6 +60,7 @@ class LimitPolicy:
 class EarlyWarningPolicy:
     threshold: float = key(Number(0, 1))
     action: str = key(Text(named=True))
+    require_model: bool = key(Flag())
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class CollectionPolicy:
     control_share: float = key(Number(0, 0.5))
     control_salt: str = key(Text())
     baseline: str = key(OneOf("treatments"))
+    require_self_cure: bool = key(Flag())
 
     def severity(self, treatment: str) -> int:
         """1 for the mildest treatment upwards; 0 for none."""

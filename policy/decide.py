@@ -25,8 +25,9 @@ def decide(state: pd.DataFrame, policy: Policy, *, score_lo: float = 350, score_
     """Decisions for every row of `state` (columns INPUTS; p_early_warning / p_self_cure only when trained).
 
     Returns, on the same index: score, score_adjustment, early_warning, early_warning_action,
-    collection_treatment, control_cell, new_credit_limit, limit_action, adverse, rule_code, rule_text and
-    explain (the target whose TreeSHAP reasons follow the rule, '' when nothing is adverse).
+    collection_treatment, collection_intended, control_cell, treatment_probability, new_credit_limit,
+    limit_action, adverse, rule_code, rule_text and explain (the target whose TreeSHAP reasons follow the rule,
+    '' when nothing is adverse).
     """
     rules = tuple(rules)
     d = evaluate(state, policy, rules, score_lo=score_lo, score_hi=score_hi)
@@ -35,11 +36,24 @@ def decide(state: pd.DataFrame, policy: Policy, *, score_lo: float = 350, score_
         "score": d.score, "score_adjustment": d.score - d.col("previous_score"),
         "early_warning": d.warn,
         "early_warning_action": np.where(d.warn, policy.early_warning.action, ""),
-        "collection_treatment": d.treatment, "control_cell": d.control,
+        "collection_treatment": d.treatment, "collection_intended": d.intended, "control_cell": d.control,
+        "treatment_probability": treatment_probability(d),
         "new_credit_limit": d.new_limit, "limit_action": d.action,
         "adverse": code != "", "rule_code": code, "rule_text": text,
         "explain": explain,
     }, index=state.index)
+
+
+def treatment_probability(d: Decision) -> np.ndarray:
+    """The chance that each treated account got the treatment it got, given its state: what weighting a
+    later measurement of treatment effects needs. The control cell is a stable hash drawn with chance
+    `control_share`: its late accounts get the baseline, the others what the policy intends. A treatment given
+    whatever the draw (legal review, recovery, or an intended treatment that is the baseline anyway) has
+    chance 1. Null where there is no treatment."""
+    c = d.policy.collection
+    share = np.where(d.control, c.control_share, 1.0 - c.control_share)
+    certain = d.fixed | (d.intended == c.baseline)
+    return np.where(d.treatment == "", np.nan, np.where(certain, 1.0, share))
 
 
 def _reasons(d: Decision, adverse_rules: list[Rule]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

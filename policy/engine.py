@@ -31,7 +31,7 @@ RECOVERY = "recovery"  # the collection "treatment" of a charged-off account: ou
 STAGES = ("score", "step", "target", "limit", "warning", "collection", "final")
 # what opening a stage reads (the rest is read by the rules): see Decision.open
 OPENS = {"score": ("model_score", "previous_score"), "target": ("limit_now",), "limit": ("limit_now",),
-         "collection": ("account_id",)}
+         "collection": ("account_id", "status")}
 # columns a model writes; a bundle without the early-warning or self-cure model leaves its column out
 OPTIONAL = ("p_early_warning", "p_self_cure")
 MODEL_OUTPUTS = ("pd_default", "model_score", *OPTIONAL)
@@ -65,6 +65,9 @@ class Rule:
     priority: int | None = None
     blame: Callable[[Decision], np.ndarray] | None = None
     explain: str = "default"
+    # the control cell's rule: its treatment is drawn, not intended; a treatment given by a later rule is given
+    # whatever the draw (legal review, recovery)
+    randomises: bool = False
     fields: Mapping[str, Callable[[Decision], np.ndarray]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -103,8 +106,10 @@ class Decision:
         self.fired: dict[str, np.ndarray] = {}  # rule code: the accounts it acted on
         # what the rules decide, each opened by its stage (see open)
         self.score = self.step = self.target = self.new_limit = np.empty(0)
-        self.action = self.treatment = np.empty(0, dtype=object)
-        self.warn = self.control = np.empty(0, dtype=bool)
+        # treatment: what the account gets; intended: what the policy would give it outside the control cell
+        self.action = self.treatment = self.intended = np.empty(0, dtype=object)
+        self.warn = self.control = self.fixed = np.empty(0, dtype=bool)  # fixed: treated whatever the draw
+        self._drawn = False  # the control cell's rule has run
         self.budget_cut = np.zeros(self.n, dtype=bool)  # limit cuts that the expected-loss budget made
         self._reader: tuple[str, frozenset[str]] | None = None
         self._cache: dict[str, np.ndarray] = {}  # never written to by rules
@@ -150,6 +155,20 @@ class Decision:
         """Late now, and still this policy's to treat (a charged-off account is in recovery)."""
         return self._derived("late", ("dpd_now", "status"), lambda: (self.dpd() > 0) & ~self.charged())
 
+    def randomised(self) -> np.ndarray:
+        """The collection control cell: a stable share of the accounts, never a charged-off one (its debt is in
+        recovery, outside this policy, so it can measure nothing)."""
+        c = self.policy.collection
+        return control_cell(self.col("account_id"), c.control_share, c.control_salt) & ~self.charged()
+
+    def treat(self, rows: np.ndarray, treatment, *, intended: bool = True) -> None:
+        """Give `rows` a treatment; `intended` also records it as what the policy intends for them (the control
+        cell's baseline is not: it is the experiment's, not the policy's)."""
+        self.treatment[rows] = treatment
+        if intended:
+            self.intended[rows] = treatment
+            self.fixed[rows] |= self._drawn
+
     def keep(self, rows: np.ndarray, action: str) -> None:
         """The limit stays as it is on `rows`, under the name `action`."""
         self.new_limit[rows] = self.limit()[rows]
@@ -179,9 +198,10 @@ class Decision:
             elif stage == "warning":
                 self.warn = np.zeros(self.n, dtype=bool)
             elif stage == "collection":
-                c = self.policy.collection
-                self.control = control_cell(self.col("account_id"), c.control_share, c.control_salt)
+                self.control = self.randomised()
                 self.treatment = np.full(self.n, "", dtype=object)
+                self.intended = np.full(self.n, "", dtype=object)
+                self.fixed = np.zeros(self.n, dtype=bool)
 
     def _round(self) -> None:
         """New limit and action from the target: multiples of round_to, rounded toward the current limit."""
@@ -201,6 +221,7 @@ class Decision:
                 if rows.any():
                     rule.then(self, rows)
         self.fired[rule.code] = rows
+        self._drawn |= rule.randomises  # by the rule's place in the order, not by whether it fired in this chunk
 
     def adverse(self, rule: Rule) -> np.ndarray:
         """Where the finished decision is `rule`'s adverse one."""

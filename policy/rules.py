@@ -177,14 +177,14 @@ def _bucket(d: Decision, key: str) -> np.ndarray:
 def _treat(key: str):
     """An action that gives the rows their bucket's treatment `key`."""
     def then(d: Decision, rows: np.ndarray) -> None:
-        d.treatment[rows] = _bucket(d, key)[rows]
+        d.treat(rows, _bucket(d, key)[rows])
     return then
 
 
-def _give(name_of):
-    """An action that gives the rows one treatment, named by the policy."""
+def _give(name_of, intended: bool = True):
+    """An action that gives the rows one treatment, named by the policy (`intended`: see Decision.treat)."""
     def then(d: Decision, rows: np.ndarray) -> None:
-        d.treatment[rows] = name_of(d.policy.collection)
+        d.treat(rows, name_of(d.policy.collection), intended=intended)
     return then
 
 
@@ -213,7 +213,7 @@ LIKELY_SELF_CURE = Rule(
 
 CONTROL = Rule(
     "P18", "control cell: the baseline treatment", stage="collection", needs=("account_id", "dpd_now", "status"),
-    when=lambda d: d.late() & d.control, then=_give(lambda c: c.baseline))
+    when=lambda d: d.late() & d.control, then=_give(lambda c: c.baseline, intended=False), randomises=True)
 
 LEGAL_REVIEW = Rule(
     "P06", "long overdue with a large balance: legal review", stage="collection",
@@ -235,7 +235,7 @@ ESCALATION = Rule(
 def _close(d: Decision, rows: np.ndarray) -> None:
     d.new_limit[rows] = 0.0
     d.action[rows] = "closed"
-    d.treatment[rows] = RECOVERY
+    d.treat(rows, RECOVERY)
 
 
 CHARGED_OFF = Rule(

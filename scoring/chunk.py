@@ -30,7 +30,7 @@ from policy.config import Policy
 from policy.decide import ACTIVE, CHARGED_OFF, NEW, decide
 from policy.decide import INPUTS as POLICY_INPUTS
 from scoring.models import Models
-from scoring.output import REASONS, SCHEMA_VERSION, schema_for
+from scoring.output import REASONS, SCHEMA, SCHEMA_VERSION, TARGET_COLUMNS
 from scoring.tally import Tally
 from validation.metrics import bin_counts
 
@@ -135,7 +135,10 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     codes, texts = _reasons(decision, models, X, spec.reasons)
     watch.lap("reasons")
     table = _table(spec, state, prob, decision, codes, texts)
-    drift = {name: bin_counts(ref, pd.Series(now.column(name), copy=False))
+    # drift is measured on the book: a charged-off account has no score and its features describe a debt in
+    # recovery, not the population the models were trained on
+    book = np.flatnonzero(on_book)
+    drift = {name: bin_counts(ref, pd.Series(now.column(name)[book], copy=False))
              for name, ref in models.reference.get("features", {}).items() if name in now.names}
     if "score" in models.reference:
         drift["score"] = bin_counts(models.reference["score"], pd.Series(model_score[~np.isnan(model_score)]))
@@ -217,9 +220,14 @@ def _state(now: FeatureBlock, status: np.ndarray, prob: dict, model_score: np.nd
     return pd.DataFrame(columns)
 
 
+DECISIONS = ("score", "score_adjustment", "early_warning", "early_warning_action", "collection_treatment",
+             "collection_intended", "control_cell", "treatment_probability", "new_credit_limit", "limit_action",
+             "adverse")
+
+
 def _table(spec: ChunkSpec, state: pd.DataFrame, prob: dict, decision: pd.DataFrame, codes: np.ndarray,
            texts: np.ndarray) -> pa.Table:
-    """The chunk's rows in the output schema (columns of targets the bundle lacks left out)."""
+    """The chunk's rows in the output schema (the columns of a target the bundle lacks are null)."""
     n = len(state)
     out = {
         "account_id": state["account_id"].to_numpy(), "as_of": np.full(n, spec.as_of, dtype="datetime64[D]"),
@@ -227,18 +235,20 @@ def _table(spec: ChunkSpec, state: pd.DataFrame, prob: dict, decision: pd.DataFr
         "product": np.where(state["is_installment"], "installment", "revolving"),
         **{BY_NAME[t].output: p for t, p in prob.items()},
         "model_score": state["model_score"].to_numpy(), "previous_score": state["previous_score"].to_numpy(),
-        "dpd_now": state["dpd_now"].to_numpy(), "credit_limit": state["limit_now"].to_numpy(),
-        **{c: decision[c].to_numpy() for c in ("score", "score_adjustment", "early_warning", "early_warning_action",
-                                                "collection_treatment", "control_cell", "new_credit_limit",
-                                                "limit_action", "adverse")},
+        # a charged-off account's record is its status: no score and no days past due (its debt is in recovery)
+        "dpd_now": np.where(state["status"].to_numpy() == CHARGED_OFF, np.nan, state["dpd_now"].to_numpy()),
+        "credit_limit": state["limit_now"].to_numpy(),
+        **{c: decision[c].to_numpy() for c in DECISIONS},
         **{f"reason_{i + 1}": codes[:, i] for i in range(REASONS)},
         **{f"reason_text_{i + 1}": texts[:, i] for i in range(REASONS)},
         "model_version": np.full(n, spec.model_version, dtype=object),
         "schema_version": np.full(n, SCHEMA_VERSION, dtype=np.int32),
     }
-    schema = schema_for(spec.models.targets)
+    for target, columns in TARGET_COLUMNS.items():  # a model the bundle lacks: its columns are there, null
+        if target not in spec.models.targets:
+            out.update({c: np.full(n, None, dtype=object) for c in columns})
     # NaN is written as null: a value nothing computed (outside a population, no previous score) is missing
-    return pa.table({f.name: pa.array(out[f.name], type=f.type, from_pandas=True) for f in schema}, schema=schema)
+    return pa.table({f.name: pa.array(out[f.name], type=f.type, from_pandas=True) for f in SCHEMA}, schema=SCHEMA)
 
 
 def _reasons(decision: pd.DataFrame, models: Models, X: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from scoring.drift import drift_summary, log_drift
 from scoring.edges import edge_problems
 from scoring.errors import ScoreError, day_text
 from scoring.models import Models
-from scoring.output import SCHEMA_VERSION, AtomicParquet, claim, schema_for
+from scoring.output import SCHEMA, SCHEMA_VERSION, TARGET_COLUMNS, AtomicParquet, claim
 from scoring.pool import worker_pool
 from scoring.previous import previous_cycle, slice_of
 from scoring.problems import ProblemTally, repeated_bill_ids
@@ -130,11 +130,12 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
         raise ScoreError(str(exc)) from None
     with tempfile.TemporaryDirectory(prefix="dynascore-score-") as tmp:
         bundle, version = _bundle(request, Path(tmp))
+        _required_models(request.model, bundle.targets, policy)
         plan = _plan(request, policy, bundle, version)
         _refuse(lambda: check_control_totals(request.data, sums=False))  # rows, from footers: a truncated transfer
         if request.out is None:
             held.enter_context(claim(plan.out))
-        writer = AtomicParquet(plan.out, schema_for(bundle.targets))
+        writer = AtomicParquet(plan.out, SCHEMA)
         try:
             with ThreadPoolExecutor(1) as hasher:  # the input fingerprint and the amounts' sums, while chunks run
                 fingerprint = hasher.submit(_fingerprint, Path(request.data))
@@ -202,6 +203,18 @@ def _bundle(request: ScoreRequest, tmp: Path):
     return bundle, version
 
 
+def _required_models(model: str, targets: list[str], policy: Policy) -> None:
+    """Refuse a bundle without a model the policy is set to require; otherwise the rules that read a missing
+    model's output do not fire and its columns are null."""
+    need = {"early_warning": policy.early_warning.require_model, "self_cure": policy.collection.require_self_cure}
+    keys = {"early_warning": "[early_warning] require_model", "self_cure": "[collection] require_self_cure"}
+    missing = [t for t, required in need.items() if required and t not in targets]
+    if missing:
+        raise ScoreError(f"{model} has no model for {', '.join(missing)} (it has {', '.join(targets)}), which the "
+                         f"policy requires ({', '.join(keys[t] for t in missing)} = true in {policy.source}): train "
+                         "it (python train.py --targets default early_warning self_cure) or set the key to false")
+
+
 @dataclass(frozen=True)
 class Plan:
     as_of: int
@@ -247,6 +260,7 @@ def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: i
                   "tables": totals.inputs.summary()},
         "model": {"uri": request.model, "version": plan.spec.model_version,
                   "catalog_version": bundle.catalog_version, "targets": bundle.targets,
+                  "null_columns": [c for t, cols in TARGET_COLUMNS.items() if t not in bundle.targets for c in cols],
                   "score_scale": bundle.scale.to_dict()},
         "policy": {"source": policy.source, "hash": policy.hash},
         "rows": {"scored": rows, "not_open_yet": totals.accounts - rows,

@@ -25,7 +25,10 @@ from scoring.errors import ScoreError
 
 # 2: a model's columns are null outside the population its target is scored on (features/targets.py):
 #    pd_default, model_score, score and score_adjustment for charged-off accounts, p_self_cure outside 1-29 DPD
-SCHEMA_VERSION = 2
+# 3: every column is always there; a model the bundle lacks leaves its columns null (TARGET_COLUMNS). A
+#    charged-off account has no dpd_now and is never in the control cell. collection_intended (the treatment the
+#    policy intends) and treatment_probability (the chance of the treatment given, for effect measurement)
+SCHEMA_VERSION = 3
 REASONS = 4
 
 SCHEMA = pa.schema([
@@ -44,7 +47,9 @@ SCHEMA = pa.schema([
     ("p_self_cure", pa.float64()),
     ("dpd_now", pa.float64()),
     ("collection_treatment", pa.string()),
+    ("collection_intended", pa.string()),
     ("control_cell", pa.bool_()),
+    ("treatment_probability", pa.float64()),
     ("credit_limit", pa.float64()),
     ("new_credit_limit", pa.float64()),
     ("limit_action", pa.string()),
@@ -54,14 +59,9 @@ SCHEMA = pa.schema([
     ("model_version", pa.string()),
     ("schema_version", pa.int32()),
 ])
-# columns a bundle without the early-warning or self-cure model leaves out
+# the columns of a model the bundle may lack: null in every row when it does (the default model is required)
 TARGET_COLUMNS = {"early_warning": ("p_early_warning", "early_warning", "early_warning_action"),
                   "self_cure": ("p_self_cure",)}
-
-
-def schema_for(targets: list[str]) -> pa.Schema:
-    drop = [c for t, cols in TARGET_COLUMNS.items() if t not in targets for c in cols]
-    return pa.schema([f for f in SCHEMA if f.name not in drop])
 
 
 def manifest_path(out: Path) -> Path:

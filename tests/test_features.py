@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -200,6 +202,42 @@ def test_panel_rows_are_the_features_joined_to_their_usable_labels(prep):
     assert panel.values.flags.c_contiguous
     assert all(np.shares_memory(panel.frame[n].to_numpy(), panel.values) for n in panel.feature_names)
     np.testing.assert_array_equal(panel.matrix, joined[panel.feature_names].to_numpy())
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.sampled_from(list(pd.date_range("2024-01-31", "2025-09-30", freq="ME"))),
+       seed=st.integers(0, 2**31 - 1), share=st.sampled_from([0.2, 0.5, 0.9]))
+def test_a_panel_spread_over_the_month_is_each_row_as_of_its_own_day(prep, start, seed, share):
+    """A spread panel's row is the features and labels of its account as of its own day, exactly as the build
+    for every account at that day gives them; each customer has one day a month, the month end for about
+    `share` of them."""
+    end = start + pd.offsets.MonthEnd(2)
+    panel = build_panel(prep, start, end, month_end_share=share, seed=seed)
+    frame = panel.frame
+    day = pd.to_datetime(frame["as_of"])
+    month = day.dt.to_period("M")
+    assert ((day >= start - pd.offsets.MonthBegin(1)) & (day <= end)).all() and month.nunique() == 3
+    customer = pd.Series(prep.customer_id[np.searchsorted(prep.account_id, frame["account_id"])])
+    assert (frame.assign(c=customer, m=month).groupby(["c", "m"])["as_of"].nunique() == 1).all()
+    at_end = (day == day + pd.offsets.MonthEnd(0)).to_numpy()
+    days_left = (day + pd.offsets.MonthEnd(0) - day).dt.days.to_numpy()
+    assert abs(at_end.mean() - share) < 0.03 + (1 - share) / 28, "month ends in about the share asked for"
+    assert days_left.max() >= 27, "the other rows spread over the month"
+    for when in np.random.default_rng(seed).choice(np.unique(frame["as_of"].to_numpy()), 4, replace=False):
+        rows = frame[frame["as_of"] == when].reset_index(drop=True)
+        whole = build_features(prep, [when]).set_index("account_id").loc[rows["account_id"]].reset_index()
+        pd.testing.assert_frame_equal(rows[["account_id", "as_of", *panel.feature_names]], whole, check_dtype=False)
+        labels = build_labels(prep, [when]).set_index("account_id").loc[rows["account_id"]]
+        for t in TARGETS:
+            expected = labels[t].where(labels[f"complete_{t}"]).to_numpy()
+            np.testing.assert_array_equal(rows[t].to_numpy(), expected, err_msg=t)
+
+
+def test_a_panel_of_month_ends_is_the_panel_with_a_share_of_one(prep):
+    every = build_panel(prep, "2025-01-31", "2025-03-31")
+    spread = build_panel(prep, "2025-01-31", "2025-03-31", month_end_share=1.0, seed=99)
+    pd.testing.assert_frame_equal(every.frame, spread.frame)
+    assert (pd.to_datetime(every.frame["as_of"]).dt.is_month_end).all()
 
 
 def test_build_cli_refuses_a_future_date_and_writes_nothing(baseline_dir, tmp_path):

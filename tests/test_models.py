@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from features.catalog import default_catalog
+from features.panel import Panel, month_end_of
+from features.targets import TARGET_NAMES
 from models.bundle import Bundle, BundleError, TargetModel, load_bundle
 from models.calibration import Calibrator, fit_calibrator
 from models.lgbm import fit_booster, lgb_params, sample_rows
@@ -333,6 +335,16 @@ def plain(baseline_tables):
     return train(baseline_tables, TrainConfig(targets=("default",), n_boot=20), progress=lambda _: None)
 
 
+def test_a_target_s_model_is_the_same_bytes_whatever_targets_run_beside_it(baseline_tables):
+    """Bin edges, the drift reference and the panel come from rows no choice of targets changes."""
+    quick = {"n_boot": 5, "num_boost_round": 40}
+    alone = train(baseline_tables, TrainConfig(targets=("default",), **quick), progress=lambda _: None)
+    beside = train(baseline_tables, TrainConfig(targets=("self_cure", "default"), **quick), progress=lambda _: None)
+    assert alone.bundle.models["default"].text == beside.bundle.models["default"].text
+    assert alone.bundle.reference["features"] == beside.bundle.reference["features"]
+    assert alone.targets["default"].metrics["test"]["auc"] == beside.targets["default"].metrics["test"]["auc"]
+
+
 def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(trained):
     r = trained.targets["default"]
     m = r.metrics["test"]
@@ -351,7 +363,7 @@ def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(t
     assert set(t["slice"]) == set(r.rows) and list(t.columns[:2]) == ["slice", "as_of"]
     test = t[t["slice"] == "test"]
     assert test["n"].sum() == r.rows["test"] and test["bads"].sum() == r.predictions["y"].sum()
-    assert test["as_of"].tolist() == sorted(r.predictions["as_of"].unique())
+    assert test["as_of"].tolist() == sorted(pd.unique(month_end_of(r.predictions["as_of"].to_numpy())))
     assert np.average(test["predicted"], weights=test["n"]) == pytest.approx(r.predictions["p"].mean())
     # the drift reference of the score: the bundle's scores of the seeded training sample the metrics described
     sample = sample_rows(slice_rows(trained.panel, "default", r.plan)["train"], SAMPLE_ROWS, TrainConfig().seed)
@@ -445,10 +457,11 @@ def test_a_version_with_the_filter_and_one_without_are_compared_on_the_same_rows
 
 
 def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, tmp_path):
-    # write exactly the panel's usable default labels, then train on them from the file
+    # write exactly the panel's usable default labels, then train on them from the file (a file's labels are
+    # joined on month ends: the derived panel here is one of month ends too)
     from training.trainer import build_training_panel
 
-    cfg = TrainConfig(targets=("default",), n_boot=50)
+    cfg = TrainConfig(targets=("default",), n_boot=50, month_end_share=1.0)
     panel = build_training_panel(baseline_tables, cfg, default_catalog())
     labels = panel.frame.loc[panel.frame["default"].notna(), ["account_id", "as_of", "default"]]
     labels = labels.rename(columns={"default": "label"}).assign(target="default")
@@ -461,7 +474,13 @@ def test_supplied_labels_give_the_same_model_as_derived_ones(baseline_tables, tm
         ["account_id", "as_of", *panel.feature_names, "default"]], check_dtype=False)
     assert np.shares_memory(supplied.frame[panel.feature_names[0]].to_numpy(), supplied.values)
     result = train(baseline_tables, cfg, labels=supplied_labels(path), progress=lambda _: None)
-    derived = train(baseline_tables, cfg, panel=panel, progress=lambda _: None)
+    # the derived panel on the same rows (it also holds rows only other targets label: bin edges come from every
+    # row of the panel up to the shared training end, so those rows would move them)
+    keep = np.flatnonzero(panel.frame["default"].notna().to_numpy())
+    same_rows = Panel.over(np.ascontiguousarray(panel.values[:, keep]), panel.feature_names,
+                           panel.frame["account_id"].to_numpy()[keep], panel.frame["as_of"].to_numpy()[keep],
+                           {t: panel.frame[t].to_numpy()[keep] for t in TARGET_NAMES}, panel.counts, panel.history)
+    derived = train(baseline_tables, cfg, panel=same_rows, progress=lambda _: None)
     assert (result.bundle.models["default"].booster.model_to_string()
             == derived.bundle.models["default"].booster.model_to_string())
     assert result.bundle.info["label_source"] == "file"

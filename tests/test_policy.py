@@ -129,10 +129,21 @@ def test_collection_treatments_follow_dpd_self_cure_and_the_control_cell(state):
     legal = late & (dpd >= c.legal_review_dpd) & (state["balance_now"].to_numpy() >= c.legal_review_balance)
     assert (t[legal] == "legal_review").all()
     control = d["control_cell"].to_numpy()
+    assert not control[charged].any(), "a charged-off account is never in the control cell"
     assert (t[late & ~legal & control] == c.baseline).all()
-    for i in np.flatnonzero(late & ~legal & ~control):
+    intended, prob = d["collection_intended"].to_numpy(), d["treatment_probability"].to_numpy()
+    for i in np.flatnonzero(late & ~legal):
         bucket = [b for b in c.buckets if b.min_dpd <= dpd[i]][-1]
-        assert t[i] == (bucket.likely if cure[i] >= bucket.cure_threshold else bucket.unlikely)
+        assert intended[i] == (bucket.likely if cure[i] >= bucket.cure_threshold else bucket.unlikely)
+        if not control[i]:
+            assert t[i] == intended[i]
+    # what an effect measurement needs: the intended treatment, the cell, and the chance of what was given
+    assert (intended[legal] == "legal_review").all() and (intended[charged] == RECOVERY).all()
+    assert np.isnan(prob[t == ""]).all() and not np.isnan(prob[t != ""]).any()
+    drawn = late & ~legal & (intended != c.baseline)
+    assert (prob[drawn & control] == c.control_share).all()
+    assert (prob[drawn & ~control] == 1 - c.control_share).all()
+    assert (prob[(t != "") & ~drawn] == 1.0).all(), "a treatment given whatever the draw has chance 1"
     strong = np.array([c.severity(x) >= c.severity(c.escalation_from) if x in c.treatments else False for x in t])
     assert d["adverse"].to_numpy()[strong & late].all(), "an escalation is adverse and carries a reason"
 

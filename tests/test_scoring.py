@@ -30,6 +30,7 @@ from features.targets import BY_NAME
 from models.bundle import load_bundle
 from models.latent_state import LatentStateFilter, add_latent_features, with_latent
 from models.reasons import top_adverse
+from policy.config import load_policy
 from scoring.chunks import plan_chunks
 from scoring.job import ScoreError, ScoreRequest, run
 from scoring.output import manifest_path, sha256
@@ -141,6 +142,13 @@ def test_the_manifest_describes_the_run_and_matches_the_file(baseline_dir, basel
     scored = frame["model_score"].dropna()  # charged-off accounts have no score and stay out of its drift
     assert len(scored) < len(frame) and (frame.loc[frame["model_score"].isna(), "status"] == "charged_off").all()
     assert m["drift"]["score"]["psi"] == pytest.approx(psi(bundle.reference["score"], scored), abs=1e-5)
+    # a charged-off account is its status only: no score, no days past due, not in the drift or the control cell
+    charged = frame["status"] == "charged_off"
+    assert charged.any() and frame.loc[charged, ["pd_default", "score", "dpd_now"]].isna().all().all()
+    assert not frame.loc[charged, "control_cell"].any() and m["rows"]["control_cell"] == frame["control_cell"].sum()
+    book = frame.loc[~charged, "dpd_now"]
+    assert m["drift"]["features"]["dpd_now"]["psi"] == pytest.approx(psi(bundle.reference["features"]["dpd_now"],
+                                                                            book), abs=1e-5)
     assert sum(m["rows"]["limit_action"].values()) == m["rows"]["scored"]
     # the counts behind the report are the output's own
     by_band = m["distributions"]["limit_action_by_score_band"]
@@ -316,15 +324,37 @@ def test_reason_modes_explain_adverse_rows_everyone_or_no_one(small_world, bundl
     pd.testing.assert_frame_equal(adverse[decisions], none[decisions])
 
 
-def test_a_bundle_without_a_target_leaves_its_columns_out(small_world, bundle_dir, tmp_path):
+def test_a_bundle_without_a_target_keeps_its_columns_null_and_its_rules_silent(small_world, bundle_dir, tmp_path):
+    from scoring.output import SCHEMA, SCHEMA_VERSION
+
     bundle = load_bundle(bundle_dir)
-    del bundle.models["early_warning"]
-    partial = bundle.save(tmp_path / "no_ew")
+    del bundle.models["early_warning"], bundle.models["self_cure"]
+    partial = bundle.save(tmp_path / "default_only")
     m = _score(small_world, tmp_path / "s.parquet", partial, workers=1, as_of=AS_OF)
-    columns = pq.read_schema(tmp_path / "s.parquet").names
-    assert "p_early_warning" not in columns and "early_warning" not in columns
-    assert {"pd_default", "p_self_cure", "collection_treatment", "limit_action"} <= set(columns)
-    assert m["model"]["targets"] == ["default", "self_cure"] and "early_warning" not in m["rows"]
+    out = pd.read_parquet(tmp_path / "s.parquet")
+    assert pq.read_schema(tmp_path / "s.parquet").names == SCHEMA.names, "the same columns whatever the bundle"
+    assert (out["schema_version"] == SCHEMA_VERSION).all()
+    for column in ("p_early_warning", "early_warning", "early_warning_action", "p_self_cure"):
+        assert out[column].isna().all(), f"{column}: nothing computed it, so it is null"
+    assert m["model"]["null_columns"] == ["p_early_warning", "early_warning", "early_warning_action", "p_self_cure"]
+    # the rules that read a missing model do not fire: no warning, no escalation quoting an estimate
+    texts = out[[f"reason_text_{i}" for i in range(1, 5)]].fillna("").agg(" ".join, axis=1)
+    assert not texts.str.contains("chance to pay without contact").any()
+    late = out[(out["dpd_now"] > 0) & (out["status"] != "charged_off") & ~out["control_cell"]
+               & (out["collection_treatment"] != "legal_review")]
+    assert len(late) and (late["collection_treatment"] == late["collection_intended"]).all()
+    policy = load_policy()
+    buckets = [b.min_dpd for b in policy.collection.buckets]
+    unlikely = np.array([b.unlikely for b in policy.collection.buckets], dtype=object)
+    expected = unlikely[np.searchsorted(buckets, late["dpd_now"].to_numpy(), side="right") - 1]
+    assert (late["collection_treatment"].to_numpy() == expected).all(), "without the model: the unlikely treatment"
+    assert "early_warning" not in m["rows"] or m["rows"]["early_warning"] == 0
+    # a policy that requires the model refuses the bundle, before anything is written
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[collection]\nrequire_self_cure = true\n")
+    with pytest.raises(ScoreError, match=r"no model for self_cure.*require_self_cure"):
+        _score(small_world, tmp_path / "u.parquet", partial, workers=1, as_of=AS_OF, policy=strict)
+    assert not (tmp_path / "u.parquet").exists()
     del bundle.models["default"]
     no_default = bundle.save(tmp_path / "no_default")
     with pytest.raises(ScoreError, match="no model for the default target"):
@@ -369,4 +399,37 @@ def test_a_model_on_a_subset_of_the_catalog_scores_with_exactly_its_features(sma
     on_book = (out["status"] != "charged_off").to_numpy()
     np.testing.assert_allclose(out.loc[on_book, "pd_default"], expected.loc[on_book, "pd_default"], atol=1e-12)
     assert sorted(manifest["drift"]["features"]) == sorted(names)
-    assert manifest["model"]["targets"] == ["default"] and "p_self_cure" not in out
+    assert manifest["model"]["targets"] == ["default"] and out["p_self_cure"].isna().all()
+
+
+def _wilson(cured: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson interval of a proportion."""
+    p = cured / n
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def test_mid_month_collection_gives_the_milder_treatment_to_those_who_do_cure(baseline_dir, baseline_tables,
+                                                                              bundle_dir, tmp_path):
+    """Scored on the 12th (revolving bills fall due on the 8th-10th), the accounts the policy means to treat as
+    likely to pay without contact do cure more often within 30 days than the others, in each early bucket."""
+    from features.labels import build_labels
+
+    policy = load_policy()
+    frames = []
+    for day in ("2025-09-12", "2025-10-12", "2025-11-12"):
+        out = tmp_path / f"s-{day}.parquet"
+        _score(baseline_dir[0], out, bundle_dir, workers=1, as_of=day)
+        cured = build_labels(baseline_tables, [day])[["account_id", "self_cure"]]
+        frames.append(pd.read_parquet(out).merge(cured, on="account_id", how="left"))
+    scored = pd.concat(frames)
+    for lo, hi in ((1, 2), (3, 14)):
+        bucket = next(b for b in policy.collection.buckets if b.min_dpd == lo)
+        rows = scored[scored["dpd_now"].between(lo, hi) & scored["self_cure"].notna()]
+        likely = rows.loc[rows["collection_intended"] == bucket.likely, "self_cure"]
+        unlikely = rows.loc[rows["collection_intended"] == bucket.unlikely, "self_cure"]
+        assert len(likely) >= 50 and len(unlikely) >= 50, (lo, hi, len(likely), len(unlikely))
+        likely_lo, _ = _wilson(int(likely.sum()), len(likely))
+        _, unlikely_hi = _wilson(int(unlikely.sum()), len(unlikely))
+        assert likely_lo > unlikely_hi, (f"{lo}-{hi} DPD: likely cure {likely.mean():.3f} (n {len(likely)}) vs "
+                                         f"unlikely {unlikely.mean():.3f} (n {len(unlikely)}): the intervals overlap")

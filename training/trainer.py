@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from features.as_of import check_as_of
 from features.builders import Prepared, to_days
 from features.catalog import Catalog, default_catalog
 from features.contract import Tables
-from features.panel import Panel, build_panel
+from features.panel import Panel, build_panel, month_end_of
 from features.sorted_keys import nondecreasing
 from features.stopwatch import Stopwatch
 from features.targets import TARGET_NAMES
@@ -129,7 +130,8 @@ def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
                          labels: pd.DataFrame | None = None) -> Panel:
     prep = Prepared(tables)
     start, end = _month_range(prep, cfg)
-    panel = build_panel(prep, start, end, catalog, cfg.labels)
+    share = cfg.month_end_share if labels is None else 1.0  # a file's labels are joined on month ends
+    panel = build_panel(prep, start, end, catalog, cfg.labels, month_end_share=share, seed=cfg.seed)
     if labels is None:
         return panel
     # the keys alone are joined (an inner merge keeps the panel's order), then the labelled rows' features are
@@ -149,14 +151,21 @@ def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
                       history)
 
 
+def target_plan(panel: Panel, target: str, cfg: TrainConfig, supplied: bool,
+                labelled: np.ndarray | None = None) -> SlicePlan:
+    """The target's slices in time, from the months of its labelled rows."""
+    if labelled is None:
+        labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
+    if not len(labelled):
+        raise ValueError(f"the panel has no usable rows for target {target!r}: widen the as-of range")
+    months = np.unique(month_end_of(panel.frame["as_of"].to_numpy()[labelled]))
+    return plan_slices(months, cfg.embargo(target, supplied), cfg.valid_months, cfg.calib_months, cfg.test_months)
+
+
 def target_slices(panel: Panel, target: str, cfg: TrainConfig, supplied: bool) -> tuple[SlicePlan, dict]:
     """The target's slice plan and each slice's panel rows (see `slice_rows`)."""
     labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
-    if not len(labelled):
-        raise ValueError(f"the panel has no usable rows for target {target!r}: widen the as-of range")
-    as_of = panel.frame["as_of"].iloc[labelled]
-    plan = plan_slices(as_of.unique(), cfg.embargo(target, supplied), cfg.valid_months, cfg.calib_months,
-                       cfg.test_months)
+    plan = target_plan(panel, target, cfg, supplied, labelled)
     return plan, slice_rows(panel, target, plan, labelled)
 
 
@@ -211,8 +220,8 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     test_keys = keys.iloc[at["test"]].reset_index(drop=True)
     groups = test_keys["account_id"].to_numpy()
     metrics = {s: metric_set(y_eval[s], p[s], groups if s == "test" else None, n_boot=cfg.n_boot) for s in SLICES}
-    as_of = keys["as_of"].to_numpy()
-    by_month = pd.concat([calibration_by_period(y_eval[s], p[s], as_of[rows[s]]) for s in SLICES], keys=SLICES,
+    month = month_end_of(keys["as_of"].to_numpy())
+    by_month = pd.concat([calibration_by_period(y_eval[s], p[s], month[rows[s]]) for s in SLICES], keys=SLICES,
                          names=["slice", None]).reset_index(0).reset_index(drop=True)
     by_month = by_month.rename(columns={"period": "as_of"})
     lap("metrics")
@@ -236,21 +245,31 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     return model, result
 
 
-def _common_training_rows(panel: Panel, slices: dict) -> np.ndarray:
-    """The targets' training rows up to the earliest training end, where the bin edges of all the targets
-    are found: no target's later slices shape them, and the edges depend on the targets trained and their
-    labels only (labels from a file give the model the same labels derived here give)."""
-    end = min(plan.months["train"][1] for plan, _ in slices.values()).to_datetime64()
-    as_of = panel.frame["as_of"].to_numpy()
-    return np.unique(np.concatenate([at["train"][as_of[at["train"]] <= end] for _, at in slices.values()]))
+def shared_training_end(panel: Panel, cfg: TrainConfig, supplied: bool, slices: dict) -> pd.Timestamp:
+    """The earliest training end among every declared target the panel labels, whichever are trained: bin
+    edges and the latent-state filter are found on the panel's rows up to it, so no target's later slices
+    shape them and a target's model is the same bytes whatever targets are trained beside it."""
+    ends = []
+    for name in TARGET_NAMES:
+        if name in slices:
+            ends.append(slices[name][0].months["train"][1])
+            continue
+        with suppress(ValueError):  # too few labelled months for this target: it cannot be trained here anyway
+            ends.append(target_plan(panel, name, cfg, supplied).months["train"][1])
+    return min(ends)
+
+
+def _rows_until(panel: Panel, end: pd.Timestamp) -> np.ndarray:
+    """The panel's rows in months up to `end` (every row there has a usable label for some target)."""
+    return np.flatnonzero(month_end_of(panel.frame["as_of"].to_numpy()) <= end.to_datetime64())
 
 
 def slice_rows(panel: Panel, target: str, plan: SlicePlan, labelled: np.ndarray | None = None) -> dict:
     """Each slice's row positions in the panel, in panel order (rows without a label for `target` in none)."""
     if labelled is None:
         labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
-    keys = panel.frame[["account_id", "as_of"]].iloc[labelled].reset_index(drop=True)
-    part = plan.assign(keys["as_of"], keys["account_id"]).to_numpy()
+    month = pd.Series(month_end_of(panel.frame["as_of"].to_numpy()[labelled]))
+    part = plan.assign(month, panel.frame["account_id"].to_numpy()[labelled]).to_numpy()
     return {s: labelled[part == s] for s in SLICES}
 
 
@@ -310,15 +329,17 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
     models, results = {}, {}
     t1 = time.perf_counter()
     slices = {t: target_slices(panel, t, cfg, labels is not None) for t in cfg.targets}
+    shared_end = shared_training_end(panel, cfg, labels is not None, slices)
     latent = None
     if cfg.latent_state and panel.history is not None:
         t2 = time.perf_counter()
-        latent, panel = _with_latent_state(panel, slices, cfg.seed, progress)
+        latent, panel = _with_latent_state(panel, shared_end, cfg.seed, progress)
         catalog = with_latent(catalog, latent)
         timings["latent_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
-    binned = panel_dataset(panel, _common_training_rows(panel, slices), lgb_params([0] * len(panel.feature_names),
-                           cfg.seed, cfg.lgb_params), cfg.seed)
+    shared_rows = _rows_until(panel, shared_end)
+    binned = panel_dataset(panel, shared_rows, lgb_params([0] * len(panel.feature_names), cfg.seed, cfg.lgb_params),
+                           cfg.seed)
     timings["bin_s"] = time.perf_counter() - t3
     for target in cfg.targets:
         models[target], results[target] = train_target(panel, target, cfg, catalog, supplied=labels is not None,
@@ -326,9 +347,9 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
                                                        slices=slices[target], binned=binned)
     del binned
     timings["fit_s"] = time.perf_counter() - t1
-    # drift references: the features on the first target's in-sample rows (a seeded sample of its training
-    # slice), the score on the default model's, as its metrics scored them (not predicted a second time)
-    train_X = panel.rows(sample_rows(slices[cfg.targets[0]][1]["train"], SAMPLE_ROWS, cfg.seed))
+    # drift references: the features on a seeded sample of the rows the bin edges came from (whatever targets
+    # are trained), the score on the default model's in-sample rows, as its metrics scored them
+    train_X = panel.rows(sample_rows(shared_rows, SAMPLE_ROWS, cfg.seed))
     reference = {"features": {n: reference_distribution(train_X[:, j]) for j, n in enumerate(panel.feature_names)}}
     del train_X
     if "default" in results:
@@ -345,11 +366,10 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
     return TrainResult(bundle, results, panel.counts, timings, fp, panel)
 
 
-def _with_latent_state(panel: Panel, slices: dict, seed: int,
+def _with_latent_state(panel: Panel, end: pd.Timestamp, seed: int,
                        progress: Callable[[str], None]) -> tuple[LatentStateFilter, Panel]:
-    """The latent-state filter fitted on the outcomes known at the earliest training end (so no later slice
+    """The latent-state filter fitted on the outcomes known at the shared training end (so no later slice
     shapes it), and the panel with its features: each row's from what was known at the row's as-of date."""
-    end = min(plan.months["train"][1] for plan, _ in slices.values())
     day = int(np.datetime64(end.date(), "D").astype(np.int64))
     latent = LatentStateFilter(random_state=seed).fit(panel.history, day)
     progress(f"latent-state filter: {latent.n_classes} habits x {latent.n_states} states, fitted on outcomes known "

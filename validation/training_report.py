@@ -75,7 +75,8 @@ def build_training_report(train_result, title: str = "dynascore validation repor
         rep.add_table("Discrimination and calibration by slice (AUC interval: account-level bootstrap, 95 %)",
                       _metrics_table(r))
         if r.oracle:
-            rep.add_table("Gap to the Bayes-optimal oracle on the same out-of-time rows (synthetic truth)",
+            rep.add_table("Gap to the Bayes-optimal oracle on the out-of-time rows as of month ends, where the "
+                          "synthetic truth lives (the other rows are as of days spread over the month)",
                           pd.DataFrame([{k: v for k, v in r.oracle.items() if not k.startswith("_")}]))
         rep.add_table("Calibration on the out-of-time slice (10 equal-frequency bins)", r.calibration)
         test = r.predictions
