@@ -3,9 +3,13 @@
 For every account open at the as-of date: the three model probabilities, the score and its change since
 the previous cycle, a credit-limit action under the policy's guardrails, an early warning, a collection
 treatment for accounts late now (with a stable control cell), and up to four reasons for every adverse
-decision. Writes one Parquet file and a manifest beside it (input fingerprint, model version, policy hash,
-timings, drift), both atomically: a failed run leaves nothing at --out. --out is checked and locked before
-the model loads, so an unwritable output, or one another run is writing, fails at once.
+decision. Writes one Parquet file (--out) and beside it, all atomically (a failed run leaves nothing at --out):
+  <name>.manifest.json  input fingerprint, model version, policy hash, rows by action, timings, drift
+  <name>.report.html    the run report for whoever checks the night: limit actions by score band, collection
+                        treatments by days past due, score adjustments, the score against its training
+                        reference, the most drifting features
+--out is checked and locked before the model loads, so an unwritable output, or one another run is writing,
+fails at once.
 
 Examples:
   python score.py                                   # demo data, the registry's champion, latest date
@@ -21,42 +25,63 @@ import sys
 import time
 from pathlib import Path
 
+from features.cli import EXIT_CODES, Parser, data_directory, day, existing_file, mlflow_output, positive
+
 DEMO = Path("data/synthetic/demo")
+REGISTRY = "models:/"
+ABOUT, _, EXAMPLES = __doc__.rstrip().partition("\n\n")
+
+
+def _model(text: str) -> str:
+    """--model: a registry URI (models:/NAME@ALIAS or models:/NAME/VERSION) or a bundle directory that exists."""
+    if text.startswith(REGISTRY):
+        if not any(sep in text[len(REGISTRY):].strip("/@") for sep in "@/"):
+            raise argparse.ArgumentTypeError(f"{text} names no version: models:/NAME/3 or models:/NAME@champion")
+        return text
+    if not Path(text).is_dir():
+        why = "is a file, not a bundle directory" if Path(text).exists() else "not found"
+        raise argparse.ArgumentTypeError(f"model {text} {why}: pass models:/NAME@champion (a registered model) or "
+                                         "the bundle directory train.py wrote")
+    return text
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python score.py", description=__doc__.split("\n\n")[0],
-                                 epilog=__doc__.split("\n\n", 1)[1],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models:/dynascore@champion",
+    ap = Parser(prog="python score.py", description=ABOUT, epilog=f"{EXAMPLES}\n\n{EXIT_CODES}")
+    ap.add_argument("--model", type=_model, default="models:/dynascore@champion",
                     help="models:/NAME@ALIAS, models:/NAME/VERSION or a bundle directory "
-                         "(default models:/dynascore@champion, what `python train.py` registers)")
-    ap.add_argument("--data", type=Path, default=DEMO, help=f"data directory in the contract (default {DEMO})")
-    ap.add_argument("--as-of", metavar="YYYY-MM-DD", help="score as of the end of this day (default: the data's "
-                    "extraction date)")
-    ap.add_argument("--extracted-on", metavar="YYYY-MM-DD", help="the day the extract was taken: events after it "
-                    "are refused (default: extraction_date in the extract's _manifest.json, else the latest event "
-                    "date, never after today, with a warning)")
-    ap.add_argument("--out", type=Path, help="output Parquet file (default scores/scores-<as-of>.parquet); the "
-                    "manifest goes beside it as <name>.manifest.json")
-    ap.add_argument("--previous", type=Path, metavar="FILE", help="last cycle's output, for score adjustments "
-                    "(default: recompute the score as of the previous cycle)")
-    ap.add_argument("--config", type=Path, metavar="FILE", help="policy TOML overriding policy/default.toml")
+                         "(default models:/dynascore@champion, what python train.py registers)")
+    ap.add_argument("--data", type=data_directory, default=str(DEMO), metavar="DIR",
+                    help=f"data directory in the contract (default {DEMO})")
+    ap.add_argument("--as-of", type=day, metavar="YYYY-MM-DD", help="score as of the end of this day (default: "
+                    "the data's extraction date)")
+    ap.add_argument("--extracted-on", type=day, metavar="YYYY-MM-DD", help="the day the extract was taken: events "
+                    "after it are refused (default: extraction_date in the extract's _manifest.json, else the latest "
+                    "event date, never after today, with a warning)")
+    ap.add_argument("--out", type=Path, metavar="FILE", help="output Parquet file (default "
+                    "scores/scores-<as-of>.parquet); beside it go <name>.manifest.json and the run report "
+                    "<name>.report.html")
+    ap.add_argument("--previous", type=existing_file, metavar="FILE", help="last cycle's output, for score "
+                    "adjustments (default: recompute the score as of the previous cycle)")
+    ap.add_argument("--config", type=existing_file, metavar="FILE", help="policy TOML overriding "
+                    "policy/default.toml")
     ap.add_argument("--reasons", choices=("adverse", "all", "none"), default="adverse",
                     help="which accounts get model reasons: those with an adverse decision (default), all "
                          "(slower), or none (rules only)")
-    ap.add_argument("--tracking-uri", help="mlflow tracking URI for models:/ (default: $MLFLOW_TRACKING_URI or "
-                    "sqlite:///mlflow.db)")
-    ap.add_argument("--chunk-size", type=int, default=125_000, metavar="N",
+    ap.add_argument("--tracking-uri", metavar="URI", help="mlflow tracking URI for models:/ (default: "
+                    "$MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    ap.add_argument("--chunk-size", type=positive(), default=125_000, metavar="N",
                     help="accounts per chunk: bounds memory, about 1.5 GB per worker at the default 125000 "
                          "(results do not depend on it)")
-    ap.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes (default 2)")
+    ap.add_argument("--workers", type=positive(), default=2, metavar="N", help="worker processes (default 2)")
+    ap.add_argument("--verbose", action="store_true",
+                    help="also mlflow's own messages when reading models:/ (its INFO log lines, download bars)")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # arguments and paths first: a mistake stops here, before any worker starts
     t0 = time.perf_counter()
+    mlflow_output(args.verbose)
     from scoring.pool import worker_pool
 
     with worker_pool(args.workers, args.data) as pool:  # first: the workers import and warm while this process plans

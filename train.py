@@ -1,8 +1,9 @@
 """python train.py: build the panel, train and validate the three target models, log and register them.
 
 With no arguments it trains on data/synthetic/demo (generated first if missing, a few seconds), logs to the
-embedded local mlflow store (sqlite:///mlflow.db) and registers the model as `dynascore`: the new version
-becomes `champion` if it beats the current one on the out-of-time rows, otherwise `challenger`.
+embedded local mlflow store (sqlite:///mlflow.db) and registers the model as dynascore: the new version
+becomes champion if it beats the current one on the out-of-time rows, otherwise challenger. It ends with
+where the model is and the score.py command that scores with it.
 
 Examples:
   python train.py
@@ -12,38 +13,53 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
 
+from features.cli import EXIT_CODES, Parser, data_directory, day, existing_file, mlflow_output, not_a_file, positive
+from features.targets import TARGET_NAMES
+
 DEMO = Path("data/synthetic/demo")
+ABOUT, _, EXAMPLES = __doc__.rstrip().partition("\n\n")
+
+
+def _data(text: str) -> Path:
+    """--data: a directory that exists, or the demo's (generated when missing)."""
+    return DEMO if Path(text) == DEMO and not DEMO.exists() else data_directory(text)
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python train.py", description=__doc__.split("\n\n")[0],
-                                 epilog=__doc__.split("\n\n", 1)[1],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEMO, help=f"data directory in the contract (default {DEMO}; "
-                    "generated if it is the default and missing)")
-    ap.add_argument("--as-of-start", metavar="YYYY-MM-DD", help="first as-of month end (default: 3 months in)")
-    ap.add_argument("--as-of-end", metavar="YYYY-MM-DD", help="last as-of month end (default: the extraction date)")
-    ap.add_argument("--extracted-on", metavar="YYYY-MM-DD", help="the day the extract was taken: events after it are "
-                    "refused (default: extraction_date in the extract's _manifest.json, else the latest event date, "
-                    "never after today, with a warning)")
-    ap.add_argument("--targets", nargs="+", metavar="TARGET",
+    ap = Parser(prog="python train.py", description=ABOUT, epilog=f"{EXAMPLES}\n\n{EXIT_CODES}")
+    ap.add_argument("--data", type=_data, default=DEMO, metavar="DIR",
+                    help=f"data directory in the contract (default {DEMO}; generated if it is the default and missing)")
+    ap.add_argument("--as-of-start", type=day, metavar="YYYY-MM-DD",
+                    help="first as-of month end (default: 3 months in)")
+    ap.add_argument("--as-of-end", type=day, metavar="YYYY-MM-DD",
+                    help="last as-of month end (default: the extraction date)")
+    ap.add_argument("--extracted-on", type=day, metavar="YYYY-MM-DD", help="the day the extract was taken: events "
+                    "after it are refused (default: extraction_date in the extract's _manifest.json, else the latest "
+                    "event date, never after today, with a warning)")
+    ap.add_argument("--targets", nargs="+", choices=TARGET_NAMES, metavar="TARGET",
                     help="targets to train (default: default early_warning self_cure; also early_warning_beyond_grace)")
-    ap.add_argument("--labels", type=Path, metavar="FILE",
+    ap.add_argument("--labels", type=existing_file, metavar="FILE",
                     help="train on supplied labels (CSV/Parquet: account_id, as_of, target, label) instead of derived")
-    ap.add_argument("--config", type=Path, metavar="FILE", help="TOML config: [train] [lightgbm] [labels] "
+    ap.add_argument("--config", type=existing_file, metavar="FILE", help="TOML config: [train] [lightgbm] [labels] "
                     "[score_scale] [promotion] (see training/config.py)")
-    ap.add_argument("--seed", type=int, help="random seed (overrides the config)")
-    ap.add_argument("--tune-trials", type=int, metavar="N", help="hyperparameter search with N trials (deterministic)")
-    ap.add_argument("--tune-timeout", type=float, metavar="SECONDS", help="hyperparameter search for a time budget")
-    ap.add_argument("--tracking-uri", help="mlflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
-    ap.add_argument("--experiment", default="dynascore", help="mlflow experiment (default dynascore)")
-    ap.add_argument("--model-name", default="dynascore", help="registered model name (default dynascore)")
-    ap.add_argument("--reports", type=Path, default=Path("reports"),
+    ap.add_argument("--seed", type=int, metavar="N", help="random seed (overrides the config)")
+    ap.add_argument("--tune-trials", type=positive(), metavar="N",
+                    help="hyperparameter search with N trials (deterministic)")
+    ap.add_argument("--tune-timeout", type=positive(float, "a number of seconds"), metavar="SECONDS",
+                    help="hyperparameter search for a time budget")
+    ap.add_argument("--tracking-uri", metavar="URI", help="mlflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    ap.add_argument("--experiment", default="dynascore", metavar="NAME", help="mlflow experiment (default dynascore)")
+    ap.add_argument("--model-name", default="dynascore", metavar="NAME",
+                    help="registered model name (default dynascore)")
+    ap.add_argument("--reports", type=not_a_file, default=Path("reports"), metavar="DIR",
                     help="where the HTML report goes (default reports/)")
+    ap.add_argument("--verbose", action="store_true",
+                    help="also mlflow's own messages: its INFO log lines and download bars")
     return ap
 
 
@@ -53,7 +69,11 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    ap = parser()
+    args = ap.parse_args(argv)
+    if args.as_of_start and args.as_of_end and args.as_of_start > args.as_of_end:
+        ap.error(f"argument --as-of-start: {args.as_of_start} is after --as-of-end {args.as_of_end}")
+    mlflow_output(args.verbose)
     from dataclasses import replace
 
     from features.contract import ContractError
@@ -63,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg, promotion = load_config(args.config)
+        cfg = replace(cfg, **_config_days(cfg, args.config))
         changes = {k: v for k, v in {"targets": tuple(args.targets) if args.targets else None,
                                      "as_of_start": args.as_of_start, "as_of_end": args.as_of_end, "seed": args.seed,
                                      "tune_trials": args.tune_trials, "tune_timeout": args.tune_timeout}.items()
@@ -76,9 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     except TrackingError as exc:
         return _fail(str(exc))
     if not args.data.exists():
-        if args.data != DEMO:
-            return _fail(f"data directory {args.data} does not exist; generate one with "
-                         "`python -m simulation generate --out DIR` or point --data at your tables", 2)
         print(f"no data at {DEMO}: generating the demo world (20,000 accounts x 36 months) ...")
         from simulation.generate import Request, format_summary, generate
 
@@ -90,12 +108,41 @@ def main(argv: list[str] | None = None) -> int:
                            ece_tolerance=promotion["ece_tolerance"], extracted_on=args.extracted_on)
     except (ContractError, TrackingError, ValueError) as exc:
         return _fail(str(exc))
-    result, logged, report = run.result, run.logged, run.report
-    _summary(result, logged, report, uri, time.perf_counter() - t0)
+    _summary(run, uri, time.perf_counter() - t0)
+    print(f"score with: {score_command(run.logged.model_uri, args, uri)}")
     return 0
 
 
-def _summary(result, logged, report: Path, uri: str, seconds: float) -> None:
+def _config_days(cfg, path: Path | None) -> dict[str, str]:
+    """The config's [train] as_of_start and as_of_end held to YYYY-MM-DD as the options are (a TOML date or
+    string), or a ValueError naming the file and key."""
+    days = {}
+    for key in ("as_of_start", "as_of_end"):
+        value = getattr(cfg, key)
+        if value is not None:
+            try:
+                days[key] = day(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(f"{path}: [train] {key}: {exc}") from None
+    return days
+
+
+def score_command(model_uri: str, args: argparse.Namespace, uri: str) -> str:
+    """The score.py command that scores with the model just registered, on the data it was trained on."""
+    from models.registry import DEFAULT_URI
+
+    words = ["python", "score.py", "--model", model_uri]
+    if args.data != DEMO:
+        words += ["--data", str(args.data)]
+    if args.extracted_on:
+        words += ["--extracted-on", args.extracted_on]
+    if uri != DEFAULT_URI:
+        words += ["--tracking-uri", uri]
+    return shlex.join(words)
+
+
+def _summary(run, uri: str, seconds: float) -> None:
+    result, logged = run.result, run.logged
     print(f"\ntrained in {seconds:.1f} s on data fingerprint {result.fingerprint}")
     for name, r in result.targets.items():
         m = r.metrics["test"]
@@ -106,8 +153,10 @@ def _summary(result, logged, report: Path, uri: str, seconds: float) -> None:
             line += f"  Bayes-optimal AUC {r.oracle['oracle_auc']:.3f} (ratio {r.oracle['auc_ratio']:.3f})"
         print(line)
     print(f"registered {logged.model_uri} version {logged.version} as {logged.alias}: {logged.decision}")
-    print(f"run {logged.run_id}; report {report}")
-    print(f"look: mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else f"look: {uri}")
+    print(f"run {logged.run_id}; report {run.report}")
+    if run.bundle_dir is not None:
+        print(f"bundle: {run.bundle_dir} (score.py --model takes this directory too)")
+    print(f"look: {uri}" if uri.startswith(("http://", "https://")) else f"look: mlflow ui --backend-store-uri {uri}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import importlib
 import json
 import sys
 
+from features.cli import EXIT_CODES, USED_WRONGLY
+
 BENCHMARKS = {"simulate": "bench.simulate", "features": "bench.features", "train": "bench.train",
               "score": "bench.score"}
 USAGE = f"usage: python -m bench [-h] {{{','.join(BENCHMARKS)}}} [options]"
@@ -31,13 +33,13 @@ USAGE = f"usage: python -m bench [-h] {{{','.join(BENCHMARKS)}}} [options]"
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
-        print(f"{USAGE}\n\n{__doc__.strip()}")
+        print(f"{USAGE}\n\n{__doc__.strip()}\n\n{EXIT_CODES}")
         return 0
     if not argv or argv[0] not in BENCHMARKS:
         what = f"unknown benchmark {argv[0]!r}" if argv else "name a benchmark"
-        print(f"{USAGE}\npython -m bench: error: {what}; choose one of {', '.join(BENCHMARKS)} "
-              "(python -m bench --help)", file=sys.stderr)
-        return 2
+        print(f"error: {what}; choose one of {', '.join(BENCHMARKS)}\n  (python -m bench --help lists them)",
+              file=sys.stderr)
+        return USED_WRONGLY
     module = importlib.import_module(BENCHMARKS[argv[0]])
     figures = module.run(argv[1:])
     print(json.dumps(figures))

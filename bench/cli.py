@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from features.cli import EXIT_CODES, Parser, data_directory, positive
 
 
 def bench_parser(name: str, doc: str, *, accounts: int, months: int, workers: int | None = None,
@@ -15,18 +16,17 @@ def bench_parser(name: str, doc: str, *, accounts: int, months: int, workers: in
     can stand in for the simulated world.
     """
     head, _, rest = doc.strip().partition("\n\n")
-    ap = argparse.ArgumentParser(prog=f"python -m bench {name}", description=head, epilog=rest,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--accounts", type=int, default=accounts, metavar="N",
+    ap = Parser(prog=f"python -m bench {name}", description=head, epilog=f"{rest}\n\n{EXIT_CODES}")
+    ap.add_argument("--accounts", type=positive(), default=accounts, metavar="N",
                     help=f"accounts in the simulated world (default {accounts:,})")
-    ap.add_argument("--months", type=int, default=months, metavar="N",
+    ap.add_argument("--months", type=positive(), default=months, metavar="N",
                     help=f"months of history in the simulated world (default {months})")
     ap.add_argument("--seed", type=int, default=1, metavar="N", help="the simulated world's seed (default 1)")
     if workers is not None:
-        ap.add_argument("--workers", type=int, default=workers, metavar="N",
+        ap.add_argument("--workers", type=positive(), default=workers, metavar="N",
                         help=f"worker processes (default {workers})")
     if data:
-        ap.add_argument("--data", type=Path, metavar="DIR",
+        ap.add_argument("--data", type=data_directory, metavar="DIR",
                         help="a data folder in the contract, used as it is, instead of the simulated world "
                              "(default: the world of --accounts, --months and --seed, generated once into "
                              "data/synthetic/ and reused)")

@@ -37,6 +37,7 @@ from bench.data import dataset
 from bench.measure import Timer
 from features.builders import Prepared, build_features, to_days
 from features.catalog import REFERENCE_COLUMNS, default_catalog
+from features.cli import existing_file, positive
 from features.contract import Tables, find_table, load_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,11 +51,11 @@ TOLERANCE = 1e-9
 
 def run(argv: list[str]) -> dict:
     ap = bench_parser("features", __doc__, accounts=1_000_000, months=24, data=True)
-    ap.add_argument("--as-of-dates", type=int, default=12, metavar="N",
+    ap.add_argument("--as-of-dates", type=positive(), default=12, metavar="N",
                     help="month ends in the multi-date build (default 12)")
-    ap.add_argument("--sample", type=int, default=2000, metavar="N",
+    ap.add_argument("--sample", type=positive(), default=2000, metavar="N",
                     help="accounts timed with the pandas apply baseline, then extrapolated (default 2,000)")
-    ap.add_argument("--reference", type=Path, default=REFERENCE, metavar="FILE",
+    ap.add_argument("--reference", type=existing_file, default=REFERENCE, metavar="FILE",
                     help="the reference query, subset_polars.py (default ../shared/reference/subset_polars.py "
                          "beside the project)")
     args = ap.parse_args(argv)

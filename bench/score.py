@@ -30,6 +30,7 @@ from bench.data import CACHE, dataset
 from bench.measure import PeakMemory, Timer
 from features.builders import Prepared, build_features
 from features.catalog import default_catalog
+from features.cli import positive
 from features.contract import load_tables
 from features.outcomes import BillOutcomes
 from models.bundle import BundleError, load_bundle
@@ -66,13 +67,13 @@ def model(accounts: int, months: int, seed: int, latent_state: bool = False) -> 
 
 def run(argv: list[str]) -> dict:
     ap = bench_parser("score", __doc__, accounts=1_000_000, months=24, workers=2)
-    ap.add_argument("--train-accounts", type=int, default=200_000, metavar="N",
+    ap.add_argument("--train-accounts", type=positive(), default=200_000, metavar="N",
                     help="accounts in the world the model is trained on (default 200,000)")
-    ap.add_argument("--train-months", type=int, default=36, metavar="N",
+    ap.add_argument("--train-months", type=positive(), default=36, metavar="N",
                     help="months of history in that world (default 36)")
-    ap.add_argument("--chunk-size", type=int, default=125_000, metavar="N",
+    ap.add_argument("--chunk-size", type=positive(), default=125_000, metavar="N",
                     help="accounts per chunk of the job (default 125,000)")
-    ap.add_argument("--sample", type=int, default=5_000, metavar="N",
+    ap.add_argument("--sample", type=positive(), default=5_000, metavar="N",
                     help="adverse rows for LightGBM's pred_contrib baseline (default 5,000)")
     ap.add_argument("--latent-state", action="store_true",
                     help="score with a model trained with the latent-state filter's features (bench train "

@@ -1,41 +1,59 @@
-"""``python -m features``: check a data folder, build features as of a date, or write the catalog page.
+"""python -m features: check a data folder, build features as of dates, or write the catalog page.
 
+Each command has its own options: python -m features COMMAND --help.
+
+Examples:
   python -m features validate data/synthetic/demo
-  python -m features build data/synthetic/demo --as-of 2025-06-30 --out features.parquet
+  python -m features validate my_extract --extracted-on 2025-12-31 --truth
+  python -m features build data/synthetic/demo --as-of 2025-06-30 2025-12-31 --out features.parquet
   python -m features catalog                    # writes docs/features.md from features/catalog.py
-
-Exit codes: 0 done, 1 the data breaks the contract, 2 the command was used wrongly.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from features.cli import EXIT_CODES, Parser, data_directory, day
 from features.contract import CORE_TABLES, SCHEMAS, ContractError, Tables
 from features.extract_manifest import load_extract
 
 CATALOG_PAGE = Path(__file__).resolve().parent.parent / "docs" / "features.md"
+ABOUT, _, MORE = __doc__.rstrip().partition("\n\n")
+EXTRACTED_ON = ("the day the extract was taken: events after it are refused (default: extraction_date in the "
+                "extract's _manifest.json, else the latest event date, never after today, with a warning)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m features", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("validate", help="check the tables of DIR and print a summary per table")
-    check.add_argument("data_dir", metavar="DIR", type=Path)
+def _parser() -> Parser:
+    parser = Parser(prog="python -m features", description=ABOUT, epilog=f"{MORE}\n\n{EXIT_CODES}")
+    commands = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+    check = commands.add_parser(
+        "validate", help="check the tables of DIR as train.py and score.py read them; one line per table",
+        epilog=EXIT_CODES,
+        description="Check the tables of DIR as train.py and score.py read them: the extract's _manifest.json and\n"
+                    "its control totals, the data contract (columns, types, keys, dates) and the extraction date.\n"
+                    "Prints one line per table (rows, first and last date), or what is wrong and where.")
+    check.add_argument("data_dir", metavar="DIR", type=data_directory, help="data directory in the contract")
     check.add_argument("--truth", action="store_true", help="also load and check the synthetic truth table")
-    check.add_argument("--extracted-on", metavar="YYYY-MM-DD", help="the day the extract was taken (default: its "
-                       "_manifest.json's extraction_date, else the latest event date, never after today)")
-    build = commands.add_parser("build", help="write the full feature catalog as of one or more dates to Parquet")
-    build.add_argument("data_dir", metavar="DIR", type=Path)
-    build.add_argument("--as-of", required=True, nargs="+", metavar="YYYY-MM-DD",
-                       help="as-of dates (end of day); at most the data's extraction date")
-    build.add_argument("--out", required=True, type=Path, help="output Parquet file (written atomically)")
-    build.add_argument("--extracted-on", metavar="YYYY-MM-DD", help="the day the extract was taken (as validate)")
-    cat = commands.add_parser("catalog", help="write the readable catalog page (docs/features.md)")
-    cat.add_argument("--out", type=Path, default=CATALOG_PAGE, help=f"default {CATALOG_PAGE}")
+    check.add_argument("--extracted-on", type=day, metavar="YYYY-MM-DD", help=EXTRACTED_ON)
+    build = commands.add_parser(
+        "build", help="the whole feature catalog for every open account as of one or more days, to Parquet",
+        epilog=EXIT_CODES,
+        description="Compute every feature of the catalog (docs/features.md) for every account open at each as-of\n"
+                    "day, as known at the end of that day: one row per account and day (account_id, as_of, then\n"
+                    "the features).")
+    build.add_argument("data_dir", metavar="DIR", type=data_directory, help="data directory in the contract")
+    build.add_argument("--as-of", type=day, required=True, nargs="+", metavar="YYYY-MM-DD",
+                       help="as-of days (end of day), at most the data's extraction date")
+    build.add_argument("--out", required=True, type=Path, metavar="FILE",
+                       help="output Parquet file (written atomically: a failed run leaves nothing there)")
+    build.add_argument("--extracted-on", type=day, metavar="YYYY-MM-DD", help=EXTRACTED_ON)
+    cat = commands.add_parser("catalog", help="write the readable page of every feature (docs/features.md)",
+                              epilog=EXIT_CODES, description="Write the page that lists every feature of "
+                              "features/catalog.py: name, description, window and risk direction.")
+    cat.add_argument("--out", type=Path, default=CATALOG_PAGE, metavar="FILE",
+                     help="where to write it (default docs/features.md of this project)")
     return parser
 
 
@@ -67,41 +85,47 @@ def _build(args) -> int:
 
     from features.builders import build_features
 
+    if args.out.is_dir():
+        return _refused(f"--out {args.out}: {args.out} is a folder; name a new Parquet file (e.g. "
+                        f"{args.out / 'features.parquet'})")
     tables = load_extract(args.data_dir, extracted_on=args.extracted_on)
     try:
         frame = build_features(tables, args.as_of)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:  # an as-of day the data cannot answer (after its extraction date)
+        return _refused(str(exc))
     tmp = args.out.with_name(f".{args.out.name}.tmp-{os.getpid()}")
     try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(tmp, index=False)
         tmp.replace(args.out)
+    except OSError as exc:
+        return _refused(f"--out {args.out}: cannot write it ({exc.strerror or exc})")
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.exists():
+            tmp.unlink()
     print(f"wrote {args.out}: {len(frame):,} rows x {frame.shape[1] - 2} features")
     return 0
+
+
+def _refused(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "catalog":
         return _catalog(args.out)
-    if not args.data_dir.is_dir():
-        print(f"error: {args.data_dir} is not a directory", file=sys.stderr)
-        return 2
     if args.command == "build":
         try:
             return _build(args)
         except ContractError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return _refused(str(exc))
     optional = ("macro", "truth") if args.truth else ("macro",)
     try:
         tables = load_extract(args.data_dir, extracted_on=args.extracted_on, require=CORE_TABLES, optional=optional)
     except ContractError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _refused(str(exc))
     print("\n".join(summary(tables)))
     return 0
 

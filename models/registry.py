@@ -134,8 +134,17 @@ def fetch_bundle(model_uri: str, dst: Path, uri: str | None = None) -> tuple[Pat
             raise TrackingError(f"{model_uri}: name a version, models:/NAME/3, or an alias, models:/NAME@champion")
     except MlflowException as exc:
         raise TrackingError(f"{model_uri} is not in the registry at {uri} ({short_reason(exc)}); "
-                            "list versions with `mlflow models` or the UI, or pass a bundle directory") from None
+                            f"{listing_hint(uri)}, or pass a bundle directory") from None
     return bundle_dir_of_version(client, name, mv, Path(dst), uri), f"{name}/{mv.version}"
+
+
+def listing_hint(uri: str) -> str:
+    """How to see the registered versions and their aliases in the store at `uri`: a command that exists."""
+    listing = (f"python -c \"from mlflow import MlflowClient; c = MlflowClient('{uri}'); "
+               "[print(f'models:/{v.name}/{v.version}', *c.get_model_version(v.name, v.version).aliases) "
+               "for v in c.search_model_versions()]\"")
+    ui = f"open {uri}" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}"
+    return f"list the registered versions with {listing} or in the UI ({ui})"
 
 
 def load_model_bundle(model_uri: str, uri: str | None = None, catalog: Catalog | None = None) -> Bundle:

@@ -1,5 +1,9 @@
 """python -m simulation generate: write a synthetic Huabei/Jiebei credit world as Parquet.
 
+Write the tables of the data contract (accounts, bills, payments, limits), the macro series and the ground
+truth under --out, with an extract manifest (extraction date and control totals); same arguments give
+identical tables. Then print the world's delinquency profile.
+
 Examples:
   python -m simulation generate                                   # 20,000 accounts x 36 months -> data/synthetic/demo
   python -m simulation generate --accounts 100000 --months 24 --scenario shock --out data/synthetic/shock
@@ -10,30 +14,36 @@ import argparse
 import sys
 from pathlib import Path
 
+from features.cli import EXIT_CODES, Parser, not_a_file, positive
+
 DEFAULT_OUT = Path("data/synthetic/demo")
+_, ABOUT, EXAMPLES = __doc__.rstrip().split("\n\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m simulation",
-        description="Synthetic consumer-credit world with known ground truth (see README, 'The synthetic world').",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n", 2)[2],
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="python -m simulation", epilog=f"{EXAMPLES}\n\n{EXIT_CODES}",
+                    description="Synthetic consumer-credit world with known ground truth (see README, 'The synthetic "
+                                "world').")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
     gen = sub.add_parser("generate", help="write accounts, bills, payments, limits, macro and truth tables",
-                         description="Write the tables of DESIGN.md's data contract plus macro and truth, as Parquet "
-                                     "part files under --out. Same arguments give identical tables.")
-    gen.add_argument("--accounts", type=int, default=20_000, help="number of accounts (default 20,000)")
-    gen.add_argument("--months", type=int, default=36, help="months of history, first month 2023-01 (default 36)")
-    gen.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+                         description=ABOUT, epilog=f"{EXAMPLES}\n\n{EXIT_CODES}")
+    gen.add_argument("--accounts", type=positive(), default=20_000, metavar="N",
+                     help="number of accounts (default 20,000)")
+    gen.add_argument("--months", type=positive(), default=36, metavar="N",
+                     help="months of history, first month 2023-01 (default 36)")
+    gen.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default 42)")
     gen.add_argument("--scenario", choices=("baseline", "shock"), default="baseline",
-                     help="'shock' lifts the household stress index from --shock-month on")
-    gen.add_argument("--shock-month", type=int, default=None, help="month index of the shock (default: the middle)")
-    gen.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    gen.add_argument("--workers", type=int, default=2, help="processes (default 2; the output does not depend on it)")
-    gen.add_argument("--chunk-accounts", type=int, default=125_000,
-                     help="accounts per chunk: bounds memory; the output does not depend on it")
+                     help="baseline (seasonality only, the default) or shock: the household stress index rises "
+                          "from --shock-month on")
+    gen.add_argument("--shock-month", type=int, default=None, metavar="N",
+                     help="month index of the shock, 0 the first (default: the middle month)")
+    gen.add_argument("--out", type=not_a_file, default=DEFAULT_OUT, metavar="DIR",
+                     help=f"output directory (default {DEFAULT_OUT}); an existing one must be empty or hold "
+                          "a generated world, which is replaced")
+    gen.add_argument("--workers", type=positive(), default=2, metavar="N",
+                     help="processes (default 2; the output does not depend on it)")
+    gen.add_argument("--chunk-accounts", type=positive(), default=125_000, metavar="N",
+                     help="accounts per chunk (default 125,000): bounds memory; the output does not depend on it")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 

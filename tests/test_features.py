@@ -244,7 +244,7 @@ def test_build_cli_refuses_a_future_date_and_writes_nothing(baseline_dir, tmp_pa
     out = tmp_path / "f.parquet"
     cmd = [sys.executable, "-m", "features", "build", str(baseline_dir[0]), "--as-of", "2030-01-31", "--out", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 2 and res.stderr.startswith("error: as-of date 2030-01-31 is after")
+    assert res.returncode == 1 and res.stderr.startswith("error: as-of date 2030-01-31 is after")
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 

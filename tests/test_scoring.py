@@ -254,7 +254,8 @@ def test_bad_input_fails_clearly_with_nothing_at_the_output_path(small_world, bu
     fails(["--model", str(tmp_path / "nothing"), *base], "not found")
     fails(["--model", str(bundle_dir), *base, "--as-of", "2030-01-31"], "after the data's extraction date")
     fails(["--model", str(bundle_dir), *base, "--as-of", "2001-01-31"], "before any data")
-    fails(["--model", str(bundle_dir), *base, "--as-of", "2025-13-45"], "--as-of 2025-13-45", "YYYY-MM-DD")
+    fails(["--model", str(bundle_dir), *base, "--as-of", "2025-13-45"], "argument --as-of: '2025-13-45' is not a "
+          "calendar date")
     # a bundle whose features are not this catalog's
     other = tmp_path / "other_bundle"
     import shutil

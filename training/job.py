@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from features.cli import registry_notes_held_back
 from features.extract_manifest import load_extract
 from training.tracking import LoggedRun, log_training
 from training.trainer import TrainConfig, TrainResult, supplied_labels, train
@@ -23,6 +24,7 @@ class TrainingRun:
     logged: LoggedRun
     report: Path
     seconds: dict[str, float]
+    bundle_dir: Path | None = None  # the run's bundle/ artifact when the artifact store is a local folder
 
 
 def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str, model_name: str,
@@ -42,6 +44,7 @@ def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str,
                        "rounds": rounds})
         progress(f"    trial {number}: validation log loss {loss:.5f} after {rounds} rounds")
 
+    progress(f"panel: building features and labels ({len(tables.accounts):,} accounts) ...")
     result = train(tables, cfg, labels=labels, progress=progress, on_trial=on_trial)
     t1 = time.perf_counter()
     report = write_training_report(result, reports_dir)
@@ -49,14 +52,36 @@ def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str,
     progress(f"report: {report} ({t_report:.1f} s)")
     extra = {"catalog": CATALOG_PAGE} if CATALOG_PAGE.exists() else {}
     t2 = time.perf_counter()
-    logged = log_training(result, model_name=model_name, experiment=experiment, uri=uri, report_path=report,
-                          extra_artifacts=extra, params={"data": str(data_dir)}, config=cfg,
-                          tolerance_ece=ece_tolerance)
-    if trials:
-        _log_trials(uri, logged.run_id, trials)
-    seconds = {"load_s": t_load, **result.timings, "report_s": t_report, "tracking_s": time.perf_counter() - t2,
+    progress(f"mlflow: logging the run and registering {model_name} at {uri} ...")
+    with registry_notes_held_back():
+        logged = log_training(result, model_name=model_name, experiment=experiment, uri=uri, report_path=report,
+                              extra_artifacts=extra, params={"data": str(data_dir)}, config=cfg,
+                              tolerance_ece=ece_tolerance)
+        if trials:
+            _log_trials(uri, logged.run_id, trials)
+    t_tracking = time.perf_counter() - t2
+    progress(f"mlflow: logged and registered in {t_tracking:.1f} s")
+    seconds = {"load_s": t_load, **result.timings, "report_s": t_report, "tracking_s": t_tracking,
                "wall_s": time.perf_counter() - t0}
-    return TrainingRun(result, logged, report, seconds)
+    return TrainingRun(result, logged, report, seconds, _local_bundle(uri, logged.run_id))
+
+
+def _local_bundle(uri: str, run_id: str) -> Path | None:
+    """The run's `bundle/` artifact as a local directory (relative to here when below it), if it is one."""
+    import os
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    import mlflow
+
+    location = urlparse(mlflow.MlflowClient(tracking_uri=uri).get_run(run_id).info.artifact_uri)
+    if location.scheme not in ("", "file"):
+        return None
+    path = Path(url2pathname(location.path)) / "bundle"
+    if not path.is_dir():
+        return None
+    relative = os.path.relpath(path)
+    return Path(relative) if not relative.startswith("..") else path
 
 
 def _log_trials(uri: str, parent_run_id: str, trials: list[dict]) -> None:

@@ -342,9 +342,12 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
                            cfg.seed)
     timings["bin_s"] = time.perf_counter() - t3
     for target in cfg.targets:
+        t_target = time.perf_counter()
         models[target], results[target] = train_target(panel, target, cfg, catalog, supplied=labels is not None,
                                                        truth=truth, progress=progress, on_trial=on_trial,
                                                        slices=slices[target], binned=binned)
+        progress(f"  {target}: fitted ({results[target].best_iteration} rounds) and evaluated in "
+                 f"{time.perf_counter() - t_target:.1f} s")
     del binned
     timings["fit_s"] = time.perf_counter() - t1
     # drift references: the features on a seeded sample of the rows the bin edges came from (whatever targets
