@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
                     "manifest goes beside it as <name>.manifest.json")
     ap.add_argument("--previous", type=Path, metavar="FILE", help="last cycle's output, for score adjustments "
                     "(default: recompute the score as of the previous cycle)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an output written from other inputs (another "
+                    "data folder or input files, as-of date, model version or policy); without it such a run is "
+                    "refused and the output kept")
     ap.add_argument("--config", type=Path, metavar="FILE", help="policy TOML overriding policy/default.toml")
     ap.add_argument("--reasons", choices=("adverse", "all", "none"), default="adverse",
                     help="which accounts get model reasons: those with an adverse decision (default), all "
@@ -71,7 +74,7 @@ def _score(args: argparse.Namespace, pool, t0: float) -> int:
                                as_of=args.as_of, previous=args.previous, policy=args.config,
                                extracted_on=args.extracted_on,
                                tracking_uri=args.tracking_uri, chunk_size=args.chunk_size, workers=args.workers,
-                               reasons=args.reasons)
+                               reasons=args.reasons, overwrite=args.overwrite)
         from tqdm import tqdm
 
         with tqdm(total=None, unit="chunk", desc="scoring", disable=None) as bar:

@@ -21,8 +21,9 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
     m = manifest
     rows = m["rows"]
     rep = Report(f"Scoring run as of {m['as_of']}")
-    rep.add_text(f"Model `{m['model']['version']}` ({m['model']['uri']}), policy hash `{m['policy']['hash'][:12]}`, "
-                 f"input fingerprint `{m['input']['fingerprint'][:12]}`. {rows['scored']:,} accounts scored, "
+    rep.add_text(f"Data folder `{m['input']['data']}` (input fingerprint `{m['input']['fingerprint'][:12]}`). "
+                 f"Model `{m['model']['version']}` ({m['model']['uri']}), policy hash `{m['policy']['hash'][:12]}`. "
+                 f"{rows['scored']:,} accounts scored, "
                  f"{rows.get('adverse', 0):,} adverse decisions with reasons, {rows.get('early_warning', 0):,} "
                  f"early warnings, {rows.get('control_cell', 0):,} accounts in the collection control cell. "
                  f"Previous score: {m['previous']['source']}.")
