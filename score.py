@@ -105,12 +105,28 @@ def _summary(m: dict, seconds: float) -> None:
         print(f"  {key:<21} " + "  ".join(f"{k} {v:,}" for k, v in rows[key].items()))
     print(f"  early warnings {rows.get('early_warning', 0):,}  adverse decisions {rows.get('adverse', 0):,}  "
           f"control cell {rows.get('control_cell', 0):,}")
+    _night(m)
     d = m["drift"]
     if "score" in d:
         worst = sorted(d["alert"], key=lambda n: -d["features"][n]["psi"])[:3]
         print(f"  drift: score PSI {d['score']['psi']:.3f} ({d['score']['level']}); feature CSI warning "
               f"{len(d['warning'])}, alert {len(d['alert'])}" + (f" (worst {', '.join(worst)})" if worst else ""))
     print(f"wrote {m['output']['path']}, its manifest and the run report {m.get('report', '')}")
+
+
+def _night(m: dict) -> None:
+    """The limit actions' net change and expected loss, and the counts' change since the last run."""
+    lim, el = m["limits"], m["limits"]["expected_loss"]
+    print(f"  net limit change {lim['net_change']:+,.0f} (raises {lim['increases']['change']:+,.0f}, cuts "
+          f"{lim['decreases']['change']:+,.0f}); expected loss {el['before']:,.0f} -> {el['after']:,.0f} "
+          f"({el['change']:+,.0f})")
+    change = m["change"]
+    if change["compared_with"] is None:
+        print(f"  since the last run: nothing to compare with ({change['note']})")
+        return
+    moved = [f"{name} {v['change']:+,}" for group in ("limit_action", "accounts")
+             for name, v in change["counts"][group].items() if v["change"] and name != "scored"]
+    print(f"  since the run as of {change['compared_with']['as_of']}: " + ("  ".join(moved) or "no count changed"))
 
 
 if __name__ == "__main__":

@@ -32,10 +32,10 @@ from scoring.errors import ScoreError, day_text
 from scoring.models import Models
 from scoring.output import INPUT_FILES, SCHEMA_VERSION, AtomicParquet, Existing, claim, origin, schema_for
 from scoring.pool import worker_pool
-from scoring.previous import previous_cycle, slice_of
+from scoring.previous import day_over_day, previous_cycle, slice_of
 from scoring.problems import ProblemTally, repeated_bill_ids
 from scoring.report import run_report
-from scoring.tally import Tally
+from scoring.tally import Tally, reason_titles
 from scoring.worker import ChunkTask, read_and_score
 
 __all__ = ["ScoreError", "ScoreRequest", "run"]
@@ -152,7 +152,7 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
             with ThreadPoolExecutor(1) as hasher:  # the input fingerprint and the amounts' sums, while chunks run
                 fingerprint = hasher.submit(_fingerprint, Path(request.data)) if digest is None else None
                 control = hasher.submit(check_control_totals, request.data)
-                totals = Totals(Tally([b.min_score for b in policy.limit.bands]))
+                totals = Totals(Tally(policy))
                 problems = ProblemTally()
                 for i, result in enumerate(_results(plan.tasks, pool)):
                     if result.problems or problems:  # once the extract is refused, nothing more is written
@@ -275,7 +275,7 @@ def _inputs(request: ScoreRequest, plan: Plan, policy: Policy, digest: str | Non
 
 def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: int, totals: Totals, digest: str,
               started: float) -> dict:
-    """The run's manifest: inputs, model, policy, counts, drift and timings."""
+    """The run's manifest: inputs, model, policy, counts, the night's figures, drift and timings."""
     tally, inputs = totals.tally, _inputs(request, plan, policy, digest)
     manifest = {
         "schema_version": SCHEMA_VERSION, "as_of": inputs["as_of"], "previous": plan.previous_info,
@@ -287,12 +287,16 @@ def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: i
         "rows": {"scored": rows, "not_open_yet": totals.accounts - rows,
                  **{k: dict(sorted(v.items())) for k, v in tally.categories.items()}, **tally.flags},
         "distributions": tally.summary(),
+        "limits": tally.limit_summary(),
+        "guardrails": tally.guardrail_summary(),
+        "reasons": tally.reason_summary(reason_titles(bundle.feature_names, plan.spec.models.catalog)),
         "drift": drift_summary(bundle.reference, totals.drift),
         "run": {"chunks": len(plan.tasks), "chunk_size": plan.chunk_size, "workers": request.workers,
                 "reasons": request.reasons},
         "timings": {"stages_worker_s": {k: round(v, 3) for k, v in totals.stages.items()},
                     "chunks_done_s": round(time.perf_counter() - started, 3)},
     }
+    manifest["change"] = day_over_day(request.previous, plan.out, manifest)
     manifest["timings"]["wall_s"] = round(time.perf_counter() - started, 3)
     return manifest
 

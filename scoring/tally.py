@@ -1,8 +1,10 @@
 """Counts over a scoring run, added up chunk by chunk: what the manifest and the run report show.
 
-Only counts are kept (categories, flags, a histogram of score adjustments, limit actions by score band,
-treatments by days past due), so the parent never holds the scored rows and the totals do not depend on
-how the accounts were chunked.
+Only counts and sums are kept (categories, flags, a histogram of score adjustments, limit actions by score
+band, treatments by days past due, reason codes of adverse decisions, the guardrails that held limits back,
+limits and expected losses by product and action), each computed a column at a time in the workers, so the
+parent never holds the scored rows. Amounts are summed in whole cents, so the totals do not depend on how
+the accounts were chunked either.
 """
 from __future__ import annotations
 
@@ -10,25 +12,49 @@ from collections import Counter
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from features.catalog import Catalog
+from models.reasons import describe
+from policy import rules
+from policy.config import Policy
+from policy.rules import RULES, expected_loss
+from scoring.output import REASONS
 
 CATEGORIES = ("status", "limit_action", "collection_treatment")
 FLAGS = ("early_warning", "control_cell", "adverse")
 ADJUSTMENT_EDGES = np.arange(-200, 201, 10)  # points; moves beyond +-200 land in the outer bins
 DPD_BUCKETS = (1, 3, 15, 30, 60, 90)  # lower edges of the days-past-due buckets of late accounts
 NO_SCORE = "no score"  # the band of accounts outside the default model's scoring population
+# the guardrails: the rules that hold a band's step back (no raise while late ...) or bound the target limit
+# (the expected-loss budget; steps, floor and cap). Where a rule of the limit stage (freeze, a new line's or a
+# cash loan's limit kept) or the charged-off rule fired afterwards, that rule set the limit: the guardrail's
+# doing did not stand and is not counted.
+GUARDRAILS = tuple(r.code for r in RULES if r.stage in ("step", "target") and r is not rules.BAND)
+LIMIT_SET_BY = tuple(r.code for r in RULES if r.stage == "limit" or r is rules.CHARGED_OFF)
+COLUMNS = ("status", "product", *FLAGS, "score", "score_adjustment", "dpd_now", "pd_default", "credit_limit",
+           "new_credit_limit", "limit_action", "collection_treatment")
 
 
 class Tally:
-    def __init__(self, band_edges: list[float]) -> None:
-        self.band_edges = sorted(band_edges)  # score band lower edges (policy's limit bands)
+    def __init__(self, policy: Policy) -> None:
+        self.band_edges = sorted(b.min_score for b in policy.limit.bands)  # score band lower edges
+        self.limit_policy = policy.limit  # LGD and CCF of the expected loss
         self.categories = {k: Counter() for k in CATEGORIES}
         self.flags = Counter()
         self.adjustment = np.zeros(len(ADJUSTMENT_EDGES) + 1, dtype=np.int64)
         self.band_action: Counter = Counter()
         self.dpd_treatment: Counter = Counter()
+        self.reasons: Counter = Counter()  # adverse accounts giving each code, in any slot
+        self.first_reasons: Counter = Counter()  # ... as the first reason
+        self.guardrails: Counter = Counter()  # "code|limit action": accounts
+        self.limits: Counter = Counter()  # "product|limit action|sum": accounts, or an amount in cents
 
-    def add(self, table: pa.Table) -> None:
-        col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    def add(self, table: pa.Table, balance: np.ndarray, fired: dict[str, np.ndarray]) -> None:
+        """Count one chunk's output rows; `balance`: each row's balance now (the expected loss's drawn amount),
+        `fired`: where each policy rule fired (policy.decide.decide)."""
+        col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS
+               if name in table.column_names}
         for key in CATEGORIES:
             values, n = np.unique(col[key].astype(str), return_counts=True)
             self.categories[key].update(dict(zip([v or "(none)" for v in values], n.tolist(), strict=True)))
@@ -49,6 +75,51 @@ class Tally:
         bucket = np.searchsorted(DPD_BUCKETS, col["dpd_now"][late], side="right") - 1
         names = np.array([_dpd_label(i) for i in range(len(DPD_BUCKETS))], dtype=object)
         self._pairs(self.dpd_treatment, names[bucket], col["collection_treatment"][late])
+        self._add_reasons(table)
+        self._add_guardrails(col["limit_action"], fired)
+        self._add_limits(col, balance)
+
+    def _add_reasons(self, table: pa.Table) -> None:
+        """Reason codes of the adverse decisions (with --reasons all, the others' reasons are left out)."""
+        adverse = table.column("adverse")
+        for slot in range(1, REASONS + 1):
+            counts = pc.value_counts(pc.filter(table.column(f"reason_{slot}"), adverse))
+            found = {code: n for code, n in zip(counts.field("values").to_pylist(),
+                                                counts.field("counts").to_pylist(), strict=True) if code}
+            self.reasons.update(found)
+            if slot == 1:
+                self.first_reasons.update(found)
+
+    def _add_guardrails(self, action: np.ndarray, fired: dict[str, np.ndarray]) -> None:
+        """Accounts per guardrail where it acted and no later rule set the limit, by the final limit action."""
+        none = np.zeros(len(action), dtype=bool)
+        overruled = none.copy()
+        for code in LIMIT_SET_BY:
+            overruled |= fired.get(code, none)
+        for code in GUARDRAILS:
+            rows = fired.get(code, none) & ~overruled
+            if rows.any():
+                values, n = np.unique(action[rows].astype(str), return_counts=True)
+                self.guardrails.update({f"{code}|{v}": k for v, k in zip(values, n.tolist(), strict=True)})
+
+    def _add_limits(self, col: dict[str, np.ndarray], balance: np.ndarray) -> None:
+        """Limits and expected losses (policy.rules.expected_loss) before and after, per product and action."""
+        before, after = col["credit_limit"].astype(np.float64), col["new_credit_limit"].astype(np.float64)
+        pd_default = col["pd_default"].astype(np.float64)
+        if not len(before):
+            return
+        sums = {"accounts": np.ones(len(before), dtype=np.int64), "limit": _cents(before),
+                "new_limit": _cents(after),
+                "with_pd": (~np.isnan(pd_default)).astype(np.int64),  # charged off: no PD, no expected loss
+                "expected_loss": _cents(expected_loss(pd_default, balance, before, self.limit_policy)),
+                "new_expected_loss": _cents(expected_loss(pd_default, balance, after, self.limit_policy))}
+        group = np.char.add(np.char.add(col["product"].astype(str), "|"), col["limit_action"].astype(str))
+        keys, index = np.unique(group, return_inverse=True)
+        order = np.argsort(index, kind="stable")
+        starts = np.searchsorted(index[order], np.arange(len(keys)))  # every group has a row
+        for name, values in sums.items():
+            totals = np.add.reduceat(values[order], starts)  # int64: exact, in any order
+            self.limits.update({f"{k}|{name}": int(t) for k, t in zip(keys.tolist(), totals, strict=True)})
 
     def merge(self, other: Tally) -> None:
         """Add another chunk's counts (the reduce step)."""
@@ -56,8 +127,10 @@ class Tally:
             self.categories[key].update(other.categories[key])
         self.flags.update(other.flags)
         self.adjustment += other.adjustment
-        self.band_action.update(other.band_action)
-        self.dpd_treatment.update(other.dpd_treatment)
+        for mine, theirs in ((self.band_action, other.band_action), (self.dpd_treatment, other.dpd_treatment),
+                             (self.reasons, other.reasons), (self.first_reasons, other.first_reasons),
+                             (self.guardrails, other.guardrails), (self.limits, other.limits)):
+            mine.update(theirs)
 
     @staticmethod
     def _pairs(counter: Counter, a: np.ndarray, b: np.ndarray) -> None:
@@ -84,6 +157,68 @@ class Tally:
             "limit_action_by_score_band": table(self.band_action),
             "collection_treatment_by_dpd": table(self.dpd_treatment),
         }
+
+    def limit_summary(self) -> dict:
+        """Limits and expected losses before and after tonight's limit actions, in currency units.
+
+        `increases` and `decreases` are the policy's raises and cuts; `closed` the lines of charged-off
+        accounts, set to 0 on every run while the account is on the books, so kept apart from `net_change`.
+        """
+        groups: dict = {}
+        for key, value in sorted(self.limits.items()):
+            product, action, name = key.split("|")
+            groups.setdefault(product, {}).setdefault(action, {})[name] = value if name in ("accounts", "with_pd") \
+                else value / 100
+        for actions in groups.values():
+            for sums in actions.values():
+                sums["change"] = round(sums["new_limit"] - sums["limit"], 2)
+        every = [sums | {"action": a} for actions in groups.values() for a, sums in actions.items()]
+
+        def moved(action: str) -> dict:
+            rows = [s for s in every if s["action"] == action]
+            return {"accounts": sum(s["accounts"] for s in rows), "change": round(sum(s["change"] for s in rows), 2)}
+
+        increases, decreases, closed = moved("increase"), moved("decrease"), moved("closed")
+        before = round(sum(s["expected_loss"] for s in every), 2)
+        after = round(sum(s["new_expected_loss"] for s in every), 2)
+        return {"net_change": round(increases["change"] + decreases["change"], 2), "increases": increases,
+                "decreases": decreases, "closed": closed,
+                "expected_loss": {"accounts": sum(s["with_pd"] for s in every), "before": before, "after": after,
+                                  "change": round(after - before, 2),
+                                  "lgd": self.limit_policy.lgd, "ccf": self.limit_policy.ccf},
+                "by_product": groups}
+
+    def guardrail_summary(self) -> dict:
+        """Per guardrail rule: the accounts where it held the limit back and its doing stood, by final action."""
+        titles = {r.code: r.title for r in RULES}
+        out = {}
+        for code in GUARDRAILS:
+            actions = {k.split("|", 1)[1]: n for k, n in sorted(self.guardrails.items()) if k.startswith(f"{code}|")}
+            out[code] = {"title": titles[code], "accounts": sum(actions.values()), "limit_action": actions}
+        return out
+
+    def reason_summary(self, titles: dict[str, str]) -> dict:
+        """Reason codes of the adverse decisions, most frequent first: accounts giving each (in any slot), as
+        their first reason, and their share of the adverse accounts."""
+        adverse = self.flags.get("adverse", 0)
+        codes = sorted(self.reasons, key=lambda c: (-self.reasons[c], c))
+        return {"adverse": adverse, "codes": [
+            {"code": c, "title": titles.get(c, ""), "accounts": self.reasons[c], "first": self.first_reasons.get(c, 0),
+             "share": round(self.reasons[c] / adverse, 4) if adverse else 0.0} for c in codes]}
+
+
+def reason_titles(feature_names: list[str], catalog: Catalog) -> dict[str, str]:
+    """What each reason code stands for: a rule's title (P..), a model feature's description (R.., numbered
+    as models.reasons numbers them)."""
+    codes = describe(np.arange(len(feature_names))[None, :], np.zeros((1, len(feature_names))), feature_names,
+                     catalog)[0][0] if feature_names else []
+    return {**{r.code: r.title for r in RULES if r.reason},
+            **{c: catalog[n].description for c, n in zip(codes, feature_names, strict=True)}}
+
+
+def _cents(amount: np.ndarray) -> np.ndarray:
+    """Whole cents (0 for a missing amount), so sums are exact and do not depend on the order of adding."""
+    return np.rint(np.nan_to_num(amount) * 100).astype(np.int64)
 
 
 def _dpd_label(i: int) -> str:
