@@ -32,8 +32,7 @@ NO_SCORE = "no score"  # the band of accounts outside the default model's scorin
 # doing did not stand and is not counted.
 GUARDRAILS = tuple(r.code for r in RULES if r.stage in ("step", "target") and r is not rules.BAND)
 LIMIT_SET_BY = tuple(r.code for r in RULES if r.stage == "limit" or r is rules.CHARGED_OFF)
-COLUMNS = ("status", "product", *FLAGS, "score", "score_adjustment", "dpd_now", "pd_default", "credit_limit",
-           "new_credit_limit", "limit_action", "collection_treatment")
+NUMBERS = (*FLAGS, "score", "score_adjustment", "dpd_now", "pd_default", "credit_limit", "new_credit_limit")
 
 
 class Tally:
@@ -52,12 +51,14 @@ class Tally:
 
     def add(self, table: pa.Table, balance: np.ndarray, fired: dict[str, np.ndarray]) -> None:
         """Count one chunk's output rows; `balance`: each row's balance now (the expected loss's drawn amount),
-        `fired`: where each policy rule fired (policy.decide.decide)."""
-        col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS
+        `fired`: where each policy rule fired (policy.decide.decide). Text columns are counted by their codes."""
+        col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in NUMBERS
                if name in table.column_names}
+        text = {key: _coded(table.column(key)) for key in (*CATEGORIES, "product")}
         for key in CATEGORIES:
-            values, n = np.unique(col[key].astype(str), return_counts=True)
-            self.categories[key].update(dict(zip([v or "(none)" for v in values], n.tolist(), strict=True)))
+            values, code = text[key]
+            n = np.bincount(code, minlength=len(values))
+            self.categories[key].update({v or "(none)": int(k) for v, k in zip(values, n, strict=True) if k})
         for key in FLAGS:
             if key in col:
                 self.flags[key] += int(np.count_nonzero(col[key]))
@@ -68,16 +69,19 @@ class Tally:
                                        minlength=len(self.adjustment))
         score = col["score"].astype(np.float64)
         band = np.searchsorted(self.band_edges, score, side="right") - 1
-        labels = np.array([self._band_label(i) for i in range(len(self.band_edges))] + [NO_SCORE], dtype=object)
+        labels = [self._band_label(i) for i in range(len(self.band_edges))] + [NO_SCORE]
         band = np.where(np.isnan(score), len(self.band_edges), np.clip(band, 0, None))  # charged off: no score
-        self._pairs(self.band_action, labels[band], col["limit_action"])
-        late = (col["dpd_now"] > 0) & (col["status"] != "charged_off")  # charged off: recovery, not collection
+        _pairs(self.band_action, (labels, band), text["limit_action"])
+        status, status_code = text["status"]
+        charged = np.isin(status_code, [i for i, v in enumerate(status) if v == "charged_off"])
+        late = (col["dpd_now"] > 0) & ~charged  # charged off: recovery, not collection
         bucket = np.searchsorted(DPD_BUCKETS, col["dpd_now"][late], side="right") - 1
-        names = np.array([_dpd_label(i) for i in range(len(DPD_BUCKETS))], dtype=object)
-        self._pairs(self.dpd_treatment, names[bucket], col["collection_treatment"][late])
+        treatment, treatment_code = text["collection_treatment"]
+        _pairs(self.dpd_treatment, ([_dpd_label(i) for i in range(len(DPD_BUCKETS))], bucket),
+               (treatment, treatment_code[late]))
         self._add_reasons(table)
-        self._add_guardrails(col["limit_action"], fired)
-        self._add_limits(col, balance)
+        self._add_guardrails(text["limit_action"], fired)
+        self._add_limits(col, text["product"], text["limit_action"], balance)
 
     def _add_reasons(self, table: pa.Table) -> None:
         """Reason codes of the adverse decisions (with --reasons all, the others' reasons are left out)."""
@@ -90,19 +94,19 @@ class Tally:
             if slot == 1:
                 self.first_reasons.update(found)
 
-    def _add_guardrails(self, action: np.ndarray, fired: dict[str, np.ndarray]) -> None:
+    def _add_guardrails(self, action: tuple[list[str], np.ndarray], fired: dict[str, np.ndarray]) -> None:
         """Accounts per guardrail where it acted and no later rule set the limit, by the final limit action."""
-        none = np.zeros(len(action), dtype=bool)
+        values, code = action
+        none = np.zeros(len(code), dtype=bool)
         overruled = none.copy()
-        for code in LIMIT_SET_BY:
-            overruled |= fired.get(code, none)
-        for code in GUARDRAILS:
-            rows = fired.get(code, none) & ~overruled
-            if rows.any():
-                values, n = np.unique(action[rows].astype(str), return_counts=True)
-                self.guardrails.update({f"{code}|{v}": k for v, k in zip(values, n.tolist(), strict=True)})
+        for rule in LIMIT_SET_BY:
+            overruled |= fired.get(rule, none)
+        for rule in GUARDRAILS:
+            n = np.bincount(code[fired.get(rule, none) & ~overruled], minlength=len(values))
+            self.guardrails.update({f"{rule}|{v}": int(k) for v, k in zip(values, n, strict=True) if k})
 
-    def _add_limits(self, col: dict[str, np.ndarray], balance: np.ndarray) -> None:
+    def _add_limits(self, col: dict[str, np.ndarray], product: tuple[list[str], np.ndarray],
+                    action: tuple[list[str], np.ndarray], balance: np.ndarray) -> None:
         """Limits and expected losses (policy.rules.expected_loss) before and after, per product and action."""
         before, after = col["credit_limit"].astype(np.float64), col["new_credit_limit"].astype(np.float64)
         pd_default = col["pd_default"].astype(np.float64)
@@ -113,13 +117,14 @@ class Tally:
                 "with_pd": (~np.isnan(pd_default)).astype(np.int64),  # charged off: no PD, no expected loss
                 "expected_loss": _cents(expected_loss(pd_default, balance, before, self.limit_policy)),
                 "new_expected_loss": _cents(expected_loss(pd_default, balance, after, self.limit_policy))}
-        group = np.char.add(np.char.add(col["product"].astype(str), "|"), col["limit_action"].astype(str))
-        keys, index = np.unique(group, return_inverse=True)
+        (products, p), (actions, a) = product, action
+        groups, index = np.unique(p * len(actions) + a, return_inverse=True)
+        keys = [f"{products[g // len(actions)]}|{actions[g % len(actions)]}" for g in groups]
         order = np.argsort(index, kind="stable")
-        starts = np.searchsorted(index[order], np.arange(len(keys)))  # every group has a row
+        starts = np.searchsorted(index[order], np.arange(len(groups)))  # every group has a row
         for name, values in sums.items():
             totals = np.add.reduceat(values[order], starts)  # int64: exact, in any order
-            self.limits.update({f"{k}|{name}": int(t) for k, t in zip(keys.tolist(), totals, strict=True)})
+            self.limits.update({f"{k}|{name}": int(t) for k, t in zip(keys, totals, strict=True)})
 
     def merge(self, other: Tally) -> None:
         """Add another chunk's counts (the reduce step)."""
@@ -131,12 +136,6 @@ class Tally:
                              (self.reasons, other.reasons), (self.first_reasons, other.first_reasons),
                              (self.guardrails, other.guardrails), (self.limits, other.limits)):
             mine.update(theirs)
-
-    @staticmethod
-    def _pairs(counter: Counter, a: np.ndarray, b: np.ndarray) -> None:
-        if len(a):
-            keys, n = np.unique(np.char.add(np.char.add(a.astype(str), "|"), b.astype(str)), return_counts=True)
-            counter.update(dict(zip(keys.tolist(), n.tolist(), strict=True)))
 
     def _band_label(self, i: int) -> str:
         lo = self.band_edges[i]
@@ -214,6 +213,20 @@ def reason_titles(feature_names: list[str], catalog: Catalog) -> dict[str, str]:
                      catalog)[0][0] if feature_names else []
     return {**{r.code: r.title for r in RULES if r.reason},
             **{c: catalog[n].description for c, n in zip(codes, feature_names, strict=True)}}
+
+
+def _coded(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
+    """A text column as (its distinct values, each row's index among them)."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    return encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _pairs(counter: Counter, rows: tuple[list[str], np.ndarray], columns: tuple[list[str], np.ndarray]) -> None:
+    """Count (row label, column label) pairs as "row|column", from each row's indices into the two lists."""
+    (row_labels, r), (column_labels, c) = rows, columns
+    n = np.bincount(r * len(column_labels) + c, minlength=len(row_labels) * len(column_labels))
+    for k in np.flatnonzero(n):
+        counter[f"{row_labels[k // len(column_labels)]}|{column_labels[k % len(column_labels)]}"] += int(n[k])
 
 
 def _cents(amount: np.ndarray) -> np.ndarray:
