@@ -62,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
                     "<name>.report.html")
     ap.add_argument("--previous", type=existing_file, metavar="FILE", help="last cycle's output, for score "
                     "adjustments (default: recompute the score as of the previous cycle)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an output written from other inputs (another "
+                    "data folder or input files, as-of date, model version or policy); without it such a run is "
+                    "refused and the output kept")
     ap.add_argument("--config", type=existing_file, metavar="FILE", help="policy TOML overriding "
                     "policy/default.toml")
     ap.add_argument("--reasons", choices=("adverse", "all", "none"), default="adverse",
@@ -96,7 +99,7 @@ def _score(args: argparse.Namespace, pool, t0: float) -> int:
                                as_of=args.as_of, previous=args.previous, policy=args.config,
                                extracted_on=args.extracted_on,
                                tracking_uri=args.tracking_uri, chunk_size=args.chunk_size, workers=args.workers,
-                               reasons=args.reasons)
+                               reasons=args.reasons, overwrite=args.overwrite)
         from tqdm import tqdm
 
         with tqdm(total=None, unit="chunk", desc="scoring", disable=None) as bar:
@@ -127,12 +130,28 @@ def _summary(m: dict, seconds: float) -> None:
         print(f"  {key:<21} " + "  ".join(f"{k} {v:,}" for k, v in rows[key].items()))
     print(f"  early warnings {rows.get('early_warning', 0):,}  adverse decisions {rows.get('adverse', 0):,}  "
           f"control cell {rows.get('control_cell', 0):,}")
+    _night(m)
     d = m["drift"]
     if "score" in d:
         worst = sorted(d["alert"], key=lambda n: -d["features"][n]["psi"])[:3]
         print(f"  drift: score PSI {d['score']['psi']:.3f} ({d['score']['level']}); feature CSI warning "
               f"{len(d['warning'])}, alert {len(d['alert'])}" + (f" (worst {', '.join(worst)})" if worst else ""))
     print(f"wrote {m['output']['path']}, its manifest and the run report {m.get('report', '')}")
+
+
+def _night(m: dict) -> None:
+    """The limit actions' net change and expected loss, and the counts' change since the last run."""
+    lim, el = m["limits"], m["limits"]["expected_loss"]
+    print(f"  net limit change {lim['net_change']:+,.0f} (raises {lim['increases']['change']:+,.0f}, cuts "
+          f"{lim['decreases']['change']:+,.0f}); expected loss {el['before']:,.0f} -> {el['after']:,.0f} "
+          f"({el['change']:+,.0f})")
+    change = m["change"]
+    if change["compared_with"] is None:
+        print(f"  since the last run: nothing to compare with ({change['note']})")
+        return
+    moved = [f"{name} {v['change']:+,}" for group in ("limit_action", "accounts")
+             for name, v in change["counts"][group].items() if v["change"] and name != "scored"]
+    print(f"  since the run as of {change['compared_with']['as_of']}: " + ("  ".join(moved) or "no count changed"))
 
 
 if __name__ == "__main__":

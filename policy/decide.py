@@ -21,8 +21,10 @@ __all__ = ["ACTIVE", "CHARGED_OFF", "INPUTS", "NEW", "RECOVERY", "RULES", "contr
 
 
 def decide(state: pd.DataFrame, policy: Policy, *, score_lo: float = 350, score_hi: float = 950,
-           rules: Iterable[Rule] = RULES) -> pd.DataFrame:
+           rules: Iterable[Rule] = RULES, fired: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Decisions for every row of `state` (columns INPUTS; p_early_warning / p_self_cure only when trained).
+
+    fired: a dict to fill with where each rule fired (rule code: boolean mask over the rows), for counts.
 
     Returns, on the same index: score, score_adjustment, early_warning, early_warning_action,
     collection_treatment, collection_intended, control_cell, treatment_probability, new_credit_limit,
@@ -32,6 +34,8 @@ def decide(state: pd.DataFrame, policy: Policy, *, score_lo: float = 350, score_
     rules = tuple(rules)
     d = evaluate(state, policy, rules, score_lo=score_lo, score_hi=score_hi)
     code, text, explain = _reasons(d, [r for r in rules if r.reason])
+    if fired is not None:
+        fired.update(d.fired)
     return pd.DataFrame({
         "score": d.score, "score_adjustment": d.score - d.col("previous_score"),
         "early_warning": d.warn,

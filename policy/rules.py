@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from policy.config import LimitPolicy
 from policy.engine import RECOVERY, Decision, Rule, inputs
 
 # ---------------------------------------------------------------------------------------------- score
@@ -78,10 +79,18 @@ NO_RAISE_UNUSED = Rule(
 # ---------------------------------------------------------------------------------------------- target limit
 
 
+def expected_loss(pd_default: np.ndarray, balance: np.ndarray, limit: np.ndarray, p: LimitPolicy) -> np.ndarray:
+    """PD x LGD x EAD at `limit`, EAD = drawn balance + CCF x undrawn; a credit balance counts as nothing drawn.
+
+    The budget rule reads it at the current limit; the scoring run's totals at the current and the new limit.
+    """
+    drawn = np.maximum(np.nan_to_num(balance), 0.0)
+    return pd_default * p.lgd * (drawn + p.ccf * np.maximum(limit - drawn, 0.0))
+
+
 def _expected_loss(d: Decision) -> np.ndarray:
-    """PD x LGD x EAD at the current limit, EAD = balance + CCF x undrawn."""
-    p, bal = d.policy.limit, d.drawn()
-    return d.col("pd_default") * p.lgd * (bal + p.ccf * np.maximum(d.limit() - bal, 0.0))
+    """At the current limit."""
+    return expected_loss(d.col("pd_default"), d.balance(), d.limit(), d.policy.limit)
 
 
 def _budget_limit(d: Decision) -> np.ndarray:

@@ -130,7 +130,8 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     prior = _previous_scores(spec, prep, now.account_id, before, previous)
     watch.lap("predict")
     state = _state(now, status, prob, model_score, prior)
-    decision = decide(state, spec.policy, score_lo=models.scale.lo, score_hi=models.scale.hi)
+    fired: dict[str, np.ndarray] = {}  # where each rule fired, for the run's counts
+    decision = decide(state, spec.policy, score_lo=models.scale.lo, score_hi=models.scale.hi, fired=fired)
     watch.lap("policy")
     codes, texts = _reasons(decision, models, X, spec.reasons)
     watch.lap("reasons")
@@ -142,8 +143,8 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
              for name, ref in models.reference.get("features", {}).items() if name in now.names}
     if "score" in models.reference:
         drift["score"] = bin_counts(models.reference["score"], pd.Series(model_score[~np.isnan(model_score)]))
-    tally = Tally([b.min_score for b in spec.policy.limit.bands])
-    tally.add(table)
+    tally = Tally(spec.policy)
+    tally.add(table, state["balance_now"].to_numpy(np.float64), fired)
     watch.lap("assemble")
     return ChunkOutput(table, drift, tally, InputStats.of(tables), dict(watch.seconds), len(prep.account_id))
 

@@ -30,12 +30,12 @@ from scoring.drift import drift_summary, log_drift
 from scoring.edges import edge_problems
 from scoring.errors import ScoreError, day_text
 from scoring.models import Models
-from scoring.output import SCHEMA, SCHEMA_VERSION, TARGET_COLUMNS, AtomicParquet, claim
+from scoring.output import INPUT_FILES, SCHEMA, SCHEMA_VERSION, TARGET_COLUMNS, AtomicParquet, Existing, claim, origin
 from scoring.pool import worker_pool
-from scoring.previous import previous_cycle, slice_of
+from scoring.previous import day_over_day, previous_cycle, slice_of
 from scoring.problems import ProblemTally, repeated_bill_ids
 from scoring.report import run_report
-from scoring.tally import Tally
+from scoring.tally import Tally, reason_titles
 from scoring.worker import ChunkTask, read_and_score
 
 __all__ = ["ScoreError", "ScoreRequest", "run"]
@@ -56,6 +56,7 @@ class ScoreRequest:
     chunk_size: int = 125_000
     workers: int = 2
     reasons: str = "adverse"
+    overwrite: bool = False  # replace an output written from other inputs (scoring.output.Existing)
 
     def __post_init__(self) -> None:
         if self.reasons not in REASON_MODES:
@@ -107,21 +108,32 @@ def run(request: ScoreRequest, progress: Callable[[int, int], None] | None = Non
         pool: ProcessPoolExecutor | None = None) -> dict:
     """Score every account as of the requested date; returns the manifest it wrote beside the output.
 
-    `--out` is claimed first (scoring.output.claim): an output that cannot be written, or that another run is
-    writing, fails before the model loads and the data is surveyed. The default output is named after the
-    as-of date, so it is claimed once the data is surveyed. `pool`: worker processes the caller started early
+    `--out` is claimed first (scoring.output.claim): an output that cannot be written, that another run is
+    writing, or that was written from another data folder fails before the model loads and the data is
+    surveyed. The default output is named after the as-of date, so it is claimed once the data is surveyed.
+    An output written from other inputs (scoring.output.Existing) is refused, unless request.overwrite, once
+    the plan knows them and before any chunk is scored. `pool`: worker processes the caller started early
     (scoring.pool.worker_pool); by default the job starts `request.workers` of them itself.
     """
     with ExitStack() as held:  # closed in reverse: the workers stop before the output is released
-        if request.out is not None:
-            held.enter_context(claim(Path(request.out)))
+        existing = _claim(Path(request.out), request, held) if request.out is not None else None
         if pool is None and request.workers > 1:
             pool = held.enter_context(worker_pool(request.workers, Path(request.data)))
-        return _run(request, progress, pool, held)
+        return _run(request, progress, pool, held, existing)
+
+
+def _claim(out: Path, request: ScoreRequest, held: ExitStack) -> Existing | None:
+    """Claim `out` for the run (in `held`) and return the output already there, unless the run may overwrite
+    it; one written from another data folder is refused at once (the other inputs are known later)."""
+    held.enter_context(claim(out))
+    existing = None if request.overwrite else Existing.at(out)
+    if existing is not None:
+        existing.refuse_other(origin({"input": {"data": str(request.data)}}))
+    return existing
 
 
 def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, pool: ProcessPoolExecutor | None,
-         held: ExitStack) -> dict:
+         held: ExitStack, existing: Existing | None) -> dict:
     """The job proper, with --out claimed; the default output is claimed in `held` once the plan names it."""
     started = time.perf_counter()
     try:
@@ -134,13 +146,14 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
         plan = _plan(request, policy, bundle, version)
         _refuse(lambda: check_control_totals(request.data, sums=False))  # rows, from footers: a truncated transfer
         if request.out is None:
-            held.enter_context(claim(plan.out))
+            existing = _claim(plan.out, request, held)
+        digest = _refuse_other_inputs(existing, request, plan, policy)
         writer = AtomicParquet(plan.out, SCHEMA)
         try:
             with ThreadPoolExecutor(1) as hasher:  # the input fingerprint and the amounts' sums, while chunks run
-                fingerprint = hasher.submit(_fingerprint, Path(request.data))
+                fingerprint = hasher.submit(_fingerprint, Path(request.data)) if digest is None else None
                 control = hasher.submit(check_control_totals, request.data)
-                totals = Totals(Tally([b.min_score for b in policy.limit.bands]))
+                totals = Totals(Tally(policy))
                 problems = ProblemTally()
                 for i, result in enumerate(_results(plan.tasks, pool)):
                     if result.problems or problems:  # once the extract is refused, nothing more is written
@@ -152,7 +165,7 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
                         progress(i + 1, len(plan.tasks))
                 _refuse_chunks(request.data, problems, totals.inputs)
                 _refuse(control.result)
-                digest = fingerprint.result()
+                digest = digest or fingerprint.result()
             if writer.rows == 0:
                 raise ScoreError(f"no account of {request.data} is open on {day_text(plan.as_of)}: choose a later "
                                  "as-of date")
@@ -163,6 +176,23 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
         except BaseException:
             writer.abort()
             raise
+
+
+def _refuse_other_inputs(existing: Existing | None, request: ScoreRequest, plan: Plan, policy: Policy) -> str | None:
+    """Refuse, before any chunk is scored, to replace an output written from other inputs than this run's.
+
+    Returns the input fingerprint when it had to be computed to tell (the output there was written from the
+    same folder, date, model and policy: likely a rerun, unless the files changed); else None, and it is
+    computed while the chunks run.
+    """
+    if existing is None:
+        return None
+    existing.refuse_other(origin(_inputs(request, plan, policy)))
+    if not existing.knows(INPUT_FILES):
+        return None
+    digest = _fingerprint(Path(request.data))
+    existing.refuse_other(origin(_inputs(request, plan, policy, digest)))
+    return digest
 
 
 def _refuse_chunks(data: Path, problems: ProblemTally, inputs: InputStats) -> None:
@@ -249,29 +279,39 @@ def _plan(request: ScoreRequest, policy: Policy, bundle, version: str) -> Plan:
     return Plan(as_of, out, portfolio, prev_info, size, spec, tasks)
 
 
+def _inputs(request: ScoreRequest, plan: Plan, policy: Policy, digest: str | None = None) -> dict:
+    """The manifest's entries that say what the output is written from (scoring.output.ORIGIN); the data
+    folder as an absolute path, so that a run from another working directory names the same folder."""
+    return {"as_of": day_text(plan.as_of), "input": {"data": str(Path(request.data).resolve()), "fingerprint": digest},
+            "model": {"version": plan.spec.model_version}, "policy": {"hash": policy.hash}}
+
+
 def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: int, totals: Totals, digest: str,
               started: float) -> dict:
-    """The run's manifest: inputs, model, policy, counts, drift and timings."""
-    tally = totals.tally
+    """The run's manifest: inputs, model, policy, counts, the night's figures, drift and timings."""
+    tally, inputs = totals.tally, _inputs(request, plan, policy, digest)
     manifest = {
-        "schema_version": SCHEMA_VERSION, "as_of": day_text(plan.as_of), "previous": plan.previous_info,
-        "input": {"data": str(request.data), "fingerprint": digest,
-                  "extraction": plan.portfolio.extraction.to_dict(), "accounts": totals.accounts,
+        "schema_version": SCHEMA_VERSION, "as_of": inputs["as_of"], "previous": plan.previous_info,
+        "input": {**inputs["input"], "extraction": plan.portfolio.extraction.to_dict(), "accounts": totals.accounts,
                   "tables": totals.inputs.summary()},
-        "model": {"uri": request.model, "version": plan.spec.model_version,
-                  "catalog_version": bundle.catalog_version, "targets": bundle.targets,
+        "model": {"uri": request.model, **inputs["model"], "catalog_version": bundle.catalog_version,
+                  "targets": bundle.targets,
                   "null_columns": [c for t, cols in TARGET_COLUMNS.items() if t not in bundle.targets for c in cols],
                   "score_scale": bundle.scale.to_dict()},
-        "policy": {"source": policy.source, "hash": policy.hash},
+        "policy": {"source": policy.source, **inputs["policy"]},
         "rows": {"scored": rows, "not_open_yet": totals.accounts - rows,
                  **{k: dict(sorted(v.items())) for k, v in tally.categories.items()}, **tally.flags},
         "distributions": tally.summary(),
+        "limits": tally.limit_summary(),
+        "guardrails": tally.guardrail_summary(),
+        "reasons": tally.reason_summary(reason_titles(bundle.feature_names, plan.spec.models.catalog)),
         "drift": drift_summary(bundle.reference, totals.drift),
         "run": {"chunks": len(plan.tasks), "chunk_size": plan.chunk_size, "workers": request.workers,
                 "reasons": request.reasons},
         "timings": {"stages_worker_s": {k: round(v, 3) for k, v in totals.stages.items()},
                     "chunks_done_s": round(time.perf_counter() - started, 3)},
     }
+    manifest["change"] = day_over_day(request.previous, plan.out, manifest)
     manifest["timings"]["wall_s"] = round(time.perf_counter() - started, 3)
     return manifest
 

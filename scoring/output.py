@@ -6,6 +6,11 @@ delete each other's files. Everything is then written to hidden temporary siblin
 the Parquet file first and the manifest that describes it last: a killed or failed job leaves nothing at
 the output path, the previous output stays whole, and a manifest always matches the file next to it (it
 holds the file's SHA-256).
+
+An output path holds one run's output; a later run replaces it only when it was written from the same inputs
+(`Existing`): the same data folder and input files, as-of date, model version and policy. Any other run,
+say on another data folder whose as-of date gives the same default name, is refused unless it is told to
+overwrite.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -194,6 +200,76 @@ def clear_leftovers(out: Path) -> None:
     for path in (out, manifest_path(out), report_path(out)):
         for stale in path.parent.glob(f".{path.name}.part-*"):
             stale.unlink(missing_ok=True)
+
+
+# what identifies the inputs of an output: (what, where its manifest says it). A run whose own differ would
+# write other decisions, so it may not replace the output without --overwrite. How the run went (chunks,
+# workers, --reasons, --previous) does not count: the scores and limit decisions are the same.
+ORIGIN = (("data folder", ("input", "data")), ("input files' SHA-256", ("input", "fingerprint")),
+          ("as-of date", ("as_of",)), ("model", ("model", "version")), ("policy hash", ("policy", "hash")))
+DATA_FOLDER, INPUT_FILES = ORIGIN[0][0], ORIGIN[1][0]
+
+
+def read_manifest(path: Path) -> dict | None:
+    """A manifest's content; None when it is missing or not a manifest."""
+    try:
+        manifest = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def origin(manifest: dict) -> dict[str, str]:
+    """What a manifest (or the part of one a run knows so far) says its output was written from; the data
+    folder as an absolute path (a relative one, from a manifest of an older version, taken from here)."""
+    found = {}
+    for what, keys in ORIGIN:
+        value = manifest
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            found[what] = str(Path(value).resolve()) if what == DATA_FOLDER else str(value)
+    return found
+
+
+@dataclass(frozen=True)
+class Existing:
+    """An output found at a claimed path, and what its manifest says it was written from (None: the manifest
+    is missing or unreadable, so nothing is known of it)."""
+
+    out: Path
+    written_from: dict[str, str] | None
+
+    @classmethod
+    def at(cls, out: Path) -> Existing | None:
+        """The output at `out`, if any of its files is there; read only under `claim`'s lock."""
+        if not any(p.exists() for p in (out, manifest_path(out), report_path(out))):
+            return None
+        manifest = read_manifest(manifest_path(out))
+        return cls(out, None if manifest is None else origin(manifest))
+
+    def knows(self, what: str) -> bool:
+        """Whether comparing `what` can still decide anything: the manifest knows it."""
+        return self.written_from is not None and what in self.written_from
+
+    def refuse_other(self, this_run: dict[str, str]) -> None:
+        """Refuse to replace the output when what this run knows so far of its inputs differs from it."""
+        todo = "Pass --overwrite to replace it, or --out FILE to write this run elsewhere."
+        if self.written_from is None:
+            raise ScoreError(f"{self.out} is there without a readable manifest ({manifest_path(self.out).name}), "
+                             f"so what it was written from is unknown; it is kept. {todo}")
+        differ = [what for what, value in this_run.items()
+                  if what in self.written_from and self.written_from[what] != value]
+        if differ:
+            lines = "".join(f"\n  {what}: {_short(self.written_from[what])} (this run: {_short(this_run[what])})"
+                            for what in differ)
+            raise ScoreError(f"{self.out} was written from other inputs than this run's, and is kept:{lines}\n"
+                             f"{todo}")
+
+
+def _short(value: str) -> str:
+    """A SHA-256 by its first 12 characters, anything else whole."""
+    return value[:12] if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else value
 
 
 @contextmanager

@@ -1,8 +1,9 @@
-"""The previous cycle's scores, for score adjustments: read from last cycle's output, or recomputed.
+"""The previous cycle's scores, for score adjustments, and the last run's counts, for the night's changes.
 
 Without `--previous` the job recomputes the score as of one policy cycle earlier from the same data (one
 more as-of date in the same feature pass); with it, the file is checked (ids, dates, one score per account)
-and each chunk receives the slice of its accounts.
+and each chunk receives the slice of its accounts. The run report compares tonight's action counts with
+the last run's manifest (`last_run`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from features.contract import ContractError, read_table
 from policy.config import Policy
 from scoring.chunks import Portfolio
 from scoring.errors import ScoreError, day_text
+from scoring.output import DATA_FOLDER, manifest_path, origin, read_manifest
 
 
 def previous_cycle(request, policy: Policy, as_of: int, portfolio: Portfolio):
@@ -73,3 +75,61 @@ def slice_of(ids: np.ndarray | None, scores: np.ndarray | None, lo: int, hi: int
         return None, None
     a, b = np.searchsorted(ids, [lo, hi])
     return ids[a:b], scores[a:b]
+
+
+# ---------------------------------------------------------------------------------------------- the last run
+
+# the counts compared with the last run: the manifest's rows by category, and flags
+COMPARED = {"limit_action": "limit actions", "collection_treatment": "collection treatments"}
+COMPARED_FLAGS = ("scored", "early_warning", "adverse")
+
+
+def last_run(previous: Path | None, out: Path, as_of: str, data: str) -> tuple[Path | None, dict | None, str]:
+    """The manifest to compare tonight's counts with: (its path, the manifest, how it was chosen), or
+    (None, None, why there is none).
+
+    With --previous FILE, FILE's manifest beside it. Without, the manifest in the output's folder with the
+    latest as-of date before tonight's among those written from the same data folder: counts of another
+    portfolio say nothing about this one's night.
+    """
+    if previous is not None:
+        path = manifest_path(Path(previous))
+        manifest = read_manifest(path)
+        if manifest is None:
+            return None, None, f"--previous {previous} has no readable manifest beside it ({path.name})"
+        return path, manifest, "the manifest beside --previous"
+    found = []
+    for path in out.parent.glob("*.manifest.json"):
+        manifest = read_manifest(path)
+        if manifest is None or path == manifest_path(out):
+            continue
+        if origin(manifest).get(DATA_FOLDER) == data and str(manifest.get("as_of", "")) < as_of:
+            found.append((str(manifest["as_of"]), path.name, path, manifest))
+    if not found:
+        return None, None, f"no earlier run from {data} in {out.parent}"
+    _, _, path, manifest = max(found, key=lambda f: f[:2])
+    return path, manifest, f"the latest earlier run from the same data folder in {out.parent}"
+
+
+def count_changes(now: dict, before: dict) -> dict:
+    """Counts of tonight's manifest against an earlier one's: {group: {name: {now, before, change}}}."""
+    def pairs(a: dict, b: dict) -> dict:
+        return {k: {"now": int(a.get(k, 0)), "before": int(b.get(k, 0)), "change": int(a.get(k, 0)) - int(b.get(k, 0))}
+                for k in sorted(set(a) | set(b))}
+
+    rows, old = now["rows"], before.get("rows", {})
+    return {**{key: pairs(rows.get(key, {}), old.get(key, {})) for key in COMPARED},
+            "accounts": pairs({k: rows.get(k, 0) for k in COMPARED_FLAGS}, {k: old.get(k, 0) for k in COMPARED_FLAGS})}
+
+
+def day_over_day(previous: Path | None, out: Path, manifest: dict) -> dict:
+    """The manifest's `change` section: what tonight's counts are compared with, and the changes."""
+    path, before, how = last_run(previous, out, manifest["as_of"], manifest["input"]["data"])
+    if before is None:
+        return {"compared_with": None, "note": how}
+    return {"compared_with": {"manifest": str(path), "how": how, "as_of": before.get("as_of"),
+                              "data": before.get("input", {}).get("data"),
+                              "model": before.get("model", {}).get("version"),
+                              "policy": before.get("policy", {}).get("hash")},
+            "counts": count_changes(manifest, before)}
+

@@ -1,8 +1,11 @@
 """The run report: one self-contained HTML page beside the scores, for the people who check a night's run.
 
-What moved (score distribution against the training reference, score adjustments), what was decided
-(limit actions by score band, collection treatments by days past due) and what drifted (PSI and CSI),
-from the counts the job kept -- the scored rows are not read again.
+First what an operator checks each morning: which data was scored, how the night's action counts moved
+since the last run, how much credit the limit actions granted and took back and what that did to the
+expected loss, which guardrails held raises back, and which reasons the adverse decisions gave. Then what
+was decided (limit actions by score band, collection treatments by days past due), what moved (score
+distribution against the training reference, score adjustments) and what drifted (PSI and CSI). All from
+the counts the job kept -- the scored rows are not read again.
 """
 from __future__ import annotations
 
@@ -11,7 +14,10 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from scoring.previous import COMPARED
 from scoring.tally import NO_SCORE
+
+TOP_REASONS = 15
 
 
 def run_report(manifest: dict, score_reference: dict | None, score_counts: np.ndarray | None) -> str:
@@ -21,11 +27,17 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
     m = manifest
     rows = m["rows"]
     rep = Report(f"Scoring run as of {m['as_of']}")
-    rep.add_text(f"Model `{m['model']['version']}` ({m['model']['uri']}), policy hash `{m['policy']['hash'][:12]}`, "
-                 f"input fingerprint `{m['input']['fingerprint'][:12]}`. {rows['scored']:,} accounts scored, "
+    rep.add_text(f"Data folder `{m['input']['data']}` (input fingerprint `{m['input']['fingerprint'][:12]}`). "
+                 f"Model `{m['model']['version']}` ({m['model']['uri']}), policy hash `{m['policy']['hash'][:12]}`. "
+                 f"{rows['scored']:,} accounts scored, "
                  f"{rows.get('adverse', 0):,} adverse decisions with reasons, {rows.get('early_warning', 0):,} "
                  f"early warnings, {rows.get('control_cell', 0):,} accounts in the collection control cell. "
                  f"Previous score: {m['previous']['source']}.")
+    rep.add_section("The night at a glance")
+    _change(rep, m)
+    _limits(rep, m["limits"])
+    _guardrails(rep, m["guardrails"])
+    _reasons(rep, m["reasons"])
     rep.add_section("Decisions")
     for key in ("limit_action", "collection_treatment", "status"):
         rep.add_table(key.replace("_", " "), pd.DataFrame({"accounts": rows[key]}).rename_axis(key),
@@ -86,6 +98,75 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
         rep.add_table("Feature CSI against the training reference (highest 20; warning above 0.1, alert above "
                       "0.25)", feats.rename_axis("feature"), fmt={"psi": ".3f"})
     return rep.render()
+
+
+def _change(rep, m: dict) -> None:
+    """Tonight's action counts against the last run's, and what that run was."""
+    change = m["change"]
+    was = change["compared_with"]
+    if was is None:
+        rep.add_text(f"Nothing to compare tonight's counts with: {change['note']}.")
+        return
+    ours = {"data": m["input"]["data"], "model": m["model"]["version"], "policy": m["policy"]["hash"]}
+    other = [f"{what} `{was[key][:12] if key == 'policy' else was[key]}`" for key, what in
+             (("data", "data folder"), ("model", "model"), ("policy", "policy hash"))
+             if was.get(key) not in (None, ours[key])]
+    rep.add_text(f"Compared with the run as of {was['as_of']} (`{was['manifest']}`, {was['how']})."
+                 + (f" That run had another {', '.join(other)}." if other else ""))
+    labels = {**COMPARED, "accounts": "accounts"}
+    frame = pd.DataFrame([{"what": labels.get(group, group), "": name, "before": v["before"], "now": v["now"],
+                           "change": v["change"]}
+                          for group, counts in change["counts"].items() for name, v in counts.items()])
+    rep.add_table("Action counts since the last run", frame.set_index(["what", ""]),
+                  fmt={"before": "{:,}", "now": "{:,}", "change": "{:+,}"})
+
+
+def _limits(rep, limits: dict) -> None:
+    """Net limit change (raises, cuts; closed lines apart) and the expected loss before and after."""
+    up, down, closed, el = limits["increases"], limits["decreases"], limits["closed"], limits["expected_loss"]
+    rep.add_text(f"Net limit change {limits['net_change']:+,.0f}: raises {up['change']:+,.0f} on {up['accounts']:,} "
+                 f"lines, cuts {down['change']:+,.0f} on {down['accounts']:,}. Lines of charged-off accounts "
+                 f"closed: {closed['change']:+,.0f} on {closed['accounts']:,} (closed again on every run, so not in "
+                 f"the net change). Expected loss (PD x LGD {el['lgd']:g} x EAD, EAD = balance + CCF {el['ccf']:g} x "
+                 f"undrawn limit; {el['accounts']:,} accounts with a PD): {el['before']:,.0f} at the current limits, "
+                 f"{el['after']:,.0f} at the new ones ({el['change']:+,.0f}).")
+    frame = pd.DataFrame([{"product": product, "limit action": action, "accounts": v["accounts"],
+                           "limit": v["limit"], "new limit": v["new_limit"], "change": v["change"],
+                           "expected loss": v["expected_loss"], "at the new limit": v["new_expected_loss"]}
+                          for product, actions in limits["by_product"].items() for action, v in actions.items()])
+    if not frame.empty:
+        rep.add_table("Limits and expected loss by product and limit action", frame.set_index(
+            ["product", "limit action"]), fmt={"accounts": "{:,}", "change": "{:+,.0f}",
+                                                **dict.fromkeys(["limit", "new limit", "expected loss",
+                                                                 "at the new limit"], "{:,.0f}")})
+
+
+def _guardrails(rep, guardrails: dict) -> None:
+    """Accounts where each guardrail held the limit back, by the limit action that resulted."""
+    frame = pd.DataFrame([{"rule": code, "guardrail": g["title"], "accounts": g["accounts"], **g["limit_action"]}
+                          for code, g in guardrails.items()]).fillna(0)
+    order = ["increase", "keep", "decrease"]
+    actions = sorted((c for c in frame.columns if c not in ("rule", "guardrail", "accounts")),
+                     key=lambda a: (order.index(a) if a in order else len(order), a))
+    frame = frame[["rule", "guardrail", "accounts", *actions]]
+    frame[actions] = frame[actions].astype(int)
+    rep.add_table("Guardrails that held limits back (accounts where the rule acted and no freeze, new line, cash "
+                  "loan or charge-off set the limit instead; by the limit action that resulted: the no-raise rules "
+                  "block a raise, the budget and the bounds trim raises and cuts)", frame.set_index("rule"),
+                  fmt=dict.fromkeys(["accounts", *actions], "{:,}"))
+
+
+def _reasons(rep, reasons: dict) -> None:
+    """The most frequent reason codes of the adverse decisions."""
+    codes = reasons["codes"][:TOP_REASONS]
+    if not codes:
+        rep.add_text("No adverse decision, so no reasons.")
+        return
+    frame = pd.DataFrame([{"code": c["code"], "reason": c["title"], "accounts": c["accounts"], "share": c["share"],
+                           "as the first reason": c["first"]} for c in codes])
+    rep.add_table(f"Reason codes of the {reasons['adverse']:,} adverse decisions (the {len(codes)} most frequent; "
+                  "share of adverse decisions giving the code)", frame.set_index("code"),
+                  fmt={"accounts": "{:,}", "share": "{:.1%}", "as the first reason": "{:,}"})
 
 
 def _band_order(label: str) -> float:
