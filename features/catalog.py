@@ -1,8 +1,10 @@
 """The feature catalog: every feature declared once.
 
-A declaration says what the feature means (description), over which window, and which way risk goes
-(+1: more of it is riskier, -1: less is riskier, 0: no stated direction). The builder's output columns,
-LightGBM's monotone constraints, reason-code texts and the report's feature table all read it.
+A declaration says what the feature means (description), over which window, which way risk goes
+(+1: more of it is riskier, -1: less is riskier, 0: no stated direction), and how it reads as the reason for
+an adverse decision (`reason`: a sentence around the account's own value, or `NotAReason` with why it never
+is one). The builder's output columns, LightGBM's monotone constraints, reason texts and the report's feature
+table all read it.
 
 Windowed features are data, not code: `Feature(signal=..., agg=..., window=...)` aggregates one of the
 per-bill signals below over the account's last N bills, last N revolving statements, or bills due in the
@@ -17,7 +19,9 @@ the kernel's `_signals`.
 
 Each feature has a fingerprint: a hash of its declaration and of its `semantics` version, which is bumped
 when a change of code changes the feature's values under the same declaration. Pinned values
-(tests/golden/feature_values.json) are keyed by it, so values that move without a bump fail a test.
+(tests/golden/feature_values.json) are keyed by it, so values that move without a bump fail a test. How a
+feature reads as a reason is wording, not computation: it enters neither the fingerprint nor the catalog
+version, so rewording a reason strands no model.
 """
 from __future__ import annotations
 
@@ -95,6 +99,49 @@ Window = Bills | Statements | Days
 
 
 @dataclass(frozen=True)
+class Reason:
+    """How a feature reads as the reason for an adverse decision, with the account's own value.
+
+    `text` is a sentence a customer service agent can read out: "{value}" is the account's value as `unit`
+    formats it, and "[a|b]" reads a when that value is 1 and b otherwise ("1 bill was", "3 bills were").
+    `zero` and `negative` replace the sentence for a value of 0 and below 0 (a negative value is shown without
+    its sign). `missing` is the sentence for a missing value; None: a missing value is never a reason (it
+    says "never happened" or "not this product", which is no reason against the customer).
+    Units (models/reasons.py formats them): count (whole), days (at most one decimal), share (a ratio as a
+    whole percentage), points (a difference of shares, in percentage points), amount (money: whole from 10,
+    else cents), yes/no (an indicator: `text` for 1, `zero` for 0).
+    """
+
+    text: str
+    unit: str = "count"
+    zero: str | None = None
+    negative: str | None = None
+    missing: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit not in REASON_UNITS:
+            raise ValueError(f"reason {self.text!r}: unit must be one of {', '.join(REASON_UNITS)}, got {self.unit!r}")
+        if self.unit == "yes/no" and self.zero is None:
+            raise ValueError(f"reason {self.text!r}: a yes/no reason needs the sentence for no (zero=...)")
+
+
+@dataclass(frozen=True)
+class NotAReason:
+    """A feature the models may read that is never offered as the reason for an adverse decision: the
+    customer's own conduct is the reason, not the lender's decisions, the product, the economy, the calendar
+    or what was recorded once at application. `why` says which."""
+
+    why: str
+
+
+REASON_UNITS = ("count", "days", "share", "points", "amount", "yes/no")
+LENDER = NotAReason("the lender's own decision about the line, not the customer's conduct")
+PRODUCT = NotAReason("the product and its terms, not the customer's conduct")
+APPLICATION = NotAReason("recorded once at application: it explains no change, and the customer cannot act on it")
+ECONOMY = NotAReason("the economy or the season, not the customer's conduct")
+
+
+@dataclass(frozen=True)
 class Feature:
     name: str
     description: str
@@ -106,6 +153,9 @@ class Feature:
     # bumped when the feature's values change while its declaration stays (a fix in the code behind it):
     # the fingerprint changes with it, and so do the pinned values (tests/test_feature_golden.py)
     semantics: int = field(default=1, repr=False)
+    # how it reads as an adverse reason (models/reasons.py); None: "description: value". Wording only: in
+    # neither the fingerprint nor the catalog version (repr=False)
+    reason: Reason | NotAReason | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.risk not in (-1, 0, 1):
@@ -126,6 +176,11 @@ class Feature:
         return sha256(text.encode()).hexdigest()[:12]
 
     @property
+    def may_be_reason(self) -> bool:
+        """Whether the feature may be offered as the reason for an adverse decision."""
+        return not isinstance(self.reason, NotAReason)
+
+    @property
     def day_precision(self) -> bool:
         """Needs day-exact dates: missing (NaN) for accounts whose source only has months."""
         return self.signal in DAY_PRECISION_SIGNALS or self.name in _DAY_PRECISION_STATE
@@ -139,150 +194,240 @@ def _wname(w: Window) -> str:
     return {0: "n", 1: "s", 2: "d"}[w.kind] + str(w.n if w.kind != 2 else w.d)
 
 
+def _counted(w: Window, one: str, many: str | None = None, not_one: str | None = None) -> Reason:
+    """The reason of a count over a window: `one` is what a single bill (or statement) did, "was paid late";
+    `many` the same of several ("were ..."), `not_one` its denial for the newest one alone ("was not ...")."""
+    many = many or one.replace("was ", "were ", 1)
+    not_one = not_one or one.replace("was ", "was not ", 1)
+    item = "statement" if w.kind == 1 else "bill"
+    if w.kind != 2 and w.n == 1:
+        return Reason(f"the newest {item} {one}", "yes/no", zero=f"the newest {item} {not_one}")
+    if w.kind == 2:
+        return Reason(f"{{value}} [bill|bills] due in the last {w.d} days [{one}|{many}]",
+                      zero=f"no bill due in the last {w.d} days {one}")
+    return Reason(f"{{value}} of the last {w.n} {item}s [{one}|{many}]", zero=f"none of the last {w.n} {item}s {one}")
+
+
 def _short_lags() -> list[Feature]:
     out = []
     for w in _WINDOWS:
         wn, wt = _wname(w), w.text()
         out += [
-            Feature(f"lag1_{wn}", f"bills paid exactly 1 day late, among {wt}", +1, "short_lag", w, "lag1", "count"),
-            Feature(f"lag2_{wn}", f"bills paid exactly 2 days late, among {wt}", +1, "short_lag", w, "lag2", "count"),
+            Feature(f"lag1_{wn}", f"bills paid exactly 1 day late, among {wt}", +1, "short_lag", w, "lag1", "count",
+                    reason=_counted(w, "was paid exactly 1 day late")),
+            Feature(f"lag2_{wn}", f"bills paid exactly 2 days late, among {wt}", +1, "short_lag", w, "lag2", "count",
+                    reason=_counted(w, "was paid exactly 2 days late")),
             Feature(f"grace_late_{wn}", f"bills paid late but within the grace period, among {wt}", +1,
-                    "short_lag", w, "late_within_grace", "count"),
+                    "short_lag", w, "late_within_grace", "count",
+                    reason=_counted(w, "was paid late, within the grace period")),
             Feature(f"beyond_grace_{wn}", f"bills paid or still unpaid beyond the grace period, among {wt}", +1,
-                    "short_lag", w, "late_beyond_grace", "count"),
+                    "short_lag", w, "late_beyond_grace", "count",
+                    reason=_counted(w, "was paid late beyond the grace period, or is still unpaid",
+                                    "were paid late beyond the grace period, or are still unpaid",
+                                    "was not late beyond the grace period")),
         ]
     return out
 
 
+NO_BILL_YET = "no bill has fallen due yet"
+
+
 def _depth() -> list[Feature]:
     f = [
-        Feature("dpd_now", "days past due now (oldest unpaid bill)", +1, "delinquency"),
-        Feature("worst_dpd_n3", "worst days late among the last 3 bills", +1, "delinquency", Bills(3), "depth", "max"),
+        Feature("dpd_now", "days past due now (oldest unpaid bill)", +1, "delinquency",
+                reason=Reason("{value} [day|days] past due now", "days", zero="nothing past due now")),
+        Feature("worst_dpd_n3", "worst days late among the last 3 bills", +1, "delinquency", Bills(3), "depth", "max",
+                reason=Reason("up to {value} [day|days] late on the last 3 bills", "days",
+                              zero="none of the last 3 bills was late", missing=NO_BILL_YET)),
         Feature("worst_dpd_n12", "worst days late among the last 12 bills", +1, "delinquency", Bills(12), "depth",
-                "max"),
+                "max", reason=Reason("up to {value} [day|days] late on the last 12 bills", "days",
+                                     zero="none of the last 12 bills was late", missing=NO_BILL_YET)),
         Feature("worst_dpd_d360", "worst days late among bills due in the last 360 days", +1, "delinquency",
-                Days(360), "depth", "max"),
+                Days(360), "depth", "max",
+                reason=Reason("up to {value} [day|days] late on bills due in the last 360 days", "days",
+                              zero="no bill due in the last 360 days was late",
+                              missing="no bill fell due in the last 360 days")),
         Feature("late_n6", "bills paid late or still late, among the last 6 bills", +1, "delinquency", Bills(6),
-                "late", "count"),
+                "late", "count", reason=_counted(Bills(6), "was late (paid late or still unpaid)")),
         Feature("late_n12", "bills paid late or still late, among the last 12 bills", +1, "delinquency", Bills(12),
-                "late", "count"),
+                "late", "count", reason=_counted(Bills(12), "was late (paid late or still unpaid)")),
         Feature("late3_n12", "bills 3 or more days late, among the last 12 bills", +1, "delinquency", Bills(12),
-                "late3", "count"),
+                "late3", "count", reason=_counted(Bills(12), "was 3 or more days late")),
         Feature("late30_n12", "bills 30 or more days late, among the last 12 bills", +1, "delinquency", Bills(12),
-                "late30", "count"),
+                "late30", "count", reason=_counted(Bills(12), "was 30 or more days late")),
         Feature("late30_d360", "bills 30 or more days late, due in the last 360 days", +1, "delinquency",
-                Days(360), "late30", "count"),
+                Days(360), "late30", "count", reason=_counted(Days(360), "was 30 or more days late")),
         Feature("late_n36", "bills paid late or still late, among the last 36 bills (the long record)", +1,
-                "delinquency", Bills(36), "late", "count"),
+                "delinquency", Bills(36), "late", "count",
+                reason=_counted(Bills(36), "was late (paid late or still unpaid)")),
         Feature("late3_n36", "bills 3 or more days late, among the last 36 bills", +1, "delinquency", Bills(36),
-                "late3", "count"),
+                "late3", "count", reason=_counted(Bills(36), "was 3 or more days late")),
         Feature("depth_mean_n36", "days late, mean over the last 36 bills (0 for bills paid on time)", +1,
-                "delinquency", Bills(36), "depth", "mean"),
+                "delinquency", Bills(36), "depth", "mean",
+                reason=Reason("{value} [day|days] late on average over the last 36 bills", "days",
+                              zero="none of the last 36 bills was late", missing=NO_BILL_YET)),
         Feature("bills_since_late", "bills since the last late one (0 = the newest; -1 = never late)", 0,
-                "delinquency"),
+                "delinquency", reason=Reason("the last late bill was {value} [bill|bills] before the newest",
+                                             zero="the newest bill was late", negative="no bill has been late")),
         Feature("days_since_late", "days since the due date of the last late bill (missing if never late)", -1,
-                "delinquency"),
-        Feature("ontime_streak", "newest bills in a row paid on or before their due date", -1, "delinquency"),
-        Feature("longest_ontime_streak", "longest run of bills paid on time", -1, "delinquency"),
+                "delinquency", reason=Reason("the last late bill fell due {value} [day|days] ago", "days")),
+        Feature("ontime_streak", "newest bills in a row paid on or before their due date", -1, "delinquency",
+                reason=Reason("{value} [bill|bills] in a row paid on time, up to the newest",
+                              zero="the newest bill was not paid on time")),
+        Feature("longest_ontime_streak", "longest run of bills paid on time", -1, "delinquency",
+                reason=Reason("at most {value} [bill|bills] in a row paid on time so far",
+                              zero="no bill paid on time so far")),
     ]
     return f
+
+
+def _paid_share(n: int) -> Reason:
+    return Reason(f"{{value}} of the amount due paid on the last {n} bills, on average", "share")
 
 
 def _payment() -> list[Feature]:
     return [
         Feature("paid_ratio_n3", "share of the amount due paid, mean over the last 3 bills", -1, "payment",
-                Bills(3), "paid_ratio", "mean"),
+                Bills(3), "paid_ratio", "mean", reason=_paid_share(3)),
         Feature("paid_ratio_n6", "share of the amount due paid, mean over the last 6 bills", -1, "payment",
-                Bills(6), "paid_ratio", "mean"),
+                Bills(6), "paid_ratio", "mean", reason=_paid_share(6)),
         Feature("paid_ratio_n12", "share of the amount due paid, mean over the last 12 bills", -1, "payment",
-                Bills(12), "paid_ratio", "mean"),
+                Bills(12), "paid_ratio", "mean", reason=_paid_share(12)),
         Feature("paid_ratio_n36", "share of the amount due paid, mean over the last 36 bills", -1, "payment",
-                Bills(36), "paid_ratio", "mean"),
+                Bills(36), "paid_ratio", "mean", reason=_paid_share(36)),
         Feature("early_n1", "the newest bill was paid before its due date (1) or not (0)", -1, "payment", Bills(1),
-                "early", "count"),
+                "early", "count", reason=_counted(Bills(1), "was paid before its due date")),
         Feature("early_n3", "bills paid before their due date, among the last 3 bills", -1, "payment", Bills(3),
-                "early", "count"),
+                "early", "count", reason=_counted(Bills(3), "was paid before its due date",
+                                                  "were paid before their due date")),
         Feature("early_n6", "bills paid before their due date, among the last 6 bills", -1, "payment", Bills(6),
-                "early", "count"),
+                "early", "count", reason=_counted(Bills(6), "was paid before its due date",
+                                                  "were paid before their due date")),
         Feature("early_n12", "bills paid before their due date, among the last 12 bills", -1, "payment",
-                Bills(12), "early", "count"),
+                Bills(12), "early", "count", reason=_counted(Bills(12), "was paid before its due date",
+                                                             "were paid before their due date")),
         Feature("early_n36", "bills paid before their due date, among the last 36 bills", -1, "payment",
-                Bills(36), "early", "count"),
+                Bills(36), "early", "count", reason=_counted(Bills(36), "was paid before its due date",
+                                                             "were paid before their due date")),
         Feature("min_only_n1", "the newest statement was paid with less than the full amount (1) or not (0)", +1,
-                "payment", Statements(1), "min_only", "count"),
+                "payment", Statements(1), "min_only", "count",
+                reason=_counted(Statements(1), "was paid with less than the full amount")),
         Feature("min_only_n6", "statements paid with less than the full amount, among the last 6 statements", +1,
-                "payment", Statements(6), "min_only", "count"),
+                "payment", Statements(6), "min_only", "count",
+                reason=_counted(Statements(6), "was paid with less than the full amount")),
         Feature("min_only_n12", "statements paid with less than the full amount, among the last 12 statements",
-                +1, "payment", Statements(12), "min_only", "count"),
+                +1, "payment", Statements(12), "min_only", "count",
+                reason=_counted(Statements(12), "was paid with less than the full amount")),
         Feature("part_paid_n6", "bills part-paid but below the minimum, among the last 6 bills", +1, "payment",
-                Bills(6), "part_paid", "count"),
+                Bills(6), "part_paid", "count", reason=_counted(Bills(6), "was paid in part, below the minimum due")),
         Feature("days_early_n6", "days paid before the due date, mean over the last 6 bills", -1, "payment",
-                Bills(6), "days_early", "mean"),
+                Bills(6), "days_early", "mean",
+                reason=Reason("paid {value} [day|days] before the due date on average over the last 6 bills", "days",
+                              zero="none of the last 6 bills was paid before its due date")),
         Feature("cure_days_n12", "days to pay once late, mean over late bills among the last 12", +1, "payment",
-                Bills(12), "cure_days", "mean"),
+                Bills(12), "cure_days", "mean",
+                reason=Reason("late bills among the last 12 took {value} [day|days] to pay on average", "days")),
         Feature("penalty_d360", "penalty interest accrued on bills due in the last 360 days", +1, "payment",
-                Days(360), "penalty", "sum"),
+                Days(360), "penalty", "sum",
+                reason=Reason("penalty interest of {value} on bills due in the last 360 days", "amount",
+                              zero="no penalty interest on bills due in the last 360 days")),
     ]
 
 
 def _usage() -> list[Feature]:
     return [
         Feature("util_n1", "statement amount over limit, newest statement", +1, "usage", Statements(1), "util",
-                "mean"),
+                "mean", reason=Reason("the newest statement used {value} of the credit limit", "share")),
         Feature("util_n3", "statement amount over limit, mean over the last 3 statements", +1, "usage",
-                Statements(3), "util", "mean"),
+                Statements(3), "util", "mean",
+                reason=Reason("the last 3 statements used {value} of the credit limit on average", "share")),
         Feature("util_n12", "statement amount over limit, mean over the last 12 statements", +1, "usage",
-                Statements(12), "util", "mean"),
-        Feature("util_trend", "util_n3 minus util_n12: rising use of the line", +1, "usage"),
+                Statements(12), "util", "mean",
+                reason=Reason("the last 12 statements used {value} of the credit limit on average", "share")),
+        Feature("util_trend", "util_n3 minus util_n12: rising use of the line", +1, "usage",
+                reason=Reason("use of the credit limit rose by {value} percentage [point|points] (the last 3 "
+                              "statements against the last 12)", "points",
+                              zero="use of the credit limit held steady (the last 3 statements against the last 12)",
+                              negative="use of the credit limit fell by {value} percentage [point|points] (the last 3 "
+                              "statements against the last 12)")),
         Feature("util_max_n12", "highest statement amount over limit, last 12 statements", +1, "usage",
-                Statements(12), "util", "max"),
-        Feature("util_now", "unpaid balance over the limit in force now", +1, "usage"),
-        Feature("balance_now", "unpaid amount of bills issued by now", 0, "usage"),
-        Feature("limit_now", "credit limit in force now", -1, "usage"),
-        Feature("limit_changes_d360", "limit changes in the last 360 days", 0, "usage"),
-        Feature("limit_ratio_d360", "limit now over the limit 360 days ago", -1, "usage"),
+                Statements(12), "util", "max",
+                reason=Reason("up to {value} of the credit limit used on the last 12 statements", "share")),
+        Feature("util_now", "unpaid balance over the limit in force now", +1, "usage",
+                reason=Reason("the unpaid balance is {value} of the credit limit", "share", zero="nothing unpaid now")),
+        Feature("balance_now", "unpaid amount of bills issued by now", 0, "usage",
+                reason=Reason("an unpaid balance of {value}", "amount", zero="nothing unpaid now")),
+        Feature("limit_now", "credit limit in force now", -1, "usage", reason=LENDER),
+        Feature("limit_changes_d360", "limit changes in the last 360 days", 0, "usage", reason=LENDER),
+        Feature("limit_ratio_d360", "limit now over the limit 360 days ago", -1, "usage", reason=LENDER),
         Feature("conversions_n12", "statements converted into installments, among the last 12 statements", +1,
-                "usage", Statements(12), "converted", "count"),
+                "usage", Statements(12), "converted", "count",
+                reason=_counted(Statements(12), "was converted into installments")),
         Feature("installment_bills_n12", "installment bills among the last 12 bills", 0, "usage", Bills(12),
-                "installment", "count"),
-        Feature("amount_mean_n6", "amount due, mean over the last 6 bills", 0, "usage", Bills(6), "amount", "mean"),
-        Feature("bills_due", "bills due so far", -1, "usage"),
-        Feature("tenure_days", "days since the account was opened", -1, "usage"),
+                "installment", "count", reason=_counted(Bills(12), "was an installment", "were installments")),
+        Feature("amount_mean_n6", "amount due, mean over the last 6 bills", 0, "usage", Bills(6), "amount", "mean",
+                reason=Reason("bills of {value} on average over the last 6", "amount",
+                              zero="nothing due on the last 6 bills")),
+        Feature("bills_due", "bills due so far", -1, "usage",
+                reason=Reason("{value} [bill has|bills have] fallen due so far", zero=NO_BILL_YET)),
+        Feature("tenure_days", "days since the account was opened", -1, "usage",
+                reason=Reason("the account was opened {value} [day|days] ago", "days",
+                              zero="the account was opened today")),
         Feature("installments_left", "a cash loan's installments still to fall due after T (missing for revolving "
-                "lines and loans of unknown term): each one is a chance to be late", +1, "usage"),
-        Feature("is_installment", "1 for a cash loan, 0 for a revolving line", 0, "usage"),
-        Feature("grace_days", "grace days of the account: late within them is not reported", 0, "usage"),
+                "lines and loans of unknown term): each one is a chance to be late", +1, "usage",
+                reason=Reason("{value} cash loan [installment|installments] still to pay",
+                              zero="no cash loan installment left to pay")),
+        Feature("is_installment", "1 for a cash loan, 0 for a revolving line", 0, "usage", reason=PRODUCT),
+        Feature("grace_days", "grace days of the account: late within them is not reported", 0, "usage",
+                reason=PRODUCT),
         Feature("income_band", "income band recorded at application (missing when the source has none)", -1,
-                "usage"),
+                "usage", reason=APPLICATION),
     ]
 
 
 def _customer() -> list[Feature]:
+    others = "among the last {n} of the customer's other accounts"
     return [
-        Feature("cust_accounts", "the customer's accounts open now", 0, "customer"),
+        Feature("cust_accounts", "the customer's accounts open now", 0, "customer",
+                reason=Reason("the customer holds {value} open [account|accounts]")),
         Feature("cust_other_dpd_now", "days past due now on the customer's other accounts (worst)", +1,
-                "customer"),
+                "customer", reason=Reason("{value} [day|days] past due now on another of the customer's accounts",
+                                          "days", zero="nothing past due on the customer's other accounts")),
         Feature("cust_other_late_n6", "late bills among the last 6 of each of the customer's other accounts", +1,
-                "customer", Bills(6), "late", "others"),
+                "customer", Bills(6), "late", "others",
+                reason=Reason(f"{{value}} late [bill|bills] {others.format(n=6)}",
+                              zero=f"no late bill {others.format(n=6)}")),
         Feature("cust_other_late3_n12", "bills 3+ days late among the last 12 of each of the customer's other "
-                "accounts", +1, "customer", Bills(12), "late3", "others"),
+                "accounts", +1, "customer", Bills(12), "late3", "others",
+                reason=Reason(f"{{value}} [bill|bills] 3 or more days late {others.format(n=12)}",
+                              zero=f"no bill 3 or more days late {others.format(n=12)}")),
         Feature("cust_other_late_n36", "late bills among the last 36 of each of the customer's other accounts", +1,
-                "customer", Bills(36), "late", "others"),
+                "customer", Bills(36), "late", "others",
+                reason=Reason(f"{{value}} late [bill|bills] {others.format(n=36)}",
+                              zero=f"no late bill {others.format(n=36)}")),
         Feature("cust_other_early_n6", "bills paid before their due date among the last 6 of each of the "
-                "customer's other accounts", -1, "customer", Bills(6), "early", "others"),
+                "customer's other accounts", -1, "customer", Bills(6), "early", "others",
+                reason=Reason(f"{{value}} [bill|bills] paid before the due date {others.format(n=6)}",
+                              zero=f"no bill paid before its due date {others.format(n=6)}")),
         Feature("cust_other_min_only_n6", "statements paid with less than the full amount among the last 6 of "
-                "each of the customer's other accounts", +1, "customer", Statements(6), "min_only", "others"),
-        Feature("cust_active_loans", "the customer's cash loans with a balance now", +1, "customer"),
-        Feature("cust_loan_balance", "unpaid amount on the customer's cash loans", +1, "customer"),
+                "each of the customer's other accounts", +1, "customer", Statements(6), "min_only", "others",
+                reason=Reason("{value} [statement|statements] paid with less than the full amount among the last 6 "
+                              "of the customer's other accounts",
+                              zero="no statement paid with less than the full amount among the last 6 of the "
+                              "customer's other accounts")),
+        Feature("cust_active_loans", "the customer's cash loans with a balance now", +1, "customer",
+                reason=Reason("{value} cash [loan|loans] with a balance now", zero="no cash loan with a balance now")),
+        Feature("cust_loan_balance", "unpaid amount on the customer's cash loans", +1, "customer",
+                reason=Reason("{value} unpaid on cash loans", "amount", zero="nothing unpaid on cash loans")),
     ]
 
 
 def _macro() -> list[Feature]:
     return [
-        Feature("macro_stress_index", "household stress index, latest published", +1, "macro"),
-        Feature("macro_unemployment_rate", "unemployment rate, latest published", +1, "macro"),
+        Feature("macro_stress_index", "household stress index, latest published", +1, "macro", reason=ECONOMY),
+        Feature("macro_unemployment_rate", "unemployment rate, latest published", +1, "macro", reason=ECONOMY),
         Feature("calendar_month", "month of the year of T (1-12): the known seasons of the months ahead, such as "
-                "the Spring Festival and the shopping festivals", 0, "macro"),
+                "the Spring Festival and the shopping festivals", 0, "macro", reason=ECONOMY),
     ]
 
 

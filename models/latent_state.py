@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from features.catalog import Catalog, Feature
+from features.catalog import Catalog, Feature, NotAReason, Reason
 from features.outcomes import CATEGORIES, MISSED, BillOutcomes, month_number
 
 N_CAT = len(CATEGORIES)
@@ -397,13 +397,18 @@ class LatentStateFilter:
     def catalog_features(self) -> list[Feature]:
         """The columns as catalog features: descriptions for reason codes, risk directions for LightGBM."""
         names = self.get_feature_names_out()
+        # the posteriors are the filter's own coordinates, which no customer can check: the record's features
+        # say what happened, so they are never the reason given
+        summary = NotAReason("a model's summary of the record that no customer can check")
         out = [Feature(names[0], f"chance of a missed payment (30+ days) in the next {self.horizon_months} months, "
-                       "from the customer's whole repayment record (latent-state filter)", +1, "latent")]
+                       "from the customer's whole repayment record (latent-state filter)", +1, "latent",
+                       reason=Reason("the whole repayment record points to a {value} chance of a payment 30 or more "
+                                     f"days late in the next {self.horizon_months} months", "share"))]
         out += [Feature(n, f"how much the customer's whole repayment record looks like lasting habit {k + 1} of "
                         f"{self.n_classes} (latent-state filter; habits ordered from slow to fast worsening)", 0,
-                        "latent") for k, n in enumerate(names[1:1 + self.n_classes])]
+                        "latent", reason=summary) for k, n in enumerate(names[1:1 + self.n_classes])]
         out += [Feature(n, f"how much the customer's recent months look like state {s + 1} of {self.n_states} "
-                        "(latent-state filter; 1 is the healthiest)", 0, "latent")
+                        "(latent-state filter; 1 is the healthiest)", 0, "latent", reason=summary)
                 for s, n in enumerate(names[1 + self.n_classes:])]
         return out
 

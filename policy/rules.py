@@ -5,7 +5,8 @@ listed) plus its keys: a field in policy/config.py with what it accepts, and a d
 default.toml. Its `needs` join INPUTS, the columns the scoring job supplies.
 
 Codes P01-P06 are the reasons an adverse decision can carry; the other rules never make a decision adverse,
-their codes only name them (in tests, in `Decision.fired`).
+their codes only name them (in tests, in `Decision.fired`). A reason is a sentence a customer service agent
+can read out: whole numbers with their unit in words ("1 day", "35 days"), amounts with thousands separators.
 """
 from __future__ import annotations
 
@@ -13,6 +14,21 @@ import numpy as np
 
 from policy.config import LimitPolicy
 from policy.engine import RECOVERY, Decision, Rule, inputs
+
+
+def _counted(one: str, many: str, of):
+    """A reason field: `of(d)` in whole numbers with its unit in words, as people say it ("1 day", "35 days",
+    "1,204 points"); worded once per distinct value."""
+    def field(d: Decision) -> np.ndarray:
+        values = np.round(np.asarray(of(d), dtype=np.float64))
+        distinct, back = np.unique(values, return_inverse=True)
+        words = np.array(["" if np.isnan(v) else f"{v:,.0f} {one if v == 1 else many}" for v in distinct],
+                         dtype=object)
+        return words[back.reshape(-1)]
+    return field
+
+
+DAYS_PAST_DUE = {"days": _counted("day", "days", Decision.dpd)}
 
 # ---------------------------------------------------------------------------------------------- score
 
@@ -32,8 +48,8 @@ SCORE_DROP = Rule(
     "P04", "score fell since the last cycle", stage="score", needs=("previous_score", "status"),
     when=lambda d: (np.nan_to_num(-(d.score - d.col("previous_score")), nan=0.0) > d.policy.score.adverse_drop)
     & ~d.charged(),
-    reason="score fell {drop} points since the last cycle, to {score}", priority=6,
-    fields={"drop": lambda d: d.col("previous_score") - d.score})
+    reason="the credit score fell {drop} since the previous review, to {score}", priority=6,
+    fields={"drop": _counted("point", "points", lambda d: d.col("previous_score") - d.score)})
 
 # ---------------------------------------------------------------------------------------------- limit step
 
@@ -59,7 +75,7 @@ BAND = Rule(
     "P02", "score band cuts limits", stage="step", needs=("model_score",),
     when=lambda d: _band_step(d) != 0, then=_set_step,
     blame=lambda d: (d.action == "decrease") & ~d.budget_cut,  # a cut the budget did not make
-    reason="score {score} is in a band that cuts credit limits", priority=5)
+    reason="a credit score of {score} is in a band where credit limits are cut", priority=5)
 
 NO_RAISE_LATE = Rule(
     "P08", "no raise while late", stage="step", needs=("dpd_now",),
@@ -134,7 +150,8 @@ BUDGET = Rule(
     "P03", "expected loss above the per-account budget", stage="target",
     needs=("pd_default", "balance_now", "limit_now"), when=_budget_binds, then=_hold_to_budget,
     blame=lambda d: (d.action == "decrease") & d.budget_cut,
-    reason="expected loss {expected_loss} is above the budget of {limit.el_budget:.0f}", priority=4,
+    reason="the line's expected loss of {expected_loss:,.0f} is above the {limit.el_budget:,.0f} allowed for one "
+    "account", priority=4,
     fields={"expected_loss": _expected_loss})
 
 BOUNDS = Rule(
@@ -148,7 +165,8 @@ FREEZE = Rule(
     needs=("status", "is_installment", "dpd_now", "limit_now"),
     when=lambda d: d.active() & d.revolving() & (d.dpd() >= d.policy.limit.freeze_dpd),
     then=lambda d, rows: d.keep(rows, "freeze"),
-    reason="{dpd} days past due now: drawing frozen until paid", priority=2)
+    reason="{days} past due now: the line is frozen until the overdue amount is paid", priority=2,
+    fields=DAYS_PAST_DUE)
 
 NOT_ACTIVE_YET = Rule(
     "P12", "a line with no bill due yet keeps its limit", stage="limit",
@@ -230,13 +248,13 @@ LEGAL_REVIEW = Rule(
     when=lambda d: d.late() & (d.dpd() >= d.policy.collection.legal_review_dpd)
     & (d.balance() >= d.policy.collection.legal_review_balance),
     then=_give(lambda c: "legal_review"),  # never randomised: it comes after the control cell
-    reason="{balance} unpaid at {dpd} days past due", priority=1, explain="self_cure")
+    reason="{balance:,.0f} unpaid and {days} past due", priority=1, explain="self_cure", fields=DAYS_PAST_DUE)
 
 ESCALATION = Rule(
     "P05", "low chance to pay without contact", stage="collection", needs=("p_self_cure", "dpd_now", "status"),
     when=_escalated,
-    reason="{dpd} days past due, {self_cure_estimate}", priority=3, explain="self_cure",
-    fields={"self_cure_estimate": lambda d: _cure_estimate(d.col("p_self_cure"))})
+    reason="{days} past due, {self_cure_estimate}", priority=3, explain="self_cure",
+    fields={**DAYS_PAST_DUE, "self_cure_estimate": lambda d: _cure_estimate(d.col("p_self_cure"))})
 
 # ---------------------------------------------------------------------------------------------- final
 

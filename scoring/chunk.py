@@ -24,7 +24,7 @@ from features.outcomes import BillOutcomes
 from features.stopwatch import Stopwatch
 from features.targets import BY_NAME, TARGETS
 from models.latent_state import add_latent_features
-from models.reasons import describe, top_adverse
+from models.reasons import describe, eligible, top_adverse
 from models.treeshap import contributions
 from policy.config import Policy
 from policy.decide import ACTIVE, CHARGED_OFF, NEW, decide
@@ -270,8 +270,10 @@ def _reasons(decision: pd.DataFrame, models: Models, X: np.ndarray, mode: str) -
     for target, sign in (("default", 1.0), ("self_cure", -1.0)):  # adverse: raises PD, or lowers self-cure
         rows = np.flatnonzero(explain == target)
         if len(rows) and target in models.compiled:
-            contrib = contributions(models.compiled[target], np.ascontiguousarray(X[rows]))[:, :-1]
-            top = top_adverse(sign * contrib, REASONS)[0]  # fewer columns for a model of fewer features
+            values = np.ascontiguousarray(X[rows])
+            contrib = contributions(models.compiled[target], values)[:, :-1]
+            allowed = eligible(values, models.feature_names, models.catalog)  # the catalog's NotAReason left out
+            top = top_adverse(sign * contrib, REASONS, allowed)[0]  # fewer columns for a model of fewer features
             model_idx[rows, :top.shape[1]] = top
     codes, texts = describe(model_idx, X, models.feature_names, models.catalog)
     # rows with a rule: rule in slot 1, model reasons shifted right by one

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from policy.config import SECTIONS, Band, Bucket, PolicyError, load_policy
 from policy.decide import ACTIVE, CHARGED_OFF, INPUTS, NEW, RECOVERY, RULES, control_cell, decide
 from policy.engine import Rule, evaluate, inputs
-from policy.rules import ESCALATION
+from policy.rules import ESCALATION, LEGAL_REVIEW
 
 POLICY = load_policy()
 
@@ -276,8 +276,8 @@ def test_every_rule_fires_where_its_situation_holds_and_names_the_decision():
     out = decide(state, POLICY)
     assert out["rule_code"].to_dict() == {name: CODES.get(name, "") for name in CASES}
     assert out["limit_action"].to_dict() == {name: ACTIONS.get(name, "keep") for name in CASES}
-    assert out.loc["legal", "rule_text"] == "2500 unpaid at 90 days past due"
-    assert out.loc["budget", "rule_text"] == "expected loss 484 is above the budget of 400"
+    assert out.loc["legal", "rule_text"] == "2,500 unpaid and 90 days past due"
+    assert out.loc["budget", "rule_text"] == "the line's expected loss of 484 is above the 400 allowed for one account"
     assert out.loc["control", "collection_treatment"] == POLICY.collection.baseline
     damped = dataclasses.replace(POLICY, score=dataclasses.replace(POLICY.score, max_move=10))
     d = evaluate(state.assign(previous_score=[np.nan] + [600.0] * (len(state) - 1)), damped, RULES,
@@ -331,6 +331,20 @@ def test_a_model_output_null_outside_its_population_decides_row_by_row():
     texts = d.text(ESCALATION, rows)
     assert rows.any() and all(t.endswith("days past due, no estimate of the chance to pay without contact")
                               for t in texts)
+
+
+def test_rule_reasons_read_as_sentences_with_their_units_in_words():
+    state = cases()
+    out = decide(state, POLICY)
+    assert out.loc["drop", "rule_text"] == "the credit score fell 50 points since the previous review, to 550"
+    assert out.loc["cut", "rule_text"] == "a credit score of 480 is in a band where credit limits are cut"
+    assert out.loc["freeze", "rule_text"] == "45 days past due now: the line is frozen until the overdue amount is paid"
+    d = evaluate(state, POLICY, RULES, score_lo=350, score_hi=950)
+    assert d.text(ESCALATION, (state.index == "control")).tolist() == [
+        "1 day past due, estimated 10 % chance to pay without contact"]
+    assert d.text(LEGAL_REVIEW, (state.index == "legal")).tolist() == ["2,500 unpaid and 90 days past due"]
+    d = evaluate(state.assign(balance_now=1_234_567.0), POLICY, RULES, score_lo=350, score_hi=950)
+    assert d.text(LEGAL_REVIEW, (state.index == "legal")).tolist() == ["1,234,567 unpaid and 90 days past due"]
 
 
 def test_a_new_rule_is_one_object_and_runs_end_to_end():

@@ -29,7 +29,7 @@ from features.outcomes import BillOutcomes
 from features.targets import BY_NAME
 from models.bundle import load_bundle
 from models.latent_state import LatentStateFilter, add_latent_features, with_latent
-from models.reasons import top_adverse
+from models.reasons import eligible, top_adverse
 from policy.config import load_policy
 from scoring.chunks import plan_chunks
 from scoring.job import ScoreError, ScoreRequest, run
@@ -107,17 +107,29 @@ def test_scores_equal_lightgbm_and_reasons_equal_exact_treeshap(baseline_dir, ba
         assert out.loc[~inside, column].isna().all()
     assert (out.loc[on_book, "model_score"] == expected.loc[on_book, "score"]).all()
     assert out.loc[~on_book, ["model_score", "score"]].isna().all().all() and (~on_book).any()
-    # the model reasons of adverse rows: the same codes, in the same order, as LightGBM's exact TreeSHAP
+    # the model reasons of adverse rows: the same codes, in the same order, as LightGBM's exact TreeSHAP, among
+    # the features the catalog lets be a reason (models/reasons.py)
     adverse = out["adverse"].to_numpy() & (out["collection_treatment"] == "").to_numpy()  # default-model reasons
     X = feats.loc[adverse, bundle.feature_names].to_numpy(np.float64)
     contrib = bundle.models["default"].booster.predict(X, pred_contrib=True)[:, :-1]
-    idx, _ = top_adverse(contrib, 4)
-    position = {f.name: i + 1 for i, f in enumerate(with_latent(default_catalog(), latent))}
+    catalog = with_latent(default_catalog(), latent)
+    idx, _ = top_adverse(contrib, 4, eligible(X, bundle.feature_names, catalog))
+    position = {f.name: i + 1 for i, f in enumerate(catalog)}
     lgb_codes = np.array([f"R{position[n]:02d}" for n in bundle.feature_names] + [""], dtype=object)[idx]
     ours = out.loc[adverse, ["reason_2", "reason_3", "reason_4"]].to_numpy(object)  # slot 1 is the rule
     assert adverse.sum() > 500
     assert (ours == lgb_codes[:, :3]).mean() == 1.0
     assert manifest["rows"]["adverse"] == int(out["adverse"].sum())
+    # the features that are no reason (the limit, the product, the economy, the income band) never are one,
+    # though the model leans on them: unfiltered, they would be
+    never = {f"R{position[f.name]:02d}" for f in catalog if not f.may_be_reason}
+    given = out[[f"reason_{i}" for i in range(1, 5)]].to_numpy(object)
+    assert never and not np.isin(given, list(never)).any()
+    unfiltered = np.array([f"R{position[n]:02d}" for n in bundle.feature_names] + [""], dtype=object)[
+        top_adverse(contrib, 4)[0]]
+    assert np.isin(unfiltered, list(never)).any()
+    texts = out[[f"reason_text_{i}" for i in range(1, 5)]].to_numpy(object).ravel()
+    assert not [t for t in texts if re.search(r"\(1\) or not \(0\)|: -?\d|\d\.\d{3}", t)]
 
 
 def test_the_manifest_describes_the_run_and_matches_the_file(baseline_dir, baseline_tables, bundle_dir, tmp_path):

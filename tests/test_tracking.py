@@ -6,6 +6,7 @@ labels: the more scrambled, the worse the model, which is all promotion needs to
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -29,7 +30,7 @@ from models.lgbm import fit_booster, lgb_params
 from models.registry import DEFAULT_URI, TrackingError, check_server, load_model_bundle, tracking_uri
 from models.scale import ScoreScale
 from training.config import TrainConfig
-from training.promotion import compare
+from training.promotion import Comparison, compare
 from training.slices import SLICES, plan_slices
 from training.tracking import log_training
 from training.trainer import TargetResult, TrainResult
@@ -270,6 +271,72 @@ def test_better_auc_with_worse_calibration_does_not_take_champion(store):
     assert skewed.auc_new == pytest.approx(fair.auc_new, abs=1e-3) and skewed.auc_new > skewed.auc_champion
     assert skewed.ece_new > skewed.ece_champion + TOLERANCE_ECE and not skewed.promote
     assert "beyond tolerance" in skewed.describe()
+
+
+def _with(result: TrainResult, **models: TrainResult | None) -> TrainResult:
+    """`result` with some targets' models taken from other runs (a run's own) or left out (None)."""
+    chosen = {t: r for t, r in ({t: result for t in result.bundle.models} | models).items() if r is not None}
+    bundle = dataclasses.replace(result.bundle, models={t: r.bundle.models[t] for t, r in chosen.items()})
+    return dataclasses.replace(result, bundle=bundle, targets={t: r.targets[t] for t, r in chosen.items()})
+
+
+def _log(store, result: TrainResult, name: str):
+    """Register `result` under `name` in the store, its out-of-time rows its own."""
+    return log_training(result, model_name=name, experiment="dynascore-test", uri=store["uri"],
+                        tolerance_ece=TOLERANCE_ECE)
+
+
+def test_a_version_with_other_targets_than_the_champion_is_challenger_and_told_which(store):
+    results = store["results"]
+    _log(store, results["first"], "targets")
+    fewer = _log(store, _with(results["better"], early_warning=None, self_cure=None), "targets")
+    assert fewer.alias == "challenger"
+    assert fewer.decision == (
+        "trains other targets than the champion (version 1): it lacks early_warning, self_cure, which the champion "
+        "has. Train the champion's targets (train.py --targets default early_warning self_cure) to compare them, "
+        "or, if the change is meant, set the champion alias on this version by hand (mlflow UI or "
+        "MlflowClient.set_registered_model_alias)")
+    same = _log(store, results["better"], "targets")
+    assert same.alias == "champion" and same.decision.startswith("beats the champion (version 1): AUC ")
+    assert "other targets not worse: early_warning AUC" in same.decision and "self_cure AUC" in same.decision
+    metrics = MlflowClient(tracking_uri=store["uri"]).get_run(same.run_id).data.metrics
+    assert metrics["promotion/auc_diff"] > 0 and metrics["promotion/self_cure/auc_diff"] > 0
+    assert _log(store, _with(results["better"], self_cure=None), "more").alias == "champion"
+    more = _log(store, results["better"], "more")
+    assert more.alias == "challenger" and "it adds self_cure, which the champion lacks" in more.decision
+
+
+def test_identical_models_tie_and_the_champion_stays(store):
+    better = store["results"]["better"]
+    _log(store, better, "tie")
+    again = _log(store, better, "tie")
+    auc_now = better.targets["default"].metrics["test"]["auc"]
+    assert again.alias == "challenger"
+    assert again.decision == (f"does not beat the champion (version 1): tie: same AUC {auc_now:.4f} on 3,000 "
+                              "out-of-time default rows; the champion stays")
+
+
+def test_a_better_default_model_does_not_promote_a_worse_early_warning_model(store):
+    results = store["results"]
+    _log(store, _with(results["better"], default=results["first"]), "mixed")
+    mixed = _log(store, _with(results["better"], early_warning=results["worse"]), "mixed")
+    assert mixed.alias == "challenger"
+    head, worse = mixed.decision.split("; but ")
+    assert head.startswith("does not beat the champion (version 1): AUC ") and "(higher by " in head
+    assert worse.startswith("early_warning is worse: AUC ") and "out-of-time early_warning rows" in worse
+    assert "self_cure" not in worse
+
+
+def test_a_tie_or_a_tiny_difference_never_reads_as_a_zero_interval():
+    tie = Comparison(3_000, 0.78181, 0.78181, 0.0, 0.0, 0.02, 0.02, 0.005)
+    assert not tie.promote and not tie.worse
+    assert tie.describe() == "tie: same AUC 0.7818 on 3,000 out-of-time default rows; the champion stays"
+    recalibrated = dataclasses.replace(tie, ece_new=0.01)
+    assert recalibrated.tie and not recalibrated.promote and "(ECE 0.0100 vs 0.0200)" in recalibrated.describe()
+    tiny = Comparison(3_000, 0.78181 + 3e-7, 0.78181, 1e-7, 6e-7, 0.02, 0.02, 0.005)
+    assert tiny.promote and "(higher by 0.0000003; difference 95% CI +0.0000001..+0.0000006)" in tiny.describe()
+    plain = Comparison(3_000, 0.79, 0.78, 0.004, 0.016, 0.02, 0.02, 0.005)
+    assert "(higher by 0.0100; difference 95% CI +0.0040..+0.0160)" in plain.describe()
 
 
 class _Chain(Calibrator):

@@ -143,7 +143,8 @@ def log_training(result: TrainResult, *, model_name: str, experiment: str, uri: 
     params: further parameters to record as given (e.g. the CLI arguments), flattened with '/'.
     oot_features: the out-of-time rows for `default` -- account_id, as_of, the bundle's feature columns and
       the label (y or default); they re-score the champion for promotion and give the input example.
-      Default: `result.targets["default"].predictions` when it carries the feature columns.
+      Default: `result.targets["default"].test_features` with its labels. The other targets' out-of-time rows,
+      which promotion compares too, always come from `result`.
     config: the TrainConfig (defaults to `result.config` when TrainResult carries one).
     """
     import mlflow
@@ -175,23 +176,23 @@ def log_training(result: TrainResult, *, model_name: str, experiment: str, uri: 
         model_version = int(info.registered_model_version)
 
         history = getattr(getattr(result, "panel", None), "history", None)
-        alias, decision, comparison = promote(client, uri, model_name, bundle, oot_features,
-                                              tolerance_ece=tolerance_ece, config=config, tmp=Path(tmp),
-                                              history=history)
+        oot = {t: _oot_from_result(result, t) for t in bundle.targets} | {"default": oot_features}
+        verdict = promote(client, uri, model_name, bundle, oot, tolerance_ece=tolerance_ece, config=config,
+                          tmp=Path(tmp), history=history)
+        alias, decision = verdict.alias, verdict.decision
         client.set_registered_model_alias(model_name, alias, model_version)
         tags = {"promotion.alias": alias, "promotion.decision": decision}
         mlflow.set_tags(tags)
         for k, v in tags.items():
             client.set_model_version_tag(model_name, str(model_version), k, v)
-        if comparison is not None:
-            mlflow.log_metrics({f"promotion/{k}": float(v) for k, v in dataclasses.asdict(comparison).items()}
-                               | {"promotion/auc_diff": comparison.auc_diff})
+        if verdict.comparisons:
+            mlflow.log_metrics(verdict.metrics())
     return LoggedRun(run_id, experiment_id, f"models:/{model_name}/{model_version}", model_version, alias, decision)
 
 
-def _oot_from_result(result: TrainResult) -> pd.DataFrame | None:
-    """The default target's out-of-time rows: their features (kept by training) and labels."""
-    r = result.targets.get("default")
+def _oot_from_result(result: TrainResult, target: str = "default") -> pd.DataFrame | None:
+    """A target's out-of-time rows: their features (kept by training) and labels."""
+    r = result.targets.get(target)
     if r is None or getattr(r, "test_features", None) is None:
         return None
     return r.test_features.assign(y=r.predictions["y"].to_numpy())
