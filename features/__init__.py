@@ -3,7 +3,17 @@
 It imports nothing of ours; `models/`, `validation/` and the CLIs stand on it.
 """
 
-from features.adapters import MonthlyConfig, from_monthly
-from features.contract import ContractError, Problem, Tables, load_tables, validate
+import importlib
 
-__all__ = ["ContractError", "MonthlyConfig", "Problem", "Tables", "from_monthly", "load_tables", "validate"]
+_EXPORTS = {"MonthlyConfig": "features.adapters", "from_monthly": "features.adapters",
+            "ContractError": "features.contract", "Problem": "features.contract", "Tables": "features.contract",
+            "load_tables": "features.contract", "validate": "features.contract"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """The package's names, imported when first used: a command line that only checks its arguments (through
+    features.cli) does not pay for pandas before it has to."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'features' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from features.extraction import parse_day
+from features.calendar_day import calendar_day
 
 USED_WRONGLY = 2
 EXIT_CODES = ("Exit codes: 0 done, 1 the run refused (data, model or output found wrong), "
@@ -49,7 +49,7 @@ class Parser(argparse.ArgumentParser):
 def day(text: str) -> str:
     """A calendar day written YYYY-MM-DD, returned as such: 2025-12, 31/12/2025 and 2025-02-30 are refused."""
     try:
-        return f"{parse_day(text, ''):%Y-%m-%d}"
+        return calendar_day(text, '').isoformat()
     except ValueError as exc:
         message = str(exc).strip()
         if message.endswith("YYYY-MM-DD"):

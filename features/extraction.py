@@ -9,11 +9,12 @@ at most the longest product term after it. Scoring, training and validation all 
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from features.calendar_day import calendar_day
 
 # the columns whose dates are events a lender has seen; the extraction date is never before any of them
 EVENT_COLUMNS = {"accounts": ("open_date", "charge_off_date"), "bills": ("statement_date", "converted_date"),
@@ -24,7 +25,6 @@ PLACEHOLDER_DATES = ("9999-12-31", "9999-12-30", "2999-12-31")
 # may fall due at most this long after the extraction date
 LONGEST_TERM_MONTHS = 60
 STATED, MANIFEST, DERIVED = "--extracted-on", "the extract's manifest", "derived from the latest event date"
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,8 @@ class Extraction:
 
 
 def parse_day(text: str, what: str) -> pd.Timestamp:
-    """A calendar day written as YYYY-MM-DD, or a ValueError naming `what` (no other format is guessed:
-    01/02/2025 is the 1st of February to some and the 2nd of January to others)."""
-    text = str(text).strip()
-    if not _ISO_DAY.fullmatch(text):
-        raise ValueError(f"{what} {text!r} is not a date written YYYY-MM-DD")
-    try:
-        return pd.Timestamp(np.datetime64(text, "D"))
-    except ValueError:
-        raise ValueError(f"{what} {text!r} is not a calendar date") from None
+    """A calendar day written as YYYY-MM-DD (features.calendar_day), or a ValueError naming `what`."""
+    return pd.Timestamp(calendar_day(text, what))
 
 
 def resolve(stated: Extraction | None, latest_event: pd.Timestamp | None,

@@ -71,6 +71,14 @@ class Target:
     window: str  # the LabelConfig field that sets the performance window
     window_unit: str  # "months" or "days"
     output: str  # the calibrated probability's column in the bundle's and the job's outputs
+    # the label's 1 is the good outcome (cured), not the bad one: a feature's declared risk direction is then
+    # the model's direction reversed, and an adverse reason is what lowers the probability
+    good_outcome: bool = False
+
+    @property
+    def direction(self) -> int:
+        """+1 where the probability rises with risk (a bad outcome), -1 where it falls (a good one)."""
+        return -1 if self.good_outcome else 1
 
     @property
     def truth_true(self) -> str:
@@ -99,7 +107,7 @@ TARGETS = (
     Target("early_warning_beyond_grace", "as early_warning, but later than the account's grace days",
            ON_BOOK, ON_BOOK, "early_warning_days", "days", "p_early_warning_beyond_grace"),
     Target("self_cure", "back to 0 DPD within the window after T without reaching 30 DPD", LATE_1_29, LATE_1_29,
-           "self_cure_days", "days", "p_self_cure"),
+           "self_cure_days", "days", "p_self_cure", good_outcome=True),
 )
 TARGET_NAMES = tuple(t.name for t in TARGETS)
 BY_NAME = {t.name: t for t in TARGETS}

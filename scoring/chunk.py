@@ -267,7 +267,8 @@ def _reasons(decision: pd.DataFrame, models: Models, X: np.ndarray, mode: str) -
     elif mode == "none":
         explain[:] = ""
     model_idx = np.full((n, REASONS), -1, dtype=np.int64)
-    for target, sign in (("default", 1.0), ("self_cure", -1.0)):  # adverse: raises PD, or lowers self-cure
+    for target in ("default", "self_cure"):  # adverse: raises PD, or lowers the chance of self-cure
+        sign = float(BY_NAME[target].direction)
         rows = np.flatnonzero(explain == target)
         if len(rows) and target in models.compiled:
             values = np.ascontiguousarray(X[rows])

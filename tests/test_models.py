@@ -347,6 +347,16 @@ def test_a_target_s_model_is_the_same_bytes_whatever_targets_run_beside_it(basel
     assert alone.targets["default"].metrics["test"]["auc"] == beside.targets["default"].metrics["test"]["auc"]
 
 
+def test_a_good_outcome_s_model_runs_against_the_features_risk_directions(trained):
+    """Self-cure's 1 is the good outcome: its chance must fall where a feature's risk rises."""
+    def constraints(target: str) -> list[int]:
+        line = next(x for x in trained.bundle.models[target].text.splitlines() if x.startswith("monotone_constraints="))
+        return [int(v) for v in line.split("=", 1)[1].split()]
+
+    risk = constraints("default")
+    assert any(risk) and constraints("self_cure") == [-v for v in risk]
+
+
 def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(trained):
     r = trained.targets["default"]
     m = r.metrics["test"]

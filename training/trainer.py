@@ -184,7 +184,8 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     label = panel.frame[target].to_numpy(np.float64)
     y = {s: label[at[s]] for s in SLICES}
     progress(f"  {target}: {plan.describe()}; rows " + ", ".join(f"{s} {len(y[s]):,}" for s in SLICES))
-    monotone = [catalog[n].risk for n in names]
+    sign = declared(target).direction  # a good outcome's model runs against the features' risk directions
+    monotone = [sign * catalog[n].risk for n in names]
     check_classes(y["train"], y["valid"])
     data_params = lgb_params(monotone, cfg.seed, cfg.lgb_params)
     if binned is None:
@@ -226,7 +227,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     by_month = by_month.rename(columns={"period": "as_of"})
     lap("metrics")
     frames = {s: pd.DataFrame(panel.rows(rows[s]), columns=names, copy=False) for s in ("train", "test")}
-    card = BenchmarkScorecard(monotone={n: catalog[n].risk for n in names}).fit(frames["train"], y_eval["train"])
+    card = BenchmarkScorecard(monotone=dict(zip(names, monotone, strict=True))).fit(frames["train"], y_eval["train"])
     card_p = {s: card.predict_proba(frames[s])[:, 1] for s in ("train", "test")}
     scorecard = {s: metric_set(y_eval[s], card_p[s], groups if s == "test" else None, n_boot=cfg.n_boot)
                  for s in card_p}
