@@ -67,14 +67,19 @@ def reason_codes(booster: lgb.Booster, X: pd.DataFrame, catalog: Catalog, top: i
     return pd.DataFrame(out, index=X.index)
 
 
+def codes_of(names: list[str], catalog: Catalog) -> list[str]:
+    """Each feature's reason code: R and its position in the catalog (stable while the catalog keeps its order)."""
+    position = {f.name: i + 1 for i, f in enumerate(catalog)}
+    return [f"R{position[n]:02d}" for n in names]
+
+
 def describe(idx: np.ndarray, values: np.ndarray, names: list[str], catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
     """Codes (R + catalog position) and texts (`text`) for feature indices; '' where idx < 0. An index that
     `eligible` forbids is refused: the indices must come from `top_adverse` with its mask.
 
     Built once per (slot, feature, value) that occurs, not once per row.
     """
-    position = {f.name: i + 1 for i, f in enumerate(catalog)}
-    lookup = np.array([f"R{position[n]:02d}" for n in names] + [""], dtype=object)
+    lookup = np.array([*codes_of(names, catalog), ""], dtype=object)
     codes = lookup[idx]  # idx -1 picks the trailing ''
     texts = np.full(idx.shape, "", dtype=object)
     for r in range(idx.shape[1]):

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.catalog import Catalog
-from models.reasons import describe
+from models.reasons import codes_of
 from policy import rules
 from policy.config import Policy
 from policy.rules import RULES, expected_loss
@@ -209,10 +209,8 @@ class Tally:
 def reason_titles(feature_names: list[str], catalog: Catalog) -> dict[str, str]:
     """What each reason code stands for: a rule's title (P..), a model feature's description (R.., numbered
     as models.reasons numbers them)."""
-    codes = describe(np.arange(len(feature_names))[None, :], np.zeros((1, len(feature_names))), feature_names,
-                     catalog)[0][0] if feature_names else []
     return {**{r.code: r.title for r in RULES if r.reason},
-            **{c: catalog[n].description for c, n in zip(codes, feature_names, strict=True)}}
+            **{c: catalog[n].description for c, n in zip(codes_of(feature_names, catalog), feature_names, strict=True)}}
 
 
 def _coded(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
