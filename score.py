@@ -4,12 +4,15 @@ For every account open at the as-of date: the three model probabilities, the sco
 the previous cycle, a credit-limit action under the policy's guardrails, an early warning, a collection
 treatment for accounts late now (with a stable control cell), and up to four reasons for every adverse
 decision. Writes one Parquet file (--out) and beside it, all atomically (a failed run leaves nothing at --out):
-  <name>.manifest.json  input fingerprint, model version, policy hash, rows by action, timings, drift
-  <name>.report.html    the run report for whoever checks the night: limit actions by score band, collection
-                        treatments by days past due, score adjustments, the score against its training
-                        reference, the most drifting features
+  <name>.manifest.json  data folder, input fingerprint, model version, policy hash, rows by action, timings,
+                        drift, and the night's figures below
+  <name>.report.html    the run report for whoever checks the night: net limit change and expected loss
+                        before and after, guardrails that held raises back, reason codes of the adverse
+                        decisions, action counts against the last run, limit actions by score band, collection
+                        treatments by days past due, score adjustments, drift
 --out is checked and locked before the model loads, so an unwritable output, or one another run is writing,
-fails at once.
+fails at once. An output written from other inputs (data folder, input files, as-of date, model version or
+policy) is kept and the run refused, unless --overwrite is given.
 
 Examples:
   python score.py                                   # demo data, the registry's champion, latest date
