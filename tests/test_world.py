@@ -121,7 +121,7 @@ def test_bad_arguments_are_usage_errors_and_write_nothing(tmp_path):
     cmd = [sys.executable, "-m", "simulation", "generate", "--accounts", "0", "--out", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 2
-    assert res.stderr.splitlines()[0].startswith("error: --accounts must be at least 1")
+    assert res.stderr.splitlines()[0].startswith("error: argument --accounts: 0 must be at least 1")
     assert "Traceback" not in res.stderr and not out.exists()
     res = subprocess.run([*cmd[:4], "--scenario", "boom"], capture_output=True, text=True)
     assert res.returncode == 2 and "invalid choice: 'boom'" in res.stderr
