@@ -30,7 +30,7 @@ from bench.data import CACHE, dataset
 from bench.measure import PeakMemory, Timer
 from features.builders import Prepared, build_features
 from features.catalog import default_catalog
-from features.cli import positive
+from features.cli import mlflow_output, positive
 from features.contract import load_tables
 from features.outcomes import BillOutcomes
 from models.bundle import BundleError, load_bundle
@@ -79,6 +79,7 @@ def run(argv: list[str]) -> dict:
                     help="score with a model trained with the latent-state filter's features (bench train "
                          "--latent-state); the job then computes them from each chunk's histories")
     args = ap.parse_args(argv)
+    mlflow_output(verbose=False)  # the figures, not mlflow's INFO lines and download bars
     data = dataset(args.accounts, args.months, args.seed)
     bundle_dir = model(args.train_accounts, args.train_months, args.seed, args.latent_state)
     tmp = Path(tempfile.mkdtemp(prefix="bench-score-"))

@@ -28,6 +28,7 @@ from bench.cli import bench_parser
 from bench.data import dataset
 from bench.measure import PeakMemory, Timer
 from features.catalog import default_catalog
+from features.cli import mlflow_output
 from features.contract import load_tables
 from training.config import TrainConfig
 from training.tracking import log_training
@@ -42,6 +43,7 @@ def run(argv: list[str]) -> dict:
     ap.add_argument("--latent-state", action="store_true",
                     help="train with the latent-state filter's features ([train] latent_state = true)")
     args = ap.parse_args(argv)
+    mlflow_output(verbose=False)  # the figures, not mlflow's INFO lines and download bars
     data = args.data or dataset(args.accounts, args.months, args.seed)
     cfg = TrainConfig(latent_state=args.latent_state)
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
