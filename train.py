@@ -2,8 +2,9 @@
 
 With no arguments it trains on data/synthetic/demo (generated first if missing, a few seconds), logs to the
 embedded local mlflow store (sqlite:///mlflow.db) and registers the model as dynascore: the new version
-becomes champion if it beats the current one on the out-of-time rows, otherwise challenger. It ends with
-where the model is and the score.py command that scores with it.
+becomes champion if it trains the champion's targets, its default model beats the champion's on the
+out-of-time rows and no other target is worse; otherwise challenger, and the decision says why. It ends
+with where the model is and the score.py command that scores with it.
 
 Examples:
   python train.py
