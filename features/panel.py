@@ -1,6 +1,7 @@
-"""The modelling panel: features and labels for monthly as-of dates, with honest bookkeeping.
+"""The modelling panel: features and labels for monthly as-of days, with honest bookkeeping.
 
-Each row is (account, month end T): the catalog's features as of T and each target's label from after T.
+Each row is (account, as-of day T), one a month: the month end, or a seeded day of the month (`as_of_pairs`);
+the catalog's features as of T and each target's label from after T.
 A target's label is kept only where the account is in that target's population and its performance
 window ended by the data's extraction date; rows with no usable label at all are left out, and both
 counts are reported, so nobody mistakes an unfinished window for a good outcome.
@@ -137,7 +138,7 @@ def build_panel(tables, start, end, catalog: Catalog | None = None, config: Labe
     in_any = ~np.isnan(out).all(axis=1)  # in some target's population (a repaid loan is in none)
     rows = []
     for t in TARGET_NAMES:
-        label, done = out[:, SLOT[t]], complete[:, SLOT[t]]
+        label, done = out[:, SLOT[t]], complete[:, SLOT[t]]  # views: the mask below writes into `out`
         in_pop = ~np.isnan(label)
         label[~done] = np.nan
         usable = ~np.isnan(label)
