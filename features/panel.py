@@ -9,6 +9,7 @@ counts are reported, so nobody mistakes an unfinished window for a good outcome.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,12 @@ class Panel:
                   if c not in self.feature_names and c not in ("account_id", "as_of")}
         return Panel.over(values, [*self.feature_names, *names], self.frame["account_id"].to_numpy(),
                           self.frame["as_of"].to_numpy(), labels, self.counts, self.history)
+
+    @cached_property
+    def month(self) -> np.ndarray:
+        """The month end of each row's as-of day, the month it belongs to in time slices (found once: the
+        trainer's slices, bin rows and calibration by month all read it)."""
+        return month_end_of(self.frame["as_of"].to_numpy())
 
     @property
     def matrix(self) -> np.ndarray:

@@ -23,7 +23,7 @@ from features.as_of import check_as_of
 from features.builders import Prepared, to_days
 from features.catalog import Catalog, default_catalog
 from features.contract import Tables
-from features.panel import Panel, build_panel, month_end_of
+from features.panel import Panel, build_panel
 from features.sorted_keys import nondecreasing
 from features.stopwatch import Stopwatch
 from features.targets import TARGET_NAMES
@@ -158,7 +158,7 @@ def target_plan(panel: Panel, target: str, cfg: TrainConfig, supplied: bool,
         labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
     if not len(labelled):
         raise ValueError(f"the panel has no usable rows for target {target!r}: widen the as-of range")
-    months = np.unique(month_end_of(panel.frame["as_of"].to_numpy()[labelled]))
+    months = np.unique(panel.month[labelled])
     return plan_slices(months, cfg.embargo(target, supplied), cfg.valid_months, cfg.calib_months, cfg.test_months)
 
 
@@ -221,8 +221,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     test_keys = keys.iloc[at["test"]].reset_index(drop=True)
     groups = test_keys["account_id"].to_numpy()
     metrics = {s: metric_set(y_eval[s], p[s], groups if s == "test" else None, n_boot=cfg.n_boot) for s in SLICES}
-    month = month_end_of(keys["as_of"].to_numpy())
-    by_month = pd.concat([calibration_by_period(y_eval[s], p[s], month[rows[s]]) for s in SLICES], keys=SLICES,
+    by_month = pd.concat([calibration_by_period(y_eval[s], p[s], panel.month[rows[s]]) for s in SLICES], keys=SLICES,
                          names=["slice", None]).reset_index(0).reset_index(drop=True)
     by_month = by_month.rename(columns={"period": "as_of"})
     lap("metrics")
@@ -262,15 +261,14 @@ def shared_training_end(panel: Panel, cfg: TrainConfig, supplied: bool, slices: 
 
 def _rows_until(panel: Panel, end: pd.Timestamp) -> np.ndarray:
     """The panel's rows in months up to `end` (every row there has a usable label for some target)."""
-    return np.flatnonzero(month_end_of(panel.frame["as_of"].to_numpy()) <= end.to_datetime64())
+    return np.flatnonzero(panel.month <= end.to_datetime64())
 
 
 def slice_rows(panel: Panel, target: str, plan: SlicePlan, labelled: np.ndarray | None = None) -> dict:
     """Each slice's row positions in the panel, in panel order (rows without a label for `target` in none)."""
     if labelled is None:
         labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
-    month = pd.Series(month_end_of(panel.frame["as_of"].to_numpy()[labelled]))
-    part = plan.assign(month, panel.frame["account_id"].to_numpy()[labelled]).to_numpy()
+    part = plan.assign(pd.Series(panel.month[labelled]), panel.frame["account_id"].to_numpy()[labelled]).to_numpy()
     return {s: labelled[part == s] for s in SLICES}
 
 
