@@ -114,16 +114,6 @@ def _label_one(a, T, end, bill_start, due, settle, grace, open_day, charge_day, 
 
 
 @njit(cache=True)
-def _labels(bill_start, due, settle, grace, open_day, charge_day, loan_term, days, default_end, default_dpd,
-            ew_days, cure_days, last_day, out, complete):
-    """out/complete: (T, A, targets) for every account at every day."""
-    for t in range(len(days)):
-        for a in range(len(bill_start) - 1):
-            _label_one(a, days[t], default_end[t], bill_start, due, settle, grace, open_day, charge_day, loan_term,
-                       default_dpd, ew_days, cure_days, last_day, out[t, a], complete[t, a])
-
-
-@njit(cache=True)
 def _pair_labels(account, day, default_end, bill_start, due, settle, grace, open_day, charge_day, loan_term,
                  default_dpd, ew_days, cure_days, last_day, out, complete):
     """out/complete: (pairs, targets) for each (account position, day) pair."""
@@ -153,23 +143,17 @@ def pair_labels(prep: Prepared, account: np.ndarray, day: np.ndarray,
 
 def build_labels(tables, as_of, config: LabelConfig | None = None) -> pd.DataFrame:
     """One row per account open and not charged off at each T: a label and a `complete_*` flag per target."""
-    config = config or LabelConfig()
     prep = tables if isinstance(tables, Prepared) else Prepared(tables)
     days = as_of_days(as_of, prep)
-    last_day = _last_day(prep)
-    n_t, n_a = len(days), len(prep.account_id)
-    out = np.empty((n_t, n_a, len(TARGET_NAMES)))
-    complete = np.empty((n_t, n_a, len(TARGET_NAMES)), dtype=bool)
-    _labels(prep.bill_start, prep.due_day, prep.settled_day, prep.grace_days, prep.open_day, prep.charge_off_day,
-            prep.loan_term, days, window_end(days, config.default_months), config.default_dpd,
-            config.early_warning_days, config.self_cure_days, last_day, out, complete)
     on_book = (prep.open_day[None, :] <= days[:, None]) & (prep.charge_off_day[None, :] > days[:, None])
-    on_book &= ~np.isnan(out).all(axis=2)  # closed loans have no label at all
-    t_idx, a_idx = np.nonzero(on_book)
+    t_idx, a_idx = np.nonzero(on_book)  # date by date in account order
+    out, complete = pair_labels(prep, a_idx, days[t_idx], config)
+    kept = ~np.isnan(out).all(axis=1)  # closed loans have no label at all
+    t_idx, a_idx, out, complete = t_idx[kept], a_idx[kept], out[kept], complete[kept]
     frame = {"account_id": prep.account_id[a_idx],
              "as_of": days[t_idx].astype("datetime64[D]").astype("datetime64[s]")}
     for name in TARGET_NAMES:
-        frame[name] = out[t_idx, a_idx, SLOT[name]]
+        frame[name] = out[:, SLOT[name]]
     for name in TARGET_NAMES:
-        frame[f"complete_{name}"] = complete[t_idx, a_idx, SLOT[name]]
+        frame[f"complete_{name}"] = complete[:, SLOT[name]]
     return pd.DataFrame(frame)
