@@ -11,16 +11,18 @@ def bench_parser(name: str, doc: str, *, accounts: int, months: int, workers: in
     """The parser of `python -m bench NAME`, with the options every benchmark has.
 
     `doc` is the benchmark module's docstring: its first paragraph describes, the rest (goal, what is timed,
-    examples) follows the options. --accounts, --months and --seed choose the simulated world; --workers is
-    added where the work runs in worker processes (default `workers`), --data where a folder of one's own
-    can stand in for the simulated world.
+    examples) follows the options. --accounts, --months, --history-months and --seed choose the simulated
+    world; --workers is added where the work runs in worker processes (default `workers`), --data where a
+    folder of one's own can stand in for the simulated world.
     """
     head, _, rest = doc.strip().partition("\n\n")
     ap = Parser(prog=f"python -m bench {name}", description=head, epilog=f"{rest}\n\n{EXIT_CODES}")
     ap.add_argument("--accounts", type=positive(), default=accounts, metavar="N",
                     help=f"accounts in the simulated world (default {accounts:,})")
     ap.add_argument("--months", type=positive(), default=months, metavar="N",
-                    help=f"months of history in the simulated world (default {months})")
+                    help=f"as-of months of the simulated world (default {months})")
+    ap.add_argument("--history-months", type=int, default=24, metavar="N",
+                    help="months of warehouse history before the first as-of month (default 24)")
     ap.add_argument("--seed", type=int, default=1, metavar="N", help="the simulated world's seed (default 1)")
     if workers is not None:
         ap.add_argument("--workers", type=positive(), default=workers, metavar="N",

@@ -13,18 +13,19 @@ from simulation.generate import MANIFEST, Request, code_version, generate, read_
 CACHE = Path(__file__).resolve().parent.parent / "data" / "synthetic"
 
 
-def dataset(accounts: int, months: int, seed: int, folder: Path | None = None) -> Path:
+def dataset(accounts: int, months: int, seed: int, folder: Path | None = None, history: int = 24) -> Path:
     """The simulated world for these arguments, generated once and reused while its manifest matches."""
-    folder = folder or CACHE / f"bench-{accounts}x{months}-s{seed}"
-    wanted = {"accounts": accounts, "months": months, "seed": seed, "scenario": "baseline"}
+    folder = folder or CACHE / f"bench-{accounts}x{history}+{months}-s{seed}"
+    wanted = {"accounts": accounts, "months": months, "seed": seed, "scenario": "baseline",
+              "history_months": history}
     if (folder / MANIFEST).exists():
         saved = read_manifest(folder)
         request = saved.get("request", {})
         if all(request.get(k) == v for k, v in wanted.items()) and saved.get("code") == code_version():
             return folder
-    print(f"generating {accounts:,} accounts x {months} months (seed {seed}) into {folder} (not timed)",
+    print(f"generating {accounts:,} accounts x {history} + {months} months (seed {seed}) into {folder} (not timed)",
           file=sys.stderr)
-    generate(folder, Request(accounts, months, seed), progress=False)
+    generate(folder, Request(accounts, months, seed, history_months=history), progress=False)
     return folder
 
 

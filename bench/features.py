@@ -60,7 +60,8 @@ def run(argv: list[str]) -> dict:
                          "beside the project)")
     args = ap.parse_args(argv)
     reference = _load_reference(args.reference)
-    m = measure(args.data or dataset(args.accounts, args.months, args.seed), reference, args)
+    data = args.data or dataset(args.accounts, args.months, args.seed, history=args.history_months)
+    m = measure(data, reference, args)
     _print(m)
     return _figures(m, args.months)
 

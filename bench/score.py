@@ -60,8 +60,10 @@ def model(accounts: int, months: int, seed: int, latent_state: bool = False) -> 
     except BundleError:
         pass
     print(f"training the benchmark model on {accounts:,} accounts x {months} months (not timed)", file=sys.stderr)
-    tables = load_tables(dataset(accounts, months, seed), optional=("macro", "truth"))
-    result = train(tables, TrainConfig(n_boot=20, latent_state=latent_state), progress=lambda _: None)
+    data = dataset(accounts, months, seed)
+    tables = load_tables(data, optional=("macro", "truth"))
+    cfg = TrainConfig(n_boot=20, latent_state=latent_state)
+    result = train(tables, cfg, progress=lambda _: None)
     return result.bundle.save(folder)
 
 
@@ -80,7 +82,7 @@ def run(argv: list[str]) -> dict:
                          "--latent-state); the job then computes them from each chunk's histories")
     args = ap.parse_args(argv)
     mlflow_output(verbose=False)  # the figures, not mlflow's INFO lines and download bars
-    data = dataset(args.accounts, args.months, args.seed)
+    data = dataset(args.accounts, args.months, args.seed, history=args.history_months)
     bundle_dir = model(args.train_accounts, args.train_months, args.seed, args.latent_state)
     tmp = Path(tempfile.mkdtemp(prefix="bench-score-"))
     try:

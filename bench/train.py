@@ -44,7 +44,7 @@ def run(argv: list[str]) -> dict:
                     help="train with the latent-state filter's features ([train] latent_state = true)")
     args = ap.parse_args(argv)
     mlflow_output(verbose=False)  # the figures, not mlflow's INFO lines and download bars
-    data = args.data or dataset(args.accounts, args.months, args.seed)
+    data = args.data or dataset(args.accounts, args.months, args.seed, history=args.history_months)
     cfg = TrainConfig(latent_state=args.latent_state)
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:

@@ -5,9 +5,13 @@ and the tables that remain still load cleanly, only with fewer rows. An extract 
 manifest stating what it held; when it does, the tables are reconciled against it before any heavy work.
 
 The manifest is ``_manifest.json`` in the extract's folder: one JSON object. Fields other than these are
-ignored (the synthetic generator's summary is such a manifest), and both are optional:
+ignored (the synthetic generator's summary is such a manifest), and all are optional:
 
     "extraction_date": "2024-12-31"          the day the extract was taken, strictly YYYY-MM-DD
+    "as_of_from": "2023-01-31"               the first as-of day whose history is complete: a warehouse holds
+                                             years of history before the months a model may be trained on, and
+                                             rows of earlier days would see shorter records (training's default
+                                             first as-of day)
     "control_totals": {                      per table; tables not named are not checked
         "bills":    {"rows": 18206731, "sums": {"amount_due": 912345678901, "min_due": 45678901234}},
         "payments": {"rows": 19778700, "sums": {"amount": 812345678901}},
@@ -53,6 +57,7 @@ __all__ = [
     "control_totals",
     "read_extract_manifest",
     "reconcile",
+    "stated_as_of_from",
 ]
 
 FILE_NAME = "_manifest.json"
@@ -76,6 +81,7 @@ class ExtractManifest:
     path: Path
     extraction_date: date | None = None
     control_totals: Mapping[str, Mapping[str, object]] | None = None
+    as_of_from: date | None = None
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -101,6 +107,7 @@ def read_extract_manifest(data_dir: str | Path) -> ExtractManifest | None:
         path,
         _extraction_date(path, fields["extraction_date"]) if "extraction_date" in fields else None,
         None if totals is None and "control_totals" not in fields else _control_totals(path, totals),
+        _extraction_date(path, fields["as_of_from"], "as_of_from") if "as_of_from" in fields else None,
     )
 
 
@@ -108,15 +115,16 @@ def _malformed(path: Path, field: str, what: str, hint: str) -> ContractError:
     return ContractError([Problem("manifest", field, what, hint=hint, source=str(path))])
 
 
-def _extraction_date(path: Path, value: object) -> date:
-    """The stated extraction date: exactly YYYY-MM-DD and a real day (no time, no other spelling)."""
+def _extraction_date(path: Path, value: object, field: str = "extraction_date") -> date:
+    """A stated day: exactly YYYY-MM-DD and a real day (no time, no other spelling)."""
     if isinstance(value, str) and _ISO_DATE.fullmatch(value):
         try:
             return date.fromisoformat(value)
         except ValueError:
             pass
-    raise _malformed(path, "extraction_date", f"is not a date as YYYY-MM-DD (got {json.dumps(value)})",
-                     "Write the day the extract was taken as YYYY-MM-DD, e.g. 2024-12-31, or leave the field out.")
+    what = "the day the extract was taken" if field == "extraction_date" else "the day"
+    raise _malformed(path, field, f"is not a date as YYYY-MM-DD (got {json.dumps(value)})",
+                     f"Write {what} as YYYY-MM-DD, e.g. 2024-12-31, or leave the field out.")
 
 
 def _control_totals(path: Path, value: object) -> dict[str, dict[str, object]]:
@@ -369,6 +377,13 @@ def stated_extraction(data_dir: str | Path, extracted_on: str | None = None) -> 
             "data", "", f"--extracted-on {extracted_on} differs from extraction_date {said:%Y-%m-%d} in "
             f"{manifest.path}", hint="Leave out --extracted-on to use the manifest's date, or correct the manifest.")])
     return Extraction(day, STATED)
+
+
+def stated_as_of_from(tables: Tables) -> pd.Timestamp | None:
+    """The first as-of day the manifest of the extract the tables were read from states (None if none)."""
+    source = tables.sources.get("accounts")
+    manifest = read_extract_manifest(Path(source).parent) if source else None
+    return None if manifest is None or manifest.as_of_from is None else pd.Timestamp(manifest.as_of_from)
 
 
 def load_extract(data_dir: str | Path, *, extracted_on: str | None = None, **tables) -> Tables:

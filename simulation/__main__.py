@@ -1,11 +1,13 @@
 """python -m simulation generate: write a synthetic Huabei/Jiebei credit world as Parquet.
 
 Write the tables of the data contract (accounts, bills, payments, limits), the macro series and the ground
-truth under --out, with an extract manifest (extraction date and control totals); same arguments give
-identical tables. Then print the world's delinquency profile.
+truth under --out, with an extract manifest (extraction date, first as-of day and control totals); same
+arguments give identical tables. The world is a living book: customers arrive every month, lines are closed
+and loans repaid, and the tables hold --history-months of warehouse history before the --months as-of
+months the truth covers. Then print the world's delinquency profile.
 
 Examples:
-  python -m simulation generate                                   # 20,000 accounts x 36 months -> data/synthetic/demo
+  python -m simulation generate                                   # 20,000 accounts, 24 + 36 months
   python -m simulation generate --accounts 100000 --months 24 --scenario shock --out data/synthetic/shock
 """
 from __future__ import annotations
@@ -28,22 +30,25 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write accounts, bills, payments, limits, macro and truth tables",
                          description=ABOUT, epilog=f"{EXAMPLES}\n\n{EXIT_CODES}")
     gen.add_argument("--accounts", type=positive(), default=20_000, metavar="N",
-                     help="number of accounts (default 20,000)")
+                     help="accounts open on the book, which stays about that size (default 20,000)")
     gen.add_argument("--months", type=positive(), default=36, metavar="N",
-                     help="months of history, first month 2023-01 (default 36)")
+                     help="as-of months, the first 2023-01, with truth at each month end (default 36)")
+    gen.add_argument("--history-months", type=int, default=24, metavar="N",
+                     help="months of warehouse history before the first as-of month (default 24)")
     gen.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default 42)")
     gen.add_argument("--scenario", choices=("baseline", "shock"), default="baseline",
                      help="baseline (seasonality only, the default) or shock: the household stress index rises "
                           "from --shock-month on")
     gen.add_argument("--shock-month", type=int, default=None, metavar="N",
-                     help="month index of the shock, 0 the first (default: the middle month)")
+                     help="as-of month of the shock, 0 the first (default: the middle one)")
     gen.add_argument("--out", type=not_a_file, default=DEFAULT_OUT, metavar="DIR",
                      help=f"output directory (default {DEFAULT_OUT}); an existing one must be empty or hold "
                           "a generated world, which is replaced")
     gen.add_argument("--workers", type=positive(), default=2, metavar="N",
                      help="processes (default 2; the output does not depend on it)")
-    gen.add_argument("--chunk-accounts", type=positive(), default=125_000, metavar="N",
-                     help="accounts per chunk (default 125,000): bounds memory; the output does not depend on it")
+    gen.add_argument("--chunk-accounts", type=positive(), default=50_000, metavar="N",
+                     help="open accounts' worth of customers per chunk (default 50,000): bounds memory; the output "
+                          "does not depend on it")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from simulation.generate import GenerateError, Request, format_summary, generate
 
     req = Request(args.accounts, args.months, args.seed, args.scenario, args.shock_month, args.chunk_accounts,
-                  args.workers)
+                  args.workers, args.history_months)
     try:
         summary = generate(args.out, req, progress=not args.quiet)
     except GenerateError as exc:

@@ -2,8 +2,9 @@
 
 A dataset directory holds accounts/, bills/, payments/, limits/, truth/ (part files, one per chunk, in
 account order), macro.parquet and _manifest.json, which states the tables' control totals (see
-features.extract_manifest). It is written into a temporary sibling and renamed into place at the end, so
-an interrupted run leaves nothing half-written at the output path.
+features.extract_manifest). The tables hold a warehouse's history: `history_months` before the `months`
+as-of months, whose month ends the truth covers. It is written into a temporary sibling and renamed into
+place at the end, so an interrupted run leaves nothing half-written at the output path.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from itertools import pairwise
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -22,9 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.extract_manifest import FILE_NAME, control_totals
-from simulation.macro import SCENARIOS, macro_table
+from simulation.book import Book, book, chunk_bounds
+from simulation.macro import SCENARIOS, first_world_month, macro_table
 from simulation.params import DEFAULT_PARAMS, WorldParams
-from simulation.world import MAX_MONTHS, Layout, layout, simulate_chunk
+from simulation.world import MAX_MONTHS, simulate_chunk
 
 TABLES = ("accounts", "bills", "payments", "limits", "truth")
 MANIFEST = FILE_NAME  # the extract manifest's name: the dataset states its own control totals
@@ -40,15 +41,19 @@ class Request:
     months: int
     seed: int = 42
     scenario: str = "baseline"
-    shock_month: int | None = None  # default: the middle month
-    chunk_accounts: int = 125_000
+    shock_month: int | None = None  # as-of month of the shock; default: the middle one
+    chunk_accounts: int = 50_000
     workers: int = 2
+    history_months: int = 24  # the warehouse's history before the first as-of month
 
     def checked(self) -> Request:
         if self.accounts < 1:
             raise GenerateError(f"--accounts must be at least 1, got {self.accounts}")
-        if not 1 <= self.months <= MAX_MONTHS:
-            raise GenerateError(f"--months must be between 1 and {MAX_MONTHS}, got {self.months}")
+        if self.history_months < 0:
+            raise GenerateError(f"--history-months must be at least 0, got {self.history_months}")
+        if not 1 <= self.months <= MAX_MONTHS - self.history_months:
+            raise GenerateError(f"--months must be between 1 and {MAX_MONTHS - self.history_months} "
+                                f"(with {self.history_months} history months), got {self.months}")
         if self.scenario not in SCENARIOS:
             raise GenerateError(f"--scenario must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}")
         shock = self.months // 2 if self.shock_month is None else self.shock_month
@@ -57,7 +62,7 @@ class Request:
         if self.chunk_accounts < 1 or self.workers < 1:
             raise GenerateError("--chunk-accounts and --workers must be at least 1")
         return Request(self.accounts, self.months, self.seed, self.scenario, shock, self.chunk_accounts,
-                       self.workers)
+                       self.workers, self.history_months)
 
 
 def code_version() -> str:
@@ -70,22 +75,9 @@ def code_version() -> str:
     return h.hexdigest()[:12]
 
 
-def chunk_bounds(lay: Layout, size: int) -> list[tuple[int, int]]:
-    """Split accounts into runs of about `size`, never splitting a customer's accounts."""
-    n = len(lay.account_id)
-    cuts = [0]
-    for b in range(size, n, size):
-        while b < n and lay.customer_id[b] == lay.customer_id[b - 1]:
-            b += 1
-        if b < n and b > cuts[-1]:
-            cuts.append(b)
-    cuts.append(n)
-    return list(pairwise(cuts))
-
-
-def _arrow(df: pd.DataFrame) -> pa.Table:
-    """pandas -> Arrow with calendar dates as date32 and probabilities as float32, as the contract writes."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
+def _arrow(df: pd.DataFrame | pa.Table) -> pa.Table:
+    """Arrow with calendar dates as date32 and probabilities as float32, as the contract writes."""
+    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
     fields = []
     for f in table.schema:
         if pa.types.is_timestamp(f.type):
@@ -97,20 +89,20 @@ def _arrow(df: pd.DataFrame) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
-def _write(df: pd.DataFrame, path: Path) -> None:
+def _write(table: pd.DataFrame | pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(_arrow(df), path, compression="snappy")
+    pq.write_table(_arrow(table), path, compression="snappy")
 
 
-def _run_chunk(params: WorldParams, lay: Layout, req: Request, i: int, lo: int, hi: int, tmp: Path):
-    chunk = simulate_chunk(params, lay, lo, hi, months=req.months, seed=req.seed, scenario=req.scenario,
-                           shock_month=req.shock_month)
+def _run_chunk(params: WorldParams, bk: Book, req: Request, i: int, lo: int, hi: int, tmp: Path):
+    chunk = simulate_chunk(params, bk, lo, hi, history=req.history_months, months=req.months, seed=req.seed,
+                           scenario=req.scenario, shock_month=req.shock_month)
     counts = {}
     for name in TABLES:
         df = getattr(chunk, name)
         _write(df, tmp / name / f"part-{i:05d}.parquet")
         counts[name] = len(df)
-    charged = int(chunk.accounts["charge_off_date"].notna().sum())
+    charged = len(chunk.accounts) - chunk.accounts.column("charge_off_date").null_count
     return i, counts, chunk.profile, charged
 
 
@@ -126,37 +118,43 @@ def generate(out: Path, req: Request, params: WorldParams = DEFAULT_PARAMS, *, p
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        lay = layout(req.accounts, req.seed, params)
-        bounds = chunk_bounds(lay, req.chunk_accounts)
+        bk = book(req.accounts, params, req.history_months + req.months)
+        bounds = chunk_bounds(bk, req.accounts, req.chunk_accounts)
         counts = dict.fromkeys(TABLES, 0)
         profiles, charged = [], 0
         bar = _progress(len(bounds), progress)
         if req.workers == 1 or len(bounds) == 1:
-            results = (_run_chunk(params, lay, req, i, lo, hi, tmp) for i, (lo, hi) in enumerate(bounds))
+            results = (_run_chunk(params, bk, req, i, lo, hi, tmp) for i, (lo, hi) in enumerate(bounds))
             for res in results:
                 charged += _collect(res, counts, profiles, bar)
         else:
             with ProcessPoolExecutor(req.workers, mp_context=get_context("fork")) as pool:
-                futures = [pool.submit(_run_chunk, params, lay, req, i, lo, hi, tmp)
+                futures = [pool.submit(_run_chunk, params, bk, req, i, lo, hi, tmp)
                            for i, (lo, hi) in enumerate(bounds)]
                 for fut in as_completed(futures):
                     charged += _collect(fut.result(), counts, profiles, bar)
         bar.close()
-        macro = macro_table(params, req.scenario, req.months, req.shock_month)
+        first = first_world_month(params, req.history_months)
+        macro = macro_table(params, req.scenario, req.history_months + req.months,
+                            req.history_months + req.shock_month, first)
         _write(macro, tmp / "macro.parquet")
         counts["macro"] = len(macro)
         profile = _profile(profiles)
         summary = {
             "request": asdict(req),
             "code": code_version(),
-            "customers": int(lay.n_customers),
+            "customers": int(bk.n_customers),
             "rows": counts,
             "control_totals": control_totals(tmp),  # read back from the written parts, as a user's check will
             "charged_off_accounts": charged,
-            "first_month": str(macro["month"].iloc[0].date()),
+            "history_from": str(macro["month"].iloc[0].date()),
+            "first_month": str(macro["month"].iloc[req.history_months].date()),
+            "as_of_from": str(macro["published_date"].iloc[req.history_months].date()),
             "extraction_date": str(macro["published_date"].iloc[-1].date()),
             "seconds": round(time.perf_counter() - t0, 2),
             "profile": profile.to_dict(orient="list"),
+            "accounts": counts["accounts"],
+            "open_accounts_at_end": int(profile["open_accounts"].iloc[-1]),
         }
         (tmp / MANIFEST).write_text(json.dumps(summary, indent=1))
         _swap(tmp, out)
@@ -198,10 +196,11 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="simulating chunks", unit="chunk", disable=not enabled or total < 2)
 
 
-def profile_summary(summary: dict, burn_in: int = 6) -> dict:
-    """The realism figures: mean month-end 30+ / 90+ rates after a burn-in, short lags per 30-DPD bill."""
+def profile_summary(summary: dict) -> dict:
+    """The realism figures over the as-of months: mean month-end 30+ / 90+ rates, short lags per 30-DPD bill."""
     p = pd.DataFrame(summary["profile"])
-    settled = p[p["month"] >= min(burn_in, len(p) - 1)]
+    p = p[p["month"] >= 0]
+    settled = p
     req = summary["request"]
     out = {
         "dpd30_rate": float(settled["dpd30_rate"].mean()),
@@ -219,13 +218,15 @@ def format_summary(summary: dict, out: Path) -> str:
     prof = profile_summary(summary)
     total = sum(rows.values())
     lines = [
-        f"wrote {out}: {req['scenario']} world, seed {req['seed']}, {req['months']} months "
-        f"({summary['first_month']} .. {summary['extraction_date']})",
-        f"  {req['accounts']:,} accounts of {summary['customers']:,} customers; "
+        f"wrote {out}: {req['scenario']} world, seed {req['seed']}, {req['months']} as-of months "
+        f"({summary['first_month']} .. {summary['extraction_date']}) after {req['history_months']} months of history "
+        f"(from {summary['history_from']})",
+        f"  {summary['open_accounts_at_end']:,} accounts open at the end; {summary['accounts']:,} accounts of "
+        f"{summary['customers']:,} customers over the years; "
         + ", ".join(f"{k} {v:,}" for k, v in rows.items()),
         f"  {summary['seconds']:.1f} s, {total / max(summary['seconds'], 1e-9):,.0f} rows/s",
         f"  month-end 30+ DPD {prof['dpd30_rate']:.2%} of open accounts, 90+ DPD {prof['dpd90_rate']:.2%} "
-        f"(after month 6); {prof['short_lag_per_dpd30_bill']:.1f} bills paid 1-2 days late per bill reaching "
+        f"(as-of months); {prof['short_lag_per_dpd30_bill']:.1f} bills paid 1-2 days late per bill reaching "
         f"30 DPD; {summary['charged_off_accounts']:,} accounts charged off",
     ]
     if "dpd30_rate_shock_months" in prof:

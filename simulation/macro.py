@@ -16,8 +16,13 @@ from simulation.params import WorldParams
 SCENARIOS = ("baseline", "shock")
 
 
-def month_starts(params: WorldParams, months: int) -> pd.DatetimeIndex:
-    return pd.date_range(params.start_month + "-01", periods=months, freq="MS")
+def first_world_month(params: WorldParams, history_months: int) -> str:
+    """The world's first month: `history_months` before the first as-of month (`WorldParams.start_month`)."""
+    return (pd.Timestamp(params.start_month + "-01") - pd.DateOffset(months=history_months)).strftime("%Y-%m")
+
+
+def month_starts(first: str, months: int) -> pd.DatetimeIndex:
+    return pd.date_range(first + "-01", periods=months, freq="MS")
 
 
 def stress_level(scenario: str, months: int, shock_month: int) -> np.ndarray:
@@ -30,21 +35,22 @@ def stress_level(scenario: str, months: int, shock_month: int) -> np.ndarray:
     return level
 
 
-def seasonal(params: WorldParams, month_index: np.ndarray) -> np.ndarray:
-    first = pd.Timestamp(params.start_month + "-01").month - 1
-    return np.asarray(params.seasonal_stress)[(first + np.asarray(month_index)) % 12]
+def seasonal(params: WorldParams, month_index: np.ndarray, first: str) -> np.ndarray:
+    """The seasonal stress of world months `month_index`, the world starting in month `first` (YYYY-MM)."""
+    offset = pd.Timestamp(first + "-01").month - 1
+    return np.asarray(params.seasonal_stress)[(offset + np.asarray(month_index)) % 12]
 
 
-def stress_path(params: WorldParams, scenario: str, months: int, shock_month: int) -> np.ndarray:
-    """The actual stress index, months 0..months-1."""
+def stress_path(params: WorldParams, scenario: str, months: int, shock_month: int, first: str) -> np.ndarray:
+    """The actual stress index, world months 0..months-1."""
     level = stress_level(scenario, months, shock_month) * params.shock_level
-    return level + seasonal(params, np.arange(months))
+    return level + seasonal(params, np.arange(months), first)
 
 
-def macro_table(params: WorldParams, scenario: str, months: int, shock_month: int) -> pd.DataFrame:
-    """One row per month, published on the month's last day (known at T from then on)."""
-    starts = month_starts(params, months)
-    stress = stress_path(params, scenario, months, shock_month)
+def macro_table(params: WorldParams, scenario: str, months: int, shock_month: int, first: str) -> pd.DataFrame:
+    """One row per world month, published on the month's last day (known at T from then on)."""
+    starts = month_starts(first, months)
+    stress = stress_path(params, scenario, months, shock_month, first)
     return pd.DataFrame({
         "month": starts.astype("datetime64[s]"),
         "published_date": (starts + pd.offsets.MonthEnd(0)).astype("datetime64[s]"),

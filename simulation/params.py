@@ -89,6 +89,14 @@ class WorldParams:
     grace_day_probs: tuple = (0.40, 0.20, 0.15, 0.25)  # 0..3 grace days
     penalty_rate: float = 0.0005  # 0.05 % a day on the overdue amount, charged beyond grace
     charge_off_dpd: int = 180
+    # --- a living book: arrivals, closure, successive loans -------------------------------------------------
+    closure_rate: float = 0.012  # monthly: a revolving line in good standing closed by its holder
+    loan_gap_mean: float = 4.0  # months between repaying a cash loan and taking the next (geometric)
+    max_loans: int = 15  # cash loans a customer takes at most (each is an account)
+    second_product_delay: float = 8.0  # months after arriving before a two-product customer opens the second
+    new_limit_share: float = 0.6  # a new line starts at this share of its band's limit
+    ramp_months: int = 3  # a new line's spending ramps up over its first statements
+    tenure_cap_months: int = 180  # the oldest line on the book the world starts with
     # --- baseline limit policy (sees only observed behaviour) ---------------------------------------------
     limit_by_band: tuple = (2_000.0, 4_000.0, 8_000.0, 15_000.0, 30_000.0)
     limit_review_every: int = 3  # months
@@ -99,7 +107,7 @@ class WorldParams:
     # --- macro -----------------------------------------------------------------------------------------------
     seasonal_stress: tuple = (0.05, 0.25, 0.1, 0.0, -0.05, -0.05, 0.0, 0.0, -0.05, 0.0, 0.1, 0.2)  # Jan..Dec
     shock_level: float = 1.6  # stress index added from the shock month on
-    start_month: str = "2023-01"
+    start_month: str = "2023-01"  # the first as-of month; the warehouse's history comes before it
 
     def __post_init__(self) -> None:
         for name in ("risk_given_band", "base_transition", "outcome_probs", "util_probs"):
@@ -158,6 +166,70 @@ class WorldParams:
             v[3] = 0.0
             out[k] = v / v.sum()
         return out
+
+    @cached_property
+    def loan_again(self) -> float:
+        """P(a customer takes another cash loan after repaying one): set so that a loan lane leaves the book at
+        the rate a revolving line is closed, which keeps the product mix level."""
+        cycle = float(np.mean(self.loan_terms)) + 1.0 + self.loan_gap_mean
+        return float(np.clip(1.0 - self.closure_rate * cycle, 0.0, 1.0))
+
+    @cached_property
+    def lifetimes(self) -> np.ndarray:
+        """Expected months a line stays on the book, by risk type: closure competes with charge-off (a Markov
+        chain over the state and months in arrears, at the average seasonal stress)."""
+        trans = self.transition(float(np.mean(self.seasonal_stress)))
+        miss, cure = self.outcome_probs[:, MISSED], np.asarray(self.cure_probs)
+        arrears = int(np.ceil(self.charge_off_dpd / 30))  # months in arrears before charge-off
+        n = 4 * (arrears + 1)
+        out = np.empty(len(RISK_TYPES))
+        for k in range(len(RISK_TYPES)):
+            q = np.zeros((n, n))
+            for s in range(4):
+                for t in range(4):
+                    p = trans[k, s, t]
+                    q[s * (arrears + 1), t * (arrears + 1) + 1] += p * miss[t]
+                    q[s * (arrears + 1), t * (arrears + 1)] += p * (1 - miss[t]) * (1 - self.closure_rate)
+                    for a in range(1, arrears + 1):
+                        q[s * (arrears + 1) + a, t * (arrears + 1)] += p * cure[t]
+                        if a < arrears:
+                            q[s * (arrears + 1) + a, t * (arrears + 1) + a + 1] += p * (1 - cure[t])
+            start = np.zeros(n)
+            start[::arrears + 1] = self.initial_state[k]
+            out[k] = start @ np.linalg.solve(np.eye(n) - q, np.ones(n))
+        return out
+
+    @cached_property
+    def book_risk_given_band(self) -> np.ndarray:
+        """P(risk type | income band) on the steady book: applicants' mix weighted by how long each type stays."""
+        w = self.risk_given_band * self.lifetimes[None, :]
+        return w / w.sum(axis=1, keepdims=True)
+
+    @cached_property
+    def book_band_probs(self) -> np.ndarray:
+        """P(income band) on the steady book."""
+        w = np.asarray(self.income_band_probs) * (self.risk_given_band @ self.lifetimes)
+        return w / w.sum()
+
+    @cached_property
+    def holdings_probs(self) -> np.ndarray:
+        """P(revolving and cash loan, revolving only, cash loan only) of a customer."""
+        one = 1 - self.two_product_share
+        return np.array([self.two_product_share, one * (1 - self.installment_only_share),
+                         one * self.installment_only_share])
+
+    @cached_property
+    def accounts_per_customer(self) -> float:
+        """Open accounts per customer on the steady book: a line, and a cash loan while one is running."""
+        both, rev_only, loan_only = self.holdings_probs
+        cycle = float(np.mean(self.loan_terms)) + 1.0 + self.loan_gap_mean
+        return float(both + rev_only + (both + loan_only) * np.mean(self.loan_terms) / cycle)
+
+    @cached_property
+    def arrival_rate(self) -> float:
+        """New customers a month per customer on the steady book: what leaves it, on average."""
+        w = self.book_band_probs @ self.book_risk_given_band  # P(risk type) on the book
+        return float(w @ (1.0 / self.lifetimes))
 
     def outcome_table(self) -> np.ndarray:
         """P(outcome | s, f, grace days), shape (S, F=2, G=4, 6)."""

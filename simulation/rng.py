@@ -27,3 +27,11 @@ def categorical(u: np.ndarray, cdf: np.ndarray) -> np.ndarray:
     if cdf.ndim == 1:
         return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1).astype(np.int8)
     return np.minimum((u[:, None] >= cdf[:, :-1]).sum(axis=1), cdf.shape[-1] - 1).astype(np.int8)
+
+
+def geometric(u: np.ndarray, mean: float) -> np.ndarray:
+    """Inverse-CDF draw of a geometric count 0, 1, 2, ... with the given mean."""
+    if mean <= 0:
+        return np.zeros(np.shape(u), dtype=np.int64)
+    q = mean / (1.0 + mean)  # P(count >= n + 1 | count >= n)
+    return np.floor(np.log1p(-np.asarray(u)) / np.log(q)).astype(np.int64)

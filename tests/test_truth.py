@@ -19,8 +19,9 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from simulation import truth
 from simulation.macro import stress_path
+from simulation.book import book
 from simulation.params import EARLY, LAG1, LAG2, LATE, LATE_MIN, MISSED, ON_TIME, WorldParams
-from simulation.world import layout, simulate_chunk
+from simulation.world import SLOTS, simulate_chunk
 
 M_TINY = 4
 
@@ -28,8 +29,9 @@ M_TINY = 4
 @pytest.fixture(scope="module")
 def tiny():
     params = WorldParams()
-    lay = layout(1_500, 21, params)
-    chunk = simulate_chunk(params, lay, 0, 1_500, months=M_TINY, seed=21, scenario="baseline", shock_month=2)
+    bk = book(1_500, params, M_TINY)
+    chunk = simulate_chunk(params, bk, 0, bk.n_customers, history=0, months=M_TINY, seed=21, scenario="baseline",
+                           shock_month=2)
     return params, chunk
 
 
@@ -41,21 +43,29 @@ def p_unpaid_after(params: WorldParams, outcome: int, x: int) -> float:
 
 
 def slow_likelihood(params, obs, a, m, f, s, censored) -> float:
-    """One account-month's likelihood given (f, s), spelled out."""
+    """One lane-month's likelihood given (f, s), spelled out. A line that could close at the month end and
+    did (or did not) tells about a bill still unpaid then: only a bill that is not missed allows closing."""
     out = params.outcome_table()
     like = 1.0
     if obs["has_obl"][a, m]:
         c, g = int(obs["outcome"][a, m]), int(obs["grace"][a])
         x = int(obs["end_day"][m] - obs["due_day_abs"][a, m])
         unpaid_at_t = c == MISSED or obs["lag"][a, m] > x
+        closing, close = obs["closing"][a, m], params.closure_rate
         if censored and unpaid_at_t:
-            like *= sum(out[s, f, g, c2] * p_unpaid_after(params, c2, x) for c2 in range(6))
+            not_missed = sum(out[s, f, g, c2] * p_unpaid_after(params, c2, x) for c2 in range(5))
+            if closing:
+                like *= not_missed * close
+            elif obs["closable"][a, m]:
+                like *= not_missed * (1 - close) + out[s, f, g, MISSED]
+            else:
+                like *= not_missed + out[s, f, g, MISSED]
         else:
             like *= out[s, f, g, c]
-            if obs["rev"][a] and not obs["converted"][a, m] and c != MISSED:
+            if obs["stmt"][a, m] and not obs["converted"][a, m] and not closing and c != MISSED:
                 p = params.min_only_probs[s]
                 like *= p if obs["min_only"][a, m] else 1 - p
-        if obs["rev"][a]:
+        if obs["stmt"][a, m] and obs["util_bucket"][a, m] >= 0:  # no credit left: nothing drawn, nothing seen
             like *= params.util_probs[s, obs["util_bucket"][a, m]]
     if obs["eligible"][a, m]:
         p = params.convert_probs[s]
@@ -66,31 +76,44 @@ def slow_likelihood(params, obs, a, m, f, s, censored) -> float:
     return like
 
 
-def brute_force_posterior(params, obs, trans, accounts, band, m) -> np.ndarray:
-    """P(k, f, s_m | everything observed at the end of month m), by summing over every hidden path."""
+def brute_force_posterior(params, obs, trans, accounts, band, cohort, m) -> np.ndarray:
+    """P(k, f, s_m | everything observed at the end of month m), by summing over every hidden path from the
+    month the customer arrived (the starting book's risk mix for those there from the start)."""
     post = np.zeros((3, 2, 4))
+    arrive = int(cohort)
+    mix = params.book_risk_given_band if arrive == 0 else params.risk_given_band
+    if m < arrive:  # not on the book yet: the prior
+        for k, f in itertools.product(range(3), range(2)):
+            post[k, f] = mix[band, k] * (params.forgetful_share if f else 1 - params.forgetful_share) \
+                * params.initial_state[k]
+        return post / post.sum()
     like = {(j, f, s): np.prod([slow_likelihood(params, obs, a, j, f, s, censored=j == m) for a in accounts])
-            for j in range(m + 1) for f in range(2) for s in range(4)}
+            for j in range(arrive, m + 1) for f in range(2) for s in range(4)}
     for k, f in itertools.product(range(3), range(2)):
-        pk = params.risk_given_band[band, k] * (params.forgetful_share if f else 1 - params.forgetful_share)
-        for path in itertools.product(range(4), repeat=m + 1):
-            w = pk * params.initial_state[k, path[0]] * like[0, f, path[0]]
-            for j in range(1, m + 1):
-                w *= trans[j][k, path[j - 1], path[j]] * like[j, f, path[j]]
+        pk = mix[band, k] * (params.forgetful_share if f else 1 - params.forgetful_share)
+        for path in itertools.product(range(4), repeat=m + 1 - arrive):
+            w = pk * params.initial_state[k, path[0]] * like[arrive, f, path[0]]
+            for i in range(1, len(path)):
+                w *= trans[arrive + i][k, path[i - 1], path[i]] * like[arrive + i, f, path[i]]
             post[k, f, path[-1]] += w
     return post / post.sum()
 
 
-def brute_force_no_miss(params, future, k, s, months_due) -> float:
-    """P(no missed payment in the next months with a bill due | k, s now), over every future path."""
+def brute_force_no_miss(params, future, k, s, months_due, close=0.0) -> float:
+    """P(no missed payment in the next months with a bill due | k, s now), over every future path: a line
+    may be closed after any month it did not miss (`close`), and has nothing more to miss then."""
     p_miss = params.outcome_table()[:, 0, 0, MISSED]
     total = 0.0
     for path in itertools.product(range(4), repeat=len(future)):
         w, prev = 1.0, s
         for j, nxt in enumerate(path):
-            w *= future[j][k, prev, nxt] * ((1 - p_miss[nxt]) if j < months_due else 1.0)
+            w *= future[j][k, prev, nxt]
             prev = nxt
-        total += w
+        kept = [1 - p_miss[t] for t in path[:months_due]]
+        # closed after month j (j < months_due - 1) having missed nothing so far, or never closed and no miss
+        survive = sum(np.prod(kept[:j + 1]) * (1 - close) ** j * close for j in range(months_due - 1))
+        survive += np.prod(kept) * (1 - close) ** max(months_due - 1, 0)
+        total += w * survive
     return total
 
 
@@ -100,7 +123,9 @@ def _interesting_customers(obs, n=12):
     x = obs["end_day"][None, :] - obs["due_day_abs"]
     unpaid = obs["has_obl"] & ((obs["outcome"] == MISSED) | (obs["lag"] > x))
     picked = []
-    for mask in (unpaid, obs["cured"], obs["converted"], obs["outcome"] == LAG1, obs["has_obl"]):
+    arrived = obs["has_obl"] & (obs["cohort"][obs["cidx"]] > 0)[:, None]
+    for mask in (unpaid, obs["closing"], arrived, obs["cured"], obs["converted"], obs["outcome"] == LAG1,
+                 obs["has_obl"]):
         cands = [c for c in np.unique(obs["cidx"][mask.any(axis=1)]) if c not in picked]
         picked += cands[: n // 4 if len(picked) < n else 3]
     return np.array(picked)
@@ -116,51 +141,59 @@ def test_forward_filter_equals_enumeration_of_hidden_paths(tiny):
     for c in customers:
         accounts = np.flatnonzero(obs["cidx"] == c)
         for m in range(M_TINY):
-            expected = brute_force_posterior(params, obs, trans, accounts, obs["band"][c], m)
+            expected = brute_force_posterior(params, obs, trans, accounts, obs["band"][c], obs["cohort"][c], m)
             np.testing.assert_allclose(posts[m][c], expected, rtol=1e-9, atol=1e-12)
 
 
 def test_truth_probabilities_equal_enumeration(tiny):
     params, chunk = tiny
-    obs, tr = chunk.observed, chunk.truth
-    stress = stress_path(params, "baseline", M_TINY + truth.HORIZON + 1, 2)
+    obs, tr = chunk.observed, chunk.truth.to_pandas(date_as_object=False)
+    stress = stress_path(params, "baseline", M_TINY + truth.HORIZON + 1, 2, obs["first_month"])
     trans = np.stack([params.transition(x) for x in stress])
     posts = dict(truth.forward(params, obs, trans[:M_TINY]))
     out = params.outcome_table()
     checked = cures = 0
+    no_miss = {}  # the enumeration of future paths, once per month, hidden type and state
     for c in _interesting_customers(obs, n=8):
-        for a in np.flatnonzero(obs["cidx"] == c):
-            rows = tr[tr["account_id"] == chunk.accounts["account_id"].iloc[a]]
-            for _, row in rows.iterrows():
-                m = int(np.searchsorted(obs["end_day"], row["as_of"].to_datetime64().astype("datetime64[D]")
-                                        .astype(np.int64)))
-                g = int(obs["grace"][a])
-                x = int(obs["end_day"][m] - obs["due_day_abs"][a, m])
-                unpaid = bool(obs["has_obl"][a, m] and (obs["outcome"][a, m] == MISSED or obs["lag"][a, m] > x))
-                due = truth.HORIZON if obs["rev"][a] else int(np.clip(obs["last_loan_month"][a] - m, 0, truth.HORIZON))
-                future = trans[m + 1:m + 1 + truth.HORIZON]
-                p_def, p_ew, p_cure = np.zeros((3, 2, 4)), np.zeros((3, 2, 4)), np.zeros((3, 2, 4))
-                for k, f, s in itertools.product(range(3), range(2), range(4)):
-                    q = 0.0
-                    if unpaid:
-                        u = sum(out[s, f, g, c2] * p_unpaid_after(params, c2, x) for c2 in range(6))
-                        q = out[s, f, g, MISSED] / u
-                    p_def[k, f, s] = 1 - (1 - q) * brute_force_no_miss(params, future, k, s, due)
-                    p_cure[k, f, s] = 1 - q
-                    p_ew[k, f, s] = sum(future[0][k, s, s2] * (1 - out[s2, f, g, EARLY] - out[s2, f, g, ON_TIME])
-                                        for s2 in range(4))
-                post = posts[m][c]
-                k, f, s = obs["risk"][c], obs["forgetful"][c], obs["state"][c, m]
-                if np.isfinite(row["p_default_bayes"]):
-                    assert row["p_default_bayes"] == pytest.approx((post * p_def).sum(), rel=1e-9, abs=1e-12)
-                    assert row["p_default_true"] == pytest.approx(p_def[k, f, s], rel=1e-9, abs=1e-12)
-                    checked += 1
-                if np.isfinite(row["p_early_warning_bayes"]):
-                    assert row["p_early_warning_bayes"] == pytest.approx((post * p_ew).sum(), rel=1e-9)
-                    assert row["p_early_warning_true"] == pytest.approx(p_ew[k, f, s], rel=1e-9)
-                if np.isfinite(row["p_self_cure_bayes"]):
-                    assert row["p_self_cure_bayes"] == pytest.approx((post * p_cure).sum(), rel=1e-9)
-                    cures += 1
+        rows_of = tr[tr["account_id"].to_numpy() // SLOTS == c + 1]  # customer ids run 1.. in the chunk
+        for _, row in rows_of.iterrows():
+            slot = int(row["account_id"] % SLOTS)
+            a = int(np.flatnonzero((obs["cidx"] == c) & (obs["rev"] == (slot == 0)))[0])
+            m = int(np.searchsorted(obs["end_day"], row["as_of"].to_datetime64().astype("datetime64[D]")
+                                    .astype(np.int64)))
+            g = int(obs["grace"][a])
+            x = int(obs["end_day"][m] - obs["due_day_abs"][a, m])
+            unpaid = bool(obs["has_obl"][a, m] and (obs["outcome"][a, m] == MISSED or obs["lag"][a, m] > x))
+            last = obs["loan_open"][a, slot - 1] + obs["loan_term"][a, slot - 1]
+            due = truth.HORIZON if obs["rev"][a] else int(np.clip(last - m, 0, truth.HORIZON))
+            close = params.closure_rate if obs["rev"][a] else 0.0
+            future = trans[m + 1:m + 1 + truth.HORIZON]
+            p_def, p_ew, p_cure = np.zeros((3, 2, 4)), np.zeros((3, 2, 4)), np.zeros((3, 2, 4))
+            for k, f, s in itertools.product(range(3), range(2), range(4)):
+                q = 0.0
+                if unpaid:
+                    u = sum(out[s, f, g, c2] * p_unpaid_after(params, c2, x) for c2 in range(5))
+                    u *= (1 - params.closure_rate) if obs["closable"][a, m] else 1.0
+                    q = out[s, f, g, MISSED] / (u + out[s, f, g, MISSED])
+                key = (m, k, s, due, close)
+                if key not in no_miss:
+                    no_miss[key] = brute_force_no_miss(params, future, k, s, due, close)
+                p_def[k, f, s] = 1 - (1 - q) * no_miss[key]
+                p_cure[k, f, s] = 1 - q
+                p_ew[k, f, s] = sum(future[0][k, s, s2] * (1 - out[s2, f, g, EARLY] - out[s2, f, g, ON_TIME])
+                                    for s2 in range(4))
+            post = posts[m][c]
+            k, f, s = obs["risk"][c], obs["forgetful"][c], obs["state"][c, m]
+            if np.isfinite(row["p_default_bayes"]):
+                assert row["p_default_bayes"] == pytest.approx((post * p_def).sum(), rel=1e-9, abs=1e-12)
+                assert row["p_default_true"] == pytest.approx(p_def[k, f, s], rel=1e-9, abs=1e-12)
+                checked += 1
+            if np.isfinite(row["p_early_warning_bayes"]):
+                assert row["p_early_warning_bayes"] == pytest.approx((post * p_ew).sum(), rel=1e-9)
+                assert row["p_early_warning_true"] == pytest.approx(p_ew[k, f, s], rel=1e-9)
+            if np.isfinite(row["p_self_cure_bayes"]):
+                assert row["p_self_cure_bayes"] == pytest.approx((post * p_cure).sum(), rel=1e-9)
+                cures += 1
     assert checked >= 20 and cures >= 1
 
 

@@ -13,8 +13,9 @@ from plain import settlement
 from features.contract import is_sorted, load_tables
 from simulation import generate as gen
 from simulation.generate import GenerateError, Request, generate, profile_summary
+from simulation.book import book
 from simulation.params import WorldParams
-from simulation.world import layout, simulate_chunk
+from simulation.world import simulate_chunk
 
 SORT_KEYS = {
     "accounts": ["account_id"],
@@ -32,7 +33,8 @@ def _read(folder, name) -> pd.DataFrame:
 def test_generated_tables_pass_the_contract_and_are_written_sorted(baseline_dir):
     out, summary = baseline_dir
     tables = load_tables(out, optional=("macro", "truth"))  # raises ContractError on any violation
-    assert len(tables.accounts) == 30_000
+    assert abs(summary["open_accounts_at_end"] - 30_000) <= 900  # the book's size, about what was asked
+    assert len(tables.accounts) == summary["accounts"] > 30_000  # and the accounts closed or repaid before
     assert tables.extraction_date == pd.Timestamp(summary["extraction_date"])
     for name, keys in SORT_KEYS.items():
         raw = _read(out, name)
@@ -59,12 +61,19 @@ def test_output_does_not_depend_on_chunk_size_or_workers(tmp_path):
 
 def test_a_customers_luck_does_not_depend_on_who_else_is_simulated():
     params = WorldParams()
-    small, large = layout(500, 4, params), layout(2_000, 4, params)
-    a = simulate_chunk(params, small, 0, 400, months=6, seed=4, scenario="baseline", shock_month=3, with_truth=False)
-    b = simulate_chunk(params, large, 0, 1_500, months=6, seed=4, scenario="baseline", shock_month=3, with_truth=False)
-    n = a.observed["n_customers"]
-    np.testing.assert_array_equal(a.observed["state"], b.observed["state"][:n])
-    np.testing.assert_array_equal(a.observed["outcome"], b.observed["outcome"][:400])
+    small, large = book(500, params, 12), book(2_000, params, 12)
+    a = simulate_chunk(params, small, 0, small.n_customers, history=6, months=6, seed=4, scenario="baseline",
+                       shock_month=3, with_truth=False)
+    b = simulate_chunk(params, large, 0, large.n_customers, history=6, months=6, seed=4, scenario="baseline",
+                       shock_month=3, with_truth=False)
+    # the same (cohort, slot) is the same customer in both books: the same hidden path and repayments
+    ka, kb = small.unit, large.unit
+    common, ia, ib = np.intersect1d(ka, kb, return_indices=True)
+    assert len(common) >= 400 and (small.cohort[ia] > 0).sum() >= 20  # arrivals too
+    np.testing.assert_array_equal(a.observed["state"][ia], b.observed["state"][ib])
+    _, la, lb = np.intersect1d(a.observed["lane_unit"], b.observed["lane_unit"], return_indices=True)
+    assert len(la) >= len(common)
+    np.testing.assert_array_equal(a.observed["outcome"][la], b.observed["outcome"][lb])
 
 
 def test_baseline_delinquency_profile_is_realistic(baseline_dir):
@@ -73,7 +82,7 @@ def test_baseline_delinquency_profile_is_realistic(baseline_dir):
     assert 0.005 <= prof["dpd90_rate"] <= 0.02
     assert prof["short_lag_per_dpd30_bill"] >= 3.0
     monthly = pd.DataFrame(baseline_dir[1]["profile"])
-    assert monthly.loc[monthly["month"] >= 6, "dpd30_rate"].between(0.01, 0.04).all()
+    assert monthly.loc[monthly["month"] >= 0, "dpd30_rate"].between(0.01, 0.04).all()
 
 
 def test_shock_lifts_the_30_plus_rate_over_the_shock_months(baseline_dir, shock_dir):
@@ -85,9 +94,10 @@ def test_shock_lifts_the_30_plus_rate_over_the_shock_months(baseline_dir, shock_
 
 def test_macro_table_publishes_the_shock(shock_dir):
     macro = _read(shock_dir[0], "macro.parquet")
-    assert len(macro) == 36
+    history = shock_dir[1]["request"]["history_months"]
+    assert len(macro) == history + 36  # the warehouse's history months are published too
     jump = macro["stress_index"].diff().to_numpy()
-    assert np.nanargmax(jump) == 18 and jump[18] > 1.0
+    assert np.nanargmax(jump) == history + 18 and jump[history + 18] > 1.0
     assert (macro["published_date"] > macro["month"]).all()
 
 
@@ -151,8 +161,97 @@ def test_an_interrupted_run_leaves_neither_output_nor_temporary_files(tmp_path, 
 
 
 def test_regenerating_replaces_an_earlier_dataset(tmp_path):
-    generate(tmp_path / "d", Request(500, 4, seed=1), progress=False)
+    first = generate(tmp_path / "d", Request(500, 4, seed=1), progress=False)
     summary = generate(tmp_path / "d", Request(800, 4, seed=1), progress=False)
-    assert summary["rows"]["accounts"] == 800
-    assert len(_read(tmp_path / "d", "accounts")) == 800
+    assert summary["rows"]["accounts"] > first["rows"]["accounts"]
+    assert len(_read(tmp_path / "d", "accounts")) == summary["rows"]["accounts"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+# ------------------------------------------------------------------------------------------ a living book
+
+LEVEL_MONTHS = 36
+
+
+@pytest.fixture(scope="module")
+def level_book():
+    """A baseline book large enough that month-to-month noise does not hide a trend: 100,000 accounts,
+    24 history and 36 as-of months (tables kept in memory, no truth)."""
+    params = WorldParams()
+    bk = book(100_000, params, 24 + LEVEL_MONTHS)
+    return simulate_chunk(params, bk, 0, bk.n_customers, history=24, months=LEVEL_MONTHS, seed=11,
+                          scenario="baseline", shock_month=18, with_truth=False)
+
+
+def _drift_over_the_months(values: np.ndarray) -> float:
+    """The fitted linear change over the as-of months, as a share of the mean."""
+    months = np.arange(len(values), dtype=float)
+    return float(np.polyfit(months, values, 1)[0] * len(values) / values.mean())
+
+
+def test_the_baseline_book_is_level_in_size_product_mix_risk_mix_and_delinquency(level_book):
+    p = level_book.profile
+    p = p[p["month"] >= 0]
+    assert len(p) == LEVEL_MONTHS
+    obs = level_book.observed
+    high = []
+    for m in range(24, 24 + LEVEL_MONTHS):
+        on = obs["rev"] & (obs["first"] <= m) & (obs["closed_at"] > m) & (obs["charged_off"] > m)
+        high.append((obs["risk"][obs["cidx"][on]] == 2).mean())
+    series = {"open accounts": p["open_accounts"], "cash-loan share": p["open_loans"] / p["open_accounts"],
+              "high-risk share of lines": np.array(high), "30+ DPD rate": p["dpd30_accounts"] / p["open_accounts"]}
+    drift = {name: _drift_over_the_months(np.asarray(v, dtype=float)) for name, v in series.items()}
+    assert all(abs(d) <= 0.05 for d in drift.values()), drift
+    assert abs(p["open_accounts"].iloc[-1] / 100_000 - 1) < 0.03
+    # and it is a living book: customers arrive, lines are closed, loans repaid and taken again
+    assert (obs["cohort"] > 0).mean() > 0.3
+    assert obs["closing"].sum() > 0.01 * LEVEL_MONTHS * p["open_lines"].mean() * 0.5
+    assert level_book.accounts.to_pandas()["product"].eq("installment").sum() > 2 * p["open_loans"].mean()
+
+
+def test_closed_lines_and_repaid_loans_get_no_new_bills(level_book):
+    acc, bills = level_book.accounts.to_pandas(), level_book.bills.to_pandas()
+    closed = acc.loc[acc["close_date"].notna(), ["account_id", "close_date", "product"]]
+    assert set(closed["product"]) == {"revolving", "installment"}
+    after = bills.merge(closed, on="account_id")
+    assert not (after["statement_date"] > after["close_date"]).any()
+    assert acc[["close_date", "charge_off_date"]].notna().all(axis=1).sum() == 0  # one way off the book
+    assert (closed["close_date"] >= acc.set_index("account_id").loc[closed["account_id"], "open_date"].to_numpy()).all()
+
+
+def test_drawing_on_a_line_stops_from_30_days_past_due(baseline_tables):
+    t = baseline_tables
+    b = settlement(t).merge(t.accounts[["account_id", "product"]], on="account_id")
+    lines = b[(b["product"] == "revolving") & b["parent_bill_id"].isna()]
+    late = lines[lines["settled"].isna() | (lines["lag"] >= 30)]
+    # each line's statements that fall while one of its bills is 30+ days past due
+    pairs = lines[["account_id", "statement_date"]].merge(
+        late[["account_id", "due_date", "settled"]], on="account_id")
+    over = (pairs["statement_date"] >= pairs["due_date"] + pd.Timedelta(days=30)) & (
+        pairs["settled"].isna() | (pairs["settled"] > pairs["statement_date"]))
+    assert len(late) > 100 and not over.any(), pairs[over].head()
+    # so the balance never runs far past the limit
+    limits = t.limits.sort_values(["effective_date"])
+    stmt = lines.sort_values("statement_date")
+    at = pd.merge_asof(stmt, limits, left_on="statement_date", right_on="effective_date", by="account_id")
+    assert (at["amount_due"] / at["credit_limit"]).quantile(0.999) < 1.6
+
+
+def test_a_replay_with_other_decisions_keeps_every_customers_luck():
+    params = WorldParams()
+    bk = book(1_500, params, 12)
+
+    def halve(month_end):  # a policy that cuts every line at each month end
+        return np.where(month_end.revolving, np.maximum(month_end.limit / 2, 100.0), np.nan)
+
+    args = dict(history=6, months=6, seed=8, scenario="baseline", shock_month=3, with_truth=False)
+    base = simulate_chunk(params, bk, 0, bk.n_customers, **args)
+    cut = simulate_chunk(params, bk, 0, bk.n_customers, decisions=halve, **args)
+    for name in ("state", "closing", "cured"):
+        np.testing.assert_array_equal(base.observed[name], cut.observed[name])
+    both = base.observed["has_obl"] & cut.observed["has_obl"]  # installment plans follow the amounts drawn
+    assert both.sum() > 0.95 * base.observed["has_obl"].sum()
+    np.testing.assert_array_equal(base.observed["outcome"][both], cut.observed["outcome"][both])
+    amount = [x.bills.column("amount_due").to_numpy().sum() for x in (base, cut)]
+    assert amount[1] < 0.6 * amount[0]
+    assert cut.limits.column("credit_limit").to_numpy().min() >= 100.0 and len(cut.limits) > len(base.limits)

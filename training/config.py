@@ -24,7 +24,7 @@ from models.scale import ScoreScale
 @dataclass(frozen=True)
 class TrainConfig:
     targets: tuple[str, ...] = DEFAULT_TARGETS
-    as_of_start: str | None = None  # first as-of month end; default: 3 months into the data
+    as_of_start: str | None = None  # first as-of day; default: the manifest's as_of_from, else 3 months in
     as_of_end: str | None = None  # last as-of month end; default: the extraction date
     seed: int = 7
     lgb_params: dict = field(default_factory=dict)

@@ -23,6 +23,7 @@ from features.as_of import check_as_of
 from features.builders import Prepared, to_days
 from features.catalog import Catalog, default_catalog
 from features.contract import Tables
+from features.extract_manifest import stated_as_of_from
 from features.panel import Panel, build_panel
 from features.sorted_keys import nondecreasing
 from features.stopwatch import Stopwatch
@@ -113,10 +114,14 @@ def supplied_labels(path: Path) -> pd.DataFrame:
     return out.pivot_table(index=["account_id", "as_of"], columns="target", values="label", aggfunc="max").reset_index()
 
 
-def _month_range(prep: Prepared, cfg: TrainConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
+def _month_range(prep: Prepared, cfg: TrainConfig, stated: pd.Timestamp | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The as-of range: the config's, else from the first as-of day the extract states (`as_of_from` in its
+    manifest: a warehouse's earlier months are history, whose rows would see shorter records), else from 3
+    months into the data."""
     first_due = int(prep.due_day.min()) if len(prep.due_day) else prep.first_day  # first bill, not oldest account
     first = pd.Timestamp(np.datetime64(first_due, "D"))
-    start = pd.Timestamp(cfg.as_of_start) if cfg.as_of_start else first + pd.offsets.MonthEnd(3)
+    start = pd.Timestamp(cfg.as_of_start) if cfg.as_of_start else stated if stated is not None else \
+        first + pd.offsets.MonthEnd(3)
     end = pd.Timestamp(cfg.as_of_end) if cfg.as_of_end else prep.extraction
     if start > end:
         raise ValueError(f"the as-of range is empty: start {start:%Y-%m-%d} is after end {end:%Y-%m-%d}")
@@ -129,7 +134,7 @@ def _month_range(prep: Prepared, cfg: TrainConfig) -> tuple[pd.Timestamp, pd.Tim
 def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
                          labels: pd.DataFrame | None = None) -> Panel:
     prep = Prepared(tables)
-    start, end = _month_range(prep, cfg)
+    start, end = _month_range(prep, cfg, stated_as_of_from(tables))
     share = cfg.month_end_share if labels is None else 1.0  # a file's labels are joined on month ends
     panel = build_panel(prep, start, end, catalog, cfg.labels, month_end_share=share, seed=cfg.seed)
     if labels is None:
