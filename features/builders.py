@@ -86,11 +86,18 @@ class Prepared:
         self.income_band = pd.to_numeric(band, errors="coerce").astype(np.float64).to_numpy()  # NaN: unknown
         term = acc["loan_term"] if "loan_term" in acc else pd.Series(0, index=acc.index)
         self.loan_term = pd.to_numeric(term, errors="coerce").fillna(0).to_numpy(np.int64)  # 0: unknown
-        self.charge_off_day = to_days(acc["charge_off_date"]) if "charge_off_date" in acc else \
-            np.full(len(acc), kernels.NONE)
+        self.charge_off_day = _day_or_never(acc, "charge_off_date")
+        self.close_day = _day_or_never(acc, "close_date")  # closed by its holder, or a loan repaid at maturity
+        # the day an account leaves the book: charged off or closed, whichever comes first
+        self.exit_day = np.minimum(self.charge_off_day, self.close_day)
         # the source knows months only: day-exact features are missing
         self.month_precision = (acc["date_precision"] == "month").to_numpy(bool) if "date_precision" in acc else \
             np.zeros(len(acc), dtype=bool)
+
+    def on_book(self, day) -> np.ndarray:
+        """Whether each account is on the book at the end of `day` (a day, or days broadcast against the
+        accounts): opened by then, and neither charged off nor closed on or before it."""
+        return (self.open_day <= day) & (self.exit_day > day)
 
     @cached_property
     def customers(self) -> kernels.Customers:
@@ -110,6 +117,11 @@ class Prepared:
                           self.limit_at_statement),
             kernels.Payments(self.payment_day, self.payment_amount, self.payment_bill_row),
             kernels.Limits(self.limit_effective_day, self.limit_value))
+
+
+def _day_or_never(acc: pd.DataFrame, column: str) -> np.ndarray:
+    """An optional date column as day numbers; kernels.NONE where it is empty or the table lacks it."""
+    return to_days(acc[column]) if column in acc else np.full(len(acc), kernels.NONE)
 
 
 def _starts(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:

@@ -90,6 +90,7 @@ SCHEMAS: Mapping[str, TableSchema] = {
             Column("open_date", "date"),
             Column("grace_days", "int"),
             Column("charge_off_date", "date", required=False, nullable=True),
+            Column("close_date", "date", required=False, nullable=True),
             Column("income_band", "int", required=False, nullable=True),
             Column("loan_term", "int", required=False, nullable=True),
             Column("date_precision", "str", required=False, default="day"),
@@ -793,7 +794,8 @@ def latest_event(frames: Mapping[str, pd.DataFrame]) -> pd.Timestamp | None:
 
 def _date_checks(tables: Mapping[str, pd.DataFrame], extraction: Extraction) -> list[Problem | None]:
     """What the extraction date rules out: events after it, due dates past the longest term, and dates that
-    contradict each other (a charge-off before the opening, a payment long before its bill's statement)."""
+    contradict each other (a charge-off or a closing before the opening, a bill issued after its account
+    closed, a payment long before its bill's statement)."""
     day = np.datetime64(extraction.day, "s")
     out: list[Problem | None] = []
     for name, columns in EVENT_COLUMNS.items():
@@ -812,11 +814,26 @@ def _date_checks(tables: Mapping[str, pd.DataFrame], extraction: Extraction) -> 
             f"No product runs longer than {LONGEST_TERM_MONTHS} months: fix these due dates (a placeholder "
             "such as 9999-12-31 is not a due date)."))
     if accounts is not None:
-        out.append(row_problem(
-            accounts, _column(accounts, "charge_off_date") < _column(accounts, "open_date"), SCHEMAS["accounts"],
-            "charge_off_date", "is before accounts.open_date",
-            "An account is charged off after it opens: fix the extract."))
+        for column, event in (("charge_off_date", "charged off"), ("close_date", "closed")):
+            out.append(row_problem(
+                accounts, _column(accounts, column) < _column(accounts, "open_date"), SCHEMAS["accounts"],
+                column, "is before accounts.open_date", f"An account is {event} after it opens: fix the extract."))
+    if accounts is not None and bills is not None:
+        out.append(_bills_after_close(bills, accounts))
     return out
+
+
+def _bills_after_close(bills: pd.DataFrame, accounts: pd.DataFrame) -> Problem | None:
+    """Bills issued after their account closed. A closed account gets no new bill; its last statement may
+    still be unpaid on the closing day, and payments after it are fine."""
+    close = _column(accounts, "close_date")
+    if np.isnat(close).all():  # the usual answer: no account of the extract is closed
+        return None
+    row = _positions(accounts["account_id"].to_numpy("int64"), bills["account_id"].to_numpy("int64"))
+    after = (row >= 0) & (_column(bills, "statement_date") > close[np.maximum(row, 0)])  # NaT compares False
+    return row_problem(bills, after, SCHEMAS["bills"], "statement_date", "is after its account's accounts.close_date",
+                       "A closed account gets no new bills (its last statement may stay unpaid, and payments after "
+                       "the closing are fine): fix the close_date, or drop these bills.")
 
 
 def _check_table(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame | list[Problem]:

@@ -1,9 +1,9 @@
 """The extraction date: the day an extract was taken, after which nothing in it can be known.
 
 It is stated -- by the user (`--extracted-on`) or by the extract's own manifest -- or, absent both, derived
-from event dates only (openings, statements, conversions, payments, limit changes, charge-offs; never due
-dates, which lie ahead by design) and never later than today. One far-future date must not move it: a
-`9999-12-31` written for "no charge-off" would have the nightly job score every account as of the year 9999.
+from event dates only (openings, statements, conversions, payments, limit changes, charge-offs, closings;
+never due dates, which lie ahead by design) and never later than today. One far-future date must not move it:
+a `9999-12-31` written for "no charge-off" would have the nightly job score every account as of the year 9999.
 So placeholders are read as missing, an event after the extraction date is refused, and a due date may lie
 at most the longest product term after it. Scoring, training and validation all resolve it here.
 """
@@ -17,8 +17,9 @@ import pandas as pd
 from features.calendar_day import calendar_day
 
 # the columns whose dates are events a lender has seen; the extraction date is never before any of them
-EVENT_COLUMNS = {"accounts": ("open_date", "charge_off_date"), "bills": ("statement_date", "converted_date"),
-                 "payments": ("payment_date",), "limits": ("effective_date",)}
+EVENT_COLUMNS = {"accounts": ("open_date", "charge_off_date", "close_date"),
+                 "bills": ("statement_date", "converted_date"), "payments": ("payment_date",),
+                 "limits": ("effective_date",)}
 # written by warehouses for "none" in optional date columns; read as missing there
 PLACEHOLDER_DATES = ("9999-12-31", "9999-12-30", "2999-12-31")
 # the longest term of any product the contract takes (cash loans of up to 60 monthly installments): a bill

@@ -6,10 +6,12 @@ a row whose window is not complete by the data's extraction date is marked incom
 leave it out (and count it) rather than call an unfinished story a good outcome.
 
   default                 reaches `default_dpd` (30) DPD within `default_months` (6) after T; population:
-                          open at T, not charged off, below `default_dpd` DPD at T. `default_dpd=90` gives
-                          the Basel / IFRS 9 style variant.
-A cash loan whose installments (accounts.loan_term, when known) are all due and paid is closed: it is in no
-population. Without loan_term a loan stays on the book.
+                          on the book at T, below `default_dpd` DPD at T. `default_dpd=90` gives the
+                          Basel / IFRS 9 style variant.
+On the book at T (Prepared.on_book): opened by T, and neither charged off nor closed (accounts.close_date) on
+or before T. An account closed on day C is in no population from C on; as of an earlier T its labels are
+decided by the bills it has, even when C falls inside the window. A cash loan whose installments
+(accounts.loan_term, when known) are all due and paid is closed too, with or without a close_date.
 
   early_warning           the first bill due after T (within `early_warning_days`) is settled 1+ days late
                           or still unpaid a day after its due date
@@ -42,14 +44,14 @@ def window_end(days: np.ndarray, months: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _label_one(a, T, end, bill_start, due, settle, grace, open_day, charge_day, loan_term, default_dpd, ew_days,
+def _label_one(a, T, end, bill_start, due, settle, grace, open_day, exit_day, loan_term, default_dpd, ew_days,
                cure_days, last_day, out, complete):
     """Account a's labels as of day T into out/complete (one slot per target, SLOT order); NaN outside a
     target's population. `end`: the default window's last day."""
     for j in range(out.shape[0]):
         out[j] = np.nan
         complete[j] = False
-    if open_day[a] > T or charge_day[a] <= T:
+    if open_day[a] > T or exit_day[a] <= T:  # not on the book (Prepared.on_book)
         return
     b0, b1 = bill_start[a], bill_start[a + 1]
     dpd = 0
@@ -114,11 +116,11 @@ def _label_one(a, T, end, bill_start, due, settle, grace, open_day, charge_day, 
 
 
 @njit(cache=True)
-def _pair_labels(account, day, default_end, bill_start, due, settle, grace, open_day, charge_day, loan_term,
+def _pair_labels(account, day, default_end, bill_start, due, settle, grace, open_day, exit_day, loan_term,
                  default_dpd, ew_days, cure_days, last_day, out, complete):
     """out/complete: (pairs, targets) for each (account position, day) pair."""
     for p in range(len(account)):
-        _label_one(account[p], day[p], default_end[p], bill_start, due, settle, grace, open_day, charge_day,
+        _label_one(account[p], day[p], default_end[p], bill_start, due, settle, grace, open_day, exit_day,
                    loan_term, default_dpd, ew_days, cure_days, last_day, out[p], complete[p])
 
 
@@ -136,17 +138,16 @@ def pair_labels(prep: Prepared, account: np.ndarray, day: np.ndarray,
     out = np.empty((len(day), len(TARGET_NAMES)))
     complete = np.empty((len(day), len(TARGET_NAMES)), dtype=bool)
     _pair_labels(account, day, window_end(days, config.default_months)[at], prep.bill_start, prep.due_day,
-                 prep.settled_day, prep.grace_days, prep.open_day, prep.charge_off_day, prep.loan_term,
+                 prep.settled_day, prep.grace_days, prep.open_day, prep.exit_day, prep.loan_term,
                  config.default_dpd, config.early_warning_days, config.self_cure_days, _last_day(prep), out, complete)
     return out, complete
 
 
 def build_labels(tables, as_of, config: LabelConfig | None = None) -> pd.DataFrame:
-    """One row per account open and not charged off at each T: a label and a `complete_*` flag per target."""
+    """One row per account on the book at each T: a label and a `complete_*` flag per target."""
     prep = tables if isinstance(tables, Prepared) else Prepared(tables)
     days = as_of_days(as_of, prep)
-    on_book = (prep.open_day[None, :] <= days[:, None]) & (prep.charge_off_day[None, :] > days[:, None])
-    t_idx, a_idx = np.nonzero(on_book)  # date by date in account order
+    t_idx, a_idx = np.nonzero(prep.on_book(days[:, None]))  # date by date in account order
     out, complete = pair_labels(prep, a_idx, days[t_idx], config)
     kept = ~np.isnan(out).all(axis=1)  # closed loans have no label at all
     t_idx, a_idx, out, complete = t_idx[kept], a_idx[kept], out[kept], complete[kept]

@@ -124,7 +124,7 @@ def as_of_pairs(prep: Prepared, dates: list[pd.Timestamp], month_end_share: floa
             day = np.where(u < month_end_share, last, last - end.day + 1 + np.floor(spread * end.day).astype(np.int64))
         else:
             day = np.full(len(prep.account_id), last)
-        on = np.flatnonzero((prep.open_day <= day) & (prep.charge_off_day > day))
+        on = np.flatnonzero(prep.on_book(day))
         accounts.append(on)
         days.append(day[on])
     account, day = np.concatenate(accounts), np.concatenate(days)

@@ -35,7 +35,8 @@ class LabelConfig:
 
 @dataclass(frozen=True)
 class Population:
-    """Accounts on the book at T (open, not charged off, not a repaid loan) within a band of days past due."""
+    """Accounts on the book at T (open, neither charged off nor closed, not a repaid loan) within a band of days
+    past due."""
 
     name: str
     text: str

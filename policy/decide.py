@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from policy.config import Policy
-from policy.engine import ACTIVE, CHARGED_OFF, NEW, RECOVERY, Decision, Rule, control_cell, evaluate
+from policy.engine import ACTIVE, CHARGED_OFF, CLOSED, NEW, RECOVERY, Decision, Rule, control_cell, evaluate
 from policy.rules import INPUTS, RULES
 
-__all__ = ["ACTIVE", "CHARGED_OFF", "INPUTS", "NEW", "RECOVERY", "RULES", "control_cell", "decide"]
+__all__ = ["ACTIVE", "CHARGED_OFF", "CLOSED", "INPUTS", "NEW", "RECOVERY", "RULES", "control_cell", "decide"]
 
 
 def decide(state: pd.DataFrame, policy: Policy, *, score_lo: float = 350, score_hi: float = 950,
@@ -52,11 +52,11 @@ def treatment_probability(d: Decision) -> np.ndarray:
     """The chance that each treated account got the treatment it got, given its state: what weighting a
     later measurement of treatment effects needs. The control cell is a stable hash drawn with chance
     `control_share`: its late accounts get the baseline, the others what the policy intends. A treatment given
-    whatever the draw (legal review, recovery, or an intended treatment that is the baseline anyway) has
-    chance 1. Null where there is no treatment."""
+    whatever the draw (legal review, recovery, an intended treatment that is the baseline anyway, or any
+    treatment of an account the cell never draws) has chance 1. Null where there is no treatment."""
     c = d.policy.collection
     share = np.where(d.control, c.control_share, 1.0 - c.control_share)
-    certain = d.fixed | (d.intended == c.baseline)
+    certain = d.fixed | (d.intended == c.baseline) | ~d.drawable()
     return np.where(d.treatment == "", np.nan, np.where(certain, 1.0, share))
 
 

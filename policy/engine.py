@@ -26,6 +26,7 @@ from policy.config import Policy
 
 # account status: what the policy may do with the account at all
 ACTIVE, NEW, CHARGED_OFF = "active", "new", "charged_off"
+CLOSED = "closed"  # closed by its holder, or a cash loan repaid at maturity (accounts.close_date)
 RECOVERY = "recovery"  # the collection "treatment" of a charged-off account: outside this policy
 
 STAGES = ("score", "step", "target", "limit", "warning", "collection", "final")
@@ -145,6 +146,13 @@ class Decision:
     def charged(self) -> np.ndarray:
         return self._derived("charged", ("status",), lambda: self.col("status") == CHARGED_OFF)
 
+    def closed(self) -> np.ndarray:
+        return self._derived("closed", ("status",), lambda: self.col("status") == CLOSED)
+
+    def on_book(self) -> np.ndarray:
+        """Neither charged off nor closed: the accounts this policy scores, warns and moves limits for."""
+        return self._derived("on_book", ("status",), lambda: ~self.charged() & ~self.closed())
+
     def active(self) -> np.ndarray:
         return self._derived("active", ("status",), lambda: self.col("status") == ACTIVE)
 
@@ -152,14 +160,20 @@ class Decision:
         return self._derived("revolving", ("is_installment",), lambda: ~self.col("is_installment"))
 
     def late(self) -> np.ndarray:
-        """Late now, and still this policy's to treat (a charged-off account is in recovery)."""
+        """Late now, and still this policy's to treat: a charged-off account is in recovery, but a closed one
+        whose last bill is unpaid is collected like any other."""
         return self._derived("late", ("dpd_now", "status"), lambda: (self.dpd() > 0) & ~self.charged())
 
+    def drawable(self) -> np.ndarray:
+        """The accounts the control cell may draw: those on the book. A charged-off debt is in recovery,
+        outside this policy, so it can measure nothing; a closed account has no line left and its last bill
+        is collected as intended, not held back to measure the book's treatments."""
+        return self.on_book()
+
     def randomised(self) -> np.ndarray:
-        """The collection control cell: a stable share of the accounts, never a charged-off one (its debt is in
-        recovery, outside this policy, so it can measure nothing)."""
+        """The collection control cell: a stable share of the drawable accounts."""
         c = self.policy.collection
-        return control_cell(self.col("account_id"), c.control_share, c.control_salt) & ~self.charged()
+        return control_cell(self.col("account_id"), c.control_share, c.control_salt) & self.drawable()
 
     def treat(self, rows: np.ndarray, treatment, *, intended: bool = True) -> None:
         """Give `rows` a treatment; `intended` also records it as what the policy intends for them (the control

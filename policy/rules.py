@@ -47,7 +47,7 @@ DAMPING = Rule(
 SCORE_DROP = Rule(
     "P04", "score fell since the last cycle", stage="score", needs=("previous_score", "status"),
     when=lambda d: (np.nan_to_num(-(d.score - d.col("previous_score")), nan=0.0) > d.policy.score.adverse_drop)
-    & ~d.charged(),
+    & d.on_book(),
     reason="the credit score fell {drop} since the previous review, to {score}", priority=6,
     fields={"drop": _counted("point", "points", lambda d: d.col("previous_score") - d.score)})
 
@@ -171,11 +171,28 @@ FREEZE = Rule(
 NOT_ACTIVE_YET = Rule(
     "P12", "a line with no bill due yet keeps its limit", stage="limit",
     needs=("status", "is_installment", "limit_now"),
-    when=lambda d: ~d.active() & ~d.charged() & d.revolving(), then=lambda d, rows: d.keep(rows, "keep"))
+    when=lambda d: ~d.active() & d.on_book() & d.revolving(), then=lambda d, rows: d.keep(rows, "keep"))
 
 CASH_LOAN = Rule(
     "P13", "a cash loan has no line to move", stage="limit", needs=("status", "is_installment", "limit_now"),
-    when=lambda d: ~d.revolving() & ~d.charged(), then=lambda d, rows: d.keep(rows, "none"))
+    when=lambda d: ~d.revolving() & d.on_book(), then=lambda d, rows: d.keep(rows, "none"))
+
+
+# the limit action of a line its holder closed, or of a loan repaid at maturity: the line is gone, and not by this
+# policy's doing (a charged-off line is "closed" by the lender, rule P14)
+ALREADY_CLOSED = "already_closed"
+
+
+def _gone(d: Decision, rows: np.ndarray) -> None:
+    d.new_limit[rows] = 0.0
+    d.action[rows] = ALREADY_CLOSED
+
+
+# off the book (Decision.on_book), so no score drop, early warning or control cell either; but its last bill,
+# if still unpaid, is collected like any other (Decision.late)
+CLOSED_ACCOUNT = Rule(
+    "P19", "closed by its holder or repaid: no line left to move; an unpaid last bill is still collected",
+    stage="limit", needs=("status",), when=lambda d: d.closed(), then=_gone)
 
 # ---------------------------------------------------------------------------------------------- early warning
 
@@ -187,7 +204,7 @@ def _warn(d: Decision, rows: np.ndarray) -> None:
 EARLY_WARNING = Rule(
     "P15", "likely to pay the next bill late: reminder before the due date", stage="warning",
     needs=("p_early_warning", "dpd_now", "status"),
-    when=lambda d: (d.col("p_early_warning") >= d.policy.early_warning.threshold) & ~d.late() & ~d.charged(),
+    when=lambda d: (d.col("p_early_warning") >= d.policy.early_warning.threshold) & ~d.late() & d.on_book(),
     then=_warn)
 
 # ---------------------------------------------------------------------------------------------- collection
@@ -270,7 +287,7 @@ CHARGED_OFF = Rule(
     when=lambda d: d.charged(), then=_close)
 
 RULES = (DAMPING, SCORE_DROP, BAND, NO_RAISE_LATE, NO_RAISE_RECENTLY_LATE, NO_RAISE_UNUSED, BUDGET, BOUNDS, FREEZE,
-         NOT_ACTIVE_YET, CASH_LOAN, EARLY_WARNING, BY_BUCKET, LIKELY_SELF_CURE, CONTROL, LEGAL_REVIEW, ESCALATION,
-         CHARGED_OFF)
+         NOT_ACTIVE_YET, CASH_LOAN, CLOSED_ACCOUNT, EARLY_WARNING, BY_BUCKET, LIKELY_SELF_CURE, CONTROL, LEGAL_REVIEW,
+         ESCALATION, CHARGED_OFF)
 INPUTS = inputs(RULES)
 

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features import kernels
 from features.builders import FeatureBlock, Prepared, build_block, to_days
 from features.catalog import default_catalog
 from features.contract import Problem, Tables
@@ -27,7 +26,7 @@ from models.latent_state import add_latent_features
 from models.reasons import describe, eligible, top_adverse
 from models.treeshap import contributions
 from policy.config import Policy
-from policy.decide import ACTIVE, CHARGED_OFF, NEW, decide
+from policy.decide import ACTIVE, CHARGED_OFF, CLOSED, NEW, decide
 from policy.decide import INPUTS as POLICY_INPUTS
 from scoring.models import Models
 from scoring.output import REASONS, SCHEMA, SCHEMA_VERSION, TARGET_COLUMNS
@@ -123,8 +122,8 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     prep, now, before = _features(tables, spec)
     watch.lap("features")
     X = now.matrix(models.feature_names)  # (rows x features) in the bundle's own order
-    status = _status(prep, now, spec.as_of)
-    on_book = status != CHARGED_OFF
+    on_book = _on_book(prep, now.account_id, spec.as_of)
+    status = _status(prep, now, spec.as_of, on_book)
     prob = models.predict_populations(X, now.column("dpd_now"), on_book)
     model_score = models.scale.score(prob["default"])[0]
     prior = _previous_scores(spec, prep, now.account_id, before, previous)
@@ -136,8 +135,8 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     codes, texts = _reasons(decision, models, X, spec.reasons)
     watch.lap("reasons")
     table = _table(spec, state, prob, decision, codes, texts)
-    # drift is measured on the book: a charged-off account has no score and its features describe a debt in
-    # recovery, not the population the models were trained on
+    # drift is measured on the book: a charged-off or closed account has no score, and its features describe a
+    # debt in recovery or a line that is gone, not the population the models were trained on
     book = np.flatnonzero(on_book)
     drift = {name: bin_counts(ref, pd.Series(now.column(name)[book], copy=False))
              for name, ref in models.reference.get("features", {}).items() if name in now.names}
@@ -164,16 +163,16 @@ def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, FeatureBlock, 
     return prep, block.on(spec.as_of), before
 
 
-def _charged_off(prep: Prepared, account_id: np.ndarray, day: int) -> np.ndarray:
-    """Whether each account was charged off by the end of `day`."""
-    charge_day = prep.charge_off_day[np.searchsorted(prep.account_id, account_id)]
-    return (charge_day != kernels.NONE) & (charge_day <= day)
+def _on_book(prep: Prepared, account_id: np.ndarray, day: int) -> np.ndarray:
+    """Whether each account is on the book at the end of `day` (Prepared.on_book)."""
+    return prep.on_book(day)[np.searchsorted(prep.account_id, account_id)]
 
 
-def _status(prep: Prepared, now: FeatureBlock, as_of: int) -> np.ndarray:
-    """charged_off, new (no bill due yet) or active, per row of `now`."""
-    charged = _charged_off(prep, now.account_id, as_of)
-    return np.where(charged, CHARGED_OFF, np.where(now.column("bills_due") == 0, NEW, ACTIVE))
+def _status(prep: Prepared, now: FeatureBlock, as_of: int, on_book: np.ndarray) -> np.ndarray:
+    """charged_off, closed, new (no bill due yet) or active, per row of `now` (open accounts, `on_book` or
+    not). An account off the book is closed unless it was charged off, closed or not: its debt is in recovery."""
+    charged = prep.charge_off_day[np.searchsorted(prep.account_id, now.account_id)] <= as_of
+    return np.select([charged, ~on_book, now.column("bills_due") == 0], [CHARGED_OFF, CLOSED, NEW], ACTIVE)
 
 
 def _previous_scores(spec: ChunkSpec, prep: Prepared, ids: np.ndarray, before: FeatureBlock | None,
@@ -184,7 +183,7 @@ def _previous_scores(spec: ChunkSpec, prep: Prepared, ids: np.ndarray, before: F
         models = spec.models
         known = before.account_id
         X = before.matrix(models.feature_names)
-        on_book = ~_charged_off(prep, known, spec.previous_day)
+        on_book = _on_book(prep, known, spec.previous_day)
         pd_default = models.in_population("default", X, before.column("dpd_now"), on_book)
         scores = models.scale.score(pd_default)[0]
     elif given is not None and len(given[0]):
@@ -236,7 +235,8 @@ def _table(spec: ChunkSpec, state: pd.DataFrame, prob: dict, decision: pd.DataFr
         "product": np.where(state["is_installment"], "installment", "revolving"),
         **{BY_NAME[t].output: p for t, p in prob.items()},
         "model_score": state["model_score"].to_numpy(), "previous_score": state["previous_score"].to_numpy(),
-        # a charged-off account's record is its status: no score and no days past due (its debt is in recovery)
+        # a charged-off account's record is its status: no score and no days past due (its debt is in recovery);
+        # a closed one keeps its days past due, for its unpaid last bill is still collected
         "dpd_now": np.where(state["status"].to_numpy() == CHARGED_OFF, np.nan, state["dpd_now"].to_numpy()),
         "credit_limit": state["limit_now"].to_numpy(),
         **{c: decision[c].to_numpy() for c in DECISIONS},

@@ -34,7 +34,10 @@ from scoring.errors import ScoreError
 # 3: every column is always there; a model the bundle lacks leaves its columns null (TARGET_COLUMNS). A
 #    charged-off account has no dpd_now and is never in the control cell. collection_intended (the treatment the
 #    policy intends) and treatment_probability (the chance of the treatment given, for effect measurement)
-SCHEMA_VERSION = 3
+# 4: status `closed` beside active, new and charged_off (accounts.close_date on or before the as-of date): no
+#    PD, score or early warning and never in the control cell, but its dpd_now kept and, when late, a collection
+#    treatment; limit_action `already_closed` with new_credit_limit 0
+SCHEMA_VERSION = 4
 REASONS = 4
 
 SCHEMA = pa.schema([

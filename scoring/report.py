@@ -14,6 +14,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from policy.rules import ALREADY_CLOSED
 from scoring.previous import COMPARED
 from scoring.tally import NO_SCORE
 
@@ -46,7 +47,7 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
     band = pd.DataFrame(dist["limit_action_by_score_band"]).T.fillna(0).astype(int)
     if not band.empty:
         band = band.loc[sorted(band.index, key=_band_order)]
-        order = ["increase", "keep", "decrease", "freeze", "closed", "none"]
+        order = ["increase", "keep", "decrease", "freeze", "closed", ALREADY_CLOSED, "none"]
         band = band[[a for a in order if a in band] + [a for a in band if a not in order]]
         fig, ax = new_figure(7.0, 4.0)
         bottom = np.zeros(len(band))
@@ -60,7 +61,8 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
     treat = pd.DataFrame(dist["collection_treatment_by_dpd"]).T.fillna(0).astype(int)
     if not treat.empty:
         treat = treat.loc[sorted(treat.index, key=lambda s: int(s.split("-")[0].split("+")[0]))]
-        rep.add_table("Collection treatment by days past due (accounts late now, not charged off)",
+        rep.add_table("Collection treatment by days past due (accounts late now, closed ones too; charged-off "
+                      "ones are in recovery)",
                       treat.rename_axis("days past due"),
                       fmt=dict.fromkeys(treat.columns, "{:,}"))
 
@@ -124,12 +126,14 @@ def _change(rep, m: dict) -> None:
 def _limits(rep, limits: dict) -> None:
     """Net limit change (raises, cuts; closed lines apart) and the expected loss before and after."""
     up, down, closed, el = limits["increases"], limits["decreases"], limits["closed"], limits["expected_loss"]
+    gone = limits[ALREADY_CLOSED]
     rep.add_text(f"Net limit change {limits['net_change']:+,.0f}: raises {up['change']:+,.0f} on {up['accounts']:,} "
                  f"lines, cuts {down['change']:+,.0f} on {down['accounts']:,}. Lines of charged-off accounts "
-                 f"closed: {closed['change']:+,.0f} on {closed['accounts']:,} (closed again on every run, so not in "
-                 f"the net change). Expected loss (PD x LGD {el['lgd']:g} x EAD, EAD = balance + CCF {el['ccf']:g} x "
-                 f"undrawn limit; {el['accounts']:,} accounts with a PD): {el['before']:,.0f} at the current limits, "
-                 f"{el['after']:,.0f} at the new ones ({el['change']:+,.0f}).")
+                 f"closed: {closed['change']:+,.0f} on {closed['accounts']:,}; lines closed by their holders or "
+                 f"repaid: {gone['change']:+,.0f} on {gone['accounts']:,} (both set to 0 again on every run, so not "
+                 f"in the net change). Expected loss (PD x LGD {el['lgd']:g} x EAD, EAD = balance + CCF "
+                 f"{el['ccf']:g} x undrawn limit; {el['accounts']:,} accounts with a PD): {el['before']:,.0f} at the "
+                 f"current limits, {el['after']:,.0f} at the new ones ({el['change']:+,.0f}).")
     frame = pd.DataFrame([{"product": product, "limit action": action, "accounts": v["accounts"],
                            "limit": v["limit"], "new limit": v["new_limit"], "change": v["change"],
                            "expected loss": v["expected_loss"], "at the new limit": v["new_expected_loss"]}
@@ -151,8 +155,8 @@ def _guardrails(rep, guardrails: dict) -> None:
     frame = frame[["rule", "guardrail", "accounts", *actions]]
     frame[actions] = frame[actions].astype(int)
     rep.add_table("Guardrails that held limits back (accounts where the rule acted and no freeze, new line, cash "
-                  "loan or charge-off set the limit instead; by the limit action that resulted: the no-raise rules "
-                  "block a raise, the budget and the bounds trim raises and cuts)", frame.set_index("rule"),
+                  "loan, closing or charge-off set the limit instead; by the limit action that resulted: the no-raise "
+                  "rules block a raise, the budget and the bounds trim raises and cuts)", frame.set_index("rule"),
                   fmt=dict.fromkeys(["accounts", *actions], "{:,}"))
 
 
@@ -170,5 +174,5 @@ def _reasons(rep, reasons: dict) -> None:
 
 
 def _band_order(label: str) -> float:
-    """Score bands by their lower edge; accounts without a score (charged off) first."""
+    """Score bands by their lower edge; accounts without a score (charged off or closed) first."""
     return float("-inf") if label == NO_SCORE else float(label.split("-")[0].rstrip("+"))

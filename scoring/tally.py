@@ -18,7 +18,7 @@ from features.catalog import Catalog
 from models.reasons import codes_of
 from policy import rules
 from policy.config import Policy
-from policy.rules import RULES, expected_loss
+from policy.rules import ALREADY_CLOSED, RULES, expected_loss
 from scoring.output import REASONS
 
 CATEGORIES = ("status", "limit_action", "collection_treatment")
@@ -28,8 +28,8 @@ DPD_BUCKETS = (1, 3, 15, 30, 60, 90)  # lower edges of the days-past-due buckets
 NO_SCORE = "no score"  # the band of accounts outside the default model's scoring population
 # the guardrails: the rules that hold a band's step back (no raise while late ...) or bound the target limit
 # (the expected-loss budget; steps, floor and cap). Where a rule of the limit stage (freeze, a new line's or a
-# cash loan's limit kept) or the charged-off rule fired afterwards, that rule set the limit: the guardrail's
-# doing did not stand and is not counted.
+# cash loan's limit kept, a closed account's line gone) or the charged-off rule fired afterwards, that rule set
+# the limit: the guardrail's doing did not stand and is not counted.
 GUARDRAILS = tuple(r.code for r in RULES if r.stage in ("step", "target") and r is not rules.BAND)
 LIMIT_SET_BY = tuple(r.code for r in RULES if r.stage == "limit" or r is rules.CHARGED_OFF)
 NUMBERS = (*FLAGS, "score", "score_adjustment", "dpd_now", "pd_default", "credit_limit", "new_credit_limit")
@@ -70,11 +70,11 @@ class Tally:
         score = col["score"].astype(np.float64)
         band = np.searchsorted(self.band_edges, score, side="right") - 1
         labels = [self._band_label(i) for i in range(len(self.band_edges))] + [NO_SCORE]
-        band = np.where(np.isnan(score), len(self.band_edges), np.clip(band, 0, None))  # charged off: no score
+        band = np.where(np.isnan(score), len(self.band_edges), np.clip(band, 0, None))  # off the book: no score
         _pairs(self.band_action, (labels, band), text["limit_action"])
         status, status_code = text["status"]
         charged = np.isin(status_code, [i for i, v in enumerate(status) if v == "charged_off"])
-        late = (col["dpd_now"] > 0) & ~charged  # charged off: recovery, not collection
+        late = (col["dpd_now"] > 0) & ~charged  # charged off: recovery, not collection (closed: collected)
         bucket = np.searchsorted(DPD_BUCKETS, col["dpd_now"][late], side="right") - 1
         treatment, treatment_code = text["collection_treatment"]
         _pairs(self.dpd_treatment, ([_dpd_label(i) for i in range(len(DPD_BUCKETS))], bucket),
@@ -114,7 +114,7 @@ class Tally:
             return
         sums = {"accounts": np.ones(len(before), dtype=np.int64), "limit": _cents(before),
                 "new_limit": _cents(after),
-                "with_pd": (~np.isnan(pd_default)).astype(np.int64),  # charged off: no PD, no expected loss
+                "with_pd": (~np.isnan(pd_default)).astype(np.int64),  # off the book: no PD, no expected loss
                 "expected_loss": _cents(expected_loss(pd_default, balance, before, self.limit_policy)),
                 "new_expected_loss": _cents(expected_loss(pd_default, balance, after, self.limit_policy))}
         (products, p), (actions, a) = product, action
@@ -161,7 +161,8 @@ class Tally:
         """Limits and expected losses before and after tonight's limit actions, in currency units.
 
         `increases` and `decreases` are the policy's raises and cuts; `closed` the lines of charged-off
-        accounts, set to 0 on every run while the account is on the books, so kept apart from `net_change`.
+        accounts and `already_closed` those of accounts closed by their holders or repaid, both set to 0 on
+        every run while the account is on the books, so kept apart from `net_change`.
         """
         groups: dict = {}
         for key, value in sorted(self.limits.items()):
@@ -181,7 +182,7 @@ class Tally:
         before = round(sum(s["expected_loss"] for s in every), 2)
         after = round(sum(s["new_expected_loss"] for s in every), 2)
         return {"net_change": round(increases["change"] + decreases["change"], 2), "increases": increases,
-                "decreases": decreases, "closed": closed,
+                "decreases": decreases, "closed": closed, ALREADY_CLOSED: moved(ALREADY_CLOSED),
                 "expected_loss": {"accounts": sum(s["with_pd"] for s in every), "before": before, "after": after,
                                   "change": round(after - before, 2),
                                   "lgd": self.limit_policy.lgd, "ccf": self.limit_policy.ccf},

@@ -144,6 +144,13 @@ def _payment_of_other_account(t: dict) -> None:
     pay.loc[pay.index[0], "bill_id"] = bills["bill_id"].iloc[-1]
 
 
+def _closed_before_its_last_bill(t: dict) -> None:
+    span = t["bills"].groupby("account_id")["statement_date"].agg(["min", "max"])
+    account = span.index[span["max"] > span["min"]][0]  # an account with statements on two days at least
+    rows = (t["accounts"]["account_id"] == account).to_numpy().nonzero()[0]
+    _date("accounts", "close_date", str(span.loc[account, "min"]), rows)(t)
+
+
 def _empty(table: str) -> Callable[[dict], None]:
     def change(t: dict) -> None:
         t[table] = t[table].iloc[:0]
@@ -174,10 +181,16 @@ REFUSED = [
      "bills.converted_date is after the extraction date"),
     ("charge-off after extraction", _date("accounts", "charge_off_date", "2031-01-01", slice(3, 5)),
      "accounts.charge_off_date is after the extraction date"),
+    ("closing after extraction", _date("accounts", "close_date", "2031-01-01", slice(3, 5)),
+     "accounts.close_date is after the extraction date"),
     ("due centuries ahead", _date("bills", "due_date", "2230-01-25", slice(4, 5)),
      "bills.due_date is more than 60 months after the extraction date"),
     ("charge-off before opening", _date("accounts", "charge_off_date", "2001-01-01", slice(0, 2)),
      "accounts.charge_off_date is before accounts.open_date"),
+    ("closing before opening", _date("accounts", "close_date", "2001-01-01", slice(0, 2)),
+     "accounts.close_date is before accounts.open_date"),
+    ("statement after closing", _closed_before_its_last_bill,
+     "bills.statement_date is after its account's accounts.close_date"),
     ("payment long before its statement", _date("payments", "payment_date", "2001-03-01", slice(0, 2)),
      "payments.payment_date is more than 31 days before its bill's statement_date"),
     ("bills above the accounts' range", _move_rows("bills", 10**9), "bills.account_id is not in accounts.account_id"),
@@ -220,6 +233,7 @@ REFUSED = [
 ]
 ACCEPTED = [
     ("placeholder charge-off", _date("accounts", "charge_off_date", "9999-12-31", slice(0, 40))),
+    ("placeholder closing", _date("accounts", "close_date", "9999-12-31", slice(0, 40))),
     ("placeholder conversion", _date("bills", "converted_date", "9999-12-31", slice(0, 40))),
     ("time-zone-aware payment dates", _time_zone),
 ]

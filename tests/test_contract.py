@@ -550,15 +550,19 @@ def test_a_derived_extraction_date_is_never_after_today():
 def test_placeholder_dates_are_read_as_missing_not_as_events(placeholder):
     data = frames()
     data["accounts"]["charge_off_date"] = [placeholder, None]
+    data["accounts"]["close_date"] = [None, placeholder]
     data["bills"]["converted_date"] = [None, placeholder, None, None]
     tables = validate(data)
-    assert tables.accounts["charge_off_date"].isna().all() and tables.bills["converted_date"].isna().all()
+    assert tables.accounts["charge_off_date"].isna().all() and tables.accounts["close_date"].isna().all()
+    assert tables.bills["converted_date"].isna().all()
     assert tables.extraction_date == pd.Timestamp("2024-03-01")
 
 
 @pytest.mark.parametrize(("table", "column", "value", "message"), [
     ("bills", "due_date", "2230-01-25", "bills.due_date is more than 60 months after the extraction date 2024-03-01"),
     ("accounts", "charge_off_date", "2023-01-01", "accounts.charge_off_date is before accounts.open_date"),
+    ("accounts", "close_date", "2023-01-01", "accounts.close_date is before accounts.open_date in 1 of 2 rows "
+                                             "(account_id 2)"),
     ("payments", "payment_date", "2023-11-20", "payments.payment_date is more than 31 days before its bill's "
                                                "statement_date in 1 of 3 rows (bill_id 10)"),
 ])
@@ -569,6 +573,27 @@ def test_dates_that_contradict_each_other_are_refused(table, column, value, mess
     data[table].loc[0, column] = value
     with pytest.raises(ContractError, match=re.escape(message)):
         validate(data)
+
+
+def test_a_bill_issued_after_its_account_closed_is_refused_but_a_payment_after_the_closing_is_not():
+    data = frames()  # account 1: statements on 2024-01-01 (bill 10) and 2024-02-01 (bill 11, paid 2024-02-27)
+    data["accounts"]["close_date"] = [None, "2024-02-01"]  # closed on its last statement's day
+    tables = validate(data)
+    assert tables.accounts.set_index("account_id")["close_date"].isna().tolist() == [False, True]
+    data["accounts"]["close_date"] = [None, "2024-01-15"]
+    text = refusal(data)
+    assert ("bills.statement_date is after its account's accounts.close_date in 1 of 4 rows (bill_id 11)" in text
+            and "A closed account gets no new bills" in text)
+    assert "payments.payment_date" not in text  # the payment after the closing is not a problem
+
+
+def test_a_closing_is_an_event_dated_by_the_extraction():
+    data = frames()
+    data["accounts"]["close_date"] = [None, "2024-03-05"]
+    assert validate(data).extraction_date == pd.Timestamp("2024-03-05")  # the latest event
+    with pytest.raises(ContractError, match=re.escape("accounts.close_date is after the extraction date 2024-03-01 "
+                                                      "(--extracted-on) in 1 of 2 rows (account_id 1)")):
+        validate(data, extraction=Extraction(pd.Timestamp("2024-03-01"), STATED))
 
 
 def test_extraction_dates_are_iso_days_only():

@@ -295,3 +295,59 @@ def test_pairs_that_cannot_be_built_are_refused_by_name(prep):
         build_features(prep, "2024-06-30", pairs=cases["unknown"][0])
     with pytest.raises(ValueError, match="either as_of"):
         build_features(prep)
+
+
+def _closing_world(close_date: str | None, charge_off_date: str | None = None) -> dict[str, pd.DataFrame]:
+    """Two revolving lines opened 2024-01-01, statements on the 1st, due on the 25th. Account 1 pays January and
+    February, leaves March unpaid and may close (and be charged off); account 2 pays every bill to October."""
+    months = pd.date_range("2024-01-01", "2024-10-01", freq="MS")
+    bills = pd.DataFrame({"account_id": [1] * 3 + [2] * len(months), "bill_id": range(1, len(months) + 4),
+                          "statement_date": [*months[:3], *months], "amount_due": 100.0, "min_due": 10.0})
+    bills["due_date"] = bills["statement_date"] + pd.Timedelta(days=24)
+    paid = bills[(bills["account_id"] == 2) | (bills["statement_date"] < pd.Timestamp("2024-03-01"))]
+    return {
+        "accounts": pd.DataFrame({"account_id": [1, 2], "customer_id": [1, 2], "product": "revolving",
+                                  "open_date": "2024-01-01", "grace_days": 0, "close_date": [close_date, None],
+                                  "charge_off_date": [charge_off_date, None]}),
+        "bills": bills,
+        "payments": pd.DataFrame({"account_id": paid["account_id"], "bill_id": paid["bill_id"],
+                                  "payment_date": paid["due_date"], "amount": 100.0}),
+        "limits": pd.DataFrame({"account_id": [1, 2], "effective_date": "2024-01-01", "credit_limit": 1000.0}),
+    }
+
+
+def test_a_closed_account_leaves_every_population_on_its_closing_day():
+    days = ["2024-02-29", "2024-03-14", "2024-03-15", "2024-03-31"]
+    labels = build_labels(validate(_closing_world("2024-03-15")), days).set_index(["account_id", "as_of"])
+    closing = labels.loc[1]
+    assert list(closing.index.strftime("%Y-%m-%d")) == days[:2], "on the book before the closing day only"
+    # before the closing, the default window holds the closing day: the label is decided by the bills there are
+    # (March's, unpaid 30 days past its due date on 2024-04-24), and the window is complete
+    assert closing["default"].tolist() == [1.0, 1.0] and closing["complete_default"].all()
+    assert closing["early_warning"].tolist() == [1.0, 1.0]
+    assert len(labels.loc[2]) == len(days)
+    # without the closing the account would still be there: the close_date is what takes it off the book
+    kept = build_labels(validate(_closing_world(None)), days)
+    assert (kept["account_id"] == 1).sum() == len(days)
+
+
+def test_a_closed_account_has_panel_rows_only_before_its_closing_day():
+    def months_of(world) -> list[str]:
+        panel = build_panel(validate(world), "2024-01-31", "2024-04-30")
+        return list(panel.frame.loc[panel.frame["account_id"] == 1, "as_of"].dt.strftime("%Y-%m-%d"))
+
+    assert months_of(_closing_world("2024-03-15")) == ["2024-01-31", "2024-02-29"]
+    assert "2024-03-31" in months_of(_closing_world(None))
+
+
+def test_an_account_leaves_the_book_at_the_first_of_its_charge_off_and_closing():
+    for close, charge, leaves in (("2024-03-15", None, "2024-03-15"), ("2024-03-15", "2024-04-30", "2024-03-15"),
+                                  ("2024-03-15", "2024-03-10", "2024-03-10"), (None, None, None)):
+        prep = Prepared(validate(_closing_world(close, charge)))
+        day = np.datetime64(leaves, "D").astype(np.int64) if leaves else None
+        assert prep.on_book(prep.open_day[0]).all()
+        if day is None:
+            assert prep.on_book(int(prep.payment_day.max())).all()
+        else:
+            assert prep.exit_day[0] == day
+            assert prep.on_book(day - 1)[0] and not prep.on_book(day)[0] and prep.on_book(day)[1]

@@ -8,17 +8,17 @@
 
 Histories are small random worlds drawn by hypothesis: 1-4 accounts (some sharing a customer), both
 products, 0-8 bills each (now and then 13, so that 12-statement windows fill up), payments in parts, early,
-late or never, statements converted into installments, limit histories, grace 0-3, an optional macro table
-and some month-precision (bureau) accounts. As-of dates are drawn from the history's own dates, the days
-either side and the window boundaries after them, so the edge cases come up often: paid on the due date, on
-the last day of grace, in parts across T, a limit change on T, a bill due on T, a 360-day window's first and
-last day.
+late or never, statements converted into installments, limit histories, grace 0-3, an optional macro table,
+some month-precision (bureau) accounts and some closed ones (on or after their last statement). As-of dates
+are drawn from the history's own dates, the days either side and the window boundaries after them, so the
+edge cases come up often: paid on the due date, on the last day of grace, in parts across T, a limit change
+on T, a bill due on T, a 360-day window's first and last day.
 
 What is known at T (and so kept when the future is cut off or rewritten): accounts opened by T; bills
 issued by T (statement_date <= T), including those not yet due, whose unpaid amount is part of the balance
-at T; payments, limit rows and conversions dated by T; macro rows published by T. Everything else —
-payments, conversions and limit rows after T, bills issued after T, accounts opened after T, macro rows
-published after T — is the future, free to change.
+at T; payments, limit rows, conversions and closings dated by T; macro rows published by T. Everything else —
+payments, conversions, closings and limit rows after T, bills issued after T, accounts opened after T, macro
+rows published after T — is the future, free to change (a closed account gets no bill after its closing).
 """
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ class World:
     macro: list[dict] | None = None
 
     def dates(self) -> set[int]:
-        out = {a["open_date"] for a in self.accounts}
+        out = {a["open_date"] for a in self.accounts} | {a["close_date"] for a in self.accounts
+                                                         if a.get("close_date") is not None}
         for b in self.bills:
             out |= {b["statement_date"], b["due_date"]}
             if b["converted_date"] is not None:
@@ -76,7 +77,7 @@ def _date(day: int | None):
 
 
 TABLES = {
-    "accounts": ("account_id", "customer_id", "product", "open_date", "grace_days", "date_precision"),
+    "accounts": ("account_id", "customer_id", "product", "open_date", "grace_days", "date_precision", "close_date"),
     "bills": ("account_id", "bill_id", "statement_date", "due_date", "amount_due", "min_due", "parent_bill_id",
               "converted_date"),
     "payments": ("account_id", "bill_id", "payment_date", "amount"),
@@ -106,7 +107,7 @@ def frames(world: World) -> dict[str, pd.DataFrame]:
     for table, columns in TABLES.items():
         rows = getattr(world, table)
         if rows is not None:
-            out[table] = pd.DataFrame({c: _column(c, [r[c] for r in rows]) for c in columns})
+            out[table] = pd.DataFrame({c: _column(c, [r.get(c) for r in rows]) for c in columns})
     return out
 
 
@@ -185,6 +186,8 @@ def histories(draw) -> World:
                                 "due_date": conv + 30 * (j + 1), "amount_due": part, "min_due": part,
                                 "parent_bill_id": bill["bill_id"], "converted_date": None})
             stmt += draw(st.sampled_from([7, 30, 31, 28, 45, 90]))  # 7: several bills due close together
+        if draw(st.integers(0, 4)) == 0:  # closed on or after its last statement; payments may come later
+            world.accounts[-1]["close_date"] = _last_statement(own, open_day) + draw(st.sampled_from([0, 1, 20, 60]))
         for bill in own:
             world.payments += draw(_payments_for(bill, grace, open_day))
         world.bills += own
@@ -200,6 +203,15 @@ def histories(draw) -> World:
         months = sorted(draw(st.sets(st.integers(-1, 20), min_size=1, max_size=8)))
         world.macro = [_macro_row(m, draw(st.integers(3, 45)), draw) for m in months]
     return world
+
+
+def _last_statement(bills: list[dict], open_day: int) -> int:
+    """The day of an account's last statement (its opening if it has none): the earliest it may close."""
+    return max([open_day, *(b["statement_date"] for b in bills)])
+
+
+def _closed_by(account: dict, T: int) -> bool:
+    return account.get("close_date") is not None and account["close_date"] <= T
 
 
 def _month_day(m: int) -> int:
@@ -238,6 +250,9 @@ def known_at(world: World, T: int) -> World:
     out = world.copy()
     opened = {a["account_id"] for a in out.accounts if a["open_date"] <= T}
     out.accounts = [a for a in out.accounts if a["account_id"] in opened]
+    for a in out.accounts:
+        if a.get("close_date") is not None and a["close_date"] > T:
+            del a["close_date"]  # not closed yet (frames() reads a missing date as none)
     out.bills = [b for b in out.bills if b["account_id"] in opened and b["statement_date"] <= T]
     kept = {b["bill_id"] for b in out.bills}
     for b in out.bills:
@@ -298,8 +313,9 @@ def future_rewrites(draw, world: World, T: int) -> World:
     out.bills = bills
     next_id = max([b["bill_id"] for b in out.bills], default=0) + 1
     accounts = {a["account_id"]: a for a in out.accounts}
-    for i in range(draw(st.integers(0, 3))):
-        a = draw(st.sampled_from(sorted(accounts)))
+    still_open = sorted(a for a in accounts if not _closed_by(accounts[a], T))  # no bill after a closing
+    for i in range(draw(st.integers(0, 3)) if still_open else 0):
+        a = draw(st.sampled_from(still_open))
         stmt = max(draw(later), accounts[a]["open_date"])
         amount = draw(amounts)
         out.bills.append({"account_id": a, "bill_id": next_id + i, "statement_date": stmt,
@@ -344,6 +360,14 @@ def future_rewrites(draw, world: World, T: int) -> World:
                 row = _macro_row(k, 0, draw)
                 row["published_date"] = max(T + 1, _month_day(k)) + draw(st.integers(0, 20))
                 out.macro.append(row)
+    # closings after T: kept, dropped or moved, and new ones; never before the account's last statement
+    for a in accounts.values():
+        close = None if _closed_by(a, T) else draw(st.sampled_from([a.get("close_date"), None, draw(later)]))
+        if close is not None:
+            own = [b for b in out.bills if b["account_id"] == a["account_id"]]
+            a["close_date"] = max(close, _last_statement(own, a["open_date"]))
+        elif not _closed_by(a, T):
+            a.pop("close_date", None)
     # the contract refuses a payment dated before its bill is issued (beyond an early payment): a rewritten
     # future keeps every payment after T on or after its bill's statement
     issued = {b["bill_id"]: b["statement_date"] for b in out.bills}

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policy.config import SECTIONS, Band, Bucket, PolicyError, load_policy
-from policy.decide import ACTIVE, CHARGED_OFF, INPUTS, NEW, RECOVERY, RULES, control_cell, decide
+from policy.decide import ACTIVE, CHARGED_OFF, CLOSED, INPUTS, NEW, RECOVERY, RULES, control_cell, decide
 from policy.engine import Rule, evaluate, inputs
-from policy.rules import ESCALATION, LEGAL_REVIEW
+from policy.rules import ALREADY_CLOSED, ESCALATION, LEGAL_REVIEW
 
 POLICY = load_policy()
 
@@ -63,7 +63,7 @@ def accounts(draw, n_max: int = 60):
     util = np.array(col(floats(0, 1.3)))
     state = pd.DataFrame({
         "account_id": np.arange(1, n + 1) * draw(st.integers(1, 10_000)),
-        "status": col(st.sampled_from([ACTIVE, ACTIVE, ACTIVE, NEW, CHARGED_OFF])),
+        "status": col(st.sampled_from([ACTIVE, ACTIVE, ACTIVE, NEW, CHARGED_OFF, CLOSED])),
         "is_installment": col(st.booleans()),
         "pd_default": col(floats(0.0005, 0.999)),
         "previous_score": col(st.one_of(st.just(np.nan), floats(350, 950).map(round))),
@@ -100,7 +100,8 @@ def test_limit_guardrails_hold_for_any_account(state):
     assert (new[down] >= np.minimum(lim[down], state["balance_now"].to_numpy()[down])).all(), "cut below the balance"
     moved = up | down
     assert np.allclose(np.mod(new[moved], p.round_to), 0), "new limits are multiples of round_to"
-    assert ((new > lim) == up).all() and ((new < lim) == (down | (act == "closed") & (lim > 0))).all()
+    gone = np.isin(act, ["closed", ALREADY_CLOSED])  # a charged-off or closed account's line
+    assert ((new > lim) == up).all() and ((new < lim) == (down | gone & (lim > 0))).all()
     # expected loss after a raise stays within the budget
     pd_, bal = state["pd_default"].to_numpy(), state["balance_now"].to_numpy()
     el = pd_ * p.lgd * (bal + p.ccf * np.maximum(new - bal, 0))
@@ -111,7 +112,9 @@ def test_limit_guardrails_hold_for_any_account(state):
     assert (new[frozen] == lim[frozen]).all()
     charged = (state["status"] == CHARGED_OFF).to_numpy()
     assert (act[charged] == "closed").all() and (new[charged] == 0).all()
-    assert (act[~charged & ~revolving] == "none").all()
+    closed = (state["status"] == CLOSED).to_numpy()
+    assert (act[closed] == ALREADY_CLOSED).all() and (new[closed] == 0).all()
+    assert (act[~charged & ~closed & ~revolving] == "none").all()
     new_acc = (state["status"] == NEW).to_numpy() & revolving
     assert (act[new_acc] == "keep").all() and (new[new_acc] == lim[new_acc]).all()
 
@@ -124,12 +127,14 @@ def test_collection_treatments_follow_dpd_self_cure_and_the_control_cell(state):
     t = d["collection_treatment"].to_numpy()
     dpd, cure = state["dpd_now"].to_numpy(), state["p_self_cure"].to_numpy()
     charged = (state["status"] == CHARGED_OFF).to_numpy()
-    late = (dpd > 0) & ~charged
+    closed = (state["status"] == CLOSED).to_numpy()
+    late = (dpd > 0) & ~charged  # a closed account whose last bill is unpaid is collected too
     assert (t[~late & ~charged] == "").all() and (t[charged] == RECOVERY).all()
     legal = late & (dpd >= c.legal_review_dpd) & (state["balance_now"].to_numpy() >= c.legal_review_balance)
     assert (t[legal] == "legal_review").all()
     control = d["control_cell"].to_numpy()
     assert not control[charged].any(), "a charged-off account is never in the control cell"
+    assert not control[closed].any(), "a closed account is never in the control cell"
     assert (t[late & ~legal & control] == c.baseline).all()
     intended, prob = d["collection_intended"].to_numpy(), d["treatment_probability"].to_numpy()
     for i in np.flatnonzero(late & ~legal):
@@ -140,7 +145,7 @@ def test_collection_treatments_follow_dpd_self_cure_and_the_control_cell(state):
     # what an effect measurement needs: the intended treatment, the cell, and the chance of what was given
     assert (intended[legal] == "legal_review").all() and (intended[charged] == RECOVERY).all()
     assert np.isnan(prob[t == ""]).all() and not np.isnan(prob[t != ""]).any()
-    drawn = late & ~legal & (intended != c.baseline)
+    drawn = late & ~legal & ~closed & (intended != c.baseline)  # a closed account is never drawn
     assert (prob[drawn & control] == c.control_share).all()
     assert (prob[drawn & ~control] == 1 - c.control_share).all()
     assert (prob[(t != "") & ~drawn] == 1.0).all(), "a treatment given whatever the draw has chance 1"
@@ -154,7 +159,8 @@ def test_every_adverse_decision_names_the_rule_that_fired(state):
     d = decide(state, POLICY)
     adverse = d["adverse"].to_numpy()
     cut = d["limit_action"].isin(["decrease", "freeze"]).to_numpy()
-    drop = (d["score_adjustment"] < -POLICY.score.adverse_drop).to_numpy() & (state["status"] != CHARGED_OFF).to_numpy()
+    on_book = ~state["status"].isin([CHARGED_OFF, CLOSED]).to_numpy()
+    drop = (d["score_adjustment"] < -POLICY.score.adverse_drop).to_numpy() & on_book
     assert adverse[cut | drop].all()
     assert (d["rule_code"].to_numpy()[adverse] != "").all()
     assert (d["rule_text"].to_numpy()[adverse] != "").all()
@@ -179,14 +185,14 @@ def test_damping_bounds_the_move_per_cycle(state, max_move):
 
 
 def test_early_warning_flags_accounts_above_the_threshold_that_are_not_late_yet():
-    state = pd.DataFrame({"account_id": [1, 2, 3, 4], "status": [ACTIVE, ACTIVE, ACTIVE, CHARGED_OFF],
+    state = pd.DataFrame({"account_id": [1, 2, 3, 4, 5], "status": [ACTIVE, ACTIVE, ACTIVE, CHARGED_OFF, CLOSED],
                           "is_installment": False, "pd_default": 0.02, "model_score": 600.0, "previous_score": 600.0,
-                          "dpd_now": [0.0, 0.0, 3.0, 0.0], "days_since_late": np.nan, "utilisation": 0.5,
-                          "balance_now": 500.0, "limit_now": 1000.0, "p_early_warning": [0.9, 0.1, 0.9, 0.9],
+                          "dpd_now": [0.0, 0.0, 3.0, 0.0, 0.0], "days_since_late": np.nan, "utilisation": 0.5,
+                          "balance_now": 500.0, "limit_now": 1000.0, "p_early_warning": [0.9, 0.1, 0.9, 0.9, 0.9],
                           "p_self_cure": 0.5})
     d = decide(state, POLICY)
-    assert d["early_warning"].tolist() == [True, False, False, False]
-    assert d["early_warning_action"].tolist() == [POLICY.early_warning.action, "", "", ""]
+    assert d["early_warning"].tolist() == [True, False, False, False, False]
+    assert d["early_warning_action"].tolist() == [POLICY.early_warning.action, "", "", "", ""]
 
 
 def test_without_a_self_cure_model_late_accounts_get_the_unlikely_treatment():
@@ -235,6 +241,7 @@ CASES = {
     "new": {"status": NEW},
     "cash": {"is_installment": True},
     "charged": {"status": CHARGED_OFF, "dpd_now": 200.0},
+    "closed": {"status": CLOSED, "dpd_now": 2.0, "p_self_cure": np.nan},
     "drop": {"previous_score": 600.0},
     "warning": {"p_early_warning": 0.9},
     "control": {"dpd_now": 1.0, "p_self_cure": 0.1},
@@ -245,15 +252,15 @@ FIRES = {
     "P02": {"raise", "late", "recent", "unused", "cut", "budget", "floor"},
     "P08": {"late"}, "P09": {"recent"}, "P10": {"unused"},
     "P03": {"budget"}, "P11": {"budget", "floor"},
-    "P01": {"freeze", "legal"}, "P12": {"new"}, "P13": {"cash"},
+    "P01": {"freeze", "legal"}, "P12": {"new"}, "P13": {"cash"}, "P19": {"closed"},
     "P15": {"warning"},
-    "P16": {"late", "freeze", "legal", "control"}, "P17": {"late", "freeze", "legal"}, "P18": {"control"},
+    "P16": {"late", "freeze", "legal", "control", "closed"}, "P17": {"late", "freeze", "legal"}, "P18": {"control"},
     "P06": {"legal"}, "P05": {"freeze", "legal"},
     "P14": {"charged"},
 }
 CODES = {"cut": "P02", "budget": "P03", "floor": "P02", "freeze": "P01", "legal": "P06", "drop": "P04"}
 ACTIONS = {"raise": "increase", "cut": "decrease", "budget": "decrease", "floor": "decrease", "freeze": "freeze",
-           "legal": "freeze", "cash": "none", "charged": "closed"}
+           "legal": "freeze", "cash": "none", "charged": "closed", "closed": ALREADY_CLOSED}
 
 
 def cases() -> pd.DataFrame:
@@ -283,6 +290,27 @@ def test_every_rule_fires_where_its_situation_holds_and_names_the_decision():
     d = evaluate(state.assign(previous_score=[np.nan] + [600.0] * (len(state) - 1)), damped, RULES,
                  score_lo=350, score_hi=950)
     assert set(state.index[d.fired["P07"]]) == set(CASES) - {"raise"}
+
+
+def test_a_closed_account_keeps_no_line_gets_no_warning_and_its_unpaid_last_bill_is_collected_outside_the_cell():
+    salt, share = POLICY.collection.control_salt, POLICY.collection.control_share
+    ids = np.arange(1, 1000)
+    drawn = ids[control_cell(ids, share, salt)][:2]  # accounts the control cell's hash draws
+    state = pd.DataFrame([{**BASE, "account_id": drawn[0], "status": ACTIVE, "dpd_now": 20.0},
+                          {**BASE, "account_id": drawn[1], "status": CLOSED, "dpd_now": 20.0, "p_self_cure": np.nan},
+                          {**BASE, "account_id": 1000, "status": CLOSED, "dpd_now": 0.0, "p_early_warning": 0.9,
+                           "model_score": 650.0}], index=["open late", "closed late", "closed paid"])
+    d = decide(state, POLICY)
+    assert d["control_cell"].tolist() == [True, False, False], "the cell draws on the book only"
+    bucket = [b for b in POLICY.collection.buckets if b.min_dpd <= 20][-1]
+    assert d.loc["open late", "collection_treatment"] == POLICY.collection.baseline
+    assert d.loc["closed late", "collection_treatment"] == d.loc["closed late", "collection_intended"] \
+        == bucket.unlikely != POLICY.collection.baseline
+    assert d.loc["closed late", "treatment_probability"] == 1.0, "never drawn, so its treatment is certain"
+    closed = d.loc[["closed late", "closed paid"]]
+    assert (closed["limit_action"] == ALREADY_CLOSED).all() and (closed["new_credit_limit"] == 0).all()
+    assert not closed["early_warning"].any() and d.loc["closed paid", "collection_treatment"] == ""
+    assert d.loc["closed paid", "rule_code"] == "", "a line its holder closed is no adverse decision"
 
 
 def test_the_declared_inputs_are_the_union_of_the_rules_needs_and_the_only_columns_read():

@@ -208,7 +208,8 @@ def test_limit_changes_and_expected_losses_are_the_rows_own(nights, worlds):
     frame = _frame(june)
     change = frame["new_credit_limit"] - frame["credit_limit"]
     limits = june["limits"]
-    for action, key in (("increase", "increases"), ("decrease", "decreases"), ("closed", "closed")):
+    for action, key in (("increase", "increases"), ("decrease", "decreases"), ("closed", "closed"),
+                        ("already_closed", "already_closed")):
         rows = frame["limit_action"] == action
         assert limits[key] == {"accounts": int(rows.sum()), "change": pytest.approx(change[rows].sum(), abs=0.01)}
     assert limits["increases"]["accounts"] > 100 and limits["decreases"]["accounts"] > 5

@@ -31,6 +31,7 @@ from models.bundle import load_bundle
 from models.latent_state import LatentStateFilter, add_latent_features, with_latent
 from models.reasons import eligible, top_adverse
 from policy.config import load_policy
+from policy.decide import control_cell
 from scoring.chunks import plan_chunks
 from scoring.job import ScoreError, ScoreRequest, run
 from scoring.output import manifest_path, sha256
@@ -41,6 +42,7 @@ from validation.metrics import psi
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = "2025-06-30"
+OFF_BOOK = ("charged_off", "closed")  # the statuses of accounts no model scores
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +100,7 @@ def test_scores_equal_lightgbm_and_reasons_equal_exact_treeshap(baseline_dir, ba
     assert (feats["account_id"].to_numpy() == out["account_id"].to_numpy()).all()
     expected = bundle.predict(feats)  # LightGBM's own predict, through the bundle
     # each probability within its target's scoring population, null outside it
-    on_book = (out["status"] != "charged_off").to_numpy()
+    on_book = ~out["status"].isin(OFF_BOOK).to_numpy()
     for name in ("default", "early_warning", "self_cure"):
         inside = BY_NAME[name].scored_on.mask(out["dpd_now"].to_numpy(), on_book)
         column = BY_NAME[name].output
@@ -151,14 +153,14 @@ def test_the_manifest_describes_the_run_and_matches_the_file(baseline_dir, basel
     assert list(m["drift"]["features"]) == sorted(bundle.feature_names)  # the catalog's and the filter's
     # the drift figures are the PSI of the whole column, though counted chunk by chunk
     frame = pd.read_parquet(out)
-    scored = frame["model_score"].dropna()  # charged-off accounts have no score and stay out of its drift
-    assert len(scored) < len(frame) and (frame.loc[frame["model_score"].isna(), "status"] == "charged_off").all()
+    scored = frame["model_score"].dropna()  # accounts off the book have no score and stay out of its drift
+    assert len(scored) < len(frame) and frame.loc[frame["model_score"].isna(), "status"].isin(OFF_BOOK).all()
     assert m["drift"]["score"]["psi"] == pytest.approx(psi(bundle.reference["score"], scored), abs=1e-5)
     # a charged-off account is its status only: no score, no days past due, not in the drift or the control cell
     charged = frame["status"] == "charged_off"
     assert charged.any() and frame.loc[charged, ["pd_default", "score", "dpd_now"]].isna().all().all()
     assert not frame.loc[charged, "control_cell"].any() and m["rows"]["control_cell"] == frame["control_cell"].sum()
-    book = frame.loc[~charged, "dpd_now"]
+    book = frame.loc[~frame["status"].isin(OFF_BOOK), "dpd_now"]
     assert m["drift"]["features"]["dpd_now"]["psi"] == pytest.approx(psi(bundle.reference["features"]["dpd_now"],
                                                                             book), abs=1e-5)
     assert sum(m["rows"]["limit_action"].values()) == m["rows"]["scored"]
@@ -409,10 +411,96 @@ def test_a_model_on_a_subset_of_the_catalog_scores_with_exactly_its_features(sma
     out = pd.read_parquet(tmp_path / "s.parquet")
     now = build_features(tables, [AS_OF], default_catalog())
     expected = load_bundle(path).predict(now)
-    on_book = (out["status"] != "charged_off").to_numpy()
+    on_book = ~out["status"].isin(OFF_BOOK).to_numpy()
     np.testing.assert_allclose(out.loc[on_book, "pd_default"], expected.loc[on_book, "pd_default"], atol=1e-12)
     assert sorted(manifest["drift"]["features"]) == sorted(names)
     assert manifest["model"]["targets"] == ["default"] and out["p_self_cure"].isna().all()
+
+
+QUICK_FEATURES = ["util_n3", "late_n6", "dpd_now", "balance_now"]
+
+
+def _quick_bundle(tables, folder: Path) -> Path:
+    """A model per target on four features, fitted in seconds to labels drawn at random: enough to score with."""
+    from models.bundle import Bundle, TargetModel
+    from models.calibration import fit_calibrator
+    from models.lgbm import fit_booster, lgb_params
+    from models.scale import ScoreScale
+    from validation.metrics import reference_distribution
+
+    X = build_features(tables, ["2025-03-31"], default_catalog())[QUICK_FEATURES]
+    rng = np.random.default_rng(0)
+    models = {}
+    for target, rate in (("default", 0.05), ("early_warning", 0.3), ("self_cure", 0.5)):
+        y = (rng.uniform(size=len(X)) < rate + 0.1 * (X["late_n6"] > 0)).astype(float)
+        fit = fit_booster(X, y, X, y, lgb_params([0] * len(QUICK_FEATURES), seed=1))
+        models[target] = TargetModel.from_booster(target, fit.booster, fit_calibrator(fit.booster.predict(X), y), 1)
+    prints = default_catalog().fingerprints()
+    bundle = Bundle(models, QUICK_FEATURES, default_catalog().version, ScoreScale(),
+                    {"features": {n: reference_distribution(X[n].to_numpy()) for n in QUICK_FEATURES}},
+                    fingerprints={n: prints[n] for n in QUICK_FEATURES})
+    return bundle.save(folder)
+
+
+@pytest.fixture(scope="module")
+def closing_world(small_world, tmp_path_factory):
+    """The small world with every third account on the book at AS_OF closed on its last statement's day (so
+    its last bill may still be unpaid), a quick bundle, and the closed accounts' ids."""
+    tables = load_tables(small_world)
+    prep = Prepared(tables)
+    last = tables.bills.groupby("account_id")["statement_date"].max()
+    last = last[last <= pd.Timestamp(AS_OF)]
+    on_book = prep.account_id[prep.on_book(int(np.datetime64(AS_OF, "D").astype(np.int64)))]
+    closed = np.intersect1d(on_book, last.index.to_numpy())[::3]
+    accounts = tables.accounts.copy()
+    shut = accounts["account_id"].isin(closed)
+    accounts.loc[shut, "close_date"] = accounts.loc[shut, "account_id"].map(last)
+    folder = tmp_path_factory.mktemp("worlds") / "closing"
+    folder.mkdir()
+    for name, frame in {**tables.loaded(), "accounts": accounts}.items():
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    (folder / "_manifest.json").write_text(json.dumps({"extraction_date": tables.extraction.text}))
+    return folder, _quick_bundle(tables, tmp_path_factory.mktemp("bundle") / "quick"), closed
+
+
+def test_a_closed_account_keeps_no_line_gets_no_warning_and_is_collected_outside_the_drift_and_the_cell(
+        closing_world, tmp_path):
+    data, bundle, closed_ids = closing_world
+    m = _score(data, tmp_path / "s.parquet", bundle, workers=1, as_of=AS_OF)
+    out = pd.read_parquet(tmp_path / "s.parquet").set_index("account_id")
+    closed = out.index.isin(closed_ids)
+    assert (out.loc[closed, "status"] == "closed").all() and (out.loc[~closed, "status"] != "closed").all()
+    rows = out[closed]
+    # off the book: no probability or score, so no score drop and no early warning; the line is gone
+    assert rows[["pd_default", "model_score", "score", "score_adjustment", "p_early_warning",
+                 "p_self_cure"]].isna().all().all()
+    assert not rows["early_warning"].any() and (out.loc[~closed, "p_early_warning"].notna().any())
+    assert (rows["limit_action"] == "already_closed").all() and (rows["new_credit_limit"] == 0).all()
+    # its last bill, if unpaid, is collected as intended: never in the control cell, never in recovery
+    late = rows["dpd_now"] > 0
+    assert late.sum() >= 5 and (~late).sum() > 100
+    assert (rows.loc[late, "collection_treatment"] == rows.loc[late, "collection_intended"]).all()
+    assert not rows.loc[late, "collection_treatment"].isin(["", "recovery"]).any()
+    assert (rows.loc[late, "treatment_probability"] == 1.0).all()
+    assert (rows.loc[~late, "collection_treatment"] == "").all()
+    policy = load_policy()
+    hashed = control_cell(rows.index.to_numpy(), policy.collection.control_share, policy.collection.control_salt)
+    assert hashed.sum() > 10 and not rows["control_cell"].any(), "drawn by the hash, kept out of the cell"
+    # the counts: by status, and the closed lines kept apart from the net limit change
+    assert m["rows"]["status"]["closed"] == len(rows)
+    assert m["limits"]["already_closed"] == {
+        "accounts": len(rows), "change": pytest.approx(-rows["credit_limit"].sum(), abs=0.01)}
+    # the drift is the book's: neither charged-off nor closed accounts count
+    feats = build_features(load_tables(data), [AS_OF], default_catalog()).set_index("account_id").loc[out.index]
+    book = ~out["status"].isin(OFF_BOOK).to_numpy()
+    reference = load_bundle(bundle).reference["features"]
+    moved = False
+    for name in QUICK_FEATURES:
+        assert m["drift"]["features"][name]["psi"] == pytest.approx(psi(reference[name], feats.loc[book, name]),
+                                                                     abs=1e-5), name
+        with_closed = psi(reference[name], feats.loc[book | closed, name])
+        moved |= abs(with_closed - m["drift"]["features"][name]["psi"]) > 1e-4
+    assert moved, "the closed accounts would have moved some feature's drift"
 
 
 def _wilson(cured: int, n: int, z: float = 1.96) -> tuple[float, float]:
