@@ -7,7 +7,7 @@ from features.cli import EXIT_CODES, Parser, data_directory, positive
 
 
 def bench_parser(name: str, doc: str, *, accounts: int, months: int, workers: int | None = None,
-                 data: bool = False) -> argparse.ArgumentParser:
+                 data: bool = False, history: int = 36) -> argparse.ArgumentParser:
     """The parser of `python -m bench NAME`, with the options every benchmark has.
 
     `doc` is the benchmark module's docstring: its first paragraph describes, the rest (goal, what is timed,
@@ -21,8 +21,8 @@ def bench_parser(name: str, doc: str, *, accounts: int, months: int, workers: in
                     help=f"accounts in the simulated world (default {accounts:,})")
     ap.add_argument("--months", type=positive(), default=months, metavar="N",
                     help=f"as-of months of the simulated world (default {months})")
-    ap.add_argument("--history-months", type=int, default=24, metavar="N",
-                    help="months of warehouse history before the first as-of month (default 24)")
+    ap.add_argument("--history-months", type=int, default=history, metavar="N",
+                    help=f"months of warehouse history before the first as-of month (default {history})")
     ap.add_argument("--seed", type=int, default=1, metavar="N", help="the simulated world's seed (default 1)")
     if workers is not None:
         ap.add_argument("--workers", type=positive(), default=workers, metavar="N",

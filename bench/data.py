@@ -13,7 +13,7 @@ from simulation.generate import MANIFEST, Request, code_version, generate, read_
 CACHE = Path(__file__).resolve().parent.parent / "data" / "synthetic"
 
 
-def dataset(accounts: int, months: int, seed: int, folder: Path | None = None, history: int = 24) -> Path:
+def dataset(accounts: int, months: int, seed: int, folder: Path | None = None, history: int = 36) -> Path:
     """The simulated world for these arguments, generated once and reused while its manifest matches."""
     folder = folder or CACHE / f"bench-{accounts}x{history}+{months}-s{seed}"
     wanted = {"accounts": accounts, "months": months, "seed": seed, "scenario": "baseline",

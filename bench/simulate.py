@@ -24,7 +24,7 @@ GOAL_SECONDS, GOAL_GB = 120.0, 8.0
 
 
 def run(argv: list[str]) -> dict:
-    args = bench_parser("simulate", __doc__, accounts=1_000_000, months=36, workers=2).parse_args(argv)
+    args = bench_parser("simulate", __doc__, accounts=1_000_000, months=36, workers=2, history=24).parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-simulate-"))
     try:
         with PeakMemory() as mem, Timer() as t:

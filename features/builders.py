@@ -17,7 +17,7 @@ import pandas as pd
 
 from features import kernels
 from features.as_of import check_as_of, day_text
-from features.catalog import ACCOUNT_STATE, SIGNAL_INDEX, Catalog, Feature, default_catalog
+from features.catalog import ACCOUNT_STATE, LONG_RECORD, RECORD_COUNTS, SIGNAL_INDEX, Catalog, Feature, default_catalog
 from features.contract import Tables
 from features.days import ticks_per_day, ticks_to_days
 from features.sorted_keys import nondecreasing
@@ -398,6 +398,9 @@ def _finish(prep: Prepared, history: kernels.History, layout: kernels.Layout, ca
         term = prep.loan_term[layout.row_account].astype(np.float64)
         known = prep.is_installment[layout.row_account] & (term > 0)
         out[col["installments_left"]] = np.where(known, np.maximum(term - column("bills_due"), 0.0), np.nan)
+    for name in RECORD_COUNTS:  # after installments_left, which needs the whole count
+        if name in col:
+            np.minimum(out[col[name]], LONG_RECORD, out=out[col[name]])
     if target("calendar_month") is not None:
         month = layout.days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12 + 1
         out[col["calendar_month"]] = month.astype(np.float64)[layout.row_day]
@@ -412,13 +415,13 @@ def _customer(prep: Prepared, layout: kernels.Layout, column, cols: dict[str, in
         return
     if cols:
         wanted = np.array([cols.get(n, -1) for n in _CUSTOMER], dtype=np.int64)
-        kernels.customer(prep.customers, layout, prep.is_installment, column("dpd_now"), column("balance_now"),
-                         wanted, out)
+        kernels.customer(prep.customers, layout, prep.close_day, prep.is_installment, column("dpd_now"),
+                         column("balance_now"), wanted, out)
     if others:
         counts = kernels.OtherCounts(np.array([r for _, r, _ in others], dtype=np.int64),
                                      np.array([d for _, _, d in others], dtype=bool),
                                      np.array([c for c, _, _ in others], dtype=np.int64))
-        kernels.others(prep.customers, layout, prep.month_precision, aux, counts, out)
+        kernels.others(prep.customers, layout, prep.close_day, prep.month_precision, aux, counts, out)
 
 
 def _macro(prep: Prepared, days: np.ndarray, col: dict[str, int], target) -> tuple[np.ndarray, np.ndarray]:

@@ -55,6 +55,11 @@ SIGNAL_INDEX = {name: i for i, name in enumerate(SIGNALS)}
 # Per-account state as of T that the kernel keeps walking an account's bills, one output slot each, written
 # by name (features/kernels.py): the state features of these names, and limit_prev_d360, which only
 # limit_ratio_d360 reads.
+# Counts over an account's whole record saturate at the longest bill window: beyond 36 bills a record says no
+# more, and an uncapped count would tell how far back the lender's warehouse goes rather than how the account
+# behaves (a model trained on shorter records would then read longer ones out of range).
+LONG_RECORD = 36
+RECORD_COUNTS = ("ontime_streak", "longest_ontime_streak", "bills_due")
 ACCOUNT_STATE = ("dpd_now", "bills_since_late", "days_since_late", "ontime_streak", "longest_ontime_streak",
                  "bills_due", "balance_now", "limit_now", "limit_changes_d360", "limit_prev_d360")
 AGGS = ("count", "sum", "mean", "max", "min", "others", "state")
@@ -271,12 +276,12 @@ def _depth() -> list[Feature]:
                                              zero="the newest bill was late", negative="no bill has been late")),
         Feature("days_since_late", "days since the due date of the last late bill (missing if never late)", -1,
                 "delinquency", reason=Reason("the last late bill fell due {value} [day|days] ago", "days")),
-        Feature("ontime_streak", "newest bills in a row paid on or before their due date", -1, "delinquency",
-                reason=Reason("{value} [bill|bills] in a row paid on time, up to the newest",
-                              zero="the newest bill was not paid on time")),
-        Feature("longest_ontime_streak", "longest run of bills paid on time", -1, "delinquency",
-                reason=Reason("at most {value} [bill|bills] in a row paid on time so far",
-                              zero="no bill paid on time so far")),
+        Feature("ontime_streak", f"newest bills in a row paid on or before their due date (at most {LONG_RECORD})",
+                -1, "delinquency", reason=Reason("{value} [bill|bills] in a row paid on time, up to the newest",
+                                                 zero="the newest bill was not paid on time"), semantics=2),
+        Feature("longest_ontime_streak", f"longest run of bills paid on time (at most {LONG_RECORD})", -1,
+                "delinquency", reason=Reason("at most {value} [bill|bills] in a row paid on time so far",
+                                             zero="no bill paid on time so far"), semantics=2),
     ]
     return f
 
@@ -368,8 +373,8 @@ def _usage() -> list[Feature]:
         Feature("amount_mean_n6", "amount due, mean over the last 6 bills", 0, "usage", Bills(6), "amount", "mean",
                 reason=Reason("bills of {value} on average over the last 6", "amount",
                               zero="nothing due on the last 6 bills")),
-        Feature("bills_due", "bills due so far", -1, "usage",
-                reason=Reason("{value} [bill has|bills have] fallen due so far", zero=NO_BILL_YET)),
+        Feature("bills_due", f"bills due so far (at most {LONG_RECORD})", -1, "usage",
+                reason=Reason("{value} [bill has|bills have] fallen due so far", zero=NO_BILL_YET), semantics=2),
         Feature("tenure_days", "days since the account was opened", -1, "usage",
                 reason=Reason("the account was opened {value} [day|days] ago", "days",
                               zero="the account was opened today")),

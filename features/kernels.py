@@ -765,10 +765,11 @@ def _customer_run(customers, g, layout, cursor):
 
 
 @njit(parallel=True, cache=True)
-def customer(customers, layout, is_installment, dpd, balance, cols, out):
+def customer(customers, layout, close_day, is_installment, dpd, balance, cols, out):
     """The customer's other accounts, per row: cols are the output rows of cust_accounts, cust_active_loans,
     cust_loan_balance, cust_other_dpd_now (-1: not wanted). The layout holds, at each row's day, a row of
-    every account of its customer open then. Sums of amounts are numpy's reduceat sums over each customer's
+    every account of its customer open then; an account closed by its holder or repaid (close_day on or
+    before the day) no longer counts. Sums of amounts are numpy's reduceat sums over each customer's
     accounts (closed ones adding 0), bit for bit."""
     n_acc = len(customers.order)
     # customers' runs are disjoint: one slot per account serves every day
@@ -777,7 +778,11 @@ def customer(customers, layout, is_installment, dpd, balance, cols, out):
     cursor = np.empty(n_acc, dtype=np.int64)
     for g in prange(len(customers.start) - 1):
         s0, s1 = _customer_run(customers, g, layout, cursor)
-        while _next_day(customers, s0, s1, layout, cursor, pos) >= 0:
+        while True:
+            t = _next_day(customers, s0, s1, layout, cursor, pos)
+            if t < 0:
+                break
+            T = layout.days[t]
             n_open = 0.0
             loans = 0.0
             top = -np.inf
@@ -786,7 +791,7 @@ def customer(customers, layout, is_installment, dpd, balance, cols, out):
                 a = customers.order[s]
                 p = pos[s]
                 v = 0.0
-                if p >= 0:
+                if p >= 0 and close_day[a] > T:
                     n_open += 1.0
                     b = balance[p]
                     if is_installment[a] and b > 0:
@@ -803,12 +808,13 @@ def customer(customers, layout, is_installment, dpd, balance, cols, out):
             second = -np.inf
             for s in range(s0, s1):
                 p = pos[s]
-                if p >= 0 and dpd[p] != top and dpd[p] > second:
+                if p >= 0 and close_day[customers.order[s]] > T and dpd[p] != top and dpd[p] > second:
                     second = dpd[p]
             for s in range(s0, s1):
                 p = pos[s]
                 if p < 0:
                     continue
+                counted = close_day[customers.order[s]] > T
                 if cols[0] >= 0:
                     out[cols[0], p] = n_open
                 if cols[1] >= 0:
@@ -816,38 +822,44 @@ def customer(customers, layout, is_installment, dpd, balance, cols, out):
                 if cols[2] >= 0:
                     out[cols[2], p] = loan_balance
                 if cols[3] >= 0:
-                    if n_open - 1.0 > 0:
-                        other = second if (dpd[p] == top and n_top < 2) else top
+                    if n_open - (1.0 if counted else 0.0) > 0:
+                        other = second if (counted and dpd[p] == top and n_top < 2) else top
                         out[cols[3], p] = other if np.isfinite(other) else np.nan
                     else:
                         out[cols[3], p] = np.nan
 
 
 @njit(parallel=True, cache=True)
-def others(customers, layout, month_precision, src, wanted, out):
+def others(customers, layout, close_day, month_precision, src, wanted, out):
     """For each j of `wanted` (OtherCounts), a whole-number count of each account's own bills in helper row
     helper_row[j] of src: the sum over the customer's other accounts open at the day into output row
-    column[j] (0 when there are none; exact in any order). A day-exact count (day_exact[j]) is unknown for a
-    month-precision account: so is every sum it enters (NaN)."""
+    column[j] (0 when there are none; exact in any order); accounts closed by then (close_day) do not count.
+    A day-exact count (day_exact[j]) is unknown for a month-precision account: so is every sum it enters
+    (NaN)."""
     n_acc = len(customers.order)
     pos = np.empty(n_acc, dtype=np.int64)
     cursor = np.empty(n_acc, dtype=np.int64)
     for g in prange(len(customers.start) - 1):
         s0, s1 = _customer_run(customers, g, layout, cursor)
-        while _next_day(customers, s0, s1, layout, cursor, pos) >= 0:
+        while True:
+            t = _next_day(customers, s0, s1, layout, cursor, pos)
+            if t < 0:
+                break
+            T = layout.days[t]
             for j in range(len(wanted.helper_row)):
                 k = wanted.helper_row[j]
                 exact = wanted.day_exact[j]
                 total = 0.0
                 for s in range(s0, s1):
                     p = pos[s]
-                    if p >= 0:
+                    if p >= 0 and close_day[customers.order[s]] > T:
                         total += np.nan if (exact and month_precision[customers.order[s]]) else src[k, p]
                 for s in range(s0, s1):
                     p = pos[s]
                     if p >= 0:
-                        own = np.nan if (exact and month_precision[customers.order[s]]) else src[k, p]
-                        out[wanted.column[j], p] = total - own
+                        a = customers.order[s]
+                        own = np.nan if (exact and month_precision[a]) else src[k, p]
+                        out[wanted.column[j], p] = total - (own if close_day[a] > T else 0.0)
 
 
 @njit(parallel=True, cache=True)

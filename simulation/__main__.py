@@ -7,7 +7,7 @@ and loans repaid, and the tables hold --history-months of warehouse history befo
 months the truth covers. Then print the world's delinquency profile.
 
 Examples:
-  python -m simulation generate                                   # 20,000 accounts, 24 + 36 months
+  python -m simulation generate                                   # 20,000 accounts, 36 + 36 months
   python -m simulation generate --accounts 100000 --months 24 --scenario shock --out data/synthetic/shock
 """
 from __future__ import annotations
@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="accounts open on the book, which stays about that size (default 20,000)")
     gen.add_argument("--months", type=positive(), default=36, metavar="N",
                      help="as-of months, the first 2023-01, with truth at each month end (default 36)")
-    gen.add_argument("--history-months", type=int, default=24, metavar="N",
-                     help="months of warehouse history before the first as-of month (default 24)")
+    gen.add_argument("--history-months", type=int, default=36, metavar="N",
+                     help="months of warehouse history before the first as-of month (default 36: every feature "
+                          "window is full of history there)")
     gen.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default 42)")
     gen.add_argument("--scenario", choices=("baseline", "shock"), default="baseline",
                      help="baseline (seasonality only, the default) or shock: the household stress index rises "

@@ -44,7 +44,9 @@ class Request:
     shock_month: int | None = None  # as-of month of the shock; default: the middle one
     chunk_accounts: int = 50_000
     workers: int = 2
-    history_months: int = 24  # the warehouse's history before the first as-of month
+    # the warehouse's history before the first as-of month: the longest bill window (36), so every window is
+    # full of recorded history at the first as-of month
+    history_months: int = 36
 
     def checked(self) -> Request:
         if self.accounts < 1:

@@ -239,7 +239,7 @@ def truth_table(params: WorldParams, acc: np.ndarray, obs: dict) -> pa.Table:
     lanes = np.arange(len(rev))
     frames = []
     for m, post in forward(params, obs, actual[:M]):
-        if m < obs["history"]:
+        if m < obs["history"] or m > obs["last_month"]:
             continue
         T = obs["end_day"][m]
         arrears = obs["arrears_end"][:, m]

@@ -170,9 +170,10 @@ def simulate_chunk(params: WorldParams, bk: Book, lo: int, hi: int, *, history: 
                    decisions: Decisions = no_decisions) -> Chunk:
     """Simulate customers lo..hi-1 of the book over `history` + `months` world months; `shock_month` counts
     from the first as-of month."""
-    W = history + months
-    if W > MAX_MONTHS:
-        raise ValueError(f"history + months must be at most {MAX_MONTHS}, got {W}")
+    last = history + months - 1  # the tables' last month: the extraction date is its last day
+    if last >= MAX_MONTHS:
+        raise ValueError(f"history + months must be at most {MAX_MONTHS}, got {last + 1}")
+    W = last + 2  # a month more is simulated: bills stated by the extraction date fall due after it
     first = first_world_month(params, history)
     starts = month_starts(first, W)
     start_day = _days(starts)
@@ -250,7 +251,6 @@ def simulate_chunk(params: WorldParams, bk: Book, lo: int, hi: int, *, history: 
     cur_last = np.full(L, -1, dtype=np.int64)
     cur_amt = np.zeros(L)
     due_day_abs = start_day[None, :] + due_dom[:, None] - 1
-    lane_rows = np.arange(L)
     limit_changes: list[tuple[np.ndarray, int, np.ndarray]] = []
     profile_rows = []
 
@@ -345,7 +345,7 @@ def simulate_chunk(params: WorldParams, bk: Book, lo: int, hi: int, *, history: 
         # the decision hook, then the baseline limit review at quarter ends (sees only what happened so far)
         decided = decisions(MonthEnd(m, customer_id[cidx], rev, limit.copy(), arrears_since >= 0))
         new_limit = limit.copy()
-        if (m + 1) % params.limit_review_every == 0 and m + 1 < W:
+        if (m + 1) % params.limit_review_every == 0 and m + 1 <= last:
             lines, arrears = ix[line_on], in_arr[line_on]
             lo_m = max(0, m - 5)
             late_recent = ((outcome[lines, lo_m:m] >= LAG1) & has_obl[lines, lo_m:m]).any(axis=1)
@@ -362,22 +362,22 @@ def simulate_chunk(params: WorldParams, bk: Book, lo: int, hi: int, *, history: 
                                                                      params.limit_floor), now))
         if decided is not None:
             new_limit = np.where(rev & np.isfinite(decided), decided, new_limit)
-        changed = (new_limit != limit) & (m + 1 < W)
+        changed = (new_limit != limit) & (m + 1 <= last)
         if changed.any():
             limit_changes.append((np.flatnonzero(changed), m + 1, new_limit[changed]))
         limit = new_limit
 
-    # accounts: a line per lane, a loan per loan taken
-    loan_lane, loan_j = np.nonzero(taken)
+    # accounts: a line per lane, a loan per loan taken by the extraction date
+    loan_lane, loan_j = np.nonzero(taken & (opens <= last))
     loan_open_month = opens[loan_lane, loan_j]
     observed = dict(
         has_obl=has_obl, stmt=stmt, outcome=outcome, lag=lag, min_only=min_only, util_bucket=util_bucket,
         eligible=eligible, converted=converted, arrears_start=arrears_start, cured=cured, grace=grace,
         closable=closable, closing=closing, closed_at=closed_at, arrears_end=arrears_end, loan_at=loan_at,
-        due_day_abs=due_day_abs, end_day=end_day, rev=rev, cidx=cidx, lane_unit=lunit, n_customers=C, band=band, cohort=cohort,
-        rev_open=rev_open, first=lanes.first, charged_off=charged_off, history=history,
+        due_day_abs=due_day_abs, end_day=end_day, rev=rev, cidx=cidx, lane_unit=lunit, n_customers=C, band=band,
+        cohort=cohort, rev_open=rev_open, first=lanes.first, charged_off=charged_off, history=history,
         loan_open=opens, loan_term=terms, stress=stress, scenario=scenario, shock_month=history + shock_month,
-        first_month=first,
+        first_month=first, last_month=last,
         risk=risk, forgetful=forgetful, state=state,  # hidden: for tests and the 'true' probabilities only
     )
     acc = _account_ids(customer_id, cidx, rev, loan_at)  # (L, W): the account of each lane-month
@@ -391,6 +391,7 @@ def simulate_chunk(params: WorldParams, bk: Book, lo: int, hi: int, *, history: 
                                                "dpd30_accounts", "dpd90_accounts"])
     prof["short_lag_bills"] = ((outcome == LAG1) | (outcome == LAG1 + 1)).sum(axis=0)
     prof["dpd30_bills"] = (outcome == MISSED).sum(axis=0)
+    prof = prof[prof["month"] <= last].copy()
     prof["month"] -= history  # as-of months count from 0; the history's are negative
     tr = truth_mod.truth_table(params, acc, observed) if with_truth else None
     return Chunk(accounts, bills, payments, limits, tr, prof, observed)
@@ -406,8 +407,8 @@ def _account_ids(customer_id, cidx, rev, loan_at) -> np.ndarray:
 def _accounts(params, customer_id, obs, rev_open, due_dom, grace, band, loan_lane, loan_j, loan_open_month, terms,
               start_day, end_day, settle_last) -> pa.Table:
     """One row per line opened and per loan taken by the last day, in account order."""
-    rev, cidx, W = obs["rev"], obs["cidx"], len(end_day)
-    last_day = end_day[-1]
+    rev, cidx, last = obs["rev"], obs["cidx"], obs["last_month"]
+    last_day = end_day[last]
     lines = np.flatnonzero(rev & (rev_open <= last_day))
     co, closed = obs["charged_off"], obs["closed_at"]
     line_ids = customer_id[cidx[lines]] * SLOTS
@@ -415,12 +416,12 @@ def _accounts(params, customer_id, obs, rev_open, due_dom, grace, band, loan_lan
     # a loan is charged off if its lane was while it ran: the lane's last loan
     last_taken = np.full(len(rev), -1)
     np.maximum.at(last_taken, loan_lane, loan_j)
-    loan_co = (co[loan_lane] < W) & (loan_j == last_taken[loan_lane])
+    loan_co = (co[loan_lane] <= last) & (loan_j == last_taken[loan_lane])
     ids = np.concatenate([line_ids, loan_ids])
     lane = np.concatenate([lines, loan_lane])
-    charge_m = np.concatenate([np.where(co[lines] < W, co[lines], -1), np.where(loan_co, co[loan_lane], -1)])
+    charge_m = np.concatenate([np.where(co[lines] <= last, co[lines], -1), np.where(loan_co, co[loan_lane], -1)])
     loan_close = settle_last.get_close(loan_ids)
-    close = np.concatenate([np.where(closed[lines] < W, end_day[np.minimum(closed[lines], W - 1)], -1),
+    close = np.concatenate([np.where(closed[lines] <= last, end_day[np.minimum(closed[lines], last)], -1),
                             np.where(loan_co, -1, loan_close)])
     order = np.argsort(ids, kind="stable")
     ids, lane, charge_m, close = ids[order], lane[order], charge_m[order], close[order]
@@ -459,7 +460,7 @@ def _bills_and_payments(params, acc, obs, amount, parts, part_back, conv_term, c
     L, W = obs["has_obl"].shape
     rev = obs["rev"]
     end_day = obs["end_day"]
-    last_day = end_day[-1]
+    last_day = end_day[obs["last_month"]]  # the extraction date
     outcome, lag = obs["outcome"], obs["lag"]
     due_abs = obs["due_day_abs"]
     flat = np.flatnonzero(obs["has_obl"])  # lane-months with something due, lane-major
@@ -516,6 +517,9 @@ def _bills_and_payments(params, acc, obs, amount, parts, part_back, conv_term, c
     b_parent = np.concatenate([np.full(len(p), -1), bill_id[rep]])
     b_conv = np.concatenate([conv_date[p], np.full(len(ia), -1)])
     b_is_stmt = np.concatenate([is_rev[p], np.zeros(len(ia), dtype=bool)])
+    known = b_stmt <= last_day  # stated by the extraction date (an installment may fall due after it)
+    (b_acct, b_row, b_id, b_stmt, b_due, b_amt, b_min, b_parent, b_conv, b_is_stmt) = (
+        x[known] for x in (b_acct, b_row, b_id, b_stmt, b_due, b_amt, b_min, b_parent, b_conv, b_is_stmt))
     base = min(b_due.min(initial=1 << 40), b_stmt.min(initial=1 << 40))  # sort keys need day offsets < 2**16
     # one int64 sort key: account, due date, statement date, then the bill's slot within the lane-month
     order = np.argsort((b_acct << 32) | ((b_due - base) << 16) | ((63 - (b_due - b_stmt)) << 8) | (b_id & 0xFF),
@@ -590,7 +594,7 @@ def _limits(customer_id, obs, rev_open, limit0, loan_lane, loan_j, loan_open_mon
             start_day, due_dom) -> pa.Table:
     """Limit history: a line's opening limit and each change; a loan's principal on the day it is taken."""
     rev, cidx = obs["rev"], obs["cidx"]
-    last_day = obs["end_day"][-1]
+    last_day = obs["end_day"][obs["last_month"]]
     lines = np.flatnonzero(rev & (rev_open <= last_day))
     ids = [customer_id[cidx[lines]] * SLOTS, customer_id[cidx[loan_lane]] * SLOTS + 1 + loan_j]
     dates = [rev_open[lines], start_day[loan_open_month] + due_dom[loan_lane] - 1]

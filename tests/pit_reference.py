@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from features.catalog import LONG_RECORD  # the cap of whole-record counts: a declared number, not logic
+
 PENALTY_RATE = 0.0005  # a day, on the minimum due, for each day late once beyond grace
 SETTLE_TOL = 1e-9  # payments reach min_due when within this of it
 FULL_TOL = 0.005  # a statement counts as paid in full when at most half a cent short
@@ -129,6 +131,10 @@ class Account:
     loan_term: int  # 0: unknown
     bills: list[Bill]
     limits: list[tuple[int, float]]  # (effective day, limit), by effective day
+    close_day: int | None = None  # closed by its holder or repaid: no longer the customer's from that day
+
+    def closed_by(self, T: int) -> bool:
+        return self.close_day is not None and self.close_day <= T
 
 
 def _term(value) -> int:
@@ -176,7 +182,7 @@ def _accounts(frames: Mapping[str, pd.DataFrame]) -> list[Account]:
         out.append(Account(a, int(row["customer_id"]), row["product"] == "installment", _day(row["open_date"]),
                            int(row["grace_days"]), row.get("date_precision", "day") == "month",
                            _band(row.get("income_band")), _term(row.get("loan_term")), by_account.get(a, []),
-                           sorted(limits.get(a, []))))
+                           sorted(limits.get(a, [])), _day(row.get("close_date"))))
     return out
 
 
@@ -294,13 +300,13 @@ def _account_at(account: Account, T: int) -> dict[str, float]:
         if not s["_ontime"]:
             break
         streak += 1
-    f["ontime_streak"] = float(streak)
+    f["ontime_streak"] = float(min(streak, LONG_RECORD))
     longest = run = 0
     for _, s in rows:
         run = run + 1 if s["_ontime"] else 0
         longest = max(longest, run)
-    f["longest_ontime_streak"] = float(longest)
-    f["bills_due"] = float(len(rows))
+    f["longest_ontime_streak"] = float(min(longest, LONG_RECORD))
+    f["bills_due"] = float(min(len(rows), LONG_RECORD))
 
     balance = sum(s["_unpaid"] for _, s in rows)
     for b in account.bills:  # issued by T, not yet due, not settled or converted by T
@@ -357,7 +363,7 @@ def reference_features(frames: Mapping[str, pd.DataFrame], as_of: Iterable) -> p
         macro = _macro_at(frames.get("macro"), T)
         for a in open_now:
             f = dict(own[a.account_id])
-            family = [o for o in open_now if o.customer_id == a.customer_id]
+            family = [o for o in open_now if o.customer_id == a.customer_id and not o.closed_by(T)]
             others = [o for o in family if o.account_id != a.account_id]
             loans = [o for o in family if o.installment and own[o.account_id]["balance_now"] > 0]
             f["cust_accounts"] = float(len(family))

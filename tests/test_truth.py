@@ -18,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
 from simulation import truth
-from simulation.macro import stress_path
 from simulation.book import book
+from simulation.macro import stress_path
 from simulation.params import EARLY, LAG1, LAG2, LATE, LATE_MIN, MISSED, ON_TIME, WorldParams
 from simulation.world import SLOTS, simulate_chunk
 
@@ -148,9 +148,10 @@ def test_forward_filter_equals_enumeration_of_hidden_paths(tiny):
 def test_truth_probabilities_equal_enumeration(tiny):
     params, chunk = tiny
     obs, tr = chunk.observed, chunk.truth.to_pandas(date_as_object=False)
-    stress = stress_path(params, "baseline", M_TINY + truth.HORIZON + 1, 2, obs["first_month"])
+    simulated = obs["has_obl"].shape[1]  # a month past the extraction date is simulated too
+    stress = stress_path(params, "baseline", simulated + truth.HORIZON + 1, 2, obs["first_month"])
     trans = np.stack([params.transition(x) for x in stress])
-    posts = dict(truth.forward(params, obs, trans[:M_TINY]))
+    posts = dict(truth.forward(params, obs, trans[:simulated]))
     out = params.outcome_table()
     checked = cures = 0
     no_miss = {}  # the enumeration of future paths, once per month, hidden type and state

@@ -12,8 +12,8 @@ from plain import settlement
 
 from features.contract import is_sorted, load_tables
 from simulation import generate as gen
-from simulation.generate import GenerateError, Request, generate, profile_summary
 from simulation.book import book
+from simulation.generate import GenerateError, Request, generate, profile_summary
 from simulation.params import WorldParams
 from simulation.world import simulate_chunk
 
@@ -255,3 +255,24 @@ def test_a_replay_with_other_decisions_keeps_every_customers_luck():
     amount = [x.bills.column("amount_due").to_numpy().sum() for x in (base, cut)]
     assert amount[1] < 0.6 * amount[0]
     assert cut.limits.column("credit_limit").to_numpy().min() >= 100.0 and len(cut.limits) > len(base.limits)
+
+
+def test_every_feature_is_stable_from_the_first_as_of_month_to_the_last(baseline_dir, baseline_tables):
+    """With the warehouse's history filling every window at the first as-of month, no feature drifts over the
+    as-of months of a baseline book (the macro indicators and the calendar month move by design)."""
+    from features.builders import Prepared, build_features, to_days
+    from features.catalog import default_catalog
+    from validation.metrics import psi, reference_distribution
+
+    first, last = pd.Timestamp(baseline_dir[1]["as_of_from"]), pd.Timestamp(baseline_dir[1]["extraction_date"])
+    prep = Prepared(baseline_tables)
+    pairs = []
+    for day in (first, last):
+        on = prep.on_book(int(to_days(np.array([day.to_datetime64()]))[0]))
+        pairs.append(pd.DataFrame({"account_id": prep.account_id[on], "as_of": day}))
+    features = build_features(baseline_tables, pairs=pd.concat(pairs))
+    at_first, at_last = (features[features["as_of"] == day] for day in (first, last))
+    moving = {f.name for f in default_catalog() if f.family == "macro"} | {"calendar_month"}
+    drift = {f.name: psi(reference_distribution(at_first[f.name].to_numpy(float)), at_last[f.name].to_numpy(float))
+             for f in default_catalog() if f.name not in moving}
+    assert len(drift) >= 80 and max(drift.values()) < 0.1, sorted(drift.items(), key=lambda kv: -kv[1])[:5]
