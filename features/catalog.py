@@ -25,7 +25,7 @@ version, so rewording a reason strands no model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from hashlib import sha256
 
 # Per-bill signals as of T: each is a named slot the builder's kernel writes once per bill visit
@@ -391,8 +391,10 @@ def _usage() -> list[Feature]:
 
 
 def _customer() -> list[Feature]:
+    """The customer's other accounts: those on the book at T, a line its holder closed or a repaid loan no
+    longer counting (semantics 2), so the figures do not grow with how far back the records go."""
     others = "among the last {n} of the customer's other accounts"
-    return [
+    features = [
         Feature("cust_accounts", "the customer's accounts open now", 0, "customer",
                 reason=Reason("the customer holds {value} open [account|accounts]")),
         Feature("cust_other_dpd_now", "days past due now on the customer's other accounts (worst)", +1,
@@ -425,6 +427,7 @@ def _customer() -> list[Feature]:
         Feature("cust_loan_balance", "unpaid amount on the customer's cash loans", +1, "customer",
                 reason=Reason("{value} unpaid on cash loans", "amount", zero="nothing unpaid on cash loans")),
     ]
+    return [replace(f, semantics=2) for f in features]
 
 
 def _macro() -> list[Feature]:

@@ -13,8 +13,8 @@ or before T. An account closed on day C is in no population from C on; as of an 
 decided by the bills it has, even when C falls inside the window. A cash loan whose installments
 (accounts.loan_term, when known) are all due and paid is closed too, with or without a close_date.
 
-  early_warning           the first bill due after T (within `early_warning_days`) is settled 1+ days late
-                          or still unpaid a day after its due date
+  early_warning           for accounts below 30 DPD at T (not in arrears): the first bill due after T (within
+                          `early_warning_days`) is settled 1+ days late or still unpaid a day after its due date
   early_warning_beyond_grace   ... later than the account's grace days
   self_cure               for accounts 1-29 DPD at T: back to 0 DPD within `self_cure_days` (30) after T
                           without reaching 30 DPD
@@ -41,6 +41,15 @@ def window_end(days: np.ndarray, months: int) -> np.ndarray:
     plain = stamps + pd.DateOffset(months=months)
     ends = stamps + pd.offsets.MonthEnd(months)
     return to_days(np.where(month_end, ends, plain).astype("datetime64[D]"))
+
+
+@njit(cache=True)
+def first_due_after(T, due, b0, b1):
+    """The first due date after T among bills b0..b1 (ordered by due date), NONE if there is none."""
+    for i in range(b0, b1):
+        if due[i] > T:
+            return due[i]
+    return kernels.NONE
 
 
 @njit(cache=True)
@@ -74,12 +83,8 @@ def _label_one(a, T, end, bill_start, due, settle, grace, open_day, exit_day, lo
                 hit = 1.0
         out[DEFAULT] = hit
         complete[DEFAULT] = end <= last_day
-    # early warning: the first bill(s) due after T
-    first = kernels.NONE
-    for i in range(b0, b1):
-        if due[i] > T:
-            first = due[i]
-            break
+    # early warning, for accounts not in arrears (below 30 DPD): the first bill(s) due after T
+    first = kernels.NONE if dpd >= 30 else first_due_after(T, due, b0, b1)
     if first <= T + ew_days:
         lag1 = 0.0
         beyond = 0.0

@@ -59,6 +59,8 @@ ON_BOOK = Population("on_book", "every account on the book at T")
 BELOW_DEFAULT = Population("below_default", "accounts on the book below the default threshold (30 DPD) at T",
                            below_default_dpd=True)
 LATE_1_29 = Population("late_1_29", "accounts 1-29 days past due at T", min_dpd=1, max_dpd=29)
+# an account 30+ days past due is in arrears already: there is nothing left to warn of
+NOT_IN_ARREARS = Population("not_in_arrears", "accounts on the book below 30 days past due at T", max_dpd=29)
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,9 @@ TARGETS = (
     Target("default", "reaches the default threshold (30 DPD; 90 for the Basel / IFRS 9 variant) within the "
            "performance window after T", BELOW_DEFAULT, ON_BOOK, "default_months", "months", "pd_default"),
     Target("early_warning", "the first bill due after T is settled 1+ days late or is still unpaid a day after "
-           "its due date", ON_BOOK, ON_BOOK, "early_warning_days", "days", "p_early_warning"),
+           "its due date", NOT_IN_ARREARS, NOT_IN_ARREARS, "early_warning_days", "days", "p_early_warning"),
     Target("early_warning_beyond_grace", "as early_warning, but later than the account's grace days",
-           ON_BOOK, ON_BOOK, "early_warning_days", "days", "p_early_warning_beyond_grace"),
+           NOT_IN_ARREARS, NOT_IN_ARREARS, "early_warning_days", "days", "p_early_warning_beyond_grace"),
     Target("self_cure", "back to 0 DPD within the window after T without reaching 30 DPD", LATE_1_29, LATE_1_29,
            "self_cure_days", "days", "p_self_cure", good_outcome=True),
 )

@@ -268,7 +268,7 @@ def truth_table(params: WorldParams, acc: np.ndarray, obs: dict) -> pa.Table:
         _rows(post, ci, risk[ci], forgetful[ci], state[ci, m], grace[rows], x, params.late_survival(np.maximum(x, 0)),
               unpaid[rows], np.where(line, HORIZON, np.clip(last[rows] - m, 0, HORIZON)), line,
               obs["closable"][rows, m], params.closure_rate,
-              np.where(line, ~dpd30, last[rows] > m), dpd30,  # a line 30+ DPD gets no statement next month
+              np.where(line, True, last[rows] > m) & ~dpd30, dpd30,  # early warning: below 30 DPD
               out, p_miss, tuple(np.ascontiguousarray(t) for t in tables[0]),
               tuple(np.ascontiguousarray(t) for t in tables[1]), res)
         frames.append((acc[rows, m], np.full(len(rows), T, dtype=np.int32), state[ci, m], res))

@@ -232,7 +232,7 @@ def test_a_second_run_on_the_same_output_fails_at_once_and_the_first_completes(w
                                         "it or choose another --out"]
     assert loads == [1], "the second run stopped before loading the model"
     assert sorted(p.name for p in previous.parent.iterdir()) == sorted(OUTPUTS)
-    assert manifest["output"]["sha256"] == sha256(previous) and manifest["run"]["chunks"] == 4
+    assert manifest["output"]["sha256"] == sha256(previous) and manifest["run"]["chunks"] >= 4
     assert pq.read_table(previous).equals(pq.read_table(reference[0]))
 
 

@@ -263,7 +263,8 @@ def ece(y: Any, p: Any, bins: int = 10) -> float:
     return float(np.sum(np.abs(bads - predicted)) / len(y))  # sum_b n_b/n * |bads_b/n_b - predicted_b/n_b|
 
 
-def calibration_table(y: Any, p: Any, bins: int = 10, level: float = 0.95, method: str = "binomial") -> pd.DataFrame:
+def calibration_table(y: Any, p: Any, bins: int = 10, level: float = 0.95, method: str = "binomial",
+                      groups: Any = None) -> pd.DataFrame:
     """Predicted vs observed event rate per equal-frequency bin of p, with the interval expected by chance.
 
     The interval is where the observed rate of a bin falls with probability `level` *if the predictions are
@@ -274,6 +275,9 @@ def calibration_table(y: Any, p: Any, bins: int = 10, level: float = 0.95, metho
         (Poisson-binomial) varies a little less than a binomial at the mean.
       method="normal": mean predicted ± z * sqrt(sum p(1-p)) / n — the Poisson-binomial variance with a normal
         approximation, clipped to [0, 1]; fine when each bin expects a few dozen bads or more.
+      method="clustered": mean predicted ± z * sqrt(sum over accounts of (sum of y - p)^2) / n, the
+        cluster-robust spread when an account's rows move together (one account seen at several as-of
+        dates); needs `groups`, the account of each row.
     `inside` is True when the observed rate lies in the closed interval. The acceptance test is "inside in
     at least 9 of 10 deciles".
 
@@ -289,8 +293,12 @@ def calibration_table(y: Any, p: Any, bins: int = 10, level: float = 0.95, metho
     predicted = np.bincount(b, weights=p, minlength=bins)[keep] / n
     p_min = pd.Series(p).groupby(b).min().to_numpy()
     p_max = pd.Series(p).groupby(b).max().to_numpy()
-    lo, hi = _chance_interval(n, predicted, np.bincount(b, weights=p * (1.0 - p), minlength=bins)[keep], level,
-                              method)
+    if method == "clustered":
+        lo, hi = _clustered_interval(y, p, b, groups, bins, level)
+        lo, hi = predicted + lo[keep], predicted + hi[keep]
+    else:
+        lo, hi = _chance_interval(n, predicted, np.bincount(b, weights=p * (1.0 - p), minlength=bins)[keep], level,
+                                  method)
     observed = bads / n
     tol = 1e-12  # observed and the binomial bounds are both count / n
     return pd.DataFrame(
@@ -403,6 +411,40 @@ def _segments(x: np.ndarray, bands: int) -> tuple[np.ndarray, list[str]]:
                   for b in range(bands)]
     codes[~known] = len(labels)
     return codes, [*labels, "missing"]
+
+
+def _clustered_interval(y: np.ndarray, p: np.ndarray, bins: np.ndarray, groups: Any, n_bins: int,
+                        level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per bin, -/+ z times the cluster-robust standard error of the observed rate around the predicted one:
+    residuals y - p summed within each (bin, account), squared, summed over accounts."""
+    from scipy import stats
+
+    if groups is None:
+        raise MetricError("method='clustered' needs groups: the account of each row")
+    codes, n_groups = _group_codes(groups, len(y))
+    cell = bins.astype(np.int64) * n_groups + codes
+    sums = np.bincount(cell, weights=y - p, minlength=n_bins * n_groups).reshape(n_bins, n_groups)
+    n = np.maximum(np.bincount(bins, minlength=n_bins), 1)
+    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt((sums ** 2).sum(axis=1)) / n
+    return -half, half
+
+
+def observed_over_predicted(y: Any, p: Any, groups: Any = None, level: float = 0.95) -> dict:
+    """Observed events over predicted ones, and where that ratio falls with probability `level` if the
+    predictions are right (cluster-robust by account when `groups` is given; rows independent otherwise)."""
+    from scipy import stats
+
+    y, p = _check(y, p, probability=True)
+    _check_level(level)
+    residual = y - p
+    if groups is None:
+        var = float((p * (1 - p)).sum())
+    else:
+        codes, n_groups = _group_codes(groups, len(y))
+        var = float((np.bincount(codes, weights=residual, minlength=n_groups) ** 2).sum())
+    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(var) / p.sum()
+    ratio = float(y.sum() / p.sum())
+    return {"ratio": ratio, "lo": 1.0 - half, "hi": 1.0 + half, "inside": bool(abs(ratio - 1.0) <= half)}
 
 
 def _chance_interval(n: np.ndarray, predicted: np.ndarray, var_sum: np.ndarray | None, level: float,
@@ -538,6 +580,16 @@ def bootstrap_auc_diff_ci(
     _check_level(level)
     new, old = _replicates(y, [p_new, p_old], groups, n_boot, seed)
     return _percentile(_finite(new - old, "AUC difference"), level)
+
+
+def bootstrap_auc_ratio_ci(
+    y: Any, p: Any, q: Any, groups: Any = None, n_boot: int = 200, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of AUC(p) / AUC(q) on the same account-level resamples (paired): a model against a
+    benchmark such as the Bayes-optimal oracle."""
+    _check_level(level)
+    mine, theirs = _replicates(y, [p, q], groups, n_boot, seed)
+    return _percentile(_finite(mine / theirs, "AUC ratio"), level)
 
 
 # ---------------------------------------------------------------------------------------------- drift
