@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrackingError as exc:
         return _fail(str(exc))
     if not args.data.exists():
-        print(f"no data at {DEMO}: generating the demo world (20,000 accounts x 36 months) ...")
+        print(f"no data at {DEMO}: generating the demo world (about 20,000 accounts, 36 months of history and "
+              "36 as-of months) ...")
         from simulation.generate import Request, format_summary, generate
 
         print(format_summary(generate(DEMO, Request(20_000, 36, seed=42)), DEMO))
