@@ -381,10 +381,10 @@ def simulate_chunk(params: WorldParams, bk: Book, lo: int, hi: int, *, history: 
         risk=risk, forgetful=forgetful, state=state,  # hidden: for tests and the 'true' probabilities only
     )
     acc = _account_ids(customer_id, cidx, rev, loan_at)  # (L, W): the account of each lane-month
-    bills, payments, settle_last = _bills_and_payments(params, acc, observed, amount, parts, part_back, conv_term,
+    bills, payments, repaid = _bills_and_payments(params, acc, observed, amount, parts, part_back, conv_term,
                                                        conv_back, cure_dom, min_only, start_day, due_dom)
     accounts = _accounts(params, customer_id, observed, rev_open, due_dom, grace, band, loan_lane, loan_j,
-                         loan_open_month, terms, start_day, end_day, settle_last)
+                         loan_open_month, terms, start_day, end_day, repaid)
     limits = _limits(customer_id, observed, rev_open, limit0, loan_lane, loan_j, loan_open_month, band_limit,
                      pshare, limit_changes, start_day, due_dom)
     prof = pd.DataFrame(profile_rows, columns=["month", "open_accounts", "open_lines", "open_loans",
@@ -405,7 +405,7 @@ def _account_ids(customer_id, cidx, rev, loan_at) -> np.ndarray:
 
 
 def _accounts(params, customer_id, obs, rev_open, due_dom, grace, band, loan_lane, loan_j, loan_open_month, terms,
-              start_day, end_day, settle_last) -> pa.Table:
+              start_day, end_day, repaid) -> pa.Table:
     """One row per line opened and per loan taken by the last day, in account order."""
     rev, cidx, last = obs["rev"], obs["cidx"], obs["last_month"]
     last_day = end_day[last]
@@ -420,7 +420,7 @@ def _accounts(params, customer_id, obs, rev_open, due_dom, grace, band, loan_lan
     ids = np.concatenate([line_ids, loan_ids])
     lane = np.concatenate([lines, loan_lane])
     charge_m = np.concatenate([np.where(co[lines] <= last, co[lines], -1), np.where(loan_co, co[loan_lane], -1)])
-    loan_close = settle_last.get_close(loan_ids)
+    loan_close = _lookup(*repaid, loan_ids)
     close = np.concatenate([np.where(closed[lines] <= last, end_day[np.minimum(closed[lines], last)], -1),
                             np.where(loan_co, -1, loan_close)])
     order = np.argsort(ids, kind="stable")
@@ -442,21 +442,18 @@ def _accounts(params, customer_id, obs, rev_open, due_dom, grace, band, loan_lan
     })
 
 
-class _LastSettle:
-    """Per loan account: the day its last bill was settled, if every bill of a finished loan was (else -1)."""
-
-    def __init__(self, ids: np.ndarray, day: np.ndarray):
-        self.ids, self.day = ids, day
-
-    def get_close(self, loan_ids: np.ndarray) -> np.ndarray:
-        pos = np.minimum(np.searchsorted(self.ids, loan_ids), max(len(self.ids) - 1, 0))
-        hit = (self.ids[pos] == loan_ids) if len(self.ids) else np.zeros(len(loan_ids), bool)
-        return np.where(hit, self.day[pos] if len(self.ids) else -1, -1)
+def _lookup(ids: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """values at each of `wanted` in the sorted `ids`, -1 where it is not there."""
+    if not len(ids):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+    return np.where(ids[pos] == wanted, values[pos], -1)
 
 
 def _bills_and_payments(params, acc, obs, amount, parts, part_back, conv_term, conv_back, cure_dom, min_only,
                         start_day, due_dom):
-    """Turn the lane-month draws into bill rows and payment rows, sorted as the contract asks."""
+    """Turn the lane-month draws into bill rows and payment rows, sorted as the contract asks; and the loans'
+    closing days (loan account ids, the day the last bill of a finished loan was settled or -1)."""
     L, W = obs["has_obl"].shape
     rev = obs["rev"]
     end_day = obs["end_day"]
@@ -575,7 +572,7 @@ def _bills_and_payments(params, acc, obs, amount, parts, part_back, conv_term, c
         day = np.where((unpaid == 0) & finished, last, -1)
     else:
         day = np.zeros(0, np.int64)
-    return bills, payments, _LastSettle(ids, day)
+    return bills, payments, (ids, day)
 
 
 def _next_cure_month(cured: np.ndarray, a_idx: np.ndarray, m_idx: np.ndarray) -> np.ndarray:
