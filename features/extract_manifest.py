@@ -105,9 +105,9 @@ def read_extract_manifest(data_dir: str | Path) -> ExtractManifest | None:
     totals = fields.get("control_totals")
     return ExtractManifest(
         path,
-        _extraction_date(path, fields["extraction_date"]) if "extraction_date" in fields else None,
+        _stated_day(path, fields["extraction_date"]) if "extraction_date" in fields else None,
         None if totals is None and "control_totals" not in fields else _control_totals(path, totals),
-        _extraction_date(path, fields["as_of_from"], "as_of_from") if "as_of_from" in fields else None,
+        _stated_day(path, fields["as_of_from"], "as_of_from") if "as_of_from" in fields else None,
     )
 
 
@@ -115,7 +115,7 @@ def _malformed(path: Path, field: str, what: str, hint: str) -> ContractError:
     return ContractError([Problem("manifest", field, what, hint=hint, source=str(path))])
 
 
-def _extraction_date(path: Path, value: object, field: str = "extraction_date") -> date:
+def _stated_day(path: Path, value: object, field: str = "extraction_date") -> date:
     """A stated day: exactly YYYY-MM-DD and a real day (no time, no other spelling)."""
     if isinstance(value, str) and _ISO_DATE.fullmatch(value):
         try:

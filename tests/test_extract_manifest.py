@@ -165,6 +165,7 @@ def test_a_damaged_part_or_a_non_finite_amount_names_the_file(copy):
     ('{"extraction_date": "2024-1-05"}', "extraction_date", "not a date as YYYY-MM-DD"),
     ('{"extraction_date": "2024-12-31T00:00"}', "extraction_date", "not a date as YYYY-MM-DD"),
     ('{"extraction_date": 20241231}', "extraction_date", "not a date as YYYY-MM-DD (got 20241231)"),
+    ('{"as_of_from": "2023-02-30"}', "as_of_from", 'not a date as YYYY-MM-DD (got "2023-02-30")'),
     ('{"control_totals": {"bills": {"rows": 10}', "", "is not valid JSON (line 1, column"),
     ("[1, 2]", "", "is not a JSON object (got [1, 2])"),
     ('{"control_totals": null}', "control_totals", "is not an object"),

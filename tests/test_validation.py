@@ -420,3 +420,41 @@ def test_decile_table_is_the_gains_table_riskiest_first():
     assert by_p["cum_bads"].iloc[-1] == pytest.approx(1.0) and by_p["cum_goods"].iloc[-1] == pytest.approx(1.0)
     assert by_p["ks"].max() <= vm.ks(y, p) + 1e-12  # KS at decile cuts can only miss the exact maximum
     assert by_p["ks"].max() > vm.ks(y, p) - 0.05
+
+
+def _accounts_seen_three_times(seed: int = 3, n: int = 20_000):
+    """Rows of accounts each seen at three dates with the same outcome: rows move together by account."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.01, 0.3, n)
+    y = (rng.uniform(size=n) < p).astype(float)
+    return np.repeat(y, 3), np.repeat(p, 3), np.repeat(np.arange(n), 3)
+
+
+def test_clustered_calibration_widens_with_accounts_seen_often_and_still_catches_a_wrong_level():
+    y, p, acc = _accounts_seen_three_times()
+    clustered = vm.calibration_table(y, p, method="clustered", groups=acc)
+    normal = vm.calibration_table(y, p, method="normal")
+    width = (clustered["hi"] - clustered["lo"]) / (normal["hi"] - normal["lo"])
+    assert width.between(1.5, 2.0).all()  # about sqrt(3): three rows of one account are one draw
+    assert clustered["inside"].sum() >= 9
+    assert vm.calibration_table(y, 1.3 * p, method="clustered", groups=acc)["inside"].sum() <= 3
+    with pytest.raises(vm.MetricError, match="needs groups"):
+        vm.calibration_table(y, p, method="clustered")
+
+
+def test_observed_over_predicted_is_judged_against_its_own_interval():
+    y, p, acc = _accounts_seen_three_times()
+    right = vm.observed_over_predicted(y, p, groups=acc)
+    assert right["inside"] and right["lo"] < right["ratio"] < right["hi"] and right["lo"] < 1 < right["hi"]
+    rows_alone = vm.observed_over_predicted(y, p)
+    assert (right["hi"] - right["lo"]) > 1.5 * (rows_alone["hi"] - rows_alone["lo"])
+    high = vm.observed_over_predicted(y, 1.1 * p, groups=acc)
+    assert high["ratio"] == pytest.approx(right["ratio"] / 1.1) and not high["inside"]
+
+
+def test_auc_ratio_interval_is_paired_and_holds_the_ratio():
+    y, p, acc = _accounts_seen_three_times(n=4_000)
+    noisy = p + np.random.default_rng(1).normal(0, 0.1, len(p))
+    assert vm.bootstrap_auc_ratio_ci(y, p, p, groups=acc, n_boot=50) == (1.0, 1.0)
+    lo, hi = vm.bootstrap_auc_ratio_ci(y, noisy, p, groups=acc, n_boot=200)
+    assert lo < vm.auc(y, noisy) / vm.auc(y, p) < hi < 1.0
