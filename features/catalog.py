@@ -10,7 +10,9 @@ Windowed features are data, not code: `Feature(signal=..., agg=..., window=...)`
 per-bill signals below over the account's last N bills, last N revolving statements, or bills due in the
 last D days, all as known at the end of day T. `agg="others"` counts the signal over the window on each of
 the customer's *other* accounts open at T and sums them (0 when there are none): the customer's behaviour
-elsewhere, declared the same way. Adding such a feature is adding a declaration. State
+elsewhere, declared the same way. Over a window of days, accounts the customer closed or repaid within the
+window count too: their bills leave the window as they age, so the customer's record travels from one cash
+loan to the next without growing with how far back the records go. Adding such a feature is adding a declaration. State
 features (`agg="state"`) are the few that need their own code: streaks, days since, balances, limits,
 tenure, account attributes, the customer's other accounts and the macro index. Those the kernel keeps while
 walking an account's bills are named in ACCOUNT_STATE below, and a new one is that name, its declaration and
@@ -61,7 +63,7 @@ SIGNAL_INDEX = {name: i for i, name in enumerate(SIGNALS)}
 LONG_RECORD = 36
 RECORD_COUNTS = ("ontime_streak", "longest_ontime_streak", "bills_due")
 ACCOUNT_STATE = ("dpd_now", "bills_since_late", "days_since_late", "ontime_streak", "longest_ontime_streak",
-                 "bills_due", "balance_now", "limit_now", "limit_changes_d360", "limit_prev_d360")
+                 "bills_due", "days_since_due", "balance_now", "limit_now", "limit_changes_d360", "limit_prev_d360")
 AGGS = ("count", "sum", "mean", "max", "min", "others", "state")
 DAY_PRECISION_SIGNALS = frozenset({"lag1", "lag2", "late_within_grace", "late_beyond_grace", "early", "days_early",
                                    "cure_days", "penalty"})
@@ -144,6 +146,7 @@ LENDER = NotAReason("the lender's own decision about the line, not the customer'
 PRODUCT = NotAReason("the product and its terms, not the customer's conduct")
 APPLICATION = NotAReason("recorded once at application: it explains no change, and the customer cannot act on it")
 ECONOMY = NotAReason("the economy or the season, not the customer's conduct")
+BILLING_CYCLE = NotAReason("where the day falls in the billing cycle, not the customer's conduct")
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ class Feature:
         return self.signal in DAY_PRECISION_SIGNALS or self.name in _DAY_PRECISION_STATE
 
 
-_DAY_PRECISION_STATE = frozenset({"days_since_late"})
+_DAY_PRECISION_STATE = frozenset({"days_since_late", "days_since_due"})
 _WINDOWS = (Bills(1), Bills(3), Bills(6), Bills(12), Days(30), Days(90), Days(180), Days(360))
 
 
@@ -375,6 +378,8 @@ def _usage() -> list[Feature]:
                               zero="nothing due on the last 6 bills")),
         Feature("bills_due", f"bills due so far (at most {LONG_RECORD})", -1, "usage",
                 reason=Reason("{value} [bill has|bills have] fallen due so far", zero=NO_BILL_YET), semantics=2),
+        Feature("days_since_due", "days since the newest bill fell due (missing before the first): where T sits "
+                "in the billing cycle, so how soon the next bill falls due", 0, "usage", reason=BILLING_CYCLE),
         Feature("tenure_days", "days since the account was opened", -1, "usage",
                 reason=Reason("the account was opened {value} [day|days] ago", "days",
                               zero="the account was opened today")),
@@ -391,8 +396,10 @@ def _usage() -> list[Feature]:
 
 
 def _customer() -> list[Feature]:
-    """The customer's other accounts: those on the book at T, a line its holder closed or a repaid loan no
-    longer counting (semantics 2), so the figures do not grow with how far back the records go."""
+    """The customer's other accounts: over bill windows and now, those on the book at T, a line its holder
+    closed or a repaid loan no longer counting (semantics 2), so the figures do not grow with how far back the
+    records go; over the last 360 days, those closed in that time too, so a repaid loan's record follows the
+    customer."""
     others = "among the last {n} of the customer's other accounts"
     features = [
         Feature("cust_accounts", "the customer's accounts open now", 0, "customer",
@@ -427,7 +434,21 @@ def _customer() -> list[Feature]:
         Feature("cust_loan_balance", "unpaid amount on the customer's cash loans", +1, "customer",
                 reason=Reason("{value} unpaid on cash loans", "amount", zero="nothing unpaid on cash loans")),
     ]
-    return [replace(f, semantics=2) for f in features]
+    recent = "in the last 360 days on the customer's other accounts, those closed in that time included"
+    history = [
+        Feature("cust_other_late_d360", f"late bills {recent}", +1, "customer", Days(360), "late", "others",
+                reason=Reason(f"{{value}} late [bill|bills] {recent}", zero=f"no late bill {recent}")),
+        Feature("cust_other_late3_d360", f"bills 3+ days late {recent}", +1, "customer", Days(360), "late3",
+                "others", reason=Reason(f"{{value}} [bill|bills] 3 or more days late {recent}",
+                                        zero=f"no bill 3 or more days late {recent}")),
+        Feature("cust_other_late30_d360", f"bills 30+ days late {recent}", +1, "customer", Days(360), "late30",
+                "others", reason=Reason(f"{{value}} [bill|bills] 30 or more days late {recent}",
+                                        zero=f"no bill 30 or more days late {recent}")),
+        Feature("cust_other_early_d360", f"bills paid before their due date {recent}", -1, "customer", Days(360),
+                "early", "others", reason=Reason(f"{{value}} [bill|bills] paid before the due date {recent}",
+                                                 zero=f"no bill paid before its due date {recent}")),
+    ]
+    return [replace(f, semantics=2) for f in features] + history
 
 
 def _macro() -> list[Feature]:
