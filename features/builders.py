@@ -17,8 +17,16 @@ import pandas as pd
 
 from features import kernels
 from features.as_of import check_as_of, day_text
-from features.catalog import (ACCOUNT_STATE, LONG_RECORD, RECORD_COUNTS, SIGNAL_INDEX, Catalog, Days, Feature,
-                              default_catalog)
+from features.catalog import (
+    ACCOUNT_STATE,
+    LONG_RECORD,
+    RECORD_COUNTS,
+    SIGNAL_INDEX,
+    Catalog,
+    Days,
+    Feature,
+    default_catalog,
+)
 from features.contract import Tables
 from features.days import ticks_per_day, ticks_to_days
 from features.sorted_keys import nondecreasing

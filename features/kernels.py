@@ -512,8 +512,9 @@ def _windowed(dst, lo_w, state, history, a, T, plan, signal):
 
 @njit(inline="always")
 def _delinquency_now(now, state, history, a, T, slot):
-    """Depth now, since late, streaks, bills due, days since the newest fell due and balance: bill by bill over the bills not yet stable,
-    newest first, then what is kept for the stable ones (settled: they add no depth, no balance)."""
+    """Depth now, since late, streaks, bills due, days since the newest fell due and balance: bill by bill
+    over the bills not yet stable, newest first, then what is kept for the stable ones (settled: they add no
+    depth, no balance)."""
     bills = history.bills
     b0, b1 = history.accounts.bill_start[a], history.accounts.bill_start[a + 1]
     w = state.walk[0]
