@@ -102,12 +102,15 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
 def _drift(rep, features: dict) -> None:
     """The economy against its training range first (one value per date: its CSI says nothing), then the
     other features' CSI, highest first."""
-    economy = {n: e for n, e in features.items() if judged_by_range(e) or e["level"] == ONE_VALUE_PER_DATE}
+    economy = {n: e for n, e in sorted(features.items(), key=lambda ne: (not judged_by_range(ne[1]), ne[0]))
+               if judged_by_range(e) or e["level"] == ONE_VALUE_PER_DATE}
     if economy:
-        frame = pd.DataFrame([{"feature": n, "value": e.get("value", np.nan),
-                               "training min": e.get("training_range", [np.nan])[0],
-                               "training max": e.get("training_range", [np.nan, np.nan])[1],
-                               "level": e["level"]} for n, e in economy.items()]).set_index("feature")
+        rows = []
+        for name, e in economy.items():
+            lo, hi = e.get("training_range", (np.nan, np.nan))
+            rows.append({"feature": name, "value": e.get("value", np.nan), "training min": lo, "training max": hi,
+                         "level": e["level"]})
+        frame = pd.DataFrame(rows).set_index("feature")
         rep.add_table(f"The economy against its training range (one value per date: warning outside the range, "
                       f"alert beyond it by more than {RANGE_MARGIN:.0%} of its width; '{ONE_VALUE_PER_DATE}': "
                       "not judged)", frame, fmt=dict.fromkeys(["value", "training min", "training max"], ".4g"))

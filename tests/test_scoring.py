@@ -650,16 +650,17 @@ def test_a_model_trained_on_a_calm_economy_alerts_on_the_stress_index_once_a_sho
         with caplog.at_level("WARNING", logger="dynascore.scoring"):
             m = _score(data, tmp_path / f"{name}.parquet", bundle_dir, workers=1, chunk_size=8_000,
                        as_of=f"{onset:%Y-%m-%d}", reasons="none")
-        runs[name] = m["drift"], list(caplog.messages)
-    (calm_drift, calm_said), (shock_drift, shock_said) = runs["calm"], runs["shock"]
+        runs[name] = m["drift"], list(caplog.messages), Path(m["report"]).read_text()
+    (calm_drift, calm_said, calm_report), (shock_drift, shock_said, shock_report) = runs["calm"], runs["shock"]
     stress = shock_drift["features"]["macro_stress_index"]
     published = shocked.loc[shocked["published_date"] == onset, "stress_index"].item()
     assert stress["level"] == "alert" and stress["value"] == pytest.approx(published)
     assert stress["value"] > hi + stress["margin"] and stress["training_range"] == [lo, hi]
     assert {"macro_stress_index", "macro_unemployment_rate"} <= set(shock_drift["alert"])
-    assert any(s.startswith(f"macro_stress_index {published:.4g} is outside the training range") for s in shock_said)
+    said = f"macro_stress_index {published:.4g} is outside the training range"
+    assert any(s.startswith(said) for s in shock_said) and said in shock_report
 
     assert calm_drift["alert"] == [], calm_drift["alert"]
     assert len(calm_drift["warning"]) <= 0.05 * len(calm_drift["features"]), calm_drift["warning"]
     assert calm_drift["features"]["macro_stress_index"]["level"] == "stable"
-    assert not any("training range" in s for s in calm_said)
+    assert not any("training range" in s for s in calm_said) and "is outside the training range" not in calm_report
