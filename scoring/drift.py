@@ -30,7 +30,8 @@ def drift_summary(reference: dict, counts: dict[str, np.ndarray],
 
     extremes: [lowest, highest] on the book of each feature whose reference records a training range
     (scoring.chunk); such a feature is judged by the value farthest outside that range, and its entry says the
-    value, the training range and the margin. One missing on every row is judged by its CSI (its missing share).
+    value, the training range and the margin. One missing on every row is judged by its CSI (its missing share);
+    without extremes, a one-value-per-date feature is reported as such.
     """
     per_date = {f.name for f in default_catalog() if f.one_value_per_date}
     extremes = extremes or {}
@@ -43,9 +44,10 @@ def drift_summary(reference: dict, counts: dict[str, np.ndarray],
             out["score"] = {**entry, "level": drift_level(value)}
             continue
         seen = extremes.get(name)
-        if "range" in ref and seen is not None and not np.isnan(seen).all():
+        ranged = "range" in ref and seen is not None
+        if ranged and not np.isnan(seen).all():
             entry.update(_against_range(ref["range"], seen))
-        elif name in per_date and "range" not in ref:
+        elif name in per_date and not ranged:  # no training range, or no value to hold against it
             entry["level"] = ONE_VALUE_PER_DATE
         else:
             entry["level"] = drift_level(value)

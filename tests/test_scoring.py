@@ -628,6 +628,9 @@ def test_an_economy_missing_on_every_row_is_judged_by_its_missing_share():
     drift = drift_summary(reference, counts, {"macro_stress_index": np.full(2, np.nan)})
     assert drift["features"]["macro_stress_index"]["level"] == "alert" and "value" not in drift["features"][
         "macro_stress_index"]
+    counts = {"macro_stress_index": bin_counts(reference["features"]["macro_stress_index"], np.full(100, 0.1))}
+    without = drift_summary(reference, counts)  # no extremes to judge by: reported, never a CSI alert
+    assert without["features"]["macro_stress_index"]["level"] == "one value per date" and without["alert"] == []
 
 
 def test_a_model_trained_on_a_calm_economy_alerts_on_the_stress_index_once_a_shock_is_published(
