@@ -164,6 +164,10 @@ class Feature:
     # how it reads as an adverse reason (models/reasons.py); None: "description: value". Wording only: in
     # neither the fingerprint nor the catalog version (repr=False)
     reason: Reason | NotAReason | None = field(default=None, repr=False)
+    # a one-value-per-date feature whose values come round every year (the calendar month): see
+    # `judged_by_range`. How drift reads the feature, not what its values are: in neither the fingerprint nor
+    # the catalog version (repr=False)
+    seasonal: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.risk not in (-1, 0, 1):
@@ -175,6 +179,9 @@ class Feature:
                 raise ValueError(f"feature {self.name}: unknown signal {self.signal!r}; known: {', '.join(SIGNALS)}")
             if self.window is None:
                 raise ValueError(f"feature {self.name}: a windowed aggregate needs a window")
+        if self.seasonal and not self.one_value_per_date:
+            raise ValueError(f"feature {self.name}: only a one-value-per-date feature (family 'macro') is declared "
+                             "seasonal; an account's own values are judged by their distribution")
 
     @property
     def fingerprint(self) -> str:
@@ -187,6 +194,27 @@ class Feature:
     def may_be_reason(self) -> bool:
         """Whether the feature may be offered as the reason for an adverse decision."""
         return not isinstance(self.reason, NotAReason)
+
+    @property
+    def one_value_per_date(self) -> bool:
+        """Shared by every account at a date (the economy, the calendar): one night's book holds a single value
+        of it, so its CSI against a training reference spread over many months is large by construction."""
+        return self.family == "macro"
+
+    @property
+    def judged_by_range(self) -> bool:
+        """Whether scoring judges the feature's drift by the range its values took in training.
+
+        A one-value-per-date level (the stress index, the unemployment rate) means something new when it leaves
+        the range the models were trained on: the trees are flat beyond their outermost split, so the models
+        cannot tell a far worse economy from the worst one they saw. The training range is recorded in the
+        bundle's drift reference and tonight's value is held against it (scoring/drift.py). A seasonal one (the
+        calendar month) comes round every year: a month the training months missed is no news about the
+        economy, so it is declared `seasonal` and never judged. This is declared rather than read from the risk
+        direction, which is the models' monotone constraint: an indicator with no stated direction can be a
+        level all the same.
+        """
+        return self.one_value_per_date and not self.seasonal
 
     @property
     def day_precision(self) -> bool:
@@ -456,7 +484,7 @@ def _macro() -> list[Feature]:
         Feature("macro_stress_index", "household stress index, latest published", +1, "macro", reason=ECONOMY),
         Feature("macro_unemployment_rate", "unemployment rate, latest published", +1, "macro", reason=ECONOMY),
         Feature("calendar_month", "month of the year of T (1-12): the known seasons of the months ahead, such as "
-                "the Spring Festival and the shopping festivals", 0, "macro", reason=ECONOMY),
+                "the Spring Festival and the shopping festivals", 0, "macro", reason=ECONOMY, seasonal=True),
     ]
 
 
