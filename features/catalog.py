@@ -168,6 +168,10 @@ class Feature:
     # `judged_by_range`. How drift reads the feature, not what its values are: in neither the fingerprint nor
     # the catalog version (repr=False)
     seasonal: bool = field(default=False, repr=False)
+    # its values over the book are set by the day the job runs (where that day falls in the billing cycle), so
+    # its CSI against training rows spread over the month says when the job ran, not how the book moved:
+    # drift reports it and never judges it. Like `seasonal`, in neither the fingerprint nor the catalog version
+    run_day: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.risk not in (-1, 0, 1):
@@ -407,7 +411,8 @@ def _usage() -> list[Feature]:
         Feature("bills_due", f"bills due so far (at most {LONG_RECORD})", -1, "usage",
                 reason=Reason("{value} [bill has|bills have] fallen due so far", zero=NO_BILL_YET), semantics=2),
         Feature("days_since_due", "days since the newest bill fell due (missing before the first): where T sits "
-                "in the billing cycle, so how soon the next bill falls due", 0, "usage", reason=BILLING_CYCLE),
+                "in the billing cycle, so how soon the next bill falls due", 0, "usage", reason=BILLING_CYCLE,
+                run_day=True),
         Feature("tenure_days", "days since the account was opened", -1, "usage",
                 reason=Reason("the account was opened {value} [day|days] ago", "days",
                               zero="the account was opened today")),

@@ -10,6 +10,8 @@ the whole book, so its CSI against a reference spread over many months is large 
 levels (`Feature.judged_by_range`) are judged by the range they took in training instead (warning outside it,
 alert beyond it by more than `RANGE_MARGIN` of its width), and the others -- the calendar month, or any
 indicator of a bundle that records no range -- get the level 'one value per date': reported, never an alert.
+A feature whose values follow the day the job runs (`Feature.run_day`: days since the newest bill fell due)
+gets 'set by the run day': its CSI is reported, never judged.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from validation.metrics import DRIFT_THRESHOLDS, RANGE_MARGIN, drift_level, outs
 
 log = logging.getLogger("dynascore.scoring")
 ONE_VALUE_PER_DATE = "one value per date"
+RUN_DAY = "set by the run day"  # a feature whose values follow the day the job runs (Feature.run_day)
 
 
 def drift_summary(reference: dict, counts: dict[str, np.ndarray],
@@ -34,6 +37,7 @@ def drift_summary(reference: dict, counts: dict[str, np.ndarray],
     without extremes, a one-value-per-date feature is reported as such.
     """
     per_date = {f.name for f in default_catalog() if f.one_value_per_date}
+    by_run_day = {f.name for f in default_catalog() if f.run_day}
     extremes = extremes or {}
     out: dict = {"features": {}}
     for name, c in counts.items():
@@ -49,6 +53,8 @@ def drift_summary(reference: dict, counts: dict[str, np.ndarray],
             entry.update(_against_range(ref["range"], seen))
         elif name in per_date and not ranged:  # no training range, or no value to hold against it
             entry["level"] = ONE_VALUE_PER_DATE
+        elif name in by_run_day:
+            entry["level"] = RUN_DAY
         else:
             entry["level"] = drift_level(value)
         out["features"][name] = entry
@@ -95,7 +101,8 @@ def log_drift(drift: dict) -> None:
     for name in worst(drift, "alert", len(features)) + worst(drift, "warning", len(features)):
         if judged_by_range(features[name]):
             log.warning(range_text(name, features[name]))
-    by_csi = [n for n, e in features.items() if not judged_by_range(e) and e["level"] != ONE_VALUE_PER_DATE]
+    by_csi = [n for n, e in features.items() if not judged_by_range(e) and e["level"] not in (ONE_VALUE_PER_DATE,
+                                                                                              RUN_DAY)]
     for level, above in zip(("warning", "alert"), DRIFT_THRESHOLDS, strict=True):
         csi = [n for n in worst(drift, level, len(features)) if not judged_by_range(features[n])]
         if csi:

@@ -633,6 +633,24 @@ def test_an_economy_missing_on_every_row_is_judged_by_its_missing_share():
     assert without["features"]["macro_stress_index"]["level"] == "one value per date" and without["alert"] == []
 
 
+def test_a_feature_set_by_the_run_day_is_reported_and_never_judged(caplog):
+    """Days since the newest bill fell due sit near 21 for most of the book on a month end and spread over the
+    month in training: a large CSI that says when the job ran. It is reported with its level, never a warning."""
+    assert {f.name for f in default_catalog() if f.run_day} == {"days_since_due"}
+    rng = np.random.default_rng(8)
+    reference = _stored({"features": {"days_since_due": reference_distribution(rng.integers(0, 31, 20_000)),
+                                      "util_n3": reference_distribution(rng.beta(2, 5, 20_000))}})
+    book = {"days_since_due": np.full(4_000, 21.0), "util_n3": rng.beta(2, 5, 4_000)}
+    counts = {n: bin_counts(reference["features"][n], v) for n, v in book.items()}
+    drift = drift_summary(reference, counts)
+    entry = drift["features"]["days_since_due"]
+    assert entry["psi"] > 0.25 and entry["level"] == "set by the run day"
+    assert drift["alert"] == drift["warning"] == [] and drift["features"]["util_n3"]["level"] == "stable"
+    with caplog.at_level("WARNING", logger="dynascore.scoring"):
+        log_drift(drift)
+    assert caplog.messages == []
+
+
 def test_a_model_trained_on_a_calm_economy_alerts_on_the_stress_index_once_a_shock_is_published(
         baseline_dir, shock_dir, bundle_dir, tmp_path, caplog):
     """The shock world's stress index leaves the range the models were trained on from the month the shock is
