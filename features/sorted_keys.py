@@ -91,3 +91,4 @@ def differs_at(values, rows, expected):
         r = rows[i]
         out[i] = r >= 0 and values[r] != expected[i]
     return out
+

@@ -43,7 +43,7 @@ def drift_summary(reference: dict, counts: dict[str, np.ndarray],
     for name, c in counts.items():
         ref = reference["score"] if name == "score" else reference["features"][name]
         value = psi_from_counts(ref, c)
-        entry = {"psi": round(value, 5)}
+        entry = {"psi": round(value, 5), "counts": [int(x) for x in c]}  # on the reference's bins: runs add up
         if name == "score":
             out["score"] = {**entry, "level": drift_level(value)}
             continue

@@ -19,7 +19,9 @@ MAY_IMPORT = {
     "policy": {"features", "models"},
     "training": {"features", "models", "validation"},
     "scoring": {"features", "models", "policy", "validation"},
+    "review": {"features", "models", "policy", "scoring", "validation"},
 }
+COMMANDS = ("__main__.py",)  # a package's command sits on top of every layer, as train.py and score.py do
 OURS = {*MAY_IMPORT, "simulation", "bench"}
 MAX_LINES, MAX_POSITIONAL = 80, 8
 
@@ -43,6 +45,8 @@ def _imports(tree: ast.AST):
 def test_layers_import_downward_only_and_never_the_simulator():
     wrong = []
     for package, path, tree in _modules():
+        if path.name in COMMANDS:
+            continue
         for line, module, _ in _imports(tree):
             top = module.split(".")[0]
             if top in OURS and top != package and top not in MAY_IMPORT[package]:

@@ -150,15 +150,18 @@ def _png_base64(fig: Figure, dpi: int = 110) -> str:
 class Report:
     """An ordered list of HTML blocks with a title; `write` renders it into one self-contained file."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, dated: bool = False) -> None:
+        """dated: the page says the day it was made, without a time (a review pack reads in days)."""
         self.title = title
-        self.created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        self.created = datetime.now(UTC).strftime("%Y-%m-%d" if dated else "%Y-%m-%d %H:%M UTC")
         self._blocks: list[str] = []
         self.n_figures = 0
         self.n_tables = 0
 
-    def add_section(self, title: str) -> Report:
-        self._blocks.append(f"<h2>{html.escape(title)}</h2>")
+    def add_section(self, title: str, anchor: str | None = None) -> Report:
+        """A heading; `anchor` gives it an id that links (`#anchor`) can point at."""
+        ident = f' id="{html.escape(anchor)}"' if anchor else ""
+        self._blocks.append(f"<h2{ident}>{html.escape(title)}</h2>")
         return self
 
     def add_text(self, text: str) -> Report:

@@ -1,0 +1,161 @@
+"""What the pack reads: the reviewed rows, each with the model's probabilities and the outcome that followed.
+
+A row is an account as of a month end of the review window, as the nightly job scored it (its score file's
+row: probabilities, score, decisions, reasons), joined with its labels by the targets' one definition
+(features/targets.py) computed from the data, and the Basel / IFRS 9 style variant of `default` (90+ DPD
+within 12 months). A label whose performance window is not complete by the data's extraction date is left
+missing, and the row counted among the exclusions, never called a good outcome.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from features.builders import Prepared, to_days
+from features.key_lookup import value_at
+from features.labels import pair_labels, window_end
+from features.targets import BY_NAME, SLOT, TARGET_NAMES, LabelConfig
+from models.master_scale import MASTER_SCALE, MasterScale
+
+VARIANT = LabelConfig(default_dpd=90, default_months=12)  # the Basel / IFRS 9 style default
+VARIANT_COLUMN = "y_default_90_12m"
+TENURE_BANDS = (0, 6, 12, 24, 48)  # months on book: 0-5, 6-11, 12-23, 24-47, 48+
+DPD_BUCKETS = (0, 1, 30, 60, 90)  # current, 1-29, 30-59, 60-89, 90+
+SCORE_COLUMNS = ["account_id", "as_of", "status", "product", "pd_default", "score", "p_early_warning",
+                 "early_warning", "p_self_cure", "dpd_now", "collection_treatment", "collection_intended",
+                 "control_cell", "treatment_probability", "credit_limit", "new_credit_limit", "limit_action",
+                 "adverse", "reason_1", "reason_2", "reason_3", "reason_4", "model_version"]
+
+
+@dataclass
+class Evidence:
+    """The rows under review and what the pack needs beside them."""
+
+    source: str  # where the predictions come from, in words
+    rows: pd.DataFrame  # account_id, as_of, segments, p_<target>, y_<target>, the variant, decisions
+    targets: list[str]  # the targets whose probabilities the rows carry
+    labels: LabelConfig
+    exclusions: pd.DataFrame  # as_of, reason, rows
+    reference: dict = field(default_factory=dict)  # the bundle's training distributions (score, features)
+    drift_counts: dict = field(default_factory=dict)  # as_of -> {"score" | feature: counts on the reference's bins}
+    development: dict = field(default_factory=dict)  # target -> the bundle's metrics of its out-of-time slice
+    scale: MasterScale = MASTER_SCALE
+    features: pd.DataFrame | None = None  # a sample of rows with the model's features and benchmark predictions
+    portfolio: pd.DataFrame | None = None  # every account's DPD at each month end (vintages, roll rates)
+    feature_info: pd.DataFrame | None = None  # name, source, description, fingerprint of each feature
+
+    @property
+    def as_of(self) -> list[pd.Timestamp]:
+        return sorted(pd.to_datetime(self.rows["as_of"].unique()))
+
+    def scored(self, target: str) -> pd.DataFrame:
+        """The rows with both the target's probability and a complete label."""
+        p, y = f"p_{target}", f"y_{target}"
+        keep = self.rows[p].notna() & self.rows[y].notna()
+        return self.rows.loc[keep]
+
+
+def probability_column(target: str) -> str:
+    """The output column that holds a target's calibrated probability (pd_default, p_early_warning, ...)."""
+    return BY_NAME[target].output
+
+
+def score_files(folder: Path, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> list[Path]:
+    """The nightly job's score files in `folder` (scores-YYYY-MM-DD.parquet), oldest first, within [start, end]."""
+    out = []
+    for path in sorted(Path(folder).glob("scores-*.parquet")):
+        day = pd.Timestamp(path.stem.removeprefix("scores-"))
+        if (start is None or day >= start) and (end is None or day <= end):
+            out.append(path)
+    return out
+
+
+def read_scores(paths: list[Path]) -> pd.DataFrame:
+    """The score files' rows, the columns the pack reads (a file of an older schema lacks some: left null)."""
+    frames = []
+    for path in paths:
+        names = pq.read_schema(path).names
+        frame = pq.read_table(path, columns=[c for c in SCORE_COLUMNS if c in names]).to_pandas()
+        frames.append(frame.reindex(columns=SCORE_COLUMNS))
+    rows = pd.concat(frames, ignore_index=True)
+    rows["as_of"] = pd.to_datetime(rows["as_of"])
+    return rows
+
+
+def complete_month_ends(prep: Prepared, months: int, labels: LabelConfig | None = None) -> list[pd.Timestamp]:
+    """The latest `months` month ends whose default window (the longest of the targets) is complete."""
+    labels = labels or LabelConfig()
+    last = int(to_days(np.array([prep.extraction.to_datetime64()]))[0])
+    ends = pd.date_range(pd.Timestamp(int(prep.first_day), unit="D"), prep.extraction, freq="ME")
+    days = to_days(ends.to_numpy())
+    done = window_end(days, labels.default_months) <= last
+    return list(ends[done][-months:])
+
+
+def with_outcomes(rows: pd.DataFrame, prep: Prepared, labels: LabelConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`rows` with y_<target> for every declared target and the variant, and the exclusions by month.
+
+    The labels are the panel's (features/labels.py): NaN outside a target's population, and NaN (counted) where
+    the performance window has not ended by the extraction date.
+    """
+    pos = np.searchsorted(prep.account_id, rows["account_id"].to_numpy(np.int64))
+    known = (pos < len(prep.account_id)) & (prep.account_id[np.minimum(pos, len(prep.account_id) - 1)]
+                                            == rows["account_id"].to_numpy(np.int64))
+    if not known.all():
+        bad = rows.loc[~known, "account_id"].head(3).tolist()
+        raise ValueError(f"{(~known).sum():,} scored rows name accounts the data do not hold (account_id "
+                         f"{', '.join(map(str, bad))}): review the score files with the data they were scored from")
+    days = to_days(rows["as_of"].to_numpy())
+    out, complete = pair_labels(prep, pos, days, labels)
+    variant, variant_done = pair_labels(prep, pos, days, VARIANT)
+    new = {}
+    excluded = []
+    for name in TARGET_NAMES:
+        y, done = out[:, SLOT[name]].copy(), complete[:, SLOT[name]]
+        excluded.append(_excluded(rows, f"{name}: performance window not complete", ~np.isnan(y) & ~done))
+        y[~done] = np.nan
+        new[f"y_{name}"] = y
+    v, v_done = variant[:, SLOT["default"]].copy(), variant_done[:, SLOT["default"]]
+    excluded.append(_excluded(rows, "default 90+ DPD in 12 months: window not complete", ~np.isnan(v) & ~v_done))
+    v[~v_done] = np.nan
+    new[VARIANT_COLUMN] = v
+    new.update(_segments(rows, prep, pos, days))
+    return rows.assign(**new), pd.concat(excluded, ignore_index=True)
+
+
+def _excluded(rows: pd.DataFrame, reason: str, mask: np.ndarray) -> pd.DataFrame:
+    counts = rows.loc[mask].groupby("as_of").size()
+    return pd.DataFrame({"as_of": counts.index, "reason": reason, "rows": counts.to_numpy()})
+
+
+def _segments(rows: pd.DataFrame, prep: Prepared, pos: np.ndarray, days: np.ndarray) -> dict:
+    """Tenure band, grace days and DPD bucket: the segments every review splits by."""
+    tenure = (days - prep.open_day[pos]) // 30.4375
+    dpd = rows["dpd_now"].to_numpy(np.float64)
+    return {"tenure_band": _bands(tenure, TENURE_BANDS, "months"),
+            "grace_days": prep.grace_days[pos],
+            "dpd_bucket": _bands(dpd, DPD_BUCKETS, "DPD", zero="current")}
+
+
+def _bands(values: np.ndarray, edges: tuple[int, ...], unit: str, zero: str | None = None) -> pd.Categorical:
+    labels = []
+    for lo, hi in zip(edges, [*edges[1:], None], strict=True):
+        if zero and lo == 0 and hi == 1:
+            labels.append(zero)
+        else:
+            labels.append(f"{lo}+ {unit}" if hi is None else f"{lo}-{hi - 1} {unit}")
+    codes = np.searchsorted(np.asarray(edges[1:]), values, side="right")
+    codes = np.where(np.isnan(values), -1, codes)
+    return pd.Categorical.from_codes(codes, categories=labels)
+
+
+def with_oracle(rows: pd.DataFrame, truth: pd.DataFrame | None, targets: list[str]) -> pd.DataFrame:
+    """The synthetic truth's Bayes-optimal probability beside each target's (synthetic data only)."""
+    if truth is None or not len(truth):
+        return rows
+    return rows.assign(**{f"oracle_{t}": value_at(truth, BY_NAME[t].truth_bayes, rows) for t in targets
+                          if BY_NAME[t].truth_bayes in truth})

@@ -1,0 +1,207 @@
+"""The review job: back-test a model on data it has not seen and write its validation pack.
+
+    python -m validation report --model models:/dynascore@champion --data DIR --out review.html
+
+It reads the nightly job's score files (`--scores`) or scores the window's month ends itself through the
+scoring job, joins each row with the outcome the data show afterwards, and writes the pack: a self-contained
+HTML page and the same numbers as JSON beside it, also logged to the model's mlflow run when it has one. The
+window defaults to the latest month ends whose outcomes are complete.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from features.builders import Prepared
+from features.catalog import default_catalog
+from features.contract import load_tables
+from features.targets import BY_NAME, LabelConfig
+from models.bundle import Bundle, load_bundle
+from models.latent_state import LatentStateFilter, with_latent
+from models.registry import connect, fetch_bundle, tracking_uri
+from review import calibration, data, decisions, ranking, stability
+from review.evidence import Evidence, complete_month_ends, read_scores, score_files, with_oracle, with_outcomes
+from review.pack import Pack
+from review.thresholds import THRESHOLDS, Thresholds
+from scoring.output import manifest_path
+
+PARAMETERS = ("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "bagging_fraction",
+              "lambda_l2", "max_depth", "num_iterations")
+
+
+class ReviewError(ValueError):
+    """A review that cannot be made; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    model: str  # models:/NAME@ALIAS, models:/NAME/3 or a bundle directory
+    data: Path
+    out: Path  # the HTML page; the JSON is written beside it
+    scores: Path | None = None  # the nightly job's score files; default: score the window's month ends here
+    start: str | None = None  # the window's first and last as-of dates (month ends within them)
+    end: str | None = None
+    months: int = 12  # without start and end: the latest month ends whose outcomes are complete
+    tracking_uri: str | None = None
+    n_boot: int = 100
+    seed: int = 0
+    log: bool = True  # log the pack to the model's mlflow run, when it has one
+    thresholds: Thresholds = THRESHOLDS
+
+
+@dataclass
+class Model:
+    """The reviewed model: its bundle, version and where it came from."""
+
+    bundle: Bundle
+    version: str
+    run_id: str | None
+    uri: str
+
+
+def run(request: ReviewRequest, progress: Callable[[str], None] = lambda _: None) -> tuple[Path, Path, Pack]:
+    """Gather the evidence, build the pack, write it; (html, json, pack)."""
+    progress(f"reading {request.data}")
+    tables = load_tables(request.data, optional=("macro", "truth"))
+    prep = Prepared(tables)
+    model = resolve_model(request)
+    window = review_window(prep, request)
+    paths = _score_files(request, window, progress)
+    progress(f"joining {len(paths)} month ends of predictions with their outcomes")
+    ev = gather(prep, model, paths, truth=tables.truth)
+    pack = build(ev, model, request)
+    html, js = pack.write(request.out)
+    if request.log and model.run_id:
+        _log(model, request, html, js)
+    return html, js, pack
+
+
+def resolve_model(request: ReviewRequest) -> Model:
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="dynascore-review-"))
+    path, version = fetch_bundle(request.model, tmp, request.tracking_uri)
+    run_id = None
+    if request.model.startswith("models:/"):
+        name, number = version.split("/")
+        run_id = connect(tracking_uri(request.tracking_uri)).get_model_version(name, number).run_id
+    return Model(load_bundle(path, default_catalog()), version, run_id, request.model)
+
+
+def review_window(prep: Prepared, request: ReviewRequest) -> list[pd.Timestamp]:
+    if request.start or request.end:
+        start = pd.Timestamp(request.start) if request.start else pd.Timestamp(int(prep.first_day), unit="D")
+        end = pd.Timestamp(request.end) if request.end else prep.extraction
+        days = list(pd.date_range(start, end, freq="ME"))
+    else:
+        days = complete_month_ends(prep, request.months)
+    if not days:
+        raise ReviewError(f"no month end in the review window ({request.start or 'start'} to {request.end or 'end'}) "
+                          "whose outcomes the data can show: widen --from / --to, or pass newer data")
+    return days
+
+
+def _score_files(request: ReviewRequest, window: list[pd.Timestamp], progress) -> list[Path]:
+    if request.scores is not None:
+        found = {p.stem: p for p in score_files(request.scores, window[0], window[-1])}
+        paths = [found[f"scores-{d.date()}"] for d in window if f"scores-{d.date()}" in found]
+        if not paths:
+            raise ReviewError(f"{request.scores} holds no score file for the window's month ends "
+                              f"({window[0].date()} to {window[-1].date()}): run score.py --as-of for them, or omit "
+                              "--scores to let the review score them")
+        return paths
+    from scoring.job import ScoreRequest
+    from scoring.job import run as score
+
+    folder = Path(request.out).with_name(Path(request.out).stem + "-scores")
+    out = []
+    for i, day in enumerate(window, 1):
+        progress(f"scoring month end {day.date()} ({i} of {len(window)})")
+        path = folder / f"scores-{day.date()}.parquet"
+        score(ScoreRequest(data=request.data, out=path, model=request.model, as_of=str(day.date()),
+                           tracking_uri=request.tracking_uri))
+        out.append(path)
+    return out
+
+
+def gather(prep: Prepared, model: Model, paths: list[Path], truth: pd.DataFrame | None = None) -> Evidence:
+    """The evidence from score files: their rows with outcomes, their drift histograms, the bundle's references."""
+    rows = read_scores(paths)
+    versions = set(rows["model_version"].dropna().unique())
+    if versions and versions != {model.version}:
+        raise ReviewError(f"the score files were written by {', '.join(sorted(versions))}, the review is of "
+                          f"{model.version}: pass the score files of the reviewed model, or omit --scores")
+    targets = [t for t in model.bundle.targets if t in BY_NAME]
+    rows = rows.rename(columns={BY_NAME[t].output: f"p_{t}" for t in targets})
+    labels = LabelConfig(**model.bundle.info.get("label_config", {}))
+    rows, exclusions = with_outcomes(rows, prep, labels)
+    rows = with_oracle(rows, truth, targets)
+    return Evidence(f"the nightly job's score files ({len(paths)} month ends)", rows, targets, labels, exclusions,
+                    reference=model.bundle.reference, drift_counts=_drift_counts(paths),
+                    development={t: m.metrics.get("test", {}) for t, m in model.bundle.models.items()},
+                    feature_info=feature_info(model.bundle))
+
+
+def _drift_counts(paths: list[Path]) -> dict:
+    """Each run's histograms on the reference's bins, from its manifest: {as_of: {name: counts}}."""
+    out = {}
+    for path in paths:
+        manifest = json.loads(manifest_path(path).read_text())
+        drift = manifest.get("drift", {})
+        counts = {n: e["counts"] for n, e in drift.get("features", {}).items() if "counts" in e}
+        if "counts" in drift.get("score", {}):
+            counts["score"] = drift["score"]["counts"]
+        if counts:
+            out[pd.Timestamp(manifest["as_of"])] = counts
+    return out
+
+
+def feature_info(bundle: Bundle) -> pd.DataFrame:
+    latent = LatentStateFilter.from_dict(bundle.latent) if bundle.latent else None
+    described = {f.name: f for f in with_latent(default_catalog(), latent)}
+    rows = []
+    for name in bundle.feature_names:
+        f = described.get(name)
+        source = f"{f.family}" + (f", {f.window.text()}" if f and f.window else "") if f else ""
+        rows.append({"feature": name, "source": source, "description": f.description if f else "",
+                     "fingerprint": bundle.fingerprints.get(name, "")})
+    return pd.DataFrame(rows)
+
+
+def hyper_parameters(bundle: Bundle) -> dict:
+    """The LightGBM parameters each target's model text records (what was fitted, not what was asked)."""
+    out = {}
+    for target, m in bundle.models.items():
+        found = dict(re.findall(r"^\[(\w+): ([^\]]*)\]$", m.text, flags=re.MULTILINE))
+        out[target] = {k: found[k] for k in PARAMETERS if k in found} | {"trees": m.best_iteration}
+    return out
+
+
+def build(ev: Evidence, model: Model, request: ReviewRequest) -> Pack:
+    t = request.thresholds
+    sections = [data.section(ev), ranking.section(ev, t, n_boot=request.n_boot, seed=request.seed),
+                calibration.section(ev, t), stability.section(ev, t), decisions.section(ev)]
+    days = ev.as_of
+    header = {"model": model.version, "source": model.uri, "mlflow run": model.run_id or "(none: a bundle directory)",
+              "training seed": model.bundle.info.get("seed", "n/a"),
+              "data fingerprint at training": model.bundle.info.get("data_fingerprint", "n/a"),
+              "review window": f"{days[0].date()} to {days[-1].date()} ({len(days)} month ends)",
+              "rows reviewed": f"{len(ev.rows):,} ({ev.rows['account_id'].nunique():,} accounts)",
+              "bootstrap": f"{request.n_boot} account-level resamples, seed {request.seed}",
+              "hyper-parameters": "; ".join(f"{k}: " + ", ".join(f"{a}={b}" for a, b in v.items())
+                                            for k, v in hyper_parameters(model.bundle).items())}
+    return Pack(f"Validation pack: {model.version}", header, sections)
+
+
+def _log(model: Model, request: ReviewRequest, html: Path, js: Path) -> None:
+    """The pack as artifacts of the model's training run (under review/), and its findings count as a metric."""
+    client = connect(tracking_uri(request.tracking_uri))
+    for path in (html, js):
+        client.log_artifact(model.run_id, str(path), artifact_path="review")
+    findings = len(json.loads(js.read_text())["findings"])
+    client.log_metric(model.run_id, "review_findings", float(findings))
