@@ -125,4 +125,4 @@ def test_a_clean_page_has_no_problems_and_its_screenshot_has_the_window_size(tmp
 def test_a_page_that_never_finishes_loading_times_out_with_a_clear_error(tmp_path):
     body = "<script>const end = Date.now() + 60000; while (Date.now() < end) {}</script>"
     with pytest.raises(BrowserError, match="timeout"):
-        open_in_chromium(_page(tmp_path, body), tmp_path / "shot.png", timeout=5)
+        open_in_chromium(_page(tmp_path, body), tmp_path / "shot.png", timeout=3)
