@@ -51,6 +51,9 @@ class TargetModel:
     calibrator: Calibrator
     best_iteration: int
     metrics: dict = field(default_factory=dict)
+    # the benchmark scorecard trained beside it (models.scorecard, its JSON form): a review holds the model
+    # against it on data neither has seen
+    scorecard: dict = field(default_factory=dict)
 
     @classmethod
     def from_booster(cls, target: str, booster: lgb.Booster, calibrator: Calibrator, best_iteration: int,
@@ -129,6 +132,8 @@ class Bundle:
                 targets[target] = {"model_file": f"{target}.txt", "sha256": _sha(m.text.encode()),
                                    "best_iteration": m.best_iteration, "calibration": m.calibrator.to_dict(),
                                    "metrics": _plain(m.metrics)}
+                if m.scorecard:
+                    targets[target]["scorecard"] = _plain(m.scorecard)
             meta = {"schema_version": SCHEMA_VERSION, "targets": targets, "feature_names": self.feature_names,
                     "catalog_version": self.catalog_version, "score_scale": self.scale.to_dict(),
                     "reference": _plain(self.reference), "info": _plain(self.info), "versions": versions()}
@@ -184,7 +189,7 @@ def load_bundle(path: Path, catalog: Catalog | None = None) -> Bundle:
         if feature_names(text) != names:
             raise BundleError(f"{path / t['model_file']}: its features differ from {META}'s feature_names")
         models[target] = TargetModel(target, text, Calibrator.from_dict(t["calibration"]), t["best_iteration"],
-                                     t.get("metrics", {}))
+                                     t.get("metrics", {}), t.get("scorecard", {}))
     fingerprints = meta.get("fingerprints")
     if fingerprints is None and catalog is not None:  # schema 1: only the catalog version tells
         if meta["catalog_version"] != catalog.version:

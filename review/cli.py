@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.bundle import BundleError
     from models.registry import TrackingError
     from review.job import ReviewError, ReviewRequest, run
+    from review.pack import show
     from scoring.errors import ScoreError
     from validation.metrics import MetricError
 
@@ -76,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"validation pack of {pack.header['model']} in {time.perf_counter() - t0:.1f} s: "
           + ", ".join(f"{k} {v}" for k, v in verdicts.items()) + f"; findings {len(pack.findings)}")
     for section, check in pack.findings:
-        print(f"  finding [{section.title}] {check.test}: {check.value if not isinstance(check.value, float) else f'{check.value:.4g}'} "
-              f"(threshold {check.threshold})")
+        print(f"  finding [{section.title}] {check.test}: {show(check.value)} (threshold {check.threshold})")
     print(f"wrote {html} and {js}")
     return 0

@@ -9,17 +9,28 @@ from validation.discrimination import cap_points
 from validation.metrics import roc_points
 from validation.report import new_figure
 
+POINTS = 2_000  # a curve drawn with more points than a figure has pixels only takes longer to draw
+
+
+def thin(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """At most POINTS evenly spaced points of a curve, its ends kept."""
+    n = len(arrays[0])
+    if n <= POINTS:
+        return arrays
+    keep = np.unique(np.linspace(0, n - 1, POINTS).round().astype(np.int64))
+    return tuple(a[keep] for a in arrays)
+
 
 def roc_cap_figure(y: np.ndarray, p: np.ndarray, name: str) -> Figure:
     """ROC and CAP side by side: the two curves reviewers read, with the diagonal of a random model."""
     fig = Figure(figsize=(9.5, 4.2), layout="constrained")
     roc, cap = fig.subplots(1, 2)
-    fpr, tpr = roc_points(y, p)
+    fpr, tpr = thin(*roc_points(y, p))
     roc.plot(fpr, tpr, color="#2b5c8a")
     roc.plot([0, 1], [0, 1], ls=":", color="#9aa3ad")
     roc.set(xlabel="false positive rate (goods flagged)", ylabel="true positive rate (bads flagged)",
             title=f"ROC, {name}")
-    x, c = cap_points(y, p)
+    x, c = thin(*cap_points(y, p))
     bad_rate = float(np.mean(y))
     cap.plot(x, c, color="#2b5c8a", label="model")
     cap.plot([0, bad_rate, 1], [0, 1, 1], ls="--", color="#4c9a5b", label="perfect")
@@ -38,10 +49,12 @@ def ks_figure(y: np.ndarray, p: np.ndarray, name: str) -> Figure:
     bads = np.cumsum(ys)[last] / max(ys.sum(), 1)
     goods = np.cumsum(1 - ys)[last] / max((1 - ys).sum(), 1)
     x = ps[last]
+    i = int(np.argmax(goods - bads))
+    gap = (x[i], bads[i], goods[i])
+    x, goods, bads = thin(x, goods, bads)
     ax.step(x, goods, where="post", label="goods", color="#4c9a5b")
     ax.step(x, bads, where="post", label="bads", color="#b03a2e")
-    i = int(np.argmax(goods - bads))
-    ax.vlines(x[i], bads[i], goods[i], color="#1d2330", lw=2, label=f"KS {goods[i] - bads[i]:.3f}")
+    ax.vlines(gap[0], gap[1], gap[2], color="#1d2330", lw=2, label=f"KS {gap[2] - gap[1]:.3f}")
     ax.set(xlabel="predicted probability", ylabel="cumulative share", title=f"KS, {name}")
     if x.min() > 0 and x.max() / x.min() > 50:
         ax.set_xscale("log")
@@ -71,7 +84,8 @@ def calibration_grades_figure(table: pd.DataFrame) -> Figure:
     err = np.vstack([t["observed"] - t["lo"], t["hi"] - t["observed"]]).clip(min=0)
     ax.errorbar(t["mean_pd"], t["observed"].clip(lower=1e-5), yerr=err, fmt="o", color="#2b5c8a", capsize=3,
                 label="observed rate, 95 % Jeffreys interval")
-    lo = max(min(t["mean_pd"].min(), t["observed"][t["observed"] > 0].min(initial=1)) / 2, 1e-5)
+    positive = t["observed"].to_numpy()[t["observed"].to_numpy() > 0]
+    lo = max(min(t["mean_pd"].min(), positive.min(initial=1.0)) / 2, 1e-5)
     ax.plot([lo, 1], [lo, 1], ls=":", color="#9aa3ad", label="observed = predicted")
     ax.set(xscale="log", yscale="log", xlabel="mean PD of the grade", ylabel="observed default rate",
            title="Calibration by grade")

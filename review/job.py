@@ -21,17 +21,18 @@ from features.builders import Prepared
 from features.catalog import default_catalog
 from features.contract import load_tables
 from features.targets import BY_NAME, LabelConfig
-from models.bundle import Bundle, load_bundle
+from models.bundle import Bundle, BundleError, load_bundle
 from models.latent_state import LatentStateFilter, with_latent
-from models.registry import connect, fetch_bundle, tracking_uri
-from review import calibration, data, decisions, ranking, stability
+from models.registry import TrackingError, connect, fetch_bundle, tracking_uri
+from review import benchmark, calibration, data, decisions, ranking, stability
 from review.evidence import Evidence, complete_month_ends, read_scores, score_files, with_oracle, with_outcomes
 from review.pack import Pack
+from review.replay import features_of, predictions, sample_rows, scorecards
 from review.thresholds import THRESHOLDS, Thresholds
 from scoring.output import manifest_path
 
 PARAMETERS = ("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "bagging_fraction",
-              "lambda_l2", "max_depth", "num_iterations")
+              "lambda_l2", "max_depth")
 
 
 class ReviewError(ValueError):
@@ -74,6 +75,8 @@ def run(request: ReviewRequest, progress: Callable[[str], None] = lambda _: None
     paths = _score_files(request, window, progress)
     progress(f"joining {len(paths)} month ends of predictions with their outcomes")
     ev = gather(prep, model, paths, truth=tables.truth)
+    progress("rebuilding the features of a sample of the reviewed accounts")
+    ev.features = replay(prep, ev, model, champion(request, model))
     pack = build(ev, model, request)
     html, js = pack.write(request.out)
     if request.log and model.run_id:
@@ -91,6 +94,32 @@ def resolve_model(request: ReviewRequest) -> Model:
         name, number = version.split("/")
         run_id = connect(tracking_uri(request.tracking_uri)).get_model_version(name, number).run_id
     return Model(load_bundle(path, default_catalog()), version, run_id, request.model)
+
+
+def champion(request: ReviewRequest, model: Model) -> Model | None:
+    """The registry's champion of the reviewed model's name, when that is another version."""
+    if model.run_id is None:
+        return None
+    name = model.version.split("/")[0]
+    try:
+        other = resolve_model(ReviewRequest(f"models:/{name}@champion", request.data, request.out,
+                                            tracking_uri=request.tracking_uri))
+    except (TrackingError, BundleError):
+        return None
+    return None if other.version == model.version else other
+
+
+def replay(prep: Prepared, ev: Evidence, model: Model, champion_model: Model | None) -> pd.DataFrame:
+    """A seeded sample of the scored rows with the model's features rebuilt, the probabilities they give
+    (`replayed_*`), the benchmark scorecards' and the champion's."""
+    scored = ev.rows[ev.rows[[f"p_{t}" for t in ev.targets]].notna().any(axis=1)]
+    sample = sample_rows(scored, seed=0)
+    X = features_of(prep, model.bundle, sample)
+    parts = [sample, X, predictions(model.bundle, X, "replayed_"), scorecards(model.bundle, X)]
+    if champion_model is not None:
+        theirs = features_of(prep, champion_model.bundle, sample)
+        parts.append(predictions(champion_model.bundle, theirs, "champion_"))
+    return pd.concat(parts, axis=1)
 
 
 def review_window(prep: Prepared, request: ReviewRequest) -> list[pd.Timestamp]:
@@ -185,7 +214,7 @@ def hyper_parameters(bundle: Bundle) -> dict:
 def build(ev: Evidence, model: Model, request: ReviewRequest) -> Pack:
     t = request.thresholds
     sections = [data.section(ev), ranking.section(ev, t, n_boot=request.n_boot, seed=request.seed),
-                calibration.section(ev, t), stability.section(ev, t), decisions.section(ev)]
+                calibration.section(ev, t), stability.section(ev, t), benchmark.section(ev, t), decisions.section(ev)]
     days = ev.as_of
     header = {"model": model.version, "source": model.uri, "mlflow run": model.run_id or "(none: a bundle directory)",
               "training seed": model.bundle.info.get("seed", "n/a"),
@@ -195,7 +224,7 @@ def build(ev: Evidence, model: Model, request: ReviewRequest) -> Pack:
               "bootstrap": f"{request.n_boot} account-level resamples, seed {request.seed}",
               "hyper-parameters": "; ".join(f"{k}: " + ", ".join(f"{a}={b}" for a, b in v.items())
                                             for k, v in hyper_parameters(model.bundle).items())}
-    return Pack(f"Validation pack: {model.version}", header, sections)
+    return Pack(f"Validation pack: {model.version}", header, sections, ev)
 
 
 def _log(model: Model, request: ReviewRequest, html: Path, js: Path) -> None:

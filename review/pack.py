@@ -7,6 +7,7 @@ numbers as the page: the summary, every check and every section's numbers.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -68,6 +69,7 @@ class Pack:
     title: str
     header: dict  # model, version, run id, seed, window ...: the summary's first table
     sections: list[Section]
+    evidence: Any = None  # what the sections were built from (review.evidence.Evidence), for notebooks and tests
 
     @property
     def checks(self) -> list[tuple[Section, Check]]:
@@ -78,7 +80,7 @@ class Pack:
         return [(s, c) for s, c in self.checks if c.finding and c.passed is False]
 
     def summary_table(self) -> pd.DataFrame:
-        rows = [{"section": s.title, "test": c.test, "value": _show(c.value), "threshold": c.threshold,
+        rows = [{"section": s.title, "test": c.test, "value": show(c.value), "threshold": c.threshold,
                  "result": _verdict(c.passed), "note": c.note} for s, c in self.checks]
         return pd.DataFrame(rows, columns=["section", "test", "value", "threshold", "result", "note"])
 
@@ -89,7 +91,7 @@ class Pack:
         found = self.findings
         if found:
             items = "".join(f'<li><a href="#{s.key}">{_escape(s.title)}</a>: {_escape(c.test)} '
-                            f'({_escape(_show(c.value))}; threshold {_escape(c.threshold)}){_note(c)}</li>'
+                            f'({_escape(show(c.value))}; threshold {_escape(c.threshold)}){_note(c)}</li>'
                             for s, c in found)
             rep.add_text(f"<h3>Findings ({len(found)})</h3><ul>{items}</ul>")
         else:
@@ -114,16 +116,23 @@ class Pack:
         """The page and its JSON beside it (`report.json` for `report.html`), each written atomically."""
         html = Path(html)
         js = html.with_suffix(".json")
-        _atomic(js, (json.dumps(self.numbers(), indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
-        self.report().write(html)
+        page = self.report().render().encode("utf-8")  # both rendered before either is written
+        numbers = (json.dumps(self.numbers(), indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+        _atomic(js, numbers)
+        _atomic(html, page)
         return html, js
+
+
+def floats(frame: pd.DataFrame, spec: str) -> dict:
+    """One format for every float column of `frame` (the others keep theirs)."""
+    return {c: spec for c in frame.columns if frame[c].dtype.kind == "f"}
 
 
 def _verdict(passed: bool | None) -> str:
     return "not judged" if passed is None else ("pass" if passed else "FAIL")
 
 
-def _show(value) -> str:
+def show(value) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4g}"
     return "n/a" if value is None else str(value)
@@ -147,7 +156,9 @@ def _plain(obj):
         return [_plain(v) for v in obj]
     if isinstance(obj, pd.DataFrame):
         return [_plain(r) for r in obj.reset_index(drop=obj.index.name is None).to_dict("records")]
-    if isinstance(obj, pd.Timestamp | np.datetime64):
+    if isinstance(obj, np.ndarray):
+        return [_plain(v) for v in obj.tolist()]
+    if isinstance(obj, pd.Timestamp | np.datetime64 | datetime.date):
         return str(pd.Timestamp(obj).date())
     if isinstance(obj, np.bool_ | bool):
         return bool(obj)

@@ -13,7 +13,7 @@ import pandas as pd
 from features.catalog import default_catalog
 from review.evidence import Evidence
 from review.figures import histogram_figure
-from review.pack import Section
+from review.pack import Section, floats
 from review.thresholds import Thresholds
 from validation.metrics import psi_from_counts
 from validation.supervisory import herfindahl, migration_matrix, migration_stability
@@ -63,8 +63,8 @@ def _drift(s: Section, table: pd.DataFrame, thresholds: Thresholds) -> None:
            f"no value is infinite). Warning above {thresholds.psi_warning:g}, alert above {thresholds.psi_alert:g}; "
            "a feature with one value per date (the economy, the calendar) or set by the run day is shown, not "
            "judged.")
-    s.table("Score PSI, over the window and by month", score.drop(columns=["judged"]), ".4f")
-    s.table(f"Feature CSI, highest first ({len(feats)} features)", feats, ".4f")
+    s.table("Score PSI, over the window and by month", score.drop(columns=["judged"]), floats(score, ".4f"))
+    s.table(f"Feature CSI, highest first ({len(feats)} features)", feats, floats(feats, ".4f"))
     s.numbers["psi"] = table
     for r in table.itertuples():
         if r.judged:
@@ -87,8 +87,9 @@ def _migration(s: Section, ev: Evidence, thresholds: Thresholds) -> None:
     test = migration_stability(counts, level=thresholds.migration_level)
     labels = [str(g) for g in ev.scale.grades]
     a, b = pd.Timestamp(days[0]).date(), pd.Timestamp(days[-1]).date()
+    frame = pd.DataFrame(shares, index=labels, columns=labels).rename_axis("grade")
     s.table(f"Grade migration, {a} (rows) to {b} (columns), {len(both):,} accounts on both dates: row shares",
-            pd.DataFrame(shares, index=labels, columns=labels).rename_axis("grade"), "{:.1%}")
+            frame, floats(frame, "{:.1%}"))
     s.text(f"Matrix weighted bandwidth: downgrades {test['mwb_upper']:.3f}, upgrades {test['mwb_lower']:.3f}. "
            f"Cells holding significantly more accounts than their neighbour nearer the diagonal "
            f"({thresholds.migration_level:.0%}, one-sided z-tests of the ECB's instructions): "

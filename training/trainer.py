@@ -243,6 +243,7 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     lap("oracle")
     numbers = {s: {k: v for k, v in m.items() if isinstance(v, int | float)} for s, m in metrics.items()}
     model = TargetModel.from_booster(target, fit.booster, calibrator, fit.best_iteration, numbers)
+    model.scorecard = card.to_dict()
     result = TargetResult(target, plan, {s: len(y[s]) for s in SLICES}, metrics, scorecard,
                           calibration_table(y["test"], p["test"]), oracle, test, fit_s, fit.best_iteration, params,
                           card, pd.concat([test_keys, frames["test"]], axis=1), lap.seconds,

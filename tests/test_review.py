@@ -1,0 +1,191 @@
+"""The validation pack end to end: a trained model back-tested on score files, the page and its JSON.
+
+The pack's numbers are checked against independent computations on the same rows (scikit-learn's AUC, the
+panel's labels, the scoring manifests' PSI), its failures against what it must never do (a traceback, a
+half-written output, a finding without its section), and its page in a real browser (tests/browser.py).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from features.builders import Prepared
+from features.labels import build_labels
+from review.cli import main
+from review.evidence import VARIANT, VARIANT_COLUMN, complete_month_ends, read_scores
+from review.job import ReviewError, ReviewRequest, run
+from review.pack import Check, Pack, Section
+from scoring.job import ScoreRequest
+from scoring.job import run as score
+from validation.metrics import psi_from_counts
+
+MONTHS = 3
+
+
+@pytest.fixture(scope="module")
+def review_inputs(baseline_dir, baseline_tables, trained, tmp_path_factory):
+    """The session's trained bundle, and the nightly job's score files for the latest complete month ends."""
+    root = tmp_path_factory.mktemp("review")
+    bundle = trained.bundle.save(root / "bundle")
+    window = complete_month_ends(Prepared(baseline_tables), MONTHS)
+    for day in window:
+        score(ScoreRequest(baseline_dir[0], root / "scores" / f"scores-{day.date()}.parquet", model=str(bundle),
+                           as_of=str(day.date())))
+    return baseline_dir[0], bundle, root / "scores", window
+
+
+@pytest.fixture(scope="module")
+def reviewed(review_inputs, tmp_path_factory):
+    data, bundle, scores, _ = review_inputs
+    out = tmp_path_factory.mktemp("pack") / "review.html"
+    html, js, pack = run(ReviewRequest(str(bundle), data, out, scores=scores, months=MONTHS, n_boot=20))
+    return html, json.loads(js.read_text()), pack
+
+
+def pack_rows(pack: Pack) -> pd.DataFrame:
+    """The evidence's rows the pack was built from (kept on the pack for tests and notebooks)."""
+    return pack.evidence.rows
+
+
+def test_the_window_is_the_latest_month_ends_whose_default_window_has_ended(baseline_tables):
+    prep = Prepared(baseline_tables)
+    ends = complete_month_ends(prep, 4)
+    assert len(ends) == 4 and all(e == e + pd.offsets.MonthEnd(0) for e in ends)
+    # six months after the last one fit before the extraction date; after the next month end they do not
+    assert ends[-1] + pd.DateOffset(months=6) <= prep.extraction
+    assert ends[-1] + pd.offsets.MonthEnd(1) + pd.DateOffset(months=6) > prep.extraction - pd.Timedelta(days=1)
+
+
+def test_every_section_and_the_summary_are_written_with_the_same_numbers_as_json(reviewed):
+    html, numbers, pack = reviewed
+    text = html.read_text()
+    for key in ("summary", "data", "discrimination", "calibration", "stability", "benchmark", "decisions"):
+        assert f'id="{key}"' in text, key
+    assert set(numbers["sections"]) == {s.key for s in pack.sections}
+    assert len(numbers["checks"]) == len(pack.checks) > 20
+    # every finding links to the section it was raised in, and is a failed check of that section
+    for finding in numbers["findings"]:
+        assert f'href="#{finding["section"]}"' in text
+        assert any(c["section"] == finding["section"] and c["test"] == finding["test"] and c["passed"] is False
+                   for c in numbers["checks"])
+
+
+def test_the_labels_are_the_panel_s_and_the_pooled_auc_is_scikit_learn_s(review_inputs, reviewed, baseline_tables):
+    _, _, scores, window = review_inputs
+    _, numbers, _pack = reviewed
+    rows = read_scores(sorted(scores.glob("scores-*.parquet")))
+    labels = build_labels(baseline_tables, window)
+    joined = rows.merge(labels, on=["account_id", "as_of"])
+    usable = joined["pd_default"].notna() & joined["default"].notna() & joined["complete_default"]
+    pooled = {r["target"]: r for r in numbers["sections"]["discrimination"]["pooled"]}["default"]
+    assert pooled["rows"] == int(usable.sum())
+    assert pooled["bads"] == int(joined.loc[usable, "default"].sum())
+    expected = roc_auc_score(joined.loc[usable, "default"], joined.loc[usable, "pd_default"])
+    assert pooled["auc"] == pytest.approx(expected, abs=1e-12)
+    assert pooled["lo"] < pooled["auc"] < pooled["hi"] and pooled["boot_lo"] < pooled["auc"] < pooled["boot_hi"]
+
+
+def test_the_logged_probabilities_replicate_from_the_rebuilt_features(reviewed):
+    _, numbers, _ = reviewed
+    check = next(c for c in numbers["checks"] if c["test"].startswith("replication"))
+    assert check["passed"] is True and check["value"] <= 1e-9
+    assert set(numbers["sections"]["benchmark"]["replication"]) == {"default", "early_warning", "self_cure"}
+
+
+def test_the_benchmark_holds_the_model_against_its_scorecard_and_the_oracle_on_the_same_rows(reviewed):
+    _, numbers, _ = reviewed
+    diffs = pd.DataFrame(numbers["sections"]["benchmark"]["differences"])
+    default = diffs[diffs["target"] == "default"].set_index("against")
+    assert {"benchmark scorecard", "Bayes-optimal oracle"} <= set(default.index)
+    oracle = default.loc["Bayes-optimal oracle"]
+    assert oracle["lo"] <= oracle["difference"] <= oracle["hi"] and oracle["difference"] < 0.02
+
+
+def test_window_psi_adds_up_the_nights_histograms(review_inputs, reviewed, trained):
+    _, _, scores, _ = review_inputs
+    _, numbers, _ = reviewed
+    psi = {r["name"]: r for r in numbers["sections"]["stability"]["psi"]}
+    reference = trained.bundle.reference
+    total = {"score": 0, "util_n3": 0}
+    for path in sorted(scores.glob("*.manifest.json")):
+        m = json.loads(path.read_text())
+        day = m["as_of"]
+        assert psi["score"][day] == pytest.approx(m["drift"]["score"]["psi"], abs=1e-5)
+        assert psi["util_n3"][day] == pytest.approx(m["drift"]["features"]["util_n3"]["psi"], abs=1e-5)
+        total["score"] += np.asarray(m["drift"]["score"]["counts"])
+        total["util_n3"] += np.asarray(m["drift"]["features"]["util_n3"]["counts"])
+    assert psi["score"]["window"] == pytest.approx(psi_from_counts(reference["score"], total["score"]))
+    assert psi["util_n3"]["window"] == pytest.approx(psi_from_counts(reference["features"]["util_n3"],
+                                                                     total["util_n3"]))
+
+
+def test_the_default_variant_is_the_panel_s_90_dpd_within_12_months(reviewed, baseline_tables):
+    _, _, pack = reviewed
+    assert VARIANT.default_dpd == 90 and VARIANT.default_months == 12
+    ev_rows = pack_rows(pack)
+    labels = build_labels(baseline_tables, sorted(ev_rows["as_of"].unique()), VARIANT)
+    joined = ev_rows.merge(labels, on=["account_id", "as_of"])
+    done = joined["complete_default"] & joined["default"].notna()
+    assert done.sum() > 0
+    np.testing.assert_array_equal(joined.loc[done, VARIANT_COLUMN], joined.loc[done, "default"])
+    assert joined.loc[~done, VARIANT_COLUMN].isna().all()
+
+
+def test_the_same_inputs_give_the_same_json_bytes(review_inputs, tmp_path):
+    data, bundle, scores, _ = review_inputs
+    a = run(ReviewRequest(str(bundle), data, tmp_path / "a.html", scores=scores, months=MONTHS, n_boot=20))[1]
+    b = run(ReviewRequest(str(bundle), data, tmp_path / "b.html", scores=scores, months=MONTHS, n_boot=20))[1]
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_a_window_without_score_files_is_refused_by_name_and_the_previous_pack_stays(review_inputs, tmp_path,
+                                                                                  capsys):
+    data, bundle, _scores, _window = review_inputs
+    out = tmp_path / "review.html"
+    out.write_text("the previous pack")
+    empty = tmp_path / "no-scores"
+    empty.mkdir()
+    code = main(["report", "--model", str(bundle), "--data", str(data), "--scores", str(empty), "--out", str(out),
+                 "--months", str(MONTHS)])
+    err = capsys.readouterr().err
+    assert code == 1 and "holds no score file for the window's month ends" in err and "Traceback" not in err
+    assert out.read_text() == "the previous pack" and not out.with_suffix(".json").exists()
+
+
+def test_score_files_of_another_model_are_refused(review_inputs, tmp_path):
+    data, bundle, scores, _window = review_inputs
+    other = tmp_path / "scores"
+    shutil.copytree(scores, other)
+    for path in other.glob("*.parquet"):
+        frame = pd.read_parquet(path)
+        frame["model_version"] = "dynascore/99"
+        frame.to_parquet(path)
+    with pytest.raises(ReviewError, match="written by dynascore/99"):
+        run(ReviewRequest(str(bundle), data, tmp_path / "r.html", scores=other, months=MONTHS, n_boot=20))
+
+
+def test_a_failed_check_with_a_finding_reaches_the_summary_and_nan_becomes_null():
+    s = Section("calibration", "Calibration")
+    s.check("grade 3: Jeffreys one-sided", 0.001, "p ≥ 0.01", False, finding=True)
+    s.check("Hosmer-Lemeshow", 0.2, "p ≥ 0.01", True)
+    s.check("grade 12: Jeffreys one-sided", float("nan"), "p ≥ 0.01", None, note="no rows")
+    s.numbers["value"] = np.nan
+    pack = Pack("t", {"model": "m"}, [s])
+    assert [c.test for _, c in pack.findings] == ["grade 3: Jeffreys one-sided"]
+    numbers = pack.numbers()
+    assert numbers["sections"]["calibration"]["value"] is None
+    assert list(pack.summary_table()["result"]) == ["FAIL", "pass", "not judged"]
+    assert isinstance(Check("a", 1.0, "b", True), Check)
+
+
+def test_the_pack_renders_in_a_browser_with_every_image(reviewed, tmp_path):
+    from test_report_browser import check_report_in_browser
+
+    html, _, _ = reviewed
+    page = check_report_in_browser(html, tmp_path / "first-screen.png")
+    assert page.images_total >= 10 and page.title.startswith("Validation pack")
