@@ -17,7 +17,7 @@ import pandas as pd
 
 from features.builders import Prepared
 from features.contract import Tables
-from features.dpd import dpd_at
+from features.dpd import STATUSES, dpd_at
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -25,18 +25,33 @@ if TYPE_CHECKING:
 BUCKETS = ("current", "1-29", "30-59", "60-89", "90-179", "charged off", "closed")
 ROLL_FROM = BUCKETS[:5]  # the buckets an account can still leave: the roll-rate matrix's rows
 _DPD_EDGES = np.array([1, 30, 60, 90, 180])  # the first DPD of each bucket after current
-COHORTS = {"quarter": "Q", "month": "M", "year": "Y"}
+COHORTS = {"month": 1, "quarter": 3, "year": 12}  # months in a cohort
 
 
 def bucket_of(dpd, status) -> pd.Categorical:
-    """The bucket (a categorical of BUCKETS) of each DPD and status (features.dpd.STATUSES names)."""
-    dpd, status = np.asarray(dpd), np.asarray(status, dtype=object)
-    unknown = set(np.unique(status)) - {"on_book", "closed", "charged_off"}
-    if unknown:
-        raise ValueError(f"status must be on_book, closed or charged_off; found {sorted(map(str, unknown))[:3]}")
+    """The bucket (a categorical of BUCKETS) of each DPD and status (names of features.dpd.STATUSES)."""
+    return _buckets(np.asarray(dpd), _codes(status, STATUSES[1:], "status") + 1)
+
+
+def _buckets(dpd: np.ndarray, status: np.ndarray) -> pd.Categorical:
+    """Buckets of DPDs and status codes of features.dpd.STATUSES."""
     code = np.searchsorted(_DPD_EDGES, dpd, side="right")  # 0 current ... 5 for 180+: the loss bucket
-    code = np.where(status == "charged_off", 5, np.where(status == "closed", 6, code))
+    code = np.where(status == STATUSES.index("charged_off"), 5, np.where(status == STATUSES.index("closed"), 6,
+                                                                         code))
     return pd.Categorical.from_codes(code, BUCKETS)
+
+
+def _codes(values, names: tuple[str, ...], column: str) -> np.ndarray:
+    """Positions of the values in `names` (by their categories: no string compared row by row); a value not
+    there is refused by name."""
+    values = values.array if isinstance(values, pd.Series) else values
+    cat = values if isinstance(values, pd.Categorical) else pd.Categorical(np.asarray(values, dtype=object))
+    where = np.append(pd.Index(names).get_indexer(cat.categories.astype(object)), -1)
+    codes = where[cat.codes]
+    if (codes < 0).any():
+        found = sorted({str(v) for v in np.asarray(values, dtype=object)[codes < 0][:1000]})[:3]
+        raise ValueError(f"{column} must be one of {', '.join(names)}; found {', '.join(found)}")
+    return codes
 
 
 def month_ends_of(tables: Tables | Prepared, months: int) -> pd.DatetimeIndex:
@@ -55,7 +70,7 @@ def portfolio_frame(tables: Tables | Prepared, month_ends) -> pd.DataFrame:
     prep = tables if isinstance(tables, Prepared) else Prepared(tables)
     frame = dpd_at(prep, month_ends).frame()
     pos = np.searchsorted(prep.account_id, frame["account_id"].to_numpy())
-    frame["bucket"] = bucket_of(frame["dpd"].to_numpy(), frame["status"].to_numpy(object))
+    frame["bucket"] = _buckets(frame["dpd"].to_numpy(), frame["status"].cat.codes.to_numpy())
     frame["open_date"] = (prep.open_day[pos] * 86_400).view("datetime64[s]")
     frame["product"] = pd.Categorical.from_codes(prep.is_installment[pos].astype(np.int8),
                                                  ["revolving", "installment"])
@@ -69,6 +84,11 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
                          "(portfolio_frame builds them)")
 
 
+def _month(values) -> np.ndarray:
+    """Calendar months since 1970-01 of dates."""
+    return pd.to_datetime(np.asarray(values)).to_numpy().astype("datetime64[M]").astype(np.int64)
+
+
 def vintage_curves(frame: pd.DataFrame, threshold: int = 30, cohort: str = "quarter") -> pd.DataFrame:
     """Per opening cohort and month on book, the share of the cohort's accounts that have ever reached
     `threshold` DPD: one row per (cohort, months_on_book) with accounts, reached and share.
@@ -79,31 +99,53 @@ def vintage_curves(frame: pd.DataFrame, threshold: int = 30, cohort: str = "quar
     months on book at which every account of the cohort has a row: no month is extrapolated or filled with
     part of the cohort, so each point is the same accounts and the curve never falls; and only cohorts seen
     from their first month on book, so a curve starts at month 1 (for older cohorts, give earlier month ends).
+    Cohorts are named 2024Q1 (quarter), 2024-01 (month) or 2024 (year).
     """
     _require(frame, ("account_id", "as_of", "dpd", "open_date"), "vintage_curves")
     if cohort not in COHORTS:
         raise ValueError(f"cohort must be one of {', '.join(COHORTS)}; got {cohort!r}")
-    data = frame.sort_values(["account_id", "as_of"], kind="stable")
-    worst = data["worst_dpd"] if "worst_dpd" in data else data.groupby("account_id", sort=False)["dpd"].cummax()
-    opened = pd.to_datetime(data["open_date"])
-    mob = _months(pd.to_datetime(data["as_of"])) - _months(opened)
-    group = opened.dt.to_period(COHORTS[cohort])
-    size = pd.DataFrame({"cohort": group, "account_id": data["account_id"]}).drop_duplicates()
-    size = size.groupby("cohort").size()
-    rows = pd.DataFrame({"cohort": group, "months_on_book": mob, "reached": worst >= threshold})[mob >= 1]
-    out = rows.groupby(["cohort", "months_on_book"]).agg(accounts=("reached", "size"),
-                                                         reached=("reached", "sum")).reset_index()
-    out = out[out["accounts"].to_numpy() == size.loc[out["cohort"]].to_numpy()]  # the whole cohort seen
-    out = out[out.groupby("cohort", observed=True)["months_on_book"].transform("min") == 1]  # seen from birth
-    out["cohort"] = out["cohort"].astype(str)
-    out["reached"] = out["reached"].astype(np.int64)
+    ids = frame["account_id"].to_numpy(np.int64)
+    opened = _month(frame["open_date"])
+    mob = _month(frame["as_of"]) - opened
+    reached = _worst(frame, ids) >= threshold
+    group = opened // COHORTS[cohort]
+    first = int(group.min()) if len(group) else 0
+    _, one = np.unique(ids, return_index=True)  # one row of each account: its cohort
+    size = np.bincount(group[one] - first)
+    keep = mob >= 1
+    width = int(mob.max()) + 1 if len(mob) else 1
+    key = (group[keep] - first) * width + mob[keep]
+    accounts, hits = np.bincount(key, minlength=len(size) * width), np.bincount(key, reached[keep], len(size) * width)
+    cell = np.flatnonzero(accounts)
+    c, m = cell // width, cell % width
+    whole = accounts[cell] == size[c]  # the whole cohort seen at that month on book
+    born = np.zeros(len(size), bool)
+    born[c[whole & (m == 1)]] = True  # ... and from its first month on book
+    cell, c, m = cell[whole & born[c]], c[whole & born[c]], m[whole & born[c]]
+    out = pd.DataFrame({"cohort": _cohort_names(c + first, cohort), "months_on_book": m,
+                        "accounts": accounts[cell], "reached": hits[cell].astype(np.int64)})
     out["share"] = out["reached"] / out["accounts"]
     out.attrs["threshold"] = threshold
-    return out.sort_values(["cohort", "months_on_book"], ignore_index=True)
+    return out
 
 
-def _months(stamps: pd.Series) -> np.ndarray:
-    return stamps.dt.year.to_numpy(np.int64) * 12 + stamps.dt.month.to_numpy(np.int64)
+def _worst(frame: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
+    """worst_dpd, or the worst month-end DPD so far per account (rows taken in as_of order)."""
+    if "worst_dpd" in frame:
+        return frame["worst_dpd"].to_numpy()
+    order = np.lexsort((pd.to_datetime(frame["as_of"]).to_numpy(), ids))
+    running = pd.Series(frame["dpd"].to_numpy()[order]).groupby(ids[order], sort=False).cummax().to_numpy()
+    out = np.empty_like(running)
+    out[order] = running
+    return out
+
+
+def _cohort_names(key: np.ndarray, cohort: str) -> list[str]:
+    if cohort == "quarter":
+        return [f"{1970 + k // 4}Q{k % 4 + 1}" for k in key]
+    if cohort == "year":
+        return [str(1970 + k) for k in key]
+    return [str(np.datetime64(int(k), "M")) for k in key]
 
 
 def roll_rates(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -115,28 +157,26 @@ def roll_rates(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     off, closed) start no pair. Every account in a row bucket must have a row at the next month end.
     """
     _require(frame, ("account_id", "as_of", "bucket"), "roll_rates")
-    bucket = pd.Categorical(frame["bucket"], categories=BUCKETS)
-    if bucket.isna().any():
-        bad = frame["bucket"][pd.isna(bucket)].astype(str).unique()[:3]
-        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}; found {', '.join(bad)}")
+    bucket = _codes(frame["bucket"], BUCKETS, "bucket")
     when = pd.to_datetime(frame["as_of"]).to_numpy()
-    dates = np.unique(when)
-    t = np.searchsorted(dates, when)
+    dates, t = np.unique(when, return_inverse=True)
     ids = frame["account_id"].to_numpy(np.int64)
-    keys = pd.MultiIndex.from_arrays([ids, t])
-    if keys.has_duplicates:
+    _, rank = np.unique(ids, return_inverse=True)
+    key = rank.astype(np.int64) * len(dates) + t
+    order = np.argsort(key, kind="stable")
+    if (np.diff(key[order]) == 0).any():
         raise ValueError("the frame holds an account twice at one month end: one row per account and as_of")
-    start = (bucket.codes < len(ROLL_FROM)) & (t < len(dates) - 1)
-    nxt = keys.get_indexer(pd.MultiIndex.from_arrays([ids[start], t[start] + 1]))
-    if (nxt < 0).any():
-        i = np.flatnonzero(start)[np.flatnonzero(nxt < 0)[0]]
-        raise ValueError(f"account {ids[i]} is {BUCKETS[bucket.codes[i]]} as of {pd.Timestamp(when[i]):%Y-%m-%d} "
+    start = np.flatnonzero((bucket < len(ROLL_FROM)) & (t < len(dates) - 1))
+    at = np.minimum(np.searchsorted(key[order], key[start] + 1), len(key) - 1)
+    found = key[order][at] == key[start] + 1
+    if not found.all():
+        i = start[np.flatnonzero(~found)[0]]
+        raise ValueError(f"account {ids[i]} is {BUCKETS[bucket[i]]} as of {pd.Timestamp(when[i]):%Y-%m-%d} "
                          f"but has no row as of {pd.Timestamp(dates[t[i] + 1]):%Y-%m-%d}: a roll needs every "
                          "account on the book at the next month end")
-    pair = bucket.codes[start].astype(np.int64) * len(BUCKETS) + bucket.codes[nxt]
+    pair = bucket[start] * len(BUCKETS) + bucket[order[at]]
     counts = np.bincount(pair, minlength=len(ROLL_FROM) * len(BUCKETS)).reshape(len(ROLL_FROM), len(BUCKETS))
-    index = pd.Index(ROLL_FROM, name="from")
-    columns = pd.Index(BUCKETS, name="to")
+    index, columns = pd.Index(ROLL_FROM, name="from"), pd.Index(BUCKETS, name="to")
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = counts / counts.sum(axis=1, keepdims=True)
     return pd.DataFrame(counts, index, columns), pd.DataFrame(shares, index, columns)
