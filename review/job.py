@@ -24,12 +24,13 @@ from features.targets import BY_NAME, LabelConfig
 from models.bundle import Bundle, BundleError, load_bundle
 from models.latent_state import LatentStateFilter, with_latent
 from models.registry import TrackingError, connect, fetch_bundle, tracking_uri
-from review import benchmark, calibration, data, decisions, ranking, stability
+from review import benchmark, calibration, data, decisions, portfolio, ranking, stability
 from review.evidence import Evidence, complete_month_ends, read_scores, score_files, with_oracle, with_outcomes
 from review.pack import Pack
 from review.replay import features_of, predictions, sample_rows, scorecards
 from review.thresholds import THRESHOLDS, Thresholds
 from scoring.output import manifest_path
+from validation.portfolio import portfolio_frame
 
 PARAMETERS = ("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "bagging_fraction",
               "lambda_l2", "max_depth")
@@ -75,6 +76,8 @@ def run(request: ReviewRequest, progress: Callable[[str], None] = lambda _: None
     paths = _score_files(request, window, progress)
     progress(f"joining {len(paths)} month ends of predictions with their outcomes")
     ev = gather(prep, model, paths, truth=tables.truth)
+    after = window[-1] + pd.offsets.MonthEnd(1)  # where the window's late accounts are a month on
+    ev.portfolio = portfolio_frame(prep, [*window, after] if after <= prep.extraction else window)
     progress("rebuilding the features of a sample of the reviewed accounts")
     ev.features = replay(prep, ev, model, champion(request, model))
     pack = build(ev, model, request)
@@ -214,7 +217,8 @@ def hyper_parameters(bundle: Bundle) -> dict:
 def build(ev: Evidence, model: Model, request: ReviewRequest) -> Pack:
     t = request.thresholds
     sections = [data.section(ev), ranking.section(ev, t, n_boot=request.n_boot, seed=request.seed),
-                calibration.section(ev, t), stability.section(ev, t), benchmark.section(ev, t), decisions.section(ev)]
+                calibration.section(ev, t), stability.section(ev, t), portfolio.section(ev), benchmark.section(ev, t),
+                decisions.section(ev)]
     days = ev.as_of
     header = {"model": model.version, "source": model.uri, "mlflow run": model.run_id or "(none: a bundle directory)",
               "training seed": model.bundle.info.get("seed", "n/a"),
