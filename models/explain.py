@@ -9,6 +9,7 @@ are seeded, so the same review rows give the same tables; each table states the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ import pandas as pd
 from features.catalog import Catalog, default_catalog
 from features.targets import target as declared_target
 from models.bundle import TargetModel
+from models.calibration import Calibrator
 from models.lgbm import sample_rows
 from models.lgbm_text import feature_names, model_header
 from models.treeshap import CompiledTrees, compile_text, contributions, predict_raw
@@ -101,40 +103,66 @@ def monotonicity_sweep(model: TargetModel, X: pd.DataFrame, constraints: Mapping
     names = feature_names(model.text)
     trained = trained_constraints(model)
     checked = trained if constraints is None else _checked(constraints, names)
-    values = _sample(X, names, max_rows, seed)
-    trees = compile_text(model.text, max_k=0)  # scores only: no TreeSHAP tables
-    stacked = np.repeat(values, grid, axis=0)  # row i's grid points are rows i*grid .. i*grid + grid - 1
+    sweep = _Sweep(compile_text(model.text, max_k=0), model.calibrator, _sample(X, names, max_rows, seed), grid)
     rows = []
     for j, name in enumerate(names):
         if checked[name] != 0:
-            found = _sweep_feature(trees, model, stacked, values[:, j], j, checked[name], grid, tolerance)
+            found = sweep.feature(j, checked[name], tolerance)
             rows.append({"feature": name, "constraint": checked[name], "trained": trained[name], **found})
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
-def _sweep_feature(trees: CompiledTrees, model: TargetModel, stacked: np.ndarray, column: np.ndarray, j: int,
-                   sign: int, grid: int, tolerance: float) -> dict:
-    """One feature's sweep: its column of `stacked` set to the grid, scored in one call, then put back.
+class _Sweep:
+    """The sampled rows, each repeated `grid` times, and their scores; `feature` sweeps one column.
 
-    A feature with few distinct values repeats grid points; a step between equal points is no step (the same
-    input scores the same), so violations are counted over all steps and `steps` counts the distinct ones."""
-    observed = column[~np.isnan(column)]
-    n = len(column)
-    if observed.size == 0:
-        return _no_sweep(n)
-    points = np.quantile(observed, np.linspace(0.0, 1.0, grid), method="inverted_cdf")  # observed values
-    stacked[:, j] = np.tile(points, n)
-    raw = predict_raw(trees, stacked, threads=2).reshape(n, grid)
-    stacked[:, j] = np.repeat(column, grid)
-    probability = model.calibrator.transform(1.0 / (1.0 + np.exp(-raw))).reshape(n, grid)
-    distinct = len(np.unique(points))
-    found = {"grid_points": distinct, "rows": n, "missing_rows": n - observed.size, "steps": n * (distinct - 1)}
-    for kind, scores in (("raw", raw), ("calibrated", probability)):
-        against = -sign * np.diff(scores, axis=1)  # > 0 where the score moves against the constraint
-        bad = against > tolerance
-        found |= {f"{kind}_violating_rows": int(bad.any(axis=1).sum()), f"{kind}_violating_steps": int(bad.sum()),
-                  f"{kind}_worst": float(max(against.max(), 0.0))}
-    return found
+    Only the trees that split on the swept feature can move a row's score along its grid: the rest add the
+    same to every point, so they are scored once per row (`base` less the splitting trees' part) rather
+    than at every grid point: a 100-feature model of 400 trees has 50 trees per feature, 8 times less work.
+    """
+
+    def __init__(self, trees: CompiledTrees, calibrator: Calibrator, values: np.ndarray, grid: int) -> None:
+        self.trees, self.calibrator, self.values, self.grid = trees, calibrator, values, grid
+        self.stacked = np.repeat(values, grid, axis=0)  # row i's grid points: rows i*grid .. i*grid + grid - 1
+        self.base = predict_raw(trees, values)
+        tree_of_node = np.repeat(np.arange(len(trees.int_start) - 1), np.diff(trees.int_start))
+        self.uses = np.zeros((len(trees.int_start) - 1, trees.n_features), dtype=bool)
+        self.uses[tree_of_node, trees.feature] = True
+
+    def feature(self, j: int, sign: int, tolerance: float) -> dict:
+        """Sweep column j: set to the grid in the repeated rows, scored in one call, then put back.
+
+        A feature of few distinct values (a count) has fewer distinct quantiles than `grid`: only those are
+        scored, in the first of each row's repeats (predict_raw reads the rows where they lie)."""
+        column, n = self.values[:, j], len(self.values)
+        observed = column[~np.isnan(column)]
+        if observed.size == 0:
+            return _no_sweep(n)
+        points = np.unique(np.quantile(observed, np.linspace(0.0, 1.0, self.grid), method="inverted_cdf"))
+        g = len(points)
+        at = (np.arange(n)[:, None] * self.grid + np.arange(g)).ravel()
+        splitting = self._trees_using(j)
+        self.stacked[at, j] = np.tile(points, n)
+        moving = predict_raw(splitting, self.stacked, threads=2, rows=at).reshape(n, g)
+        self.stacked[at, j] = np.repeat(column, g)
+        raw = (self.base - predict_raw(splitting, self.values))[:, None] + moving
+        probability = self.calibrator.transform(1.0 / (1.0 + np.exp(-raw)))
+        found = {"grid_points": g, "rows": n, "missing_rows": n - observed.size, "steps": n * (g - 1)}
+        for kind, scores in (("raw", moving), ("calibrated", probability)):
+            against = -sign * np.diff(scores, axis=1)  # > 0 where the score moves against the constraint
+            bad = against > tolerance
+            found |= {f"{kind}_violating_rows": int(bad.any(axis=1).sum()),
+                      f"{kind}_violating_steps": int(bad.sum()), f"{kind}_worst": float(against.max(initial=0.0))}
+        return found
+
+    def _trees_using(self, j: int) -> CompiledTrees:
+        """The trees that split on feature j, for predict_raw's heap walk (the layout of trees at most
+        MAX_HEAP_DEPTH deep, the project's); a model without it is scored whole."""
+        if not self.trees.heap_depth:
+            return self.trees
+        keep = self.uses[:, j]
+        return replace(self.trees, heap_feature=self.trees.heap_feature[keep],
+                       heap_threshold=self.trees.heap_threshold[keep], heap_nan_left=self.trees.heap_nan_left[keep],
+                       heap_zero_left=self.trees.heap_zero_left[keep], heap_value=self.trees.heap_value[keep])
 
 
 def _no_sweep(n: int) -> dict:

@@ -160,6 +160,17 @@ def test_the_sweep_counts_what_lightgbm_predicts_row_by_row(unconstrained, revie
         assert sweep.loc[name, "steps"] == 60 * (len(np.unique(points)) - 1)
 
 
+def test_a_feature_of_few_values_is_swept_over_its_distinct_values_and_a_constant_one_makes_no_step(constrained,
+                                                                                                   review):
+    rows = review.copy()
+    rows["rising"] = np.round(rows["rising"]).clip(-2, 2)  # five values
+    rows["falling"] = 0.5
+    sweep = monotonicity_sweep(constrained, rows, max_rows=500).set_index("feature")
+    assert sweep.loc["rising", ["grid_points", "steps"]].tolist() == [5, 500 * 4]
+    assert sweep.loc["falling", ["grid_points", "steps", "raw_violating_steps", "raw_worst"]].tolist() == [1, 0, 0, 0]
+    assert sweep.loc["u_shaped", "grid_points"] == 20
+
+
 def test_a_decreasing_calibrator_is_caught_on_the_calibrated_probability_alone(constrained, review):
     flipped = TargetModel("default", constrained.text, Calibrator("platt", {"a": -1.0, "b": 0.0}), 1)
     sweep = monotonicity_sweep(flipped, review, max_rows=300)
