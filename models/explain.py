@@ -42,7 +42,7 @@ def importance(model: TargetModel, X: pd.DataFrame, max_rows: int = IMPORTANCE_R
     (and that mean's share of all features') on a seeded sample of at most `max_rows` of X's rows; most
     influential by |SHAP| first, with the description in `catalog` (the project's by default; "" for a feature
     it lacks)."""
-    catalog = catalog or default_catalog()
+    catalog = default_catalog() if catalog is None else catalog
     names = feature_names(model.text)
     values = _sample(X, names, max_rows, seed)
     mean_abs = np.abs(contributions(compile_text(model.text), values)[:, :-1]).mean(axis=0)
