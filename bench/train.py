@@ -35,11 +35,11 @@ from bench.measure import PeakMemory, Timer
 from features.catalog import default_catalog
 from features.cli import mlflow_output
 from features.contract import load_tables
+from review.training import write_training_pack
 from training.config import TrainConfig
 from training.tracking import log_training
 from training.trainer import build_training_panel, slice_rows, train
 from validation.metrics import bootstrap_auc_ratio_ci, calibration_table, observed_over_predicted
-from validation.training_report import write_training_report
 
 GOAL_FITS, GOAL_PATH, GOAL_GB = 1.10, 1.5, 16.0
 GOAL_ORACLE = {"default": 0.99, "early_warning": 0.98, "self_cure": 0.98}
@@ -82,7 +82,7 @@ def _training_path(data: Path, cfg: TrainConfig, tmp: Path) -> SimpleNamespace:
             with Timer() as t_train:
                 result = train(tables, cfg, panel=panel, catalog=catalog, progress=lambda _: None)
             with Timer() as t_report:
-                report = write_training_report(result, tmp / "reports")
+                report = write_training_pack(result, tables, tmp / "reports")
             logged = log_training(result, model_name="bench", experiment="bench",
                                   uri=uri, report_path=report, config=cfg)
     return SimpleNamespace(result=result, logged=logged, peak_gb=mem.peak_gb, store_s=t_store.seconds,

@@ -12,18 +12,23 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from review.evidence import Evidence
+from review.evidence import Evidence, month_of
 from review.figures import calibration_grades_figure, interval_by_month_figure
 from review.pack import Section
 from review.thresholds import Thresholds
-from validation.metrics import observed_over_predicted
+from validation.metrics import MetricError, observed_over_predicted
 from validation.supervisory import binomial_test, hosmer_lemeshow, jeffreys_test, spiegelhalter, traffic_light
 
 
-def cohort(rows: pd.DataFrame) -> tuple[pd.Timestamp, pd.DataFrame]:
-    """The window's latest month end and its rows (one per account)."""
-    last = rows["as_of"].max()
-    return last, rows[rows["as_of"] == last]
+def cohort(rows: pd.DataFrame, latest_row: bool = False) -> tuple[str, pd.DataFrame]:
+    """One row per account, for the tests that assume independent obligors: the accounts as of the window's
+    latest month end, or each account's latest row (`latest_row`); and the cohort in words."""
+    if latest_row:
+        ordered = rows.sort_values(["account_id", "as_of"], kind="stable")
+        return "each account's latest out-of-time row", ordered.drop_duplicates("account_id", keep="last")
+    month = month_of(rows)
+    last = month.max()
+    return f"accounts as of {last.date()}", rows[month == last].drop_duplicates("account_id", keep="last")
 
 
 def grade_table(rows: pd.DataFrame, ev: Evidence, target: str, thresholds: Thresholds) -> pd.DataFrame:
@@ -55,8 +60,8 @@ def grade_table(rows: pd.DataFrame, ev: Evidence, target: str, thresholds: Thres
 
 def section(ev: Evidence, thresholds: Thresholds) -> Section:
     s = Section("calibration", "Calibration")
-    s.text("Per-grade tests, Hosmer-Lemeshow and Spiegelhalter run on the accounts as of the window's latest "
-           "month end (one row each: the tests assume independent obligors). The Jeffreys and binomial tests are "
+    s.text("Per-grade tests, Hosmer-Lemeshow and Spiegelhalter run on one row per account (the tests assume "
+           "independent obligors). The Jeffreys and binomial tests are "
            "one-sided, as in the ECB's instructions: a small p-value says the PD underestimates the risk. "
            "Observed ÷ predicted intervals are clustered by account.")
     for target in ev.targets:
@@ -65,7 +70,7 @@ def section(ev: Evidence, thresholds: Thresholds) -> Section:
             s.missing(f"{target}: no rows with a complete outcome in the window")
             continue
         s.text(f"### {target}")
-        day, snap = cohort(rows)
+        day, snap = cohort(rows, ev.cohort_latest_row)
         if target == "default":
             _grades(s, ev, snap, day, thresholds)
         _fit_tests(s, target, snap, day, thresholds)
@@ -75,7 +80,7 @@ def section(ev: Evidence, thresholds: Thresholds) -> Section:
 
 def _grades(s: Section, ev: Evidence, snap: pd.DataFrame, day, thresholds: Thresholds) -> None:
     table = grade_table(snap, ev, "default", thresholds)
-    s.table(f"default by grade, accounts as of {day.date()} (interval: Jeffreys 95 %)", table,
+    s.table(f"default by grade, {day} (interval: Jeffreys 95 %)", table,
             {"mean_pd": "{:.3%}", "observed": "{:.3%}", "lo": "{:.3%}", "hi": "{:.3%}", "jeffreys_p": ".3g",
              "binomial_p": ".3g"})
     s.figure("default: observed against predicted by grade", calibration_grades_figure(table))
@@ -94,11 +99,16 @@ def _grades(s: Section, ev: Evidence, snap: pd.DataFrame, day, thresholds: Thres
 
 def _fit_tests(s: Section, target: str, snap: pd.DataFrame, day, thresholds: Thresholds) -> None:
     y, p = snap[f"y_{target}"].to_numpy(), snap[f"p_{target}"].to_numpy()
-    hl, sp = hosmer_lemeshow(y, p), spiegelhalter(y, p)
-    s.table(f"{target}: Hosmer-Lemeshow deciles, accounts as of {day.date()}", hl["table"],
+    try:
+        hl, sp = hosmer_lemeshow(y, p), spiegelhalter(y, p)
+    except MetricError as exc:
+        s.check(f"{target}: Hosmer-Lemeshow and Spiegelhalter", None, "", None,
+                note=f"{len(y):,} rows ({day}): {exc}")
+        return
+    s.table(f"{target}: Hosmer-Lemeshow deciles, {day}", hl["table"],
             {"expected": ".1f", "mean_p": ".4f"})
     s.numbers[f"{target}_fit"] = {"hosmer_lemeshow": {k: v for k, v in hl.items() if k != "table"},
-                                  "spiegelhalter": sp, "as_of": day}
+                                  "spiegelhalter": sp, "cohort": day}
     a_hl, a_sp = 1 - thresholds.hosmer_lemeshow_level, 1 - thresholds.spiegelhalter_level
     s.check(f"{target}: Hosmer-Lemeshow (χ² {hl['statistic']:.1f}, {hl['dof']} dof)", hl["p_value"],
             f"p ≥ {a_hl:.2g}", bool(hl["p_value"] >= a_hl))
@@ -108,7 +118,7 @@ def _fit_tests(s: Section, target: str, snap: pd.DataFrame, day, thresholds: Thr
 
 def _over_time(s: Section, target: str, rows: pd.DataFrame, thresholds: Thresholds) -> None:
     out = []
-    for day, g in rows.groupby("as_of", sort=True):
+    for day, g in rows.groupby(month_of(rows), sort=True):
         r = observed_over_predicted(g[f"y_{target}"].to_numpy(), g[f"p_{target}"].to_numpy(),
                                     g["account_id"].to_numpy())
         out.append({"as_of": day, "rows": len(g), "observed": g[f"y_{target}"].mean(),

@@ -4,23 +4,24 @@ from __future__ import annotations
 import pandas as pd
 
 from features.targets import TARGETS, LabelConfig
-from review.evidence import VARIANT, VARIANT_COLUMN, Evidence
+from review.evidence import VARIANT, VARIANT_COLUMN, Evidence, month_of
 from review.pack import Section
 
 
 def rows_by_month(ev: Evidence) -> pd.DataFrame:
     """Rows per month end and each target's rows and observed rate (complete outcomes only)."""
     rows = ev.rows
-    out = rows.groupby("as_of").size().rename("rows").to_frame()
+    month = month_of(rows)
+    out = rows.groupby(month).size().rename("rows").to_frame()
     for target in ev.targets:
         y = rows[f"y_{target}"]
         scored = rows[f"p_{target}"].notna() & y.notna()
-        out[f"{target} rows"] = scored.groupby(rows["as_of"]).sum()
-        out[f"{target} rate"] = y.where(scored).groupby(rows["as_of"]).mean()
+        out[f"{target} rows"] = scored.groupby(month).sum()
+        out[f"{target} rate"] = y.where(scored).groupby(month).mean()
     if VARIANT_COLUMN in rows:
         y = rows[VARIANT_COLUMN].where(rows["p_default"].notna()) if "p_default" in rows else rows[VARIANT_COLUMN]
-        out["default 90+/12m rows"] = y.notna().groupby(rows["as_of"]).sum()
-        out["default 90+/12m rate"] = y.groupby(rows["as_of"]).mean()
+        out["default 90+/12m rows"] = y.notna().groupby(month).sum()
+        out["default 90+/12m rate"] = y.groupby(month).mean()
     out.index = [pd.Timestamp(d).date() for d in out.index]
     return out.rename_axis("as of")
 

@@ -28,7 +28,8 @@ DPD_BUCKETS = (0, 1, 30, 60, 90)  # current, 1-29, 30-59, 60-89, 90+
 SCORE_COLUMNS = ["account_id", "as_of", "status", "product", "pd_default", "score", "p_early_warning",
                  "early_warning", "p_self_cure", "dpd_now", "collection_treatment", "collection_intended",
                  "control_cell", "treatment_probability", "credit_limit", "new_credit_limit", "limit_action",
-                 "adverse", "reason_1", "reason_2", "reason_3", "reason_4", "model_version"]
+                 "adverse", *(f"reason_{i}" for i in range(1, 5)), *(f"reason_text_{i}" for i in range(1, 5)),
+                 "model_version"]
 
 
 @dataclass
@@ -47,10 +48,14 @@ class Evidence:
     features: pd.DataFrame | None = None  # a sample of rows with the model's features and benchmark predictions
     portfolio: pd.DataFrame | None = None  # every account's DPD at each month end (vintages, roll rates)
     feature_info: pd.DataFrame | None = None  # name, source, description, fingerprint of each feature
+    # the independent cohort of the per-grade tests: the accounts as of the latest month end, or (rows as of days
+    # spread over the months: a training's out-of-time slice) each account's latest row
+    cohort_latest_row: bool = False
 
     @property
     def as_of(self) -> list[pd.Timestamp]:
-        return sorted(pd.to_datetime(self.rows["as_of"].unique()))
+        """The months reviewed, as month ends."""
+        return sorted(month_of(self.rows).unique())
 
     def scored(self, target: str) -> pd.DataFrame:
         """The rows with both the target's probability and a complete label."""
@@ -111,7 +116,6 @@ def with_outcomes(rows: pd.DataFrame, prep: Prepared, labels: LabelConfig) -> tu
                          f"{', '.join(map(str, bad))}): review the score files with the data they were scored from")
     days = to_days(rows["as_of"].to_numpy())
     out, complete = pair_labels(prep, pos, days, labels)
-    variant, variant_done = pair_labels(prep, pos, days, VARIANT)
     new = {}
     excluded = []
     for name in TARGET_NAMES:
@@ -119,16 +123,29 @@ def with_outcomes(rows: pd.DataFrame, prep: Prepared, labels: LabelConfig) -> tu
         excluded.append(_excluded(rows, f"{name}: performance window not complete", ~np.isnan(y) & ~done))
         y[~done] = np.nan
         new[f"y_{name}"] = y
-    v, v_done = variant[:, SLOT["default"]].copy(), variant_done[:, SLOT["default"]]
-    excluded.append(_excluded(rows, "default 90+ DPD in 12 months: window not complete", ~np.isnan(v) & ~v_done))
-    v[~v_done] = np.nan
-    new[VARIANT_COLUMN] = v
     new.update(_segments(rows, prep, pos, days))
-    return rows.assign(**new), pd.concat(excluded, ignore_index=True)
+    rows, variant_excluded = variant_outcomes(rows.assign(**new), prep)
+    return rows, pd.concat([*excluded, variant_excluded], ignore_index=True)
+
+
+def variant_outcomes(rows: pd.DataFrame, prep: Prepared) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`rows` with the Basel / IFRS 9 style default (90+ DPD within 12 months) and the rows whose 12 months
+    have not passed (left missing, counted)."""
+    pos = np.searchsorted(prep.account_id, rows["account_id"].to_numpy(np.int64))
+    variant, done = pair_labels(prep, pos, to_days(rows["as_of"].to_numpy()), VARIANT)
+    v, v_done = variant[:, SLOT["default"]].copy(), done[:, SLOT["default"]]
+    excluded = _excluded(rows, "default 90+ DPD in 12 months: window not complete", ~np.isnan(v) & ~v_done)
+    v[~v_done] = np.nan
+    return rows.assign(**{VARIANT_COLUMN: v}), excluded
+
+
+def month_of(rows: pd.DataFrame) -> pd.Series:
+    """Each row's as-of month, as its month end (score files are as of month ends; training rows spread)."""
+    return pd.to_datetime(rows["as_of"]).dt.to_period("M").dt.to_timestamp("M").rename("as_of")
 
 
 def _excluded(rows: pd.DataFrame, reason: str, mask: np.ndarray) -> pd.DataFrame:
-    counts = rows.loc[mask].groupby("as_of").size()
+    counts = rows.loc[mask].groupby(month_of(rows.loc[mask])).size()
     return pd.DataFrame({"as_of": counts.index, "reason": reason, "rows": counts.to_numpy()})
 
 
@@ -136,12 +153,12 @@ def _segments(rows: pd.DataFrame, prep: Prepared, pos: np.ndarray, days: np.ndar
     """Tenure band, grace days and DPD bucket: the segments every review splits by."""
     tenure = (days - prep.open_day[pos]) // 30.4375
     dpd = rows["dpd_now"].to_numpy(np.float64)
-    return {"tenure_band": _bands(tenure, TENURE_BANDS, "months"),
+    return {"tenure_band": bands(tenure, TENURE_BANDS, "months"),
             "grace_days": prep.grace_days[pos],
-            "dpd_bucket": _bands(dpd, DPD_BUCKETS, "DPD", zero="current")}
+            "dpd_bucket": bands(dpd, DPD_BUCKETS, "DPD", zero="current")}
 
 
-def _bands(values: np.ndarray, edges: tuple[int, ...], unit: str, zero: str | None = None) -> pd.Categorical:
+def bands(values: np.ndarray, edges: tuple[int, ...], unit: str, zero: str | None = None) -> pd.Categorical:
     labels = []
     for lo, hi in zip(edges, [*edges[1:], None], strict=True):
         if zero and lo == 0 and hi == 1:

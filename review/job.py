@@ -24,7 +24,7 @@ from features.targets import BY_NAME, LabelConfig
 from models.bundle import Bundle, BundleError, load_bundle
 from models.latent_state import LatentStateFilter, with_latent
 from models.registry import TrackingError, connect, fetch_bundle, tracking_uri
-from review import benchmark, calibration, data, decisions, portfolio, ranking, stability
+from review import benchmark, calibration, data, decisions, explanation, portfolio, ranking, stability
 from review.evidence import Evidence, complete_month_ends, read_scores, score_files, with_oracle, with_outcomes
 from review.pack import Pack
 from review.replay import features_of, predictions, sample_rows, scorecards
@@ -118,6 +118,7 @@ def replay(prep: Prepared, ev: Evidence, model: Model, champion_model: Model | N
     scored = ev.rows[ev.rows[[f"p_{t}" for t in ev.targets]].notna().any(axis=1)]
     sample = sample_rows(scored, seed=0)
     X = features_of(prep, model.bundle, sample)
+    sample = sample.drop(columns=[c for c in sample.columns if c in X.columns])  # dpd_now: the feature's, equal
     parts = [sample, X, predictions(model.bundle, X, "replayed_"), scorecards(model.bundle, X)]
     if champion_model is not None:
         theirs = features_of(prep, champion_model.bundle, sample)
@@ -217,8 +218,8 @@ def hyper_parameters(bundle: Bundle) -> dict:
 def build(ev: Evidence, model: Model, request: ReviewRequest) -> Pack:
     t = request.thresholds
     sections = [data.section(ev), ranking.section(ev, t, n_boot=request.n_boot, seed=request.seed),
-                calibration.section(ev, t), stability.section(ev, t), portfolio.section(ev), benchmark.section(ev, t),
-                decisions.section(ev)]
+                calibration.section(ev, t), stability.section(ev, t), portfolio.section(ev),
+                explanation.section(ev, model.bundle, t), benchmark.section(ev, t), decisions.section(ev)]
     days = ev.as_of
     header = {"model": model.version, "source": model.uri, "mlflow run": model.run_id or "(none: a bundle directory)",
               "training seed": model.bundle.info.get("seed", "n/a"),

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from review.evidence import VARIANT_COLUMN, Evidence
+from review.evidence import VARIANT_COLUMN, Evidence, month_of
 from review.figures import interval_by_month_figure, ks_figure, roc_cap_figure
 from review.pack import Section
 from review.thresholds import Thresholds
 from validation.discrimination import auc_decline_test, delong, gains_table
-from validation.metrics import MetricError, bootstrap_auc_ci, ks
+from validation.metrics import MetricError, auc, bootstrap_auc_ci, ks
 
 SEGMENTS = {"product": "product", "tenure_band": "months on book", "grace_days": "grace days",
             "dpd_bucket": "days past due at T"}
@@ -26,16 +26,20 @@ def auc_row(y: np.ndarray, p: np.ndarray, groups: np.ndarray, level: float = 0.9
     out = {"rows": len(y), "bads": int(y.sum()), "auc": np.nan, "lo": np.nan, "hi": np.nan, "gini": np.nan,
            "ks": np.nan}
     if 0 < y.sum() < len(y):
-        d = delong(y, p, groups)
+        out.update(auc=auc(y, p), ks=ks(y, p))
+        out["gini"] = 2 * out["auc"] - 1
+        try:
+            se = delong(y, p, groups)["se"]
+        except MetricError:  # bads (or goods) from one account only: no interval says anything
+            return out
         z = float(norm.ppf(0.5 + level / 2))
-        out.update(auc=d["auc"], lo=max(0.0, d["auc"] - z * d["se"]), hi=min(1.0, d["auc"] + z * d["se"]),
-                   gini=2 * d["auc"] - 1, ks=ks(y, p))
+        out.update(lo=max(0.0, out["auc"] - z * se), hi=min(1.0, out["auc"] + z * se))
     return out
 
 
 def by_month(rows: pd.DataFrame, y: str, p: str) -> pd.DataFrame:
     out = [{"as_of": day, **auc_row(g[y].to_numpy(), g[p].to_numpy(), g["account_id"].to_numpy())}
-           for day, g in rows.groupby("as_of", sort=True)]
+           for day, g in rows.groupby(month_of(rows), sort=True)]
     return pd.DataFrame(out)
 
 
@@ -110,7 +114,8 @@ def _target_part(s: Section, ev: Evidence, target: str, rows: pd.DataFrame, thre
 def _decline(s: Section, target: str, dev: float | None, y, p, g, thresholds: Thresholds) -> None:
     name = f"{target}: AUC not declined since development (ECB one-sided, {thresholds.auc_decline_level:.0%})"
     if dev is None:
-        s.check(name, None, "p ≥ 0.05", None, note="the bundle records no development AUC")
+        s.check(name, None, "p ≥ 0.05", None, note="no development AUC to hold it against (in a training run the "
+                "out-of-time slice is the development sample)")
         return
     test = auc_decline_test(dev, y, p, g, level=thresholds.auc_decline_level)
     s.numbers.setdefault("decline", {})[target] = test

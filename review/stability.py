@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import default_catalog
-from review.evidence import Evidence
+from review.evidence import Evidence, month_of
 from review.figures import histogram_figure
 from review.pack import Section, floats
 from review.thresholds import Thresholds
@@ -34,11 +34,16 @@ def drift_table(ev: Evidence) -> pd.DataFrame:
         if any(c is None for c in per_month):
             continue
         row = {"name": name, "judged": name not in unjudged,
-               "window": psi_from_counts(ref, np.sum(np.asarray(per_month, dtype=np.float64), axis=0))}
-        row.update({str(pd.Timestamp(m).date()): psi_from_counts(ref, np.asarray(c, dtype=np.float64))
-                    for m, c in zip(months, per_month, strict=True)})
+               "window": _psi(ref, np.sum(np.asarray(per_month, dtype=np.float64), axis=0))}
+        row.update({str(pd.Timestamp(m).date()): _psi(ref, c) for m, c in zip(months, per_month, strict=True)})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _psi(reference: dict, counts) -> float:
+    """PSI of counts on the reference's bins; NaN for a month without a value."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return psi_from_counts(reference, counts) if counts.sum() > 0 else np.nan
 
 
 def section(ev: Evidence, thresholds: Thresholds) -> Section:
@@ -69,12 +74,13 @@ def _drift(s: Section, table: pd.DataFrame, thresholds: Thresholds) -> None:
     for r in table.itertuples():
         if r.judged:
             label = "score PSI" if r.name == "score" else f"CSI of {r.name}"
-            s.check(f"{label} over the window", r.window, f"≤ {thresholds.psi_alert:g}",
-                    bool(r.window <= thresholds.psi_alert), finding=True)
+            judged = bool(r.window <= thresholds.psi_alert) if np.isfinite(r.window) else None
+            s.check(f"{label} over the window", r.window, f"≤ {thresholds.psi_alert:g}", judged, finding=True)
 
 
 def _migration(s: Section, ev: Evidence, thresholds: Thresholds) -> None:
     rows = ev.rows[ev.rows["p_default"].notna()]
+    rows = rows.assign(as_of=month_of(rows)).drop_duplicates(["account_id", "as_of"], keep="last")
     days = sorted(rows["as_of"].unique())
     if len(days) < 2:
         s.missing("grade migration: the window holds one month end")
@@ -103,6 +109,7 @@ def _migration(s: Section, ev: Evidence, thresholds: Thresholds) -> None:
 
 def _concentration(s: Section, ev: Evidence) -> None:
     rows = ev.rows[ev.rows["p_default"].notna()]
+    rows = rows.assign(as_of=month_of(rows)).drop_duplicates(["account_id", "as_of"], keep="last")
     last = rows[rows["as_of"] == rows["as_of"].max()]
     grades = pd.Series(ev.scale.grade(last["p_default"].to_numpy()))
     counts = np.bincount(grades, minlength=ev.scale.n_grades + 1)[1:]

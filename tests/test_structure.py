@@ -17,7 +17,7 @@ MAY_IMPORT = {
     "validation": {"features"},
     "models": {"features", "validation"},
     "policy": {"features", "models"},
-    "training": {"features", "models", "validation"},
+    "training": {"features", "models", "validation", "review"},
     "scoring": {"features", "models", "policy", "validation"},
     "review": {"features", "models", "policy", "scoring", "validation"},
 }

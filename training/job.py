@@ -11,9 +11,9 @@ from pathlib import Path
 
 from features.cli import registry_notes_held_back
 from features.extract_manifest import load_extract
+from review.training import write_training_pack
 from training.tracking import LoggedRun, log_training
 from training.trainer import TrainConfig, TrainResult, supplied_labels, train
-from validation.training_report import write_training_report
 
 CATALOG_PAGE = Path(__file__).resolve().parent.parent / "docs" / "features.md"
 
@@ -47,10 +47,11 @@ def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str,
     progress(f"panel: building features and labels ({len(tables.accounts):,} accounts) ...")
     result = train(tables, cfg, labels=labels, progress=progress, on_trial=on_trial)
     t1 = time.perf_counter()
-    report = write_training_report(result, reports_dir)
+    report = write_training_pack(result, tables, reports_dir, n_boot=cfg.n_boot)
     t_report = time.perf_counter() - t1
     progress(f"report: {report} ({t_report:.1f} s)")
     extra = {"catalog": CATALOG_PAGE} if CATALOG_PAGE.exists() else {}
+    extra["report_numbers"] = report.with_suffix(".json")
     t2 = time.perf_counter()
     progress(f"mlflow: logging the run and registering {model_name} at {uri} ...")
     with registry_notes_held_back():
