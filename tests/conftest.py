@@ -31,3 +31,14 @@ def shock_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def baseline_tables(baseline_dir):
     return load_tables(baseline_dir[0], optional=("macro", "truth"))
+
+
+@pytest.fixture(scope="session")
+def trained(baseline_tables):
+    """Every declared target trained on the baseline world with the latent-state filter, once: test_models reads
+    its evidence, test_scoring scores with its bundle (a target's model is the same bytes whatever targets are
+    trained beside it: test_models proves it)."""
+    from training.config import TrainConfig
+    from training.trainer import train
+
+    return train(baseline_tables, TrainConfig(n_boot=50, latent_state=True), progress=lambda _: None)

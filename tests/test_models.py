@@ -326,12 +326,6 @@ def test_config_refuses_unknown_keys_and_fixed_settings(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained(baseline_tables):
-    return train(baseline_tables, TrainConfig(targets=("default", "self_cure"), n_boot=50, latent_state=True),
-                 progress=lambda _: None)
-
-
-@pytest.fixture(scope="module")
 def plain(baseline_tables):
     """The default target trained without the latent-state filter (the configuration's default)."""
     return train(baseline_tables, TrainConfig(targets=("default",), n_boot=20), progress=lambda _: None)
@@ -369,7 +363,7 @@ def test_training_on_the_world_is_validated_calibrated_and_close_to_the_oracle(t
     # the bundle predicts what training measured on the out-of-time rows
     p = trained.bundle.predict(r.test_features)["pd_default"].to_numpy()
     np.testing.assert_allclose(p, r.predictions["p"].to_numpy())
-    assert trained.bundle.targets == ["default", "self_cure"]
+    assert trained.bundle.targets == list(TrainConfig().targets)
     # calibration over time: every slice's rows, month by month, as measured pooled
     t = r.by_month
     assert set(t["slice"]) == set(r.rows) and list(t.columns[:2]) == ["slice", "as_of"]

@@ -36,8 +36,6 @@ from scoring.chunks import plan_chunks
 from scoring.job import ScoreError, ScoreRequest, run
 from scoring.output import manifest_path, sha256
 from simulation.generate import Request, generate
-from training.config import TrainConfig
-from training.trainer import train
 from validation.metrics import psi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,11 +44,10 @@ OFF_BOOK = ("charged_off", "closed")  # the statuses of accounts no model scores
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(baseline_tables, tmp_path_factory):
+def bundle_dir(trained, tmp_path_factory):
     # with the latent-state filter: scoring computes its features from the histories (the off path is the
     # default one, run by the README's main job and the score benchmark)
-    result = train(baseline_tables, TrainConfig(n_boot=10, latent_state=True), progress=lambda _: None)
-    return result.bundle.save(tmp_path_factory.mktemp("bundle") / "bundle")
+    return trained.bundle.save(tmp_path_factory.mktemp("bundle") / "bundle")
 
 
 @pytest.fixture(scope="module")
