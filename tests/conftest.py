@@ -1,8 +1,8 @@
 """Shared fixtures: small synthetic worlds, generated once per test session.
 
 A world of 12,000 open accounts: over its 36 history and 36 as-of months about 43,000 accounts are opened
-(customers arrive, lines close, loans are repaid), about as many as the suite's tests and trainings read when
-the book did not live. A test that needs more rows for its statistics has a world of its own.
+(customers arrive, lines close, loans are repaid), near the 30,000 the suite read before the book lived. A
+test that needs more rows for its statistics has a world of its own.
 """
 from __future__ import annotations
 
