@@ -136,9 +136,11 @@ def _summary(m: dict, seconds: float) -> None:
     _night(m)
     d = m["drift"]
     if "score" in d:
-        worst = sorted(d["alert"], key=lambda n: -d["features"][n]["psi"])[:3]
-        print(f"  drift: score PSI {d['score']['psi']:.3f} ({d['score']['level']}); feature CSI warning "
-              f"{len(d['warning'])}, alert {len(d['alert'])}" + (f" (worst {', '.join(worst)})" if worst else ""))
+        from scoring.drift import worst
+
+        alerts = worst(d, "alert", 3)
+        print(f"  drift: score PSI {d['score']['psi']:.3f} ({d['score']['level']}); features warning "
+              f"{len(d['warning'])}, alert {len(d['alert'])}" + (f" (worst {', '.join(alerts)})" if alerts else ""))
     print(f"wrote {m['output']['path']}, its manifest and the run report {m.get('report', '')}")
 
 

@@ -17,7 +17,16 @@ import pandas as pd
 
 from features import kernels
 from features.as_of import check_as_of, day_text
-from features.catalog import ACCOUNT_STATE, LONG_RECORD, RECORD_COUNTS, SIGNAL_INDEX, Catalog, Feature, default_catalog
+from features.catalog import (
+    ACCOUNT_STATE,
+    LONG_RECORD,
+    RECORD_COUNTS,
+    SIGNAL_INDEX,
+    Catalog,
+    Days,
+    Feature,
+    default_catalog,
+)
 from features.contract import Tables
 from features.days import ticks_per_day, ticks_to_days
 from features.sorted_keys import nondecreasing
@@ -230,11 +239,27 @@ def pair_block(prep: Prepared, account: np.ndarray, day: np.ndarray, catalog: Ca
     catalog = catalog or default_catalog()
     days = np.unique(day)
     t = np.searchsorted(days, day)
-    layout = _layout(days, *_with_customers(prep, account, t, days), by_date=False)
+    reach = max((closed_reach(f) for f in catalog.others), default=-1)
+    layout = _layout(days, *_with_customers(prep, account, t, days, reach), by_date=False)
     block = _compute(prep, layout, catalog, penalty_rate)
     entry_key = np.repeat(np.arange(len(prep.account_id)), np.diff(layout.day_start)) * len(days) + layout.day_index
     rows = layout.day_row[np.searchsorted(entry_key, account * len(days) + t)]
-    return FeatureBlock(block.names, np.take(block.values, rows, axis=1), block.account_id[rows], block.day[rows])
+    return FeatureBlock(block.names, _gather_in_place(block.values, rows), block.account_id[rows], block.day[rows])
+
+
+def _gather_in_place(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """values[:, rows] in values' own buffer, shrunk to fit: the pairs' rows without a second copy of the
+    panel (the builder's array also holds the rows of the customers' other accounts). `values` must have no
+    other views: its buffer is reallocated."""
+    n_features, n_rows = values.shape
+    if len(rows) > n_rows or not values.flags.owndata or not values.flags.c_contiguous:  # pairs may repeat
+        return np.take(values, rows, axis=1)
+    flat = values.reshape(-1)  # a view: the builder's array is C-ordered and owns its buffer
+    for j in range(n_features):  # row j's gathered values land before row j + 1 begins: nothing unread is overwritten
+        flat[j * len(rows):(j + 1) * len(rows)] = values[j, rows]
+    del flat
+    values.resize(n_features * len(rows), refcheck=False)  # the tail given back (realloc)
+    return values.reshape(n_features, len(rows))
 
 
 def _requested(prep: Prepared, pairs) -> tuple[np.ndarray, np.ndarray]:
@@ -263,9 +288,17 @@ def _requested(prep: Prepared, pairs) -> tuple[np.ndarray, np.ndarray]:
     return pos, day
 
 
-def _with_customers(prep: Prepared, account: np.ndarray, t: np.ndarray, days: np.ndarray):
+def closed_reach(feature: Feature) -> int:
+    """How many days after its closing a closed account still counts in an `others` feature: over a window of
+    days, the window (its bills age out of it, so the count does not grow with how far back the records go);
+    over a window of bills, none (-1: its last bills would count forever)."""
+    return feature.window.d if isinstance(feature.window, Days) else -1
+
+
+def _with_customers(prep: Prepared, account: np.ndarray, t: np.ndarray, days: np.ndarray, reach: int):
     """Layout.day_start and day_index of the pairs (account, day index t) with, at each pair's day, every
-    account of its customer open then: the customer's features read their rows."""
+    account of its customer that the customer's features read then: those opened by then and not closed, and
+    those closed in the last `reach` days (the longest closed_reach; -1: none)."""
     groups = prep.customers
     rank = np.empty_like(groups.order)
     rank[groups.order] = np.arange(len(groups.order))
@@ -275,7 +308,9 @@ def _with_customers(prep: Prepared, account: np.ndarray, t: np.ndarray, days: np
     member = np.arange(len(pair)) - np.repeat(np.cumsum(size) - size, size)
     mate = groups.order[groups.start[group][pair] + member]
     when = t[pair]
-    keep = prep.open_day[mate] <= days[when]
+    day = days[when]
+    counts = prep.close_day[mate] > (day - reach if reach >= 0 else day)
+    keep = (prep.open_day[mate] <= day) & (counts | (mate == account[pair]))
     key = np.unique(mate[keep] * len(days) + when[keep])
     day_start = np.searchsorted(key // len(days), np.arange(len(prep.account_id) + 1)).astype(np.int64)
     return day_start, (key % len(days)).astype(np.int64)
@@ -374,7 +409,8 @@ def _compute(prep: Prepared, layout: kernels.Layout, catalog: Catalog, penalty_r
         return out[col[name]] if name in col and sources[name] in ("derived", "customer", "others", "macro") else None
 
     _customer(prep, layout, column, {n: col[n] for n in _CUSTOMER if target(n) is not None},
-              [(col[name], -1 - where[h.name], h.day_precision) for name, h in own.items()], aux, out)
+              [(col[name], -1 - where[h.name], h.day_precision, closed_reach(h)) for name, h in own.items()],
+              aux, out)
     _finish(prep, history, layout, catalog, column, target, out)
     for name in _ATTRIBUTES:
         if name in col and sources[name] == "attribute":
@@ -407,10 +443,11 @@ def _finish(prep: Prepared, history: kernels.History, layout: kernels.Layout, ca
 
 
 def _customer(prep: Prepared, layout: kernels.Layout, column, cols: dict[str, int],
-              others: list[tuple[int, int, bool]], aux: np.ndarray, out: np.ndarray) -> None:
+              others: list[tuple[int, int, bool, int]], aux: np.ndarray, out: np.ndarray) -> None:
     """The customer's other accounts: accounts are sorted by account id, customers may interleave. `others`
-    pairs an output row with the row of aux holding each account's own count (and whether that count needs
-    day-exact dates), to be summed over the customer's other accounts."""
+    pairs an output row with the row of aux holding each account's own count, whether that count needs
+    day-exact dates, and how long a closed account still counts (closed_reach), to be summed over the
+    customer's other accounts."""
     if not (cols or others) or not len(prep.customer_id):
         return
     if cols:
@@ -418,9 +455,10 @@ def _customer(prep: Prepared, layout: kernels.Layout, column, cols: dict[str, in
         kernels.customer(prep.customers, layout, prep.close_day, prep.is_installment, column("dpd_now"),
                          column("balance_now"), wanted, out)
     if others:
-        counts = kernels.OtherCounts(np.array([r for _, r, _ in others], dtype=np.int64),
-                                     np.array([d for _, _, d in others], dtype=bool),
-                                     np.array([c for c, _, _ in others], dtype=np.int64))
+        counts = kernels.OtherCounts(np.array([r for _, r, _, _ in others], dtype=np.int64),
+                                     np.array([d for _, _, d, _ in others], dtype=bool),
+                                     np.array([k for _, _, _, k in others], dtype=np.int64),
+                                     np.array([c for c, _, _, _ in others], dtype=np.int64))
         kernels.others(prep.customers, layout, prep.close_day, prep.month_precision, aux, counts, out)
 
 

@@ -10,7 +10,9 @@ Windowed features are data, not code: `Feature(signal=..., agg=..., window=...)`
 per-bill signals below over the account's last N bills, last N revolving statements, or bills due in the
 last D days, all as known at the end of day T. `agg="others"` counts the signal over the window on each of
 the customer's *other* accounts open at T and sums them (0 when there are none): the customer's behaviour
-elsewhere, declared the same way. Adding such a feature is adding a declaration. State
+elsewhere, declared the same way. Over a window of days, accounts the customer closed or repaid within the
+window count too: their bills leave the window as they age, so the customer's record travels from one cash
+loan to the next without growing with how far back the records go. Adding such a feature is adding a declaration. State
 features (`agg="state"`) are the few that need their own code: streaks, days since, balances, limits,
 tenure, account attributes, the customer's other accounts and the macro index. Those the kernel keeps while
 walking an account's bills are named in ACCOUNT_STATE below, and a new one is that name, its declaration and
@@ -61,7 +63,7 @@ SIGNAL_INDEX = {name: i for i, name in enumerate(SIGNALS)}
 LONG_RECORD = 36
 RECORD_COUNTS = ("ontime_streak", "longest_ontime_streak", "bills_due")
 ACCOUNT_STATE = ("dpd_now", "bills_since_late", "days_since_late", "ontime_streak", "longest_ontime_streak",
-                 "bills_due", "balance_now", "limit_now", "limit_changes_d360", "limit_prev_d360")
+                 "bills_due", "days_since_due", "balance_now", "limit_now", "limit_changes_d360", "limit_prev_d360")
 AGGS = ("count", "sum", "mean", "max", "min", "others", "state")
 DAY_PRECISION_SIGNALS = frozenset({"lag1", "lag2", "late_within_grace", "late_beyond_grace", "early", "days_early",
                                    "cure_days", "penalty"})
@@ -144,6 +146,7 @@ LENDER = NotAReason("the lender's own decision about the line, not the customer'
 PRODUCT = NotAReason("the product and its terms, not the customer's conduct")
 APPLICATION = NotAReason("recorded once at application: it explains no change, and the customer cannot act on it")
 ECONOMY = NotAReason("the economy or the season, not the customer's conduct")
+BILLING_CYCLE = NotAReason("where the day falls in the billing cycle, not the customer's conduct")
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,14 @@ class Feature:
     # how it reads as an adverse reason (models/reasons.py); None: "description: value". Wording only: in
     # neither the fingerprint nor the catalog version (repr=False)
     reason: Reason | NotAReason | None = field(default=None, repr=False)
+    # a one-value-per-date feature whose values come round every year (the calendar month): see
+    # `judged_by_range`. How drift reads the feature, not what its values are: in neither the fingerprint nor
+    # the catalog version (repr=False)
+    seasonal: bool = field(default=False, repr=False)
+    # its values over the book are set by the day the job runs (where that day falls in the billing cycle), so
+    # its CSI against training rows spread over the month says when the job ran, not how the book moved:
+    # drift reports it and never judges it. Like `seasonal`, in neither the fingerprint nor the catalog version
+    run_day: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.risk not in (-1, 0, 1):
@@ -172,6 +183,9 @@ class Feature:
                 raise ValueError(f"feature {self.name}: unknown signal {self.signal!r}; known: {', '.join(SIGNALS)}")
             if self.window is None:
                 raise ValueError(f"feature {self.name}: a windowed aggregate needs a window")
+        if self.seasonal and not self.one_value_per_date:
+            raise ValueError(f"feature {self.name}: only a one-value-per-date feature (family 'macro') is declared "
+                             "seasonal; an account's own values are judged by their distribution")
 
     @property
     def fingerprint(self) -> str:
@@ -186,12 +200,33 @@ class Feature:
         return not isinstance(self.reason, NotAReason)
 
     @property
+    def one_value_per_date(self) -> bool:
+        """Shared by every account at a date (the economy, the calendar): one night's book holds a single value
+        of it, so its CSI against a training reference spread over many months is large by construction."""
+        return self.family == "macro"
+
+    @property
+    def judged_by_range(self) -> bool:
+        """Whether scoring judges the feature's drift by the range its values took in training.
+
+        A one-value-per-date level (the stress index, the unemployment rate) means something new when it leaves
+        the range the models were trained on: the trees are flat beyond their outermost split, so the models
+        cannot tell a far worse economy from the worst one they saw. The training range is recorded in the
+        bundle's drift reference and tonight's value is held against it (scoring/drift.py). A seasonal one (the
+        calendar month) comes round every year: a month the training months missed is no news about the
+        economy, so it is declared `seasonal` and never judged. This is declared rather than read from the risk
+        direction, which is the models' monotone constraint: an indicator with no stated direction can be a
+        level all the same.
+        """
+        return self.one_value_per_date and not self.seasonal
+
+    @property
     def day_precision(self) -> bool:
         """Needs day-exact dates: missing (NaN) for accounts whose source only has months."""
         return self.signal in DAY_PRECISION_SIGNALS or self.name in _DAY_PRECISION_STATE
 
 
-_DAY_PRECISION_STATE = frozenset({"days_since_late"})
+_DAY_PRECISION_STATE = frozenset({"days_since_late", "days_since_due"})
 _WINDOWS = (Bills(1), Bills(3), Bills(6), Bills(12), Days(30), Days(90), Days(180), Days(360))
 
 
@@ -375,6 +410,9 @@ def _usage() -> list[Feature]:
                               zero="nothing due on the last 6 bills")),
         Feature("bills_due", f"bills due so far (at most {LONG_RECORD})", -1, "usage",
                 reason=Reason("{value} [bill has|bills have] fallen due so far", zero=NO_BILL_YET), semantics=2),
+        Feature("days_since_due", "days since the newest bill fell due (missing before the first): where T sits "
+                "in the billing cycle, so how soon the next bill falls due", 0, "usage", reason=BILLING_CYCLE,
+                run_day=True),
         Feature("tenure_days", "days since the account was opened", -1, "usage",
                 reason=Reason("the account was opened {value} [day|days] ago", "days",
                               zero="the account was opened today")),
@@ -391,8 +429,10 @@ def _usage() -> list[Feature]:
 
 
 def _customer() -> list[Feature]:
-    """The customer's other accounts: those on the book at T, a line its holder closed or a repaid loan no
-    longer counting (semantics 2), so the figures do not grow with how far back the records go."""
+    """The customer's other accounts: over bill windows and now, those on the book at T, a line its holder
+    closed or a repaid loan no longer counting (semantics 2), so the figures do not grow with how far back the
+    records go; over the last 360 days, those closed in that time too, so a repaid loan's record follows the
+    customer."""
     others = "among the last {n} of the customer's other accounts"
     features = [
         Feature("cust_accounts", "the customer's accounts open now", 0, "customer",
@@ -427,7 +467,21 @@ def _customer() -> list[Feature]:
         Feature("cust_loan_balance", "unpaid amount on the customer's cash loans", +1, "customer",
                 reason=Reason("{value} unpaid on cash loans", "amount", zero="nothing unpaid on cash loans")),
     ]
-    return [replace(f, semantics=2) for f in features]
+    recent = "in the last 360 days on the customer's other accounts, those closed in that time included"
+    history = [
+        Feature("cust_other_late_d360", f"late bills {recent}", +1, "customer", Days(360), "late", "others",
+                reason=Reason(f"{{value}} late [bill|bills] {recent}", zero=f"no late bill {recent}")),
+        Feature("cust_other_late3_d360", f"bills 3+ days late {recent}", +1, "customer", Days(360), "late3",
+                "others", reason=Reason(f"{{value}} [bill|bills] 3 or more days late {recent}",
+                                        zero=f"no bill 3 or more days late {recent}")),
+        Feature("cust_other_late30_d360", f"bills 30+ days late {recent}", +1, "customer", Days(360), "late30",
+                "others", reason=Reason(f"{{value}} [bill|bills] 30 or more days late {recent}",
+                                        zero=f"no bill 30 or more days late {recent}")),
+        Feature("cust_other_early_d360", f"bills paid before their due date {recent}", -1, "customer", Days(360),
+                "early", "others", reason=Reason(f"{{value}} [bill|bills] paid before the due date {recent}",
+                                                 zero=f"no bill paid before its due date {recent}")),
+    ]
+    return [replace(f, semantics=2) for f in features] + history
 
 
 def _macro() -> list[Feature]:
@@ -435,7 +489,7 @@ def _macro() -> list[Feature]:
         Feature("macro_stress_index", "household stress index, latest published", +1, "macro", reason=ECONOMY),
         Feature("macro_unemployment_rate", "unemployment rate, latest published", +1, "macro", reason=ECONOMY),
         Feature("calendar_month", "month of the year of T (1-12): the known seasons of the months ahead, such as "
-                "the Spring Festival and the shopping festivals", 0, "macro", reason=ECONOMY),
+                "the Spring Festival and the shopping festivals", 0, "macro", reason=ECONOMY, seasonal=True),
     ]
 
 

@@ -96,7 +96,7 @@ SLOTS = Slots(SIGNAL, STATE)  # the named slots the kernel writes
 Output = namedtuple("Output", ["columns", "helpers"])  # (columns, rows) float64: the frame's, and apart
 Customers = namedtuple("Customers", ["order", "start"])  # accounts by customer; each customer's run in order
 Derived = namedtuple("Derived", ["util_n3", "util_n12", "balance_now", "limit_now", "limit_prev_d360"])
-OtherCounts = namedtuple("OtherCounts", ["helper_row", "day_exact", "column"])
+OtherCounts = namedtuple("OtherCounts", ["helper_row", "day_exact", "reach", "column"])
 
 # What the walk carries for one account from one as-of date to the next (allocated once per block, sized
 # for its account with the most bills): enough to resume the walk at a later date.
@@ -512,8 +512,9 @@ def _windowed(dst, lo_w, state, history, a, T, plan, signal):
 
 @njit(inline="always")
 def _delinquency_now(now, state, history, a, T, slot):
-    """Depth now, since late, streaks, bills due and balance: bill by bill over the bills not yet stable,
-    newest first, then what is kept for the stable ones (settled: they add no depth, no balance)."""
+    """Depth now, since late, streaks, bills due, days since the newest fell due and balance: bill by bill
+    over the bills not yet stable, newest first, then what is kept for the stable ones (settled: they add no
+    depth, no balance)."""
     bills = history.bills
     b0, b1 = history.accounts.bill_start[a], history.accounts.bill_start[a + 1]
     w = state.walk[0]
@@ -561,6 +562,7 @@ def _delinquency_now(now, state, history, a, T, slot):
     now[slot.ontime_streak] = streak if streak >= 0 else float(nb)
     now[slot.longest_ontime_streak] = longest
     now[slot.bills_due] = float(nb)
+    now[slot.days_since_due] = float(T - bills.due_day[b0 + nb - 1]) if nb > 0 else np.nan
     now[slot.balance_now] = balance
 
 
@@ -833,9 +835,9 @@ def customer(customers, layout, close_day, is_installment, dpd, balance, cols, o
 def others(customers, layout, close_day, month_precision, src, wanted, out):
     """For each j of `wanted` (OtherCounts), a whole-number count of each account's own bills in helper row
     helper_row[j] of src: the sum over the customer's other accounts open at the day into output row
-    column[j] (0 when there are none; exact in any order); accounts closed by then (close_day) do not count.
-    A day-exact count (day_exact[j]) is unknown for a month-precision account: so is every sum it enters
-    (NaN)."""
+    column[j] (0 when there are none; exact in any order). An account closed by then (close_day) counts
+    only if it closed in the last reach[j] days (-1: never). A day-exact count (day_exact[j]) is
+    unknown for a month-precision account: so is every sum it enters (NaN)."""
     n_acc = len(customers.order)
     pos = np.empty(n_acc, dtype=np.int64)
     cursor = np.empty(n_acc, dtype=np.int64)
@@ -849,17 +851,27 @@ def others(customers, layout, close_day, month_precision, src, wanted, out):
             for j in range(len(wanted.helper_row)):
                 k = wanted.helper_row[j]
                 exact = wanted.day_exact[j]
+                reach = wanted.reach[j]
                 total = 0.0
                 for s in range(s0, s1):
                     p = pos[s]
-                    if p >= 0 and close_day[customers.order[s]] > T:
-                        total += np.nan if (exact and month_precision[customers.order[s]]) else src[k, p]
+                    a = customers.order[s]
+                    if p >= 0 and _counted(close_day[a], T, reach):
+                        total += np.nan if (exact and month_precision[a]) else src[k, p]
                 for s in range(s0, s1):
                     p = pos[s]
                     if p >= 0:
                         a = customers.order[s]
                         own = np.nan if (exact and month_precision[a]) else src[k, p]
-                        out[wanted.column[j], p] = total - (own if close_day[a] > T else 0.0)
+                        counted = _counted(close_day[a], T, reach)
+                        out[wanted.column[j], p] = total - (own if counted else 0.0)
+
+
+@njit(inline="always")
+def _counted(close_day, T, reach):
+    """Whether an account counts among the customer's at T: open then, or closed in the last `reach` days
+    (-1: closed accounts never count)."""
+    return close_day > (T - reach if reach >= 0 else T)
 
 
 @njit(parallel=True, cache=True)

@@ -2,9 +2,10 @@
 
 `score_chunk` reads no file and writes none. It takes the chunk's tables (whole customers, in the contract)
 and what every chunk shares (`ChunkSpec`), and returns the chunk's output table with the counts the job adds
-up across chunks: drift histograms, decision tallies and the input statistics that whole-extract checks
-reduce. The local engine (scoring/job.py) calls it in worker processes; any other engine that can hand it a
-chunk's rows (Spark's grouped map, an incremental daily update) calls the same function.
+up across chunks: drift histograms (and the economy's extremes), decision tallies and the input statistics
+that whole-extract checks reduce. The local engine (scoring/job.py) calls it in worker processes; any other
+engine that can hand it a chunk's rows (Spark's grouped map, an incremental daily update) calls the same
+function.
 """
 from __future__ import annotations
 
@@ -103,6 +104,9 @@ class ChunkOutput:
     seconds: dict[str, float]
     accounts: int  # accounts in the chunk, open or not
     problems: tuple[Problem, ...] = ()  # what the chunk's rows break, counted in the chunk
+    # [lowest, highest] on the book of each feature the reference records a training range for (the economy:
+    # one value per date), NaN when missing on every row; the job keeps the extremes over chunks
+    extremes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def refused(cls, problems: tuple[Problem, ...], seconds: dict[str, float]) -> ChunkOutput:
@@ -138,14 +142,22 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     # drift is measured on the book: a charged-off or closed account has no score, and its features describe a
     # debt in recovery or a line that is gone, not the population the models were trained on
     book = np.flatnonzero(on_book)
-    drift = {name: bin_counts(ref, pd.Series(now.column(name)[book], copy=False))
-             for name, ref in models.reference.get("features", {}).items() if name in now.names}
+    references = {name: ref for name, ref in models.reference.get("features", {}).items() if name in now.names}
+    drift = {name: bin_counts(ref, pd.Series(now.column(name)[book], copy=False)) for name, ref in references.items()}
     if "score" in models.reference:
         drift["score"] = bin_counts(models.reference["score"], pd.Series(model_score[~np.isnan(model_score)]))
+    extremes = {name: _extremes(now.column(name)[book]) for name, ref in references.items() if "range" in ref}
     tally = Tally(spec.policy)
     tally.add(table, state["balance_now"].to_numpy(np.float64), fired)
     watch.lap("assemble")
-    return ChunkOutput(table, drift, tally, InputStats.of(tables), dict(watch.seconds), len(prep.account_id))
+    return ChunkOutput(table, drift, tally, InputStats.of(tables), dict(watch.seconds), len(prep.account_id),
+                       extremes=extremes)
+
+
+def _extremes(values: np.ndarray) -> np.ndarray:
+    """[lowest, highest] of the non-missing values, NaN for both when there are none."""
+    seen = values[~np.isnan(values)]
+    return np.array([seen.min(), seen.max()]) if len(seen) else np.full(2, np.nan)
 
 
 def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, FeatureBlock, FeatureBlock | None]:

@@ -83,11 +83,13 @@ def _results(tasks: list[ChunkTask], pool: ProcessPoolExecutor | None) -> Iterat
 
 @dataclass
 class Totals:
-    """What the reduce step adds up over chunks: worker seconds, drift histograms, tallies, input statistics."""
+    """What the reduce step adds up over chunks: worker seconds, drift histograms and extremes, tallies, input
+    statistics."""
 
     tally: Tally
     stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     drift: dict[str, np.ndarray] = field(default_factory=dict)
+    extremes: dict[str, np.ndarray] = field(default_factory=dict)  # [lowest, highest] of range-judged features
     inputs: InputStats = field(default_factory=InputStats)
     accounts: int = 0
 
@@ -97,6 +99,9 @@ class Totals:
             self.stages[k] += v
         for k, v in result.drift.items():
             self.drift[k] = self.drift[k] + v if k in self.drift else v
+        for k, (lo, hi) in result.extremes.items():
+            was = self.extremes.get(k, np.full(2, np.nan))
+            self.extremes[k] = np.array([np.fmin(was[0], lo), np.fmax(was[1], hi)])
         self.tally.merge(result.tally)
         self.inputs.merge(result.inputs)
 
@@ -305,7 +310,7 @@ def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: i
         "limits": tally.limit_summary(),
         "guardrails": tally.guardrail_summary(),
         "reasons": tally.reason_summary(reason_titles(bundle.feature_names, plan.spec.models.catalog)),
-        "drift": drift_summary(bundle.reference, totals.drift),
+        "drift": drift_summary(bundle.reference, totals.drift, totals.extremes),
         "run": {"chunks": len(plan.tasks), "chunk_size": plan.chunk_size, "workers": request.workers,
                 "reasons": request.reasons},
         "timings": {"stages_worker_s": {k: round(v, 3) for k, v in totals.stages.items()},

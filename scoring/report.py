@@ -4,8 +4,8 @@ First what an operator checks each morning: which data was scored, how the night
 since the last run, how much credit the limit actions granted and took back and what that did to the
 expected loss, which guardrails held raises back, and which reasons the adverse decisions gave. Then what
 was decided (limit actions by score band, collection treatments by days past due), what moved (score
-distribution against the training reference, score adjustments) and what drifted (PSI and CSI). All from
-the counts the job kept -- the scored rows are not read again.
+distribution against the training reference, score adjustments) and what drifted (the economy against its
+training range, the features' CSI). All from the counts the job kept -- the scored rows are not read again.
 """
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from policy.rules import ALREADY_CLOSED
+from scoring.drift import ONE_VALUE_PER_DATE, judged_by_range, range_text
 from scoring.previous import COMPARED
 from scoring.tally import NO_SCORE
+from validation.metrics import RANGE_MARGIN
 
 TOP_REASONS = 15
 
@@ -93,13 +95,32 @@ def run_report(manifest: dict, score_reference: dict | None, score_counts: np.nd
         rep.add_figure(f"Score distribution (PSI {d['psi']:.3f}, {d['level']})", fig)
 
     rep.add_section("Drift")
-    feats = pd.DataFrame(m["drift"]["features"]).T
+    _drift(rep, m["drift"]["features"])
+    return rep.render()
+
+
+def _drift(rep, features: dict) -> None:
+    """The economy against its training range first (one value per date: its CSI says nothing), then the
+    other features' CSI, highest first."""
+    economy = {n: e for n, e in sorted(features.items(), key=lambda ne: (not judged_by_range(ne[1]), ne[0]))
+               if judged_by_range(e) or e["level"] == ONE_VALUE_PER_DATE}
+    if economy:
+        rows = []
+        for name, e in economy.items():
+            lo, hi = e.get("training_range", (np.nan, np.nan))
+            rows.append({"feature": name, "value": e.get("value", np.nan), "training min": lo, "training max": hi,
+                         "level": e["level"]})
+        frame = pd.DataFrame(rows).set_index("feature")
+        rep.add_table(f"The economy against its training range (one value per date: warning outside the range, "
+                      f"alert beyond it by more than {RANGE_MARGIN:.0%} of its width; '{ONE_VALUE_PER_DATE}': "
+                      "not judged)", frame, fmt=dict.fromkeys(["value", "training min", "training max"], ".4g"))
+        for name in (n for n, e in economy.items() if e["level"] in ("warning", "alert")):
+            rep.add_text(range_text(name, economy[name]) + ".")
+    feats = pd.DataFrame({n: e for n, e in features.items() if n not in economy}).T
     if not feats.empty:
-        feats = feats.assign(_macro=feats["level"] == "one value per date").sort_values(
-            ["_macro", "psi"], ascending=[True, False]).drop(columns="_macro").head(20)
+        feats = feats[["psi", "level"]].sort_values("psi", ascending=False).head(20)
         rep.add_table("Feature CSI against the training reference (highest 20; warning above 0.1, alert above "
                       "0.25)", feats.rename_axis("feature"), fmt={"psi": ".3f"})
-    return rep.render()
 
 
 def _change(rep, m: dict) -> None:

@@ -48,7 +48,8 @@ _DAY_PREFIXES = ("lag1_", "lag2_", "grace_late_", "beyond_grace_", "early_", "da
 
 
 def is_day_precision(name: str) -> bool:
-    return name.removeprefix("cust_other_").startswith(_DAY_PREFIXES) or name == "days_since_late"
+    return name.removeprefix("cust_other_").startswith(_DAY_PREFIXES) or name in ("days_since_late",
+                                                                                   "days_since_due")
 
 
 def feature_names() -> list[str]:
@@ -65,9 +66,11 @@ def feature_names() -> list[str]:
         "days_early_n6", "cure_days_n12", "penalty_d360",
         "util_n1", "util_n3", "util_n12", "util_trend", "util_max_n12", "util_now", "balance_now", "limit_now",
         "limit_changes_d360", "limit_ratio_d360", "conversions_n12", "installment_bills_n12", "amount_mean_n6",
-        "bills_due", "tenure_days", "installments_left", "is_installment", "grace_days", "income_band",
+        "bills_due", "days_since_due", "tenure_days", "installments_left", "is_installment", "grace_days",
+        "income_band",
         "cust_accounts", "cust_other_dpd_now", "cust_other_late_n6", "cust_other_late3_n12", "cust_other_late_n36",
         "cust_other_early_n6", "cust_other_min_only_n6", "cust_active_loans", "cust_loan_balance",
+        "cust_other_late_d360", "cust_other_late3_d360", "cust_other_late30_d360", "cust_other_early_d360",
         "macro_stress_index", "macro_unemployment_rate", "calendar_month",
     ]
 
@@ -260,6 +263,8 @@ def _windowed(rows: list[tuple[Bill, dict]], T: int) -> dict[str, float]:
     f["late30_n12"] = agg("late30", "n12", "count")
     f["late30_d360"] = agg("late30", "d360", "count")
     f["late_n36"] = agg("late", "n36", "count")
+    for signal in ("late", "late3", "early"):  # own counts the customer's other accounts sum (late30_d360 is out)
+        f[f"{signal}_d360"] = agg(signal, "d360", "count")
     f["late3_n36"] = agg("late3", "n36", "count")
     f["depth_mean_n36"] = agg("depth", "n36", "mean")
     for n in (3, 6, 12):
@@ -307,6 +312,7 @@ def _account_at(account: Account, T: int) -> dict[str, float]:
         longest = max(longest, run)
     f["longest_ontime_streak"] = float(min(longest, LONG_RECORD))
     f["bills_due"] = float(min(len(rows), LONG_RECORD))
+    f["days_since_due"] = float(T - rows[0][0].due) if rows else NAN
 
     balance = sum(s["_unpaid"] for _, s in rows)
     for b in account.bills:  # issued by T, not yet due, not settled or converted by T
@@ -371,6 +377,14 @@ def reference_features(frames: Mapping[str, pd.DataFrame], as_of: Iterable) -> p
             for name in ("late_n6", "late3_n12", "late_n36", "early_n6", "min_only_n6"):
                 mine = f"cust_other_{name}"
                 f[mine] = float(sum(own[o.account_id][name] for o in others))
+                if a.month_precision and is_day_precision(mine):
+                    f[mine] = NAN
+            # closed in the window too: their bills age out of it
+            everyone = [o for o in open_now if o.customer_id == a.customer_id and o.account_id != a.account_id
+                        and not o.closed_by(T - 360)]
+            for name in ("late_d360", "late3_d360", "late30_d360", "early_d360"):
+                mine = f"cust_other_{name}"
+                f[mine] = float(sum(own[o.account_id][name] for o in everyone))
                 if a.month_precision and is_day_precision(mine):
                     f[mine] = NAN
             f["cust_active_loans"] = float(len(loans))

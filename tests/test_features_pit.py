@@ -504,13 +504,13 @@ def _line(bills: list[tuple], payments: list[tuple] = (), limits: list[tuple] = 
     return world
 
 
-def _builder(world: World, T: int) -> dict:
-    return build(with_anchor(world, [T]), [T]).set_index("account_id").loc[1].to_dict()
+def _builder(world: World, T: int, account: int = 1) -> dict:
+    return build(with_anchor(world, [T]), [T]).set_index("account_id").loc[account].to_dict()
 
 
-def _reference(world: World, T: int) -> dict:
+def _reference(world: World, T: int, account: int = 1) -> dict:
     tables = validated(with_anchor(world, [T]))
-    return reference_features(tables.loaded(), [_date(T)]).set_index("account_id").loc[1].to_dict()
+    return reference_features(tables.loaded(), [_date(T)]).set_index("account_id").loc[account].to_dict()
 
 
 both = pytest.mark.parametrize("features_at", [_builder, _reference], ids=["builder", "reference"])
@@ -549,8 +549,10 @@ def test_paid_on_the_due_date_is_on_time(features_at):
     world = _line([BILL, (2, 30, 50, 200.0, 200.0)], [(1, 20, 500.0), (2, 45, 200.0)])
     _check(features_at(world, 20), {"late_n6": 0, "ontime_streak": 1, "days_early_n6": 0, "dpd_now": 0,
                                     "bills_since_late": -1, "days_since_late": float("nan"), "min_only_n6": 0,
-                                    "paid_ratio_n3": 1.0, "bills_due": 1})
-    _check(features_at(world, 50), {"ontime_streak": 2, "longest_ontime_streak": 2, "days_early_n6": 2.5})
+                                    "paid_ratio_n3": 1.0, "bills_due": 1, "days_since_due": 0})
+    _check(features_at(world, 49), {"days_since_due": 29})
+    _check(features_at(world, 50), {"ontime_streak": 2, "longest_ontime_streak": 2, "days_early_n6": 2.5,
+                                    "days_since_due": 0})
 
 
 @both
@@ -568,7 +570,8 @@ def test_an_account_without_bills(features_at):
     _check(features_at(_line([]), 30), {"bills_due": 0, "lag1_n12": 0, "late_n6": 0, "dpd_now": 0,
                                         "ontime_streak": 0, "bills_since_late": -1, "worst_dpd_n3": float("nan"),
                                         "paid_ratio_n3": float("nan"), "balance_now": 0.0, "util_now": 0.0,
-                                        "tenure_days": 30, "cust_accounts": 1, "cust_other_dpd_now": float("nan")})
+                                        "tenure_days": 30, "cust_accounts": 1, "cust_other_dpd_now": float("nan"),
+                                        "days_since_due": float("nan")})
 
 
 @both
@@ -598,4 +601,29 @@ def test_month_precision_accounts_have_no_day_precision_features(features_at):
     world = _line([BILL], [(1, 22, 100.0)], precision="month")
     got = features_at(world, 40)
     _check(got, {"grace_late_n1": float("nan"), "lag2_n1": float("nan"), "days_since_late": float("nan"),
+                 "days_since_due": float("nan"),
                  "penalty_d360": float("nan"), "days_early_n6": float("nan"), "late_n6": 1, "worst_dpd_n3": 2})
+
+
+@both
+def test_a_closed_accounts_record_follows_the_customer_for_a_window_of_days(features_at):
+    """Account 1 paid two bills late and was closed on day 65; account 2 of the same customer opened later.
+    Counts over the last 360 days on the other accounts keep account 1's late bills while they are in the
+    window; counts over bill windows leave a closed account out at once."""
+    world = _line([(1, 10, 30, 500.0, 100.0), (2, 40, 60, 500.0, 100.0)], [(1, 35, 500.0), (2, 65, 500.0)])
+    world.accounts[0]["close_date"] = 65
+    world.accounts.append({"account_id": 2, "customer_id": 1, "product": "revolving", "open_date": 100,
+                           "grace_days": 2, "date_precision": "day"})
+    world.bills.append({"account_id": 2, "bill_id": 3, "statement_date": 110, "due_date": 130, "amount_due": 200.0,
+                        "min_due": 20.0, "parent_bill_id": None, "converted_date": None})
+    world.payments.append({"account_id": 2, "bill_id": 3, "payment_date": 125, "amount": 200.0})
+    world.limits.append({"account_id": 2, "effective_date": 100, "credit_limit": 1000.0})
+
+    def second(T: int) -> dict:
+        return features_at(world, T, account=2)
+
+    _check(second(140), {"cust_other_late_d360": 2, "cust_other_late3_d360": 2, "cust_other_late30_d360": 0,
+                         "cust_other_early_d360": 0, "cust_other_late_n6": 0, "cust_accounts": 1,
+                         "days_since_due": 10})
+    _check(second(400), {"cust_other_late_d360": 1, "cust_other_late3_d360": 1})  # the bill due on day 30 is out
+    _check(second(425), {"cust_other_late_d360": 0, "cust_other_late3_d360": 0})  # closed 360 days before

@@ -19,7 +19,7 @@ from models.reasons import describe, eligible, text, top_adverse
 
 CATALOG = with_latent(default_catalog(), LatentStateFilter())  # the filter's features read the same way
 NO_REASON = {"limit_now", "limit_changes_d360", "limit_ratio_d360", "is_installment", "grace_days", "income_band",
-             "macro_stress_index", "macro_unemployment_rate", "calendar_month"} | \
+             "days_since_due", "macro_stress_index", "macro_unemployment_rate", "calendar_month"} | \
     {f"latent_class{k}" for k in range(3)} | {f"latent_state{s}" for s in range(4)}
 VALUES = {
     "yes/no": [0.0, 1.0],

@@ -1,6 +1,7 @@
 """The batch scoring job: same output whatever the chunking, atomic under SIGKILL, clear on bad input."""
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import itertools
 import json
@@ -33,10 +34,11 @@ from models.reasons import eligible, top_adverse
 from policy.config import load_policy
 from policy.decide import control_cell
 from scoring.chunks import plan_chunks
+from scoring.drift import drift_summary, log_drift
 from scoring.job import ScoreError, ScoreRequest, run
 from scoring.output import manifest_path, sha256
 from simulation.generate import Request, generate
-from validation.metrics import psi
+from validation.metrics import bin_counts, psi, reference_distribution, training_range
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = "2025-06-30"
@@ -537,3 +539,147 @@ def test_mid_month_collection_gives_the_milder_treatment_to_those_who_do_cure(ba
         _, unlikely_hi = _wilson(int(unlikely.sum()), len(unlikely))
         assert likely_lo > unlikely_hi, (f"{lo}-{hi} DPD: likely cure {likely.mean():.3f} (n {len(likely)}) vs "
                                          f"unlikely {unlikely.mean():.3f} (n {len(unlikely)}): the intervals overlap")
+
+
+# ---------------------------------------------------------------------------- drift: the economy and its range
+
+
+def _stored(reference: dict) -> dict:
+    return json.loads(json.dumps(reference))  # as the bundle stores it
+
+
+def _economy_reference(with_range: bool) -> dict:
+    """A drift reference as training writes it: an account's own feature, the stress index over 24 months
+    of a seasonal calm (with its training range unless `with_range` is off, as older bundles have none) and
+    the calendar month (seasonal: never a range)."""
+    rng = np.random.default_rng(5)
+    stress = np.repeat(np.tile([0.05, 0.25, 0.1, 0.0, -0.05, 0.0], 4), 500)
+    stress_ref = reference_distribution(stress)
+    if with_range:
+        stress_ref["range"] = training_range(stress)
+    months = np.repeat(np.tile(np.arange(1, 13), 2), 250)
+    return _stored({"features": {"util_n3": reference_distribution(rng.beta(2, 5, len(stress))),
+                                 "macro_stress_index": stress_ref, "calendar_month": reference_distribution(months)},
+                    "score": reference_distribution(rng.normal(650, 60, len(stress)))})
+
+
+def _night(reference: dict, stress: float, util_shift: float = 0.0, n: int = 4_000) -> dict:
+    """A night's drift: the book's histograms (and the stress index's extremes, as the chunks keep them)."""
+    rng = np.random.default_rng(6)
+    book = {"util_n3": np.clip(rng.beta(2, 5, n) + util_shift, 0, None), "macro_stress_index": np.full(n, stress),
+            "calendar_month": np.full(n, 7.0), "score": rng.normal(650, 60, n)}
+    counts = {name: bin_counts(reference["score"] if name == "score" else reference["features"][name], v)
+              for name, v in book.items()}
+    return drift_summary(reference, counts, {"macro_stress_index": np.array([stress, stress])})
+
+
+def test_only_the_economy_s_levels_are_judged_by_their_training_range():
+    catalog = default_catalog()
+    assert {f.name for f in catalog if f.one_value_per_date} == {"macro_stress_index", "macro_unemployment_rate",
+                                                                 "calendar_month"}
+    assert {f.name for f in catalog if f.judged_by_range} == {"macro_stress_index", "macro_unemployment_rate"}
+    with pytest.raises(ValueError, match="only a one-value-per-date feature"):
+        dataclasses.replace(catalog["util_n3"], seasonal=True)
+
+
+def test_the_economy_inside_its_training_range_is_stable_though_its_csi_is_large():
+    drift = _night(_economy_reference(with_range=True), stress=0.1)
+    stress = drift["features"]["macro_stress_index"]
+    assert stress["psi"] > 0.25, "one value per date: its CSI is large by construction"
+    assert stress == {"psi": stress["psi"], "level": "stable", "value": 0.1, "training_range": [-0.05, 0.25],
+                      "margin": pytest.approx(0.075)}
+    assert drift["features"]["calendar_month"]["level"] == "one value per date"
+    assert drift["features"]["util_n3"]["level"] == "stable" and drift["score"]["level"] == "stable"
+    assert drift["alert"] == drift["warning"] == []
+
+
+def test_the_economy_beyond_its_training_range_by_more_than_the_margin_alerts_and_says_so(caplog):
+    reference = _economy_reference(with_range=True)
+    assert _night(reference, stress=0.3)["warning"] == ["macro_stress_index"]  # outside by 0.05, within 0.075
+    assert _night(reference, stress=-0.1)["warning"] == ["macro_stress_index"]
+    assert _night(reference, stress=-0.2)["alert"] == ["macro_stress_index"]
+    drift = _night(reference, stress=1.75)  # a shock of 1.6 on a February
+    assert drift["alert"] == ["macro_stress_index"] and drift["warning"] == []
+    assert drift["features"]["macro_stress_index"]["value"] == 1.75
+    with caplog.at_level("WARNING", logger="dynascore.scoring"):
+        log_drift(drift)
+    assert caplog.messages == ["macro_stress_index 1.75 is outside the training range [-0.05, 0.25] by 1.5, more "
+                               "than the 0.075 allowed: the models never saw such a value and score it as the "
+                               "range's edge"]
+
+
+def test_a_reference_without_a_training_range_judges_the_economy_as_before(caplog):
+    reference = _economy_reference(with_range=False)
+    drift = _night(reference, stress=1.75, util_shift=0.3)
+    assert drift["features"]["macro_stress_index"] == {"psi": drift["features"]["macro_stress_index"]["psi"],
+                                                       "level": "one value per date"}
+    assert drift["alert"] == ["util_n3"], "the account's own features are judged by their CSI, as ever"
+    with caplog.at_level("WARNING", logger="dynascore.scoring"):
+        log_drift(drift)
+    assert len(caplog.messages) == 1 and caplog.messages[0].startswith(
+        "feature CSI alert (above 0.25) for 1 of 1 features judged by CSI, highest: util_n3 ")
+
+
+def test_an_economy_missing_on_every_row_is_judged_by_its_missing_share():
+    reference = _economy_reference(with_range=True)
+    counts = {"macro_stress_index": bin_counts(reference["features"]["macro_stress_index"], np.full(100, np.nan))}
+    drift = drift_summary(reference, counts, {"macro_stress_index": np.full(2, np.nan)})
+    assert drift["features"]["macro_stress_index"]["level"] == "alert" and "value" not in drift["features"][
+        "macro_stress_index"]
+    counts = {"macro_stress_index": bin_counts(reference["features"]["macro_stress_index"], np.full(100, 0.1))}
+    without = drift_summary(reference, counts)  # no extremes to judge by: reported, never a CSI alert
+    assert without["features"]["macro_stress_index"]["level"] == "one value per date" and without["alert"] == []
+
+
+def test_a_feature_set_by_the_run_day_is_reported_and_never_judged(caplog):
+    """Days since the newest bill fell due sit near 21 for most of the book on a month end and spread over the
+    month in training: a large CSI that says when the job ran. It is reported with its level, never a warning."""
+    assert {f.name for f in default_catalog() if f.run_day} == {"days_since_due"}
+    rng = np.random.default_rng(8)
+    reference = _stored({"features": {"days_since_due": reference_distribution(rng.integers(0, 31, 20_000)),
+                                      "util_n3": reference_distribution(rng.beta(2, 5, 20_000))}})
+    book = {"days_since_due": np.full(4_000, 21.0), "util_n3": rng.beta(2, 5, 4_000)}
+    counts = {n: bin_counts(reference["features"][n], v) for n, v in book.items()}
+    drift = drift_summary(reference, counts)
+    entry = drift["features"]["days_since_due"]
+    assert entry["psi"] > 0.25 and entry["level"] == "set by the run day"
+    assert drift["alert"] == drift["warning"] == [] and drift["features"]["util_n3"]["level"] == "stable"
+    with caplog.at_level("WARNING", logger="dynascore.scoring"):
+        log_drift(drift)
+    assert caplog.messages == []
+
+
+def test_a_model_trained_on_a_calm_economy_alerts_on_the_stress_index_once_a_shock_is_published(
+        baseline_dir, shock_dir, bundle_dir, tmp_path, caplog):
+    """The shock world's stress index leaves the range the models were trained on from the month the shock is
+    published: scored that day, the stress-linked features alert; the calm world scored on the same day raises
+    no alert and warns on at most 5 % of the features."""
+    calm, shocked = (pd.read_parquet(d[0] / "macro.parquet") for d in (baseline_dir, shock_dir))
+    moved = shocked["stress_index"].to_numpy() != calm["stress_index"].to_numpy()
+    onset = shocked.loc[moved, "published_date"].min()
+    assert moved.any() and (shocked.loc[moved, "published_date"] >= onset).all()
+    reference = load_bundle(bundle_dir).reference["features"]
+    assert "range" in reference["macro_stress_index"] and "range" not in reference["calendar_month"]
+    lo, hi = reference["macro_stress_index"]["range"]
+    assert [lo, hi] == [calm["stress_index"].min(), calm["stress_index"].max()], "every season was trained on"
+
+    runs = {}
+    for name, data in (("calm", baseline_dir[0]), ("shock", shock_dir[0])):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="dynascore.scoring"):
+            m = _score(data, tmp_path / f"{name}.parquet", bundle_dir, workers=1, chunk_size=8_000,
+                       as_of=f"{onset:%Y-%m-%d}", reasons="none")
+        runs[name] = m["drift"], list(caplog.messages), Path(m["report"]).read_text()
+    (calm_drift, calm_said, calm_report), (shock_drift, shock_said, shock_report) = runs["calm"], runs["shock"]
+    stress = shock_drift["features"]["macro_stress_index"]
+    published = shocked.loc[shocked["published_date"] == onset, "stress_index"].item()
+    assert stress["level"] == "alert" and stress["value"] == pytest.approx(published)
+    assert stress["value"] > hi + stress["margin"] and stress["training_range"] == [lo, hi]
+    assert {"macro_stress_index", "macro_unemployment_rate"} <= set(shock_drift["alert"])
+    said = f"macro_stress_index {published:.4g} is outside the training range"
+    assert any(s.startswith(said) for s in shock_said) and said in shock_report
+
+    assert calm_drift["alert"] == [], calm_drift["alert"]
+    assert len(calm_drift["warning"]) <= 0.05 * len(calm_drift["features"]), calm_drift["warning"]
+    assert calm_drift["features"]["macro_stress_index"]["level"] == "stable"
+    assert not any("training range" in s for s in calm_said) and "is outside the training range" not in calm_report

@@ -287,6 +287,29 @@ def test_drift_levels_follow_the_conventional_thresholds():
         vm.drift_level(float("nan"))
 
 
+def test_a_value_is_judged_against_the_training_range_with_a_margin_of_a_share_of_its_width():
+    training = [0.0, 0.4]  # margin: RANGE_MARGIN x 0.4
+    edge = vm.RANGE_MARGIN * 0.4
+    levels = [vm.range_level(v, training) for v in (0.0, 0.2, 0.4, 0.4 + edge / 2, -edge / 2, 0.4 + 1.01 * edge,
+                                                     -1.01 * edge, 2.0)]
+    assert levels == ["stable", "stable", "stable", "warning", "warning", "alert", "alert", "alert"]
+    assert vm.range_level(0.41, training, margin=0.0) == "alert"
+    assert vm.range_level(0.7, [0.7, 0.7]) == "stable" and vm.range_level(0.7001, [0.7, 0.7]) == "alert"
+    assert vm.outside(0.5, training) == pytest.approx(0.1) and vm.outside(-0.3, training) == pytest.approx(0.3)
+    with pytest.raises(vm.MetricError, match="a finite number"):
+        vm.range_level(float("nan"), training)
+    with pytest.raises(vm.MetricError, match=r"\[lowest, highest\]"):
+        vm.range_level(0.1, [0.4, 0.0])
+
+
+def test_the_training_range_ignores_missing_values_and_is_none_when_all_are():
+    assert vm.training_range(np.array([0.3, np.nan, -0.1, 0.2])) == [-0.1, 0.3]
+    assert vm.training_range(pd.Series([np.nan, np.nan])) is None
+    assert json.loads(json.dumps(vm.training_range([1, 2]))) == [1.0, 2.0]  # stored as JSON with the model
+    with pytest.raises(vm.MetricError, match="infinite values"):
+        vm.training_range(np.array([0.1, np.inf]))
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 

@@ -355,10 +355,12 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
     del binned
     timings["fit_s"] = time.perf_counter() - t1
     # drift references: the features on a seeded sample of the rows the bin edges came from (whatever targets
-    # are trained), the score on the default model's in-sample rows, as its metrics scored them
+    # are trained), the score on the default model's in-sample rows, as its metrics scored them; and for the
+    # features judged by their range (the economy: one value per date), the range over all of those rows
     train_X = panel.rows(sample_rows(shared_rows, SAMPLE_ROWS, cfg.seed))
     reference = {"features": {n: reference_distribution(train_X[:, j]) for j, n in enumerate(panel.feature_names)}}
     del train_X
+    reference["features"].update(_training_ranges(panel, shared_rows, catalog, reference["features"]))
     if "default" in results:
         reference["score"] = reference_distribution(cfg.scale.score(results["default"].in_sample_p)[0])
     fp = fingerprint(tables)
@@ -371,6 +373,20 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
                     latent.to_dict() if latent is not None else None, fingerprints)
     timings["total_s"] = time.perf_counter() - t0
     return TrainResult(bundle, results, panel.counts, timings, fp, panel)
+
+
+def _training_ranges(panel: Panel, rows: np.ndarray, catalog: Catalog, references: dict) -> dict:
+    """The references of the features the catalog judges by their range (`Feature.judged_by_range`), each
+    with the range it took over the training rows: scoring holds tonight's value against it. A feature always
+    missing in training gets none (its drift is judged as one value per date)."""
+    from validation.metrics import training_range
+
+    judged = {f.name for f in catalog if f.judged_by_range}
+    out = {}
+    for j, name in enumerate(panel.feature_names):
+        if name in judged and (seen := training_range(panel.values[j, rows])) is not None:
+            out[name] = {**references[name], "range": seen}
+    return out
 
 
 def _with_latent_state(panel: Panel, end: pd.Timestamp, seed: int,

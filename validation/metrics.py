@@ -30,6 +30,7 @@ import pandas as pd
 
 __all__ = [
     "DRIFT_THRESHOLDS",
+    "RANGE_MARGIN",
     "MetricError",
     "auc",
     "bin_counts",
@@ -47,16 +48,30 @@ __all__ = [
     "ks",
     "log_loss",
     "metric_set",
+    "outside",
     "psi",
     "psi_from_counts",
+    "range_level",
     "reference_distribution",
     "roc_points",
+    "training_range",
 ]
 
 SAMPLE = 3  # offending rows shown in an error
 LOG_LOSS_EPS = 1e-15  # predictions are clipped to [eps, 1 - eps] before taking logs
 PSI_EPS = 1e-4  # share given to an empty bin so that PSI stays finite
 DRIFT_THRESHOLDS = (0.1, 0.25)  # psi < 0.1 stable, 0.1..0.25 warning, > 0.25 alert
+RANGE_MARGIN = 0.25
+"""How far a one-value-per-date feature (the economy) may lie outside the range it took in training before it
+alerts, as a share of that range's width; outside the range by less, it warns (`range_level`).
+
+Any value outside the range is one the models never saw: their trees are flat beyond the outermost split, so
+they score it as the nearest edge. A share of the width keeps the margin in the indicator's own units and
+scale, as the models saw it move. A quarter of it is more than a rounding or a revision of the published
+figure, or a seasonal peak a short training window just missed (those warn); a downturn moves an indicator by
+several widths of a calm period's range (the simulated shock lifts the stress index by five times its
+seasonal swing), and alerts from the month it is published.
+"""
 _CELLS_PER_BLOCK = 4_000_000  # resamples x tie blocks held in memory at once by the bootstrap (~32 MB)
 
 
@@ -691,6 +706,37 @@ def drift_level(value: float) -> str:
     if value < low:
         return "stable"
     return "warning" if value <= high else "alert"
+
+
+def training_range(x: Any) -> list[float] | None:
+    """[lowest, highest] of the non-missing values of x (what a one-value-per-date feature took over the
+    training rows), as plain JSON; None when every value is missing."""
+    v = pd.Series(x).to_numpy(dtype=float, na_value=np.nan)
+    if np.isinf(v).any():
+        raise MetricError(f"the training sample has infinite values in {_rows(np.isinf(v))}")
+    v = v[~np.isnan(v)]
+    return [float(v.min()), float(v.max())] if len(v) else None
+
+
+def outside(value: float, training: list[float]) -> float:
+    """How far value lies outside the training range [lo, hi] (0 inside it)."""
+    lo, hi = training
+    return max(lo - value, value - hi, 0.0)
+
+
+def range_level(value: float, training: list[float], margin: float = RANGE_MARGIN) -> str:
+    """'stable' inside the training range [lo, hi], 'warning' outside it by at most margin x (hi - lo),
+    'alert' beyond that (see RANGE_MARGIN). A range of one value (the indicator never moved in training)
+    alerts on any other."""
+    if value is None or not math.isfinite(value):
+        raise MetricError(f"a value to hold against the training range is a finite number, got {value}")
+    lo, hi = training
+    if not lo <= hi:
+        raise MetricError(f"a training range is [lowest, highest], got [{lo}, {hi}]")
+    gap = outside(value, training)
+    if gap == 0:
+        return "stable"
+    return "warning" if gap <= margin * (hi - lo) else "alert"
 
 
 # ---------------------------------------------------------------------------------------------- summary
