@@ -38,8 +38,6 @@ from scoring.drift import drift_summary, log_drift
 from scoring.job import ScoreError, ScoreRequest, run
 from scoring.output import manifest_path, sha256
 from simulation.generate import Request, generate
-from training.config import TrainConfig
-from training.trainer import train
 from validation.metrics import bin_counts, psi, reference_distribution, training_range
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,11 +46,10 @@ OFF_BOOK = ("charged_off", "closed")  # the statuses of accounts no model scores
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(baseline_tables, tmp_path_factory):
+def bundle_dir(trained, tmp_path_factory):
     # with the latent-state filter: scoring computes its features from the histories (the off path is the
     # default one, run by the README's main job and the score benchmark)
-    result = train(baseline_tables, TrainConfig(n_boot=10, latent_state=True), progress=lambda _: None)
-    return result.bundle.save(tmp_path_factory.mktemp("bundle") / "bundle")
+    return trained.bundle.save(tmp_path_factory.mktemp("bundle") / "bundle")
 
 
 @pytest.fixture(scope="module")
@@ -402,7 +399,7 @@ def test_a_model_on_a_subset_of_the_catalog_scores_with_exactly_its_features(sma
     names = ["util_n3", "late_n6", "dpd_now"]  # not the catalog's order
     X = feats[names]
     y = (np.random.default_rng(0).uniform(size=len(X)) < 0.05 + 0.1 * (X["late_n6"] > 0)).astype(float)
-    fit = fit_booster(X, y, X, y, lgb_params([1, 1, 1], seed=1))
+    fit = fit_booster(X, y, X, y, lgb_params([1, 1, 1], seed=1), num_boost_round=50)  # scored, not judged
     prints = default_catalog().fingerprints()
     model = TargetModel.from_booster("default", fit.booster, fit_calibrator(fit.booster.predict(X), y), 1)
     bundle = Bundle({"default": model},
@@ -424,7 +421,8 @@ QUICK_FEATURES = ["util_n3", "late_n6", "dpd_now", "balance_now"]
 
 
 def _quick_bundle(tables, folder: Path) -> Path:
-    """A model per target on four features, fitted in seconds to labels drawn at random: enough to score with."""
+    """A model per target on four features, fitted in seconds to labels drawn at random: enough to score with.
+    Validated on its own rows, a fit would never stop early: 50 rounds each."""
     from models.bundle import Bundle, TargetModel
     from models.calibration import fit_calibrator
     from models.lgbm import fit_booster, lgb_params
@@ -436,7 +434,7 @@ def _quick_bundle(tables, folder: Path) -> Path:
     models = {}
     for target, rate in (("default", 0.05), ("early_warning", 0.3), ("self_cure", 0.5)):
         y = (rng.uniform(size=len(X)) < rate + 0.1 * (X["late_n6"] > 0)).astype(float)
-        fit = fit_booster(X, y, X, y, lgb_params([0] * len(QUICK_FEATURES), seed=1))
+        fit = fit_booster(X, y, X, y, lgb_params([0] * len(QUICK_FEATURES), seed=1), num_boost_round=50)
         models[target] = TargetModel.from_booster(target, fit.booster, fit_calibrator(fit.booster.predict(X), y), 1)
     prints = default_catalog().fingerprints()
     bundle = Bundle(models, QUICK_FEATURES, default_catalog().version, ScoreScale(),
