@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from features.builders import Prepared
 from features.labels import build_labels
 from review.cli import main
-from review.evidence import VARIANT, VARIANT_COLUMN, complete_month_ends, read_scores
+from review.evidence import VARIANT, VARIANT_COLUMN, complete_month_ends, read_scores, variant_outcomes
 from review.job import ReviewError, ReviewRequest, run
 from review.pack import Check, Pack, Section
 from scoring.job import ScoreRequest
@@ -126,21 +126,26 @@ def test_window_psi_adds_up_the_nights_histograms(review_inputs, reviewed, train
 
 def test_the_default_variant_is_the_panel_s_90_dpd_within_12_months(reviewed, baseline_tables):
     _, _, pack = reviewed
+    prep = Prepared(baseline_tables)
     assert VARIANT.default_dpd == 90 and VARIANT.default_months == 12
-    ev_rows = pack_rows(pack)
-    labels = build_labels(baseline_tables, sorted(ev_rows["as_of"].unique()), VARIANT)
-    joined = ev_rows.merge(labels, on=["account_id", "as_of"])
-    done = joined["complete_default"] & joined["default"].notna()
-    assert done.sum() > 0
-    np.testing.assert_array_equal(joined.loc[done, VARIANT_COLUMN], joined.loc[done, "default"])
-    assert joined.loc[~done, VARIANT_COLUMN].isna().all()
+    # the window's own month ends are within 12 months of the extraction: no variant outcome yet, all counted
+    rows = pack_rows(pack)
+    assert rows[VARIANT_COLUMN].isna().all()
+    assert pack.evidence.exclusions["reason"].str.startswith("default 90+ DPD in 12 months").any()
+    # a month end 13 months back has them, and they are the panel's labels under the variant's definition
+    early = [prep.extraction - pd.offsets.MonthEnd(13)]
+    labels = build_labels(baseline_tables, early, VARIANT)
+    joined, _ = variant_outcomes(labels[["account_id", "as_of"]], prep)
+    done = labels["complete_default"].to_numpy() & labels["default"].notna().to_numpy()
+    assert done.sum() > 1000 and labels.loc[done, "default"].sum() > 0
+    np.testing.assert_array_equal(joined.loc[done, VARIANT_COLUMN], labels.loc[done, "default"])
 
 
-def test_the_same_inputs_give_the_same_json_bytes(review_inputs, tmp_path):
+def test_the_same_inputs_give_the_same_json_bytes(review_inputs, reviewed, tmp_path):
     data, bundle, scores, _ = review_inputs
-    a = run(ReviewRequest(str(bundle), data, tmp_path / "a.html", scores=scores, months=MONTHS, n_boot=20))[1]
-    b = run(ReviewRequest(str(bundle), data, tmp_path / "b.html", scores=scores, months=MONTHS, n_boot=20))[1]
-    assert a.read_bytes() == b.read_bytes()
+    html, _, _ = reviewed
+    again = run(ReviewRequest(str(bundle), data, tmp_path / "again.html", scores=scores, months=MONTHS, n_boot=20))[1]
+    assert again.read_bytes() == html.with_suffix(".json").read_bytes()
 
 
 def test_a_window_without_score_files_is_refused_by_name_and_the_previous_pack_stays(review_inputs, tmp_path,
