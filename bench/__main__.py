@@ -6,6 +6,7 @@ benchmarks:
              query and a per-account pandas apply
   train      the training path from panel to registered model, against bare LightGBM fits
   score      the nightly scoring job over a portfolio, and its compiled trees against LightGBM's own
+  validation the validation pack from a year of score files, against the same AUCs computed by hand
 
 Each prints its figures and whether its goal is met, then ends with one line of JSON holding the same
 figures, for programs to compare. Each has its own options, defaults and goal: python -m bench NAME --help.
@@ -26,7 +27,7 @@ import sys
 from features.cli import EXIT_CODES, USED_WRONGLY
 
 BENCHMARKS = {"simulate": "bench.simulate", "features": "bench.features", "train": "bench.train",
-              "score": "bench.score"}
+              "score": "bench.score", "validation": "bench.validation"}
 USAGE = f"usage: python -m bench [-h] {{{','.join(BENCHMARKS)}}} [options]"
 
 

@@ -21,6 +21,7 @@ from features.labels import pair_labels, window_end
 from features.targets import BY_NAME, SLOT, TARGET_NAMES, LabelConfig
 from models.master_scale import MASTER_SCALE, MasterScale
 
+ON_BOOK = ["active", "new"]  # the statuses of a score file's rows that carry the models' probabilities
 VARIANT = LabelConfig(default_dpd=90, default_months=12)  # the Basel / IFRS 9 style default
 VARIANT_COLUMN = "y_default_90_12m"
 TENURE_BANDS = (0, 6, 12, 24, 48)  # months on book: 0-5, 6-11, 12-23, 24-47, 48+
@@ -80,11 +81,14 @@ def score_files(folder: Path, start: pd.Timestamp | None = None, end: pd.Timesta
 
 
 def read_scores(paths: list[Path]) -> pd.DataFrame:
-    """The score files' rows, the columns the pack reads (a file of an older schema lacks some: left null)."""
+    """The score files' rows of accounts on the book (the ones the models scored), the columns the pack reads
+    (a file of an older schema lacks some: left null). Closed and charged-off accounts' rows carry no
+    prediction to review."""
     frames = []
     for path in paths:
         names = pq.read_schema(path).names
-        frame = pq.read_table(path, columns=[c for c in SCORE_COLUMNS if c in names]).to_pandas()
+        frame = pq.read_table(path, columns=[c for c in SCORE_COLUMNS if c in names],
+                              filters=[("status", "in", ON_BOOK)]).to_pandas()
         frames.append(frame.reindex(columns=SCORE_COLUMNS))
     rows = pd.concat(frames, ignore_index=True)
     rows["as_of"] = pd.to_datetime(rows["as_of"])

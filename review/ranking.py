@@ -93,9 +93,10 @@ def _target_part(s: Section, ev: Evidence, target: str, rows: pd.DataFrame, thre
     s.figure(f"{target}: KS", ks_figure(y, p, target))
     monthly = by_month(rows, y_col, p_col)
     dev = ev.development.get(target, {}).get("auc")
+    dev_rows = ev.development.get(target, {}).get("n")
     s.figure(f"{target}: AUC by month", interval_by_month_figure(monthly, "auc", "AUC", dev))
     s.table(f"{target}: AUC by month", monthly, _fmt())
-    _decline(s, target, dev, y, p, g, thresholds)
+    _decline(s, target, (dev, dev_rows), (y, p, g), thresholds)
     segments = by_segment(rows, y_col, p_col)
     s.table(f"{target}: by segment", segments, _fmt())
     s.table(f"{target}: gains by decile of the prediction, riskiest first", gains_table(y, p))
@@ -111,16 +112,19 @@ def _target_part(s: Section, ev: Evidence, target: str, rows: pd.DataFrame, thre
             s.missing("the 90+ DPD in 12 months definition: no complete 12-month window with both outcomes")
 
 
-def _decline(s: Section, target: str, dev: float | None, y, p, g, thresholds: Thresholds) -> None:
+def _decline(s: Section, target: str, development: tuple, rows: tuple, thresholds: Thresholds) -> None:
+    """The ECB's one-sided test of the window's AUC against the development one (the bundle's out-of-time)."""
+    dev, dev_rows = development
     name = f"{target}: AUC not declined since development (ECB one-sided, {thresholds.auc_decline_level:.0%})"
     if dev is None:
         s.check(name, None, "p ≥ 0.05", None, note="no development AUC to hold it against (in a training run the "
                 "out-of-time slice is the development sample)")
         return
-    test = auc_decline_test(dev, y, p, g, level=thresholds.auc_decline_level)
+    test = auc_decline_test(dev, *rows, level=thresholds.auc_decline_level)
     s.numbers.setdefault("decline", {})[target] = test
+    measured = f" on {int(dev_rows):,} out-of-time rows" if dev_rows else ""
     s.check(name, test["p_value"], f"p ≥ {1 - thresholds.auc_decline_level:.2g}", not test["rejected"],
-            finding=True, note=f"AUC {test['auc']:.4f} now, {dev:.4f} at development")
+            finding=True, note=f"AUC {test['auc']:.4f} now, {dev:.4f} at development{measured}")
 
 
 def _fmt() -> dict:

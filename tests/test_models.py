@@ -519,7 +519,7 @@ def test_the_oracle_lookup_equals_a_join_with_truth(shuffle, big_ids):
     """Bayes-optimal probabilities are found by a sorted search of (account, as-of): the same values as a
     left join, NaN where truth has no row or no value, in either order of truth, and ids too large for
     the combined key take the join."""
-    from training.trainer import _truth_at
+    from features.key_lookup import value_at
 
     rng = np.random.default_rng(0)
     months = pd.date_range("2024-01-31", periods=12, freq="ME").values.astype("datetime64[s]")
@@ -534,6 +534,6 @@ def test_the_oracle_lookup_equals_a_join_with_truth(shuffle, big_ids):
     if shuffle:
         truth = truth.sample(frac=1, random_state=2)
     expected = rows.merge(truth, how="left", on=["account_id", "as_of"])["p_default_bayes"].to_numpy()
-    got = _truth_at(truth, "p_default_bayes", rows)
+    got = value_at(truth, "p_default_bayes", rows)
     assert np.array_equal(got, expected, equal_nan=True)
     assert np.isnan(got[-2:]).all()

@@ -58,9 +58,11 @@ def test_train_py_trains_registers_and_says_where_to_look(baseline_dir, tmp_path
     args = score_py.parser().parse_args(command[2:])
     assert (args.model, args.data) == ("models:/dynascore/1", baseline_dir[0])
     reports = list((tmp_path / "reports").glob("validation-*.html"))
-    assert len(reports) == 1 and "Target: default" in reports[0].read_text()
-    segments = reports[0].read_text().split("Calibration by segment, out-of-time", 1)[1].split("</table>", 1)[0]
-    assert "<td>is_installment</td>" in segments  # the product split, whatever the model's top features
+    assert len(reports) == 1 and reports[0].with_suffix(".json").exists()  # the validation pack, page and numbers
+    page = reports[0].read_text()
+    assert all(f'id="{key}"' in page for key in ("summary", "discrimination", "calibration", "benchmark"))
+    segments = page.split("default: by segment", 1)[1].split("</table>", 1)[0]
+    assert "<td>installment</td>" in segments and "<td>revolving</td>" in segments  # the product split
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [

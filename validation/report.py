@@ -42,7 +42,8 @@ h1 { font-size: 1.7em; border-bottom: 2px solid #2b5c8a; padding-bottom: .3em; }
 h2 { font-size: 1.3em; margin-top: 2em; border-bottom: 1px solid #d5dbe3; padding-bottom: .2em; }
 h3 { font-size: 1.05em; margin: 1.4em 0 .5em; }
 .meta { color: #6b7380; font-size: .9em; }
-table { border-collapse: collapse; font-size: .88em; margin: .4em 0 1.2em; }
+table { border-collapse: collapse; font-size: .88em; margin: .4em 0 1.2em; display: block; max-width: 100%;
+        overflow-x: auto; }
 th, td { padding: .28em .7em; border-bottom: 1px solid #e3e7ed; }
 th { background: #f2f5f9; text-align: left; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
