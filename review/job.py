@@ -24,7 +24,7 @@ from features.targets import BY_NAME, LabelConfig
 from models.bundle import Bundle, BundleError, load_bundle
 from models.latent_state import LatentStateFilter, with_latent
 from models.registry import TrackingError, connect, fetch_bundle, tracking_uri
-from review import benchmark, calibration, data, decisions, explanation, portfolio, ranking, stability
+from review.contents import sections
 from review.evidence import Evidence, complete_month_ends, read_scores, score_files, with_oracle, with_outcomes
 from review.pack import Pack
 from review.replay import features_of, predictions, sample_rows, scorecards
@@ -80,7 +80,8 @@ def run(request: ReviewRequest, progress: Callable[[str], None] = lambda _: None
     ev.portfolio = portfolio_frame(prep, [*window, after] if after <= prep.extraction else window)
     progress("rebuilding the features of a sample of the reviewed accounts")
     ev.features = replay(prep, ev, model, champion(request, model))
-    pack = build(ev, model, request)
+    pack = build(ev, model, request, progress)
+    progress("writing the page and its numbers")
     html, js = pack.write(request.out)
     if request.log and model.run_id:
         _log(model, request, html, js)
@@ -88,15 +89,18 @@ def run(request: ReviewRequest, progress: Callable[[str], None] = lambda _: None
 
 
 def resolve_model(request: ReviewRequest) -> Model:
+    """The bundle of --model (downloaded from the registry into a temporary folder, read whole, removed), its
+    version and its training run."""
     import tempfile
 
-    tmp = Path(tempfile.mkdtemp(prefix="dynascore-review-"))
-    path, version = fetch_bundle(request.model, tmp, request.tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="dynascore-review-") as tmp:
+        path, version = fetch_bundle(request.model, Path(tmp), request.tracking_uri)
+        bundle = load_bundle(path, default_catalog())
     run_id = None
     if request.model.startswith("models:/"):
         name, number = version.split("/")
         run_id = connect(tracking_uri(request.tracking_uri)).get_model_version(name, number).run_id
-    return Model(load_bundle(path, default_catalog()), version, run_id, request.model)
+    return Model(bundle, version, run_id, request.model)
 
 
 def champion(request: ReviewRequest, model: Model) -> Model | None:
@@ -215,11 +219,9 @@ def hyper_parameters(bundle: Bundle) -> dict:
     return out
 
 
-def build(ev: Evidence, model: Model, request: ReviewRequest) -> Pack:
-    t = request.thresholds
-    sections = [data.section(ev), ranking.section(ev, t, n_boot=request.n_boot, seed=request.seed),
-                calibration.section(ev, t), stability.section(ev, t), portfolio.section(ev),
-                explanation.section(ev, model.bundle, t), benchmark.section(ev, t), decisions.section(ev)]
+def build(ev: Evidence, model: Model, request: ReviewRequest, progress: Callable[[str], None] = lambda _: None) -> Pack:
+    parts = sections(ev, model.bundle, request.thresholds, n_boot=request.n_boot, seed=request.seed,
+                     progress=progress)
     days = ev.as_of
     header = {"model": model.version, "source": model.uri, "mlflow run": model.run_id or "(none: a bundle directory)",
               "training seed": model.bundle.info.get("seed", "n/a"),
@@ -229,7 +231,7 @@ def build(ev: Evidence, model: Model, request: ReviewRequest) -> Pack:
               "bootstrap": f"{request.n_boot} account-level resamples, seed {request.seed}",
               "hyper-parameters": "; ".join(f"{k}: " + ", ".join(f"{a}={b}" for a, b in v.items())
                                             for k, v in hyper_parameters(model.bundle).items())}
-    return Pack(f"Validation pack: {model.version}", header, sections, ev)
+    return Pack(f"Validation pack: {model.version}", header, parts, ev)
 
 
 def _log(model: Model, request: ReviewRequest, html: Path, js: Path) -> None:

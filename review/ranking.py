@@ -14,41 +14,45 @@ from review.evidence import VARIANT_COLUMN, Evidence, month_of
 from review.figures import interval_by_month_figure, ks_figure, roc_cap_figure
 from review.pack import Section
 from review.thresholds import Thresholds
-from validation.discrimination import auc_decline_test, delong, gains_table
-from validation.metrics import MetricError, auc, bootstrap_auc_ci, ks
+from validation.discrimination import auc_decline_test, delong, gains_table, ks_ranked, tie_ranks
+from validation.metrics import MetricError, auc, bootstrap_auc_ci
 
 SEGMENTS = {"product": "product", "tenure_band": "months on book", "grace_days": "grace days",
             "dpd_bucket": "days past due at T"}
 
 
-def auc_row(y: np.ndarray, p: np.ndarray, groups: np.ndarray, level: float = 0.95) -> dict:
-    """Rows, bads, AUC with its clustered DeLong interval, Gini and KS; NaN where one class is missing."""
+def auc_row(y: np.ndarray, ranks: np.ndarray, groups: np.ndarray, level: float = 0.95) -> dict:
+    """Rows, bads, AUC with its clustered DeLong interval, Gini and KS, from the scores' pooled ranks
+    (`tie_ranks`: no sort per subset); NaN where one class is missing."""
     out = {"rows": len(y), "bads": int(y.sum()), "auc": np.nan, "lo": np.nan, "hi": np.nan, "gini": np.nan,
            "ks": np.nan}
-    if 0 < y.sum() < len(y):
-        out.update(auc=auc(y, p), ks=ks(y, p))
+    if not 0 < y.sum() < len(y):
+        return out
+    out["ks"] = ks_ranked(y, ranks)
+    try:
+        d = delong(y, ranks, groups)
+    except MetricError:  # bads (or goods) from one account only: an AUC, but no interval says anything
+        out["auc"] = auc(y, ranks)
         out["gini"] = 2 * out["auc"] - 1
-        try:
-            se = delong(y, p, groups)["se"]
-        except MetricError:  # bads (or goods) from one account only: no interval says anything
-            return out
-        z = float(norm.ppf(0.5 + level / 2))
-        out.update(lo=max(0.0, out["auc"] - z * se), hi=min(1.0, out["auc"] + z * se))
+        return out
+    z = float(norm.ppf(0.5 + level / 2))
+    out.update(auc=d["auc"], gini=2 * d["auc"] - 1, lo=max(0.0, d["auc"] - z * d["se"]),
+               hi=min(1.0, d["auc"] + z * d["se"]))
     return out
 
 
-def by_month(rows: pd.DataFrame, y: str, p: str) -> pd.DataFrame:
-    out = [{"as_of": day, **auc_row(g[y].to_numpy(), g[p].to_numpy(), g["account_id"].to_numpy())}
+def by_month(rows: pd.DataFrame, y: str) -> pd.DataFrame:
+    out = [{"as_of": day, **auc_row(g[y].to_numpy(), g["rank"].to_numpy(), g["account_id"].to_numpy())}
            for day, g in rows.groupby(month_of(rows), sort=True)]
     return pd.DataFrame(out)
 
 
-def by_segment(rows: pd.DataFrame, y: str, p: str) -> pd.DataFrame:
+def by_segment(rows: pd.DataFrame, y: str) -> pd.DataFrame:
     out = []
     for column, name in SEGMENTS.items():
         for value, g in rows.groupby(column, sort=True, observed=True):
             out.append({"segment": name, "value": str(value),
-                        **auc_row(g[y].to_numpy(), g[p].to_numpy(), g["account_id"].to_numpy())})
+                        **auc_row(g[y].to_numpy(), g["rank"].to_numpy(), g["account_id"].to_numpy())})
     return pd.DataFrame(out)
 
 
@@ -60,14 +64,15 @@ def section(ev: Evidence, thresholds: Thresholds, *, n_boot: int = 100, seed: in
     pooled = []
     for target in ev.targets:
         rows = ev.scored(target)
-        y, p, g = (rows[f"y_{target}"].to_numpy(), rows[f"p_{target}"].to_numpy(),
-                   rows["account_id"].to_numpy())
+        y, g = rows[f"y_{target}"].to_numpy(), rows["account_id"].to_numpy()
         if len(rows) == 0 or not 0 < y.sum() < len(y):
             s.missing(f"{target}: no rows with both outcomes in the window")
             continue
-        row = {"target": target, **auc_row(y, p, g)}
+        rows = rows.assign(rank=tie_ranks(rows[f"p_{target}"].to_numpy()))  # one sort per target, pooled
+        r = rows["rank"].to_numpy()
+        row = {"target": target, **auc_row(y, r, g)}
         try:
-            row["boot_lo"], row["boot_hi"] = bootstrap_auc_ci(y, p, g, n_boot=n_boot, seed=seed)
+            row["boot_lo"], row["boot_hi"] = bootstrap_auc_ci(y, r, g, n_boot=n_boot, seed=seed)
         except MetricError as exc:
             row["boot_lo"] = row["boot_hi"] = np.nan
             s.text(f"*{target}: no bootstrap interval ({exc}).*")
@@ -91,20 +96,20 @@ def _target_part(s: Section, ev: Evidence, target: str, rows: pd.DataFrame, thre
     s.text(f"### {target}")
     s.figure(f"{target}: ROC and CAP over the window", roc_cap_figure(y, p, target))
     s.figure(f"{target}: KS", ks_figure(y, p, target))
-    monthly = by_month(rows, y_col, p_col)
+    monthly = by_month(rows, y_col)
     dev = ev.development.get(target, {}).get("auc")
     dev_rows = ev.development.get(target, {}).get("n")
     s.figure(f"{target}: AUC by month", interval_by_month_figure(monthly, "auc", "AUC", dev))
     s.table(f"{target}: AUC by month", monthly, _fmt())
-    _decline(s, target, (dev, dev_rows), (y, p, g), thresholds)
-    segments = by_segment(rows, y_col, p_col)
+    _decline(s, target, (dev, dev_rows), (y, rows["rank"].to_numpy(), g), thresholds)
+    segments = by_segment(rows, y_col)
     s.table(f"{target}: by segment", segments, _fmt())
     s.table(f"{target}: gains by decile of the prediction, riskiest first", gains_table(y, p))
     s.numbers[target] = {"by_month": monthly, "segments": segments}
     if target == "default":
         variant = rows[rows[VARIANT_COLUMN].notna()]
         if len(variant) and 0 < variant[VARIANT_COLUMN].sum() < len(variant):
-            row = auc_row(variant[VARIANT_COLUMN].to_numpy(), variant[p_col].to_numpy(),
+            row = auc_row(variant[VARIANT_COLUMN].to_numpy(), variant["rank"].to_numpy(),
                           variant["account_id"].to_numpy())
             s.table("default: the same PD against the 90+ DPD in 12 months definition", pd.DataFrame([row]), _fmt())
             s.numbers["default_90_12m"] = row

@@ -68,7 +68,7 @@ def _drift_counts(rows: pd.DataFrame, bundle) -> dict:
 
 
 def training_pack(result, tables, *, n_boot: int = 100, seed: int = 0) -> Pack:
-    from review import benchmark, calibration, data, decisions, explanation, portfolio, ranking, stability
+    from review.contents import sections
     from review.job import feature_info, hyper_parameters
     from review.thresholds import THRESHOLDS
 
@@ -76,9 +76,7 @@ def training_pack(result, tables, *, n_boot: int = 100, seed: int = 0) -> Pack:
 
     ev = evidence(result, tables)
     ev.feature_info = feature_info(result.bundle)
-    sections = [data.section(ev), ranking.section(ev, t, n_boot=n_boot, seed=seed), calibration.section(ev, t),
-                stability.section(ev, t), portfolio.section(ev), explanation.section(ev, result.bundle, t),
-                benchmark.section(ev, t), decisions.section(ev)]
+    parts = sections(ev, result.bundle, t, n_boot=n_boot, seed=seed)
     days = ev.as_of
     header = {"model": "trained now (registered after this page)", "data fingerprint": result.fingerprint,
               "training seed": result.bundle.info.get("seed", "n/a"),
@@ -87,7 +85,7 @@ def training_pack(result, tables, *, n_boot: int = 100, seed: int = 0) -> Pack:
               "bootstrap": f"{n_boot} account-level resamples, seed {seed}",
               "hyper-parameters": "; ".join(f"{k}: " + ", ".join(f"{a}={b}" for a, b in v.items())
                                             for k, v in hyper_parameters(result.bundle).items())}
-    return Pack("Validation pack: training run", header, sections, ev)
+    return Pack("Validation pack: training run", header, parts, ev)
 
 
 def write_training_pack(result, tables, folder: Path, *, n_boot: int = 100) -> Path:

@@ -194,3 +194,18 @@ def test_the_pack_renders_in_a_browser_with_every_image(reviewed, tmp_path):
     html, _, _ = reviewed
     page = check_report_in_browser(html, tmp_path / "first-screen.png")
     assert page.images_total >= 10 and page.title.startswith("Validation pack")
+
+
+def test_data_without_ground_truth_say_so_in_one_line_and_nothing_fails(review_inputs, tmp_path):
+    data, bundle, scores, _ = review_inputs
+    bare = tmp_path / "data"
+    bare.mkdir()
+    for item in data.iterdir():
+        if item.name != "truth":
+            (bare / item.name).symlink_to(item)
+    html, js, pack = run(ReviewRequest(str(bundle), bare, tmp_path / "r.html", scores=scores, months=MONTHS,
+                                       n_boot=20))
+    assert not any(c.startswith("oracle_") for c in pack.evidence.rows.columns)
+    assert "Not shown: the Bayes-optimal oracle: the data have no synthetic truth" in html.read_text()
+    against = {d["against"] for d in json.loads(js.read_text())["sections"]["benchmark"]["differences"]}
+    assert against == {"benchmark scorecard"}
