@@ -79,8 +79,11 @@ def run(request: ReviewRequest, progress: Callable[[str], None] = lambda _: None
     after = window[-1] + pd.offsets.MonthEnd(1)  # where the window's late accounts are a month on
     ev.portfolio = portfolio_frame(prep, [*window, after] if after <= prep.extraction else window)
     progress("rebuilding the features of a sample of the reviewed accounts")
-    ev.features = replay(prep, ev, model, champion(request, model))
+    other = champion(request, model)
+    ev.features = replay(prep, ev, model, other)
     pack = build(ev, model, request, progress)
+    pack.header["champion"] = (f"{other.version}: compared on the same rows (Benchmark)" if other is not None
+                               else "this model" if model.run_id else "(none: a bundle directory)")
     progress("writing the page and its numbers")
     html, js = pack.write(request.out)
     if request.log and model.run_id:
@@ -191,6 +194,7 @@ def _drift_counts(paths: list[Path]) -> dict:
         manifest = json.loads(manifest_path(path).read_text())
         drift = manifest.get("drift", {})
         counts = {n: e["counts"] for n, e in drift.get("features", {}).items() if "counts" in e}
+        counts["_ranges"] = {n: e for n, e in drift.get("features", {}).items() if "training_range" in e}
         if "counts" in drift.get("score", {}):
             counts["score"] = drift["score"]["counts"]
         if counts:

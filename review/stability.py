@@ -25,7 +25,7 @@ def drift_table(ev: Evidence) -> pd.DataFrame:
     if not ev.drift_counts or not ev.reference:
         return pd.DataFrame()
     months = sorted(ev.drift_counts)
-    names = ["score", *sorted(ev.reference.get("features", {}))]
+    names = ["score", *sorted(ev.reference.get("features", {}))]  # "_ranges": the economy's, apart
     unjudged = {f.name for f in default_catalog() if f.one_value_per_date or f.run_day}
     rows = []
     for name in names:
@@ -46,6 +46,17 @@ def _psi(reference: dict, counts) -> float:
     return psi_from_counts(reference, counts) if counts.sum() > 0 else np.nan
 
 
+def range_table(ev: Evidence) -> pd.DataFrame:
+    """The economy's value each night against the range it took in training, as the nightly runs judged it."""
+    rows = []
+    for day in sorted(ev.drift_counts):
+        for name, e in ev.drift_counts[day].get("_ranges", {}).items():
+            lo, hi = e["training_range"]
+            rows.append({"as_of": pd.Timestamp(day).date(), "feature": name, "value": e["value"], "training min": lo,
+                         "training max": hi, "level": e["level"]})
+    return pd.DataFrame(rows)
+
+
 def section(ev: Evidence, thresholds: Thresholds) -> Section:
     s = Section("stability", "Stability and concentration")
     table = drift_table(ev)
@@ -53,6 +64,15 @@ def section(ev: Evidence, thresholds: Thresholds) -> Section:
         s.missing("PSI and CSI: no drift histograms recorded for the window")
     else:
         _drift(s, table, thresholds)
+    ranges = range_table(ev)
+    if len(ranges):
+        s.table("The economy against its training range (one value per date: its CSI says nothing; alert beyond the "
+                "range by more than a quarter of its width)", ranges, floats(ranges, ".4g"))
+        for name, g in ranges.groupby("feature"):
+            alerts = g[g["level"] == "alert"]
+            s.check(f"{name} within its training range", f"{len(alerts)} of {len(g)} month ends beyond it",
+                    "no alert", alerts.empty, finding=True,
+                    note="" if alerts.empty else f"from {alerts['as_of'].min()}: scored as the range's edge")
     if "default" in ev.targets:
         _migration(s, ev, thresholds)
         _concentration(s, ev)

@@ -209,3 +209,22 @@ def test_data_without_ground_truth_say_so_in_one_line_and_nothing_fails(review_i
     assert "Not shown: the Bayes-optimal oracle: the data have no synthetic truth" in html.read_text()
     against = {d["against"] for d in json.loads(js.read_text())["sections"]["benchmark"]["differences"]}
     assert against == {"benchmark scorecard"}
+
+
+def test_a_registered_model_s_pack_is_logged_to_its_training_run(review_inputs, trained, tmp_path):
+    import mlflow
+
+    from training.tracking import log_training
+
+    data = review_inputs[0]
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    logged = log_training(trained, model_name="reviewed", experiment="review", uri=uri)
+    # without --scores the review scores the window's month ends itself, through the registry, beside the page
+    _, _, pack = run(ReviewRequest("models:/reviewed/1", data, tmp_path / "r.html", months=2, n_boot=20,
+                                   tracking_uri=uri, log=True))
+    assert len(list((tmp_path / "r-scores").glob("scores-*.parquet"))) == 2
+    assert pack.header["mlflow run"] == logged.run_id and pack.header["champion"] == "this model"
+    client = mlflow.MlflowClient(uri)
+    names = {a.path for a in client.list_artifacts(logged.run_id, "review")}
+    assert names == {"review/r.html", "review/r.json"}
+    assert client.get_run(logged.run_id).data.metrics["review_findings"] == len(pack.findings)
