@@ -29,8 +29,13 @@ DPD_BUCKETS = (0, 1, 30, 60, 90)  # current, 1-29, 30-59, 60-89, 90+
 SCORE_COLUMNS = ["account_id", "as_of", "status", "product", "pd_default", "score", "p_early_warning",
                  "early_warning", "p_self_cure", "dpd_now", "collection_treatment", "collection_intended",
                  "control_cell", "treatment_probability", "credit_limit", "new_credit_limit", "limit_action",
-                 "adverse", *(f"reason_{i}" for i in range(1, 5)), *(f"reason_text_{i}" for i in range(1, 5)),
-                 "model_version"]
+                 "adverse", "model_version"]
+REASON_COLUMNS = ["account_id", "as_of", "adverse", *(f"reason_{i}" for i in range(1, 5)),
+                  *(f"reason_text_{i}" for i in range(1, 5))]
+
+
+class ReviewError(ValueError):
+    """A review that cannot be made; the message says what to do."""
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Evidence:
     scale: MasterScale = MASTER_SCALE
     features: pd.DataFrame | None = None  # a sample of rows with the model's features and benchmark predictions
     portfolio: pd.DataFrame | None = None  # every account's DPD at each month end (vintages, roll rates)
+    reasons: pd.DataFrame | None = None  # the adverse decisions' reasons (from the score files)
     feature_info: pd.DataFrame | None = None  # name, source, description, fingerprint of each feature
     # the independent cohort of the per-grade tests: the accounts as of the latest month end, or (rows as of days
     # spread over the months: a training's out-of-time slice) each account's latest row
@@ -84,22 +90,35 @@ def read_scores(paths: list[Path]) -> pd.DataFrame:
     """The score files' rows of accounts on the book (the ones the models scored), the columns the pack reads
     (a file of an older schema lacks some: left null). Closed and charged-off accounts' rows carry no
     prediction to review."""
+    return _read(paths, SCORE_COLUMNS, [("status", "in", ON_BOOK)])
+
+
+def read_reasons(paths: list[Path]) -> pd.DataFrame:
+    """The reasons of the adverse decisions only: reading every row's texts would cost gigabytes on a large
+    book, and only an adverse decision carries reasons."""
+    return _read(paths, REASON_COLUMNS, [("adverse", "=", True)])
+
+
+def _read(paths: list[Path], columns: list[str], filters: list) -> pd.DataFrame:
     frames = []
     for path in paths:
         names = pq.read_schema(path).names
-        frame = pq.read_table(path, columns=[c for c in SCORE_COLUMNS if c in names],
-                              filters=[("status", "in", ON_BOOK)]).to_pandas()
-        frames.append(frame.reindex(columns=SCORE_COLUMNS))
-    rows = pd.concat(frames, ignore_index=True)
+        if any(c not in names for c, *_ in filters):
+            continue
+        table = pq.read_table(path, columns=[c for c in columns if c in names], filters=filters)
+        frame = table.to_pandas(strings_to_categorical=True)  # a few distinct words per column, many rows
+        frames.append(frame.reindex(columns=columns))
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     rows["as_of"] = pd.to_datetime(rows["as_of"])
     return rows
 
 
-def complete_month_ends(prep: Prepared, months: int, labels: LabelConfig | None = None) -> list[pd.Timestamp]:
+def complete_month_ends(first_day: pd.Timestamp, extraction: pd.Timestamp, months: int,
+                        labels: LabelConfig | None = None) -> list[pd.Timestamp]:
     """The latest `months` month ends whose default window (the longest of the targets) is complete."""
     labels = labels or LabelConfig()
-    last = int(to_days(np.array([prep.extraction.to_datetime64()]))[0])
-    ends = pd.date_range(pd.Timestamp(int(prep.first_day), unit="D"), prep.extraction, freq="ME")
+    last = int(to_days(np.array([pd.Timestamp(extraction).to_datetime64()]))[0])
+    ends = pd.date_range(first_day, extraction, freq="ME")
     days = to_days(ends.to_numpy())
     done = window_end(days, labels.default_months) <= last
     return list(ends[done][-months:])

@@ -27,11 +27,11 @@ def section(ev: Evidence, bundle: Bundle, thresholds: Thresholds) -> Section:
     else:
         for target in ev.targets:
             _model(s, bundle, target, X[bundle.feature_names], thresholds)
-    if "adverse" in ev.rows and ev.rows["adverse"].fillna(False).any():
-        reasons = reason_frequencies(ev.rows)
-        s.table(f"Reasons given with adverse decisions ({int(ev.rows['adverse'].fillna(False).sum()):,} "
-                "accounts × month ends; rows: decisions naming the reason in any of the four places)",
-                reasons.head(20), {"share": "{:.1%}", "first_share": "{:.1%}"})
+    if ev.reasons is not None and len(ev.reasons):
+        reasons = reason_frequencies(ev.reasons)
+        s.table(f"Reasons given with adverse decisions ({len(ev.reasons):,} accounts × month ends; rows: decisions "
+                "naming the reason in any of the four places)", reasons.head(20),
+                {"share": "{:.1%}", "first_share": "{:.1%}"})
         s.numbers["reasons"] = reasons
     else:
         s.missing("reason codes: the predictions carry no adverse decisions")

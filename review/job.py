@@ -17,27 +17,30 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.builders import Prepared
 from features.catalog import default_catalog
-from features.contract import load_tables
+from features.contract import find_table
+from features.extract_manifest import stated_extraction
 from features.targets import BY_NAME, LabelConfig
 from models.bundle import Bundle, BundleError, load_bundle
 from models.latent_state import LatentStateFilter, with_latent
 from models.registry import TrackingError, connect, fetch_bundle, tracking_uri
 from review.contents import sections
-from review.evidence import Evidence, complete_month_ends, read_scores, score_files, with_oracle, with_outcomes
+from review.evidence import (
+    Evidence,
+    ReviewError,
+    complete_month_ends,
+    read_reasons,
+    read_scores,
+    score_files,
+)
+from review.gather import CHUNK_ACCOUNTS, Shared, gather, sample_accounts, window_bounds
 from review.pack import Pack
-from review.replay import features_of, predictions, sample_rows, scorecards
+from review.replay import SAMPLE_ACCOUNTS
 from review.thresholds import THRESHOLDS, Thresholds
 from scoring.output import manifest_path
-from validation.portfolio import portfolio_frame
 
 PARAMETERS = ("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "bagging_fraction",
               "lambda_l2", "max_depth")
-
-
-class ReviewError(ValueError):
-    """A review that cannot be made; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class ReviewRequest:
     tracking_uri: str | None = None
     n_boot: int = 100
     seed: int = 0
+    workers: int = 2  # processes reading the histories, a chunk of accounts each
+    chunk_accounts: int = CHUNK_ACCOUNTS
     log: bool = True  # log the pack to the model's mlflow run, when it has one
     thresholds: Thresholds = THRESHOLDS
 
@@ -68,19 +73,14 @@ class Model:
 
 def run(request: ReviewRequest, progress: Callable[[str], None] = lambda _: None) -> tuple[Path, Path, Pack]:
     """Gather the evidence, build the pack, write it; (html, json, pack)."""
-    progress(f"reading {request.data}")
-    tables = load_tables(request.data, optional=("macro", "truth"))
-    prep = Prepared(tables)
+    progress(f"surveying {request.data}")
+    first_day, extraction = window_bounds(request.data, stated_extraction(request.data))
     model = resolve_model(request)
-    window = review_window(prep, request)
+    window = review_window(first_day, extraction.day, request)
     paths = _score_files(request, window, progress)
-    progress(f"joining {len(paths)} month ends of predictions with their outcomes")
-    ev = gather(prep, model, paths, truth=tables.truth)
-    after = window[-1] + pd.offsets.MonthEnd(1)  # where the window's late accounts are a month on
-    ev.portfolio = portfolio_frame(prep, [*window, after] if after <= prep.extraction else window)
-    progress("rebuilding the features of a sample of the reviewed accounts")
     other = champion(request, model)
-    ev.features = replay(prep, ev, model, other)
+    progress(f"joining {len(paths)} month ends of predictions with their outcomes, chunk by chunk")
+    ev = evidence(request, model, other, paths, window)
     pack = build(ev, model, request, progress)
     pack.header["champion"] = (f"{other.version}: compared on the same rows (Benchmark)" if other is not None
                                else "this model" if model.run_id else "(none: a bundle directory)")
@@ -119,27 +119,13 @@ def champion(request: ReviewRequest, model: Model) -> Model | None:
     return None if other.version == model.version else other
 
 
-def replay(prep: Prepared, ev: Evidence, model: Model, champion_model: Model | None) -> pd.DataFrame:
-    """A seeded sample of the scored rows with the model's features rebuilt, the probabilities they give
-    (`replayed_*`), the benchmark scorecards' and the champion's."""
-    scored = ev.rows[ev.rows[[f"p_{t}" for t in ev.targets]].notna().any(axis=1)]
-    sample = sample_rows(scored, seed=0)
-    X = features_of(prep, model.bundle, sample)
-    sample = sample.drop(columns=[c for c in sample.columns if c in X.columns])  # dpd_now: the feature's, equal
-    parts = [sample, X, predictions(model.bundle, X, "replayed_"), scorecards(model.bundle, X)]
-    if champion_model is not None:
-        theirs = features_of(prep, champion_model.bundle, sample)
-        parts.append(predictions(champion_model.bundle, theirs, "champion_"))
-    return pd.concat(parts, axis=1)
-
-
-def review_window(prep: Prepared, request: ReviewRequest) -> list[pd.Timestamp]:
+def review_window(first_day: pd.Timestamp, extraction: pd.Timestamp, request: ReviewRequest) -> list[pd.Timestamp]:
     if request.start or request.end:
-        start = pd.Timestamp(request.start) if request.start else pd.Timestamp(int(prep.first_day), unit="D")
-        end = pd.Timestamp(request.end) if request.end else prep.extraction
+        start = pd.Timestamp(request.start) if request.start else first_day
+        end = pd.Timestamp(request.end) if request.end else extraction
         days = list(pd.date_range(start, end, freq="ME"))
     else:
-        days = complete_month_ends(prep, request.months)
+        days = complete_month_ends(first_day, extraction, request.months)
     if not days:
         raise ReviewError(f"no month end in the review window ({request.start or 'start'} to {request.end or 'end'}) "
                           "whose outcomes the data can show: widen --from / --to, or pass newer data")
@@ -169,8 +155,10 @@ def _score_files(request: ReviewRequest, window: list[pd.Timestamp], progress) -
     return out
 
 
-def gather(prep: Prepared, model: Model, paths: list[Path], truth: pd.DataFrame | None = None) -> Evidence:
-    """The evidence from score files: their rows with outcomes, their drift histograms, the bundle's references."""
+def evidence(request: ReviewRequest, model: Model, other: Model | None, paths: list[Path],
+             window: list[pd.Timestamp]) -> Evidence:
+    """The evidence from score files: their rows with outcomes (read chunk by chunk with the histories), the
+    book's month-end snapshots, a replayed sample, the nights' drift histograms and the bundle's references."""
     rows = read_scores(paths)
     versions = set(rows["model_version"].dropna().unique())
     if versions and versions != {model.version}:
@@ -179,12 +167,17 @@ def gather(prep: Prepared, model: Model, paths: list[Path], truth: pd.DataFrame 
     targets = [t for t in model.bundle.targets if t in BY_NAME]
     rows = rows.rename(columns={BY_NAME[t].output: f"p_{t}" for t in targets})
     labels = LabelConfig(**model.bundle.info.get("label_config", {}))
-    rows, exclusions = with_outcomes(rows, prep, labels)
-    rows = with_oracle(rows, truth, targets)
-    return Evidence(f"the nightly job's score files ({len(paths)} month ends)", rows, targets, labels, exclusions,
-                    reference=model.bundle.reference, drift_counts=_drift_counts(paths),
+    first_day, extraction = window_bounds(request.data, stated_extraction(request.data))
+    after = window[-1] + pd.offsets.MonthEnd(1)  # where the window's late accounts are a month on
+    shared = Shared(extraction, first_day, labels, tuple(targets), (*window, after),
+                    sample_accounts(rows, targets, SAMPLE_ACCOUNTS), model.bundle,
+                    other.bundle if other is not None else None, find_table(request.data, "truth") is not None)
+    got = gather(request.data, rows, shared, workers=request.workers, chunk_accounts=request.chunk_accounts)
+    return Evidence(f"the nightly job's score files ({len(paths)} month ends)", got.rows, targets, labels,
+                    got.exclusions, reference=model.bundle.reference, drift_counts=_drift_counts(paths),
                     development={t: m.metrics.get("test", {}) for t, m in model.bundle.models.items()},
-                    feature_info=feature_info(model.bundle))
+                    features=got.features, portfolio=got.portfolio, feature_info=feature_info(model.bundle),
+                    reasons=read_reasons(paths))
 
 
 def _drift_counts(paths: list[Path]) -> dict:

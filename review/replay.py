@@ -19,14 +19,6 @@ from models.scorecard import BenchmarkScorecard
 SAMPLE_ACCOUNTS = 20_000  # accounts whose rows of the window are replayed (all of them when fewer)
 
 
-def sample_rows(rows: pd.DataFrame, accounts: int = SAMPLE_ACCOUNTS, seed: int = 0) -> pd.DataFrame:
-    """Every row of a seeded sample of the accounts: the same accounts whatever the order of the rows."""
-    ids = np.unique(rows["account_id"].to_numpy())
-    if len(ids) > accounts:
-        ids = np.sort(np.random.default_rng(seed).choice(ids, accounts, replace=False))
-    return rows[np.isin(rows["account_id"].to_numpy(), ids)]
-
-
 def features_of(prep: Prepared, bundle: Bundle, rows: pd.DataFrame) -> pd.DataFrame:
     """The bundle's features for each (account_id, as_of) of `rows`, in their order: the catalog's through
     the builder, then the latent-state filter's when the bundle has one."""

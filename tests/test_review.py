@@ -18,6 +18,7 @@ from features.builders import Prepared
 from features.labels import build_labels
 from review.cli import main
 from review.evidence import VARIANT, VARIANT_COLUMN, complete_month_ends, read_scores, variant_outcomes
+from review.gather import window_bounds
 from review.job import ReviewError, ReviewRequest, run
 from review.pack import Check, Pack, Section
 from scoring.job import ScoreRequest
@@ -32,7 +33,8 @@ def review_inputs(baseline_dir, baseline_tables, trained, tmp_path_factory):
     """The session's trained bundle, and the nightly job's score files for the latest complete month ends."""
     root = tmp_path_factory.mktemp("review")
     bundle = trained.bundle.save(root / "bundle")
-    window = complete_month_ends(Prepared(baseline_tables), MONTHS)
+    first_day, extraction = window_bounds(baseline_dir[0], None)
+    window = complete_month_ends(first_day, extraction.day, MONTHS)
     for day in window:
         score(ScoreRequest(baseline_dir[0], root / "scores" / f"scores-{day.date()}.parquet", model=str(bundle),
                            as_of=str(day.date())))
@@ -54,7 +56,7 @@ def pack_rows(pack: Pack) -> pd.DataFrame:
 
 def test_the_window_is_the_latest_month_ends_whose_default_window_has_ended(baseline_tables):
     prep = Prepared(baseline_tables)
-    ends = complete_month_ends(prep, 4)
+    ends = complete_month_ends(pd.Timestamp(int(prep.first_day), unit="D"), prep.extraction, 4)
     assert len(ends) == 4 and all(e == e + pd.offsets.MonthEnd(0) for e in ends)
     # six months after the last one fit before the extraction date; after the next month end they do not
     assert ends[-1] + pd.DateOffset(months=6) <= prep.extraction
@@ -141,10 +143,11 @@ def test_the_default_variant_is_the_panel_s_90_dpd_within_12_months(reviewed, ba
     np.testing.assert_array_equal(joined.loc[done, VARIANT_COLUMN], labels.loc[done, "default"])
 
 
-def test_the_same_inputs_give_the_same_json_bytes(review_inputs, reviewed, tmp_path):
+def test_the_same_inputs_give_the_same_json_bytes_whatever_the_chunks_and_workers(review_inputs, reviewed, tmp_path):
     data, bundle, scores, _ = review_inputs
     html, _, _ = reviewed
-    again = run(ReviewRequest(str(bundle), data, tmp_path / "again.html", scores=scores, months=MONTHS, n_boot=20))[1]
+    again = run(ReviewRequest(str(bundle), data, tmp_path / "again.html", scores=scores, months=MONTHS, n_boot=20,
+                              workers=1, chunk_accounts=7_000))[1]
     assert again.read_bytes() == html.with_suffix(".json").read_bytes()
 
 

@@ -1,0 +1,127 @@
+"""The evidence gathered chunk by chunk: a book larger than memory is read a range of customers at a time.
+
+The score files' rows are few columns and fit; the histories they are joined with (bills, payments, the
+synthetic truth) may not. So the book is split as the nightly job splits it (scoring.chunks: account-id
+ranges that never separate a customer's accounts), and each chunk, in a worker process, reads its own
+histories and returns its rows' outcomes and segments, its month-end snapshots and the replayed features of
+its sampled accounts. The parent only adds the pieces up: the result does not depend on the chunk size.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.builders import Prepared, to_days
+from features.contract import ContractError, load_tables
+from features.extraction import Extraction
+from features.targets import LabelConfig
+from models.bundle import Bundle
+from review.evidence import ReviewError, with_oracle, with_outcomes
+from review.replay import features_of, predictions, scorecards
+from scoring.chunks import plan_chunks, survey
+from validation.portfolio import portfolio_frame
+
+CHUNK_ACCOUNTS = 150_000  # accounts read at once by a worker: bounds its memory
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One worker's share: its account range, its score rows and what every chunk shares."""
+
+    data: Path
+    lo: int
+    hi: int
+    rows: pd.DataFrame  # the score files' rows of these accounts
+    shared: Shared
+
+
+@dataclass(frozen=True)
+class Shared:
+    extraction: Extraction | None
+    first_day: pd.Timestamp
+    labels: LabelConfig
+    targets: tuple[str, ...]
+    months: tuple[pd.Timestamp, ...]  # the month-end snapshots of the book (portfolio)
+    sample: np.ndarray  # the sampled account ids whose features are replayed
+    model: Bundle
+    champion: Bundle | None
+    truth: bool  # the data hold the synthetic truth
+
+
+@dataclass
+class Gathered:
+    rows: pd.DataFrame
+    exclusions: pd.DataFrame
+    portfolio: pd.DataFrame
+    features: pd.DataFrame
+
+
+def window_bounds(data: Path, extraction: Extraction | None) -> tuple[pd.Timestamp, Extraction]:
+    """The data's first day and extraction (stated, or derived from the events), read without the histories."""
+    book = survey(data, extraction)
+    if book.extraction is None:
+        raise ReviewError(f"{data} holds no event: nothing to review")
+    return book.first_day, book.extraction
+
+
+def sample_accounts(rows: pd.DataFrame, targets, accounts: int, seed: int = 0) -> np.ndarray:
+    """A seeded sample of the scored accounts (all of them when fewer): the same whatever the rows' order."""
+    scored = rows[rows[[f"p_{t}" for t in targets]].notna().any(axis=1)]
+    ids = np.unique(scored["account_id"].to_numpy())
+    if len(ids) > accounts:
+        ids = np.sort(np.random.default_rng(seed).choice(ids, accounts, replace=False))
+    return ids
+
+
+def gather(data: Path, rows: pd.DataFrame, shared: Shared, *, workers: int = 2,
+           chunk_accounts: int = CHUNK_ACCOUNTS) -> Gathered:
+    """Every chunk's evidence, in account order, whatever the chunk size and number of workers."""
+    book = survey(data, shared.extraction)
+    rows = rows.sort_values(["account_id", "as_of"], kind="stable").reset_index(drop=True)
+    ids = rows["account_id"].to_numpy(np.int64)
+    chunks = []
+    for lo, hi in plan_chunks(book.account_id, book.customer_id, chunk_accounts, book.boundaries):
+        a, b = np.searchsorted(ids, [lo, hi])
+        chunks.append(Chunk(data, int(lo), int(hi), rows.iloc[a:b], shared))
+    if workers > 1 and len(chunks) > 1:
+        with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
+            parts = list(pool.map(gather_chunk, chunks))
+    else:
+        parts = [gather_chunk(c) for c in chunks]
+    return Gathered(*(pd.concat([p[i] for p in parts], ignore_index=True) for i in range(4)))
+
+
+def gather_chunk(chunk: Chunk) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One chunk: its rows with outcomes and segments (and the oracle), its snapshots, its replayed sample."""
+    s = chunk.shared
+    optional = ("macro", "truth") if s.truth else ("macro",)
+    try:
+        tables = load_tables(chunk.data, account_range=(chunk.lo, chunk.hi), extraction=s.extraction,
+                             optional=optional)
+    except ContractError as exc:  # a plain message: custom exceptions cross processes badly
+        raise ReviewError(str(exc)) from None
+    prep = Prepared(tables)
+    prep.first_day = int(to_days(np.array([s.first_day.to_datetime64()]))[0])  # the data's, not the chunk's
+    rows, exclusions = with_outcomes(chunk.rows.reset_index(drop=True), prep, s.labels)
+    rows = with_oracle(rows, tables.truth if s.truth else None, list(s.targets))
+    months = [m for m in s.months if m <= prep.extraction]
+    snapshots = portfolio_frame(prep, months) if len(prep.account_id) else pd.DataFrame()
+    return rows, exclusions, snapshots, _replayed(prep, rows, s)
+
+
+def _replayed(prep: Prepared, rows: pd.DataFrame, s: Shared) -> pd.DataFrame:
+    """The sampled accounts' rows with their rebuilt features and what the models give on them."""
+    scored = rows[rows[[f"p_{t}" for t in s.targets]].notna().any(axis=1)]
+    sample = scored[np.isin(scored["account_id"].to_numpy(), s.sample)]
+    if not len(sample):
+        return pd.DataFrame()
+    X = features_of(prep, s.model, sample)
+    sample = sample.drop(columns=[c for c in sample.columns if c in X.columns])  # dpd_now: the feature's, equal
+    parts = [sample, X, predictions(s.model, X, "replayed_"), scorecards(s.model, X)]
+    if s.champion is not None:
+        parts.append(predictions(s.champion, features_of(prep, s.champion, sample), "champion_"))
+    return pd.concat(parts, axis=1)
