@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from review.evidence import Evidence, month_of
+from review.evidence import Evidence, groups, month_of
 from review.figures import calibration_grades_figure, interval_by_month_figure
 from review.pack import Section
 from review.thresholds import Thresholds
@@ -118,12 +118,11 @@ def _fit_tests(s: Section, target: str, snap: pd.DataFrame, day, thresholds: Thr
 
 def _over_time(s: Section, target: str, rows: pd.DataFrame, thresholds: Thresholds) -> None:
     out = []
-    for day, g in rows.groupby(month_of(rows), sort=True):
-        r = observed_over_predicted(g[f"y_{target}"].to_numpy(), g[f"p_{target}"].to_numpy(),
-                                    g["account_id"].to_numpy())
-        out.append({"as_of": day, "rows": len(g), "observed": g[f"y_{target}"].mean(),
-                    "predicted": g[f"p_{target}"].mean(), "oe_ratio": r["ratio"], "lo": r["lo"], "hi": r["hi"],
-                    "inside": r["inside"]})
+    y, p, acc = (rows[c].to_numpy() for c in (f"y_{target}", f"p_{target}", "account_id"))
+    for day, at in groups(month_of(rows).to_numpy()):
+        r = observed_over_predicted(y[at], p[at], acc[at])
+        out.append({"as_of": pd.Timestamp(day), "rows": len(at), "observed": y[at].mean(), "predicted": p[at].mean(),
+                    "oe_ratio": r["ratio"], "lo": r["lo"], "hi": r["hi"], "inside": r["inside"]})
     monthly = pd.DataFrame(out)
     s.figure(f"{target}: observed ÷ predicted by month (band: where chance alone puts it)",
              interval_by_month_figure(monthly, "oe_ratio", "observed ÷ predicted", 1.0))

@@ -28,14 +28,15 @@ def clustered_rate(y: np.ndarray, groups: np.ndarray, level: float = 0.95) -> tu
     return rate, rate - half, rate + half
 
 
-def cure_flags(ev: Evidence) -> pd.Series:
-    """Whether each late row is back to 0 DPD at the next month end of the portfolio's DPD (NaN: unknown)."""
-    if ev.portfolio is None:
-        return pd.Series(np.nan, index=ev.rows.index)
-    dpd = ev.portfolio[["account_id", "as_of", "dpd"]]
+def cure_flags(portfolio: pd.DataFrame | None, rows: pd.DataFrame) -> pd.Series:
+    """Whether each row's account is back to 0 DPD at the next month end of the book's snapshots (NaN:
+    unknown)."""
+    if portfolio is None or not len(portfolio):
+        return pd.Series(np.nan, index=rows.index)
+    dpd = portfolio[["account_id", "as_of", "dpd"]]
     nxt = dpd.assign(as_of=dpd["as_of"] - pd.offsets.MonthEnd(1)).rename(columns={"dpd": "dpd_next"})
-    joined = ev.rows[["account_id", "as_of"]].merge(nxt, on=["account_id", "as_of"], how="left")
-    return pd.Series(np.where(joined["dpd_next"].isna(), np.nan, joined["dpd_next"] == 0), index=ev.rows.index)
+    joined = rows[["account_id", "as_of"]].merge(nxt, on=["account_id", "as_of"], how="left")
+    return pd.Series(np.where(joined["dpd_next"].isna(), np.nan, joined["dpd_next"] == 0), index=rows.index)
 
 
 def section(ev: Evidence) -> Section:
@@ -54,7 +55,8 @@ def section(ev: Evidence) -> Section:
 
 
 def _limits(s: Section, ev: Evidence) -> None:
-    rows = ev.rows[ev.rows["p_default"].notna() & ev.rows["limit_action"].notna()]
+    rows = ev.rows[["p_default", "limit_action"]][(ev.rows["p_default"].notna() & ev.rows["limit_action"].notna())
+                                                   .to_numpy()]
     grade = pd.Series(ev.scale.grade(rows["p_default"].to_numpy()), index=rows.index, name="grade")
     table = pd.crosstab(grade, rows["limit_action"])
     s.table("Limit actions by grade (accounts × month ends)", table)
@@ -62,7 +64,8 @@ def _limits(s: Section, ev: Evidence) -> None:
 
 
 def _early_warnings(s: Section, ev: Evidence) -> None:
-    rows = ev.rows[ev.rows["early_warning"].notna() & ev.rows["y_early_warning"].notna()]
+    columns = ["account_id", "early_warning", "y_early_warning", *(["y_default"] if "y_default" in ev.rows else [])]
+    rows = ev.rows[columns][(ev.rows["early_warning"].notna() & ev.rows["y_early_warning"].notna()).to_numpy()]
     if not len(rows):
         s.missing("early warnings: no flagged month end with a complete outcome")
         return
@@ -79,9 +82,10 @@ def _early_warnings(s: Section, ev: Evidence) -> None:
 
 
 def _collections(s: Section, ev: Evidence) -> None:
-    cured = cure_flags(ev)
-    rows = ev.rows.assign(**{CURE: cured})
-    rows = rows[rows["collection_intended"].notna() & rows[CURE].notna()]
+    late = ev.rows[["account_id", "as_of", "collection_intended", "control_cell"]][
+        ev.rows["collection_intended"].notna().to_numpy()]
+    rows = late.assign(**{CURE: cure_flags(ev.portfolio, late)})
+    rows = rows[rows[CURE].notna()]
     if not len(rows):
         s.missing("collection treatments: no late account with a next month end to see whether it cured")
         return

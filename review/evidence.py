@@ -65,10 +65,13 @@ class Evidence:
         return sorted(month_of(self.rows).unique())
 
     def scored(self, target: str) -> pd.DataFrame:
-        """The rows with both the target's probability and a complete label."""
+        """The rows with both the target's probability and a complete label: the columns a section reads of
+        them (a wide frame of millions of rows is not copied whole)."""
         p, y = f"p_{target}", f"y_{target}"
-        keep = self.rows[p].notna() & self.rows[y].notna()
-        return self.rows.loc[keep]
+        keep = (self.rows[p].notna() & self.rows[y].notna()).to_numpy()
+        columns = [c for c in ("account_id", "as_of", "product", "tenure_band", "grace_days", "dpd_bucket", p, y,
+                               VARIANT_COLUMN) if c in self.rows]
+        return self.rows[columns][keep]
 
 
 def probability_column(target: str) -> str:
@@ -160,6 +163,20 @@ def variant_outcomes(rows: pd.DataFrame, prep: Prepared) -> tuple[pd.DataFrame, 
     excluded = _excluded(rows, "default 90+ DPD in 12 months: window not complete", ~np.isnan(v) & ~v_done)
     v[~v_done] = np.nan
     return rows.assign(**{VARIANT_COLUMN: v}), excluded
+
+
+def groups(keys) -> list[tuple[object, np.ndarray]]:
+    """(value, row positions) of every value of `keys` present (missing left out), in the categories' order for
+    a categorical (bands read low to high), else sorted: one stable sort, where a DataFrame groupby would copy
+    every column of a wide frame for each group."""
+    keys = keys if isinstance(keys, pd.Series) else pd.Series(keys)
+    if isinstance(keys.dtype, pd.CategoricalDtype):
+        codes, values = keys.cat.codes.to_numpy(np.int64), keys.cat.categories
+    else:
+        codes, values = pd.factorize(keys.to_numpy(), sort=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(values) + 1))
+    return [(values[k], order[bounds[k]:bounds[k + 1]]) for k in range(len(values)) if bounds[k + 1] > bounds[k]]
 
 
 def month_of(rows: pd.DataFrame) -> pd.Series:

@@ -8,7 +8,6 @@ its sampled accounts. The parent only adds the pieces up: the result does not de
 """
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from models.bundle import Bundle
 from review.evidence import ReviewError, with_oracle, with_outcomes
 from review.replay import features_of, predictions, scorecards
 from scoring.chunks import plan_chunks, survey
+from scoring.pool import worker_pool
 from validation.portfolio import portfolio_frame
 
 CHUNK_ACCOUNTS = 150_000  # accounts read at once by a worker: bounds its memory
@@ -88,7 +88,7 @@ def gather(data: Path, rows: pd.DataFrame, shared: Shared, *, workers: int = 2,
         a, b = np.searchsorted(ids, [lo, hi])
         chunks.append(Chunk(data, int(lo), int(hi), rows.iloc[a:b], shared))
     if workers > 1 and len(chunks) > 1:
-        with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
+        with worker_pool(min(workers, len(chunks))) as pool:  # spawned: no forked OpenMP or numba state
             parts = list(pool.map(gather_chunk, chunks))
     else:
         parts = [gather_chunk(c) for c in chunks]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from review.evidence import VARIANT_COLUMN, Evidence, month_of
+from review.evidence import VARIANT_COLUMN, Evidence, groups, month_of
 from review.figures import interval_by_month_figure, ks_figure, roc_cap_figure
 from review.pack import Section
 from review.thresholds import Thresholds
@@ -42,18 +42,21 @@ def auc_row(y: np.ndarray, ranks: np.ndarray, groups: np.ndarray, level: float =
 
 
 def by_month(rows: pd.DataFrame, y: str) -> pd.DataFrame:
-    out = [{"as_of": day, **auc_row(g[y].to_numpy(), g["rank"].to_numpy(), g["account_id"].to_numpy())}
-           for day, g in rows.groupby(month_of(rows), sort=True)]
-    return pd.DataFrame(out)
+    return _by(rows, y, month_of(rows), "as_of")
 
 
 def by_segment(rows: pd.DataFrame, y: str) -> pd.DataFrame:
-    out = []
-    for column, name in SEGMENTS.items():
-        for value, g in rows.groupby(column, sort=True, observed=True):
-            out.append({"segment": name, "value": str(value),
-                        **auc_row(g[y].to_numpy(), g["rank"].to_numpy(), g["account_id"].to_numpy())})
-    return pd.DataFrame(out)
+    parts = [_by(rows, y, rows[column], "value").assign(segment=name)
+             for column, name in SEGMENTS.items()]
+    out = pd.concat(parts, ignore_index=True)
+    out["value"] = out["value"].astype(str)
+    return out[["segment", *[c for c in out.columns if c != "segment"]]]
+
+
+def _by(rows: pd.DataFrame, y: str, keys: pd.Series, name: str) -> pd.DataFrame:
+    """auc_row of each group of `keys`, on arrays (no per-group copy of the frame)."""
+    yy, rr, gg = rows[y].to_numpy(), rows["rank"].to_numpy(), rows["account_id"].to_numpy()
+    return pd.DataFrame([{name: value, **auc_row(yy[at], rr[at], gg[at])} for value, at in groups(keys)])
 
 
 def section(ev: Evidence, thresholds: Thresholds, *, n_boot: int = 100, seed: int = 0) -> Section:

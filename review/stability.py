@@ -99,7 +99,7 @@ def _drift(s: Section, table: pd.DataFrame, thresholds: Thresholds) -> None:
 
 
 def _migration(s: Section, ev: Evidence, thresholds: Thresholds) -> None:
-    rows = ev.rows[ev.rows["p_default"].notna()]
+    rows = ev.rows[["account_id", "as_of", "p_default"]][ev.rows["p_default"].notna().to_numpy()]
     rows = rows.assign(as_of=month_of(rows)).drop_duplicates(["account_id", "as_of"], keep="last")
     days = sorted(rows["as_of"].unique())
     if len(days) < 2:
@@ -128,7 +128,7 @@ def _migration(s: Section, ev: Evidence, thresholds: Thresholds) -> None:
 
 
 def _concentration(s: Section, ev: Evidence) -> None:
-    rows = ev.rows[ev.rows["p_default"].notna()]
+    rows = ev.rows[["account_id", "as_of", "p_default"]][ev.rows["p_default"].notna().to_numpy()]
     rows = rows.assign(as_of=month_of(rows)).drop_duplicates(["account_id", "as_of"], keep="last")
     last = rows[rows["as_of"] == rows["as_of"].max()]
     grades = pd.Series(ev.scale.grade(last["p_default"].to_numpy()))
