@@ -97,8 +97,9 @@ def _target_part(s: Section, ev: Evidence, target: str, rows: pd.DataFrame, thre
     y_col, p_col = f"y_{target}", f"p_{target}"
     y, p, g = rows[y_col].to_numpy(), rows[p_col].to_numpy(), rows["account_id"].to_numpy()
     s.text(f"### {target}")
-    s.figure(f"{target}: ROC and CAP over the window", roc_cap_figure(y, p, target))
-    s.figure(f"{target}: KS", ks_figure(y, p, target))
+    ranks = rows["rank"].to_numpy()
+    s.figure(f"{target}: ROC and CAP over the window", roc_cap_figure(y, p, target, ranks))
+    s.figure(f"{target}: KS", ks_figure(y, p, target, ranks))
     monthly = by_month(rows, y_col)
     dev = ev.development.get(target, {}).get("auc")
     dev_rows = ev.development.get(target, {}).get("n")
@@ -107,7 +108,7 @@ def _target_part(s: Section, ev: Evidence, target: str, rows: pd.DataFrame, thre
     _decline(s, target, (dev, dev_rows), (y, rows["rank"].to_numpy(), g), thresholds)
     segments = by_segment(rows, y_col)
     s.table(f"{target}: by segment", segments, _fmt())
-    s.table(f"{target}: gains by decile of the prediction, riskiest first", gains_table(y, p))
+    s.table(f"{target}: gains by decile of the prediction, riskiest first", gains_table(y, ranks))
     s.numbers[target] = {"by_month": monthly, "segments": segments}
     if target == "default":
         variant = rows[rows[VARIANT_COLUMN].notna()]

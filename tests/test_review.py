@@ -231,3 +231,24 @@ def test_a_registered_model_s_pack_is_logged_to_its_training_run(review_inputs, 
     names = {a.path for a in client.list_artifacts(logged.run_id, "review")}
     assert names == {"review/r.html", "review/r.json"}
     assert client.get_run(logged.run_id).data.metrics["review_findings"] == len(pack.findings)
+
+
+def test_the_curves_counted_from_ranks_are_the_sorted_ones():
+    """ROC and CAP points from tie-block counts (no sort of the rows) equal scikit-learn's ROC and the CAP of
+    validation.discrimination."""
+    from sklearn.metrics import roc_curve
+
+    from review.figures import tie_block_curves
+    from validation.discrimination import cap_points
+
+    rng = np.random.default_rng(3)
+    p = np.round(rng.beta(2, 9, 5_000), 3)
+    y = (rng.uniform(size=len(p)) < p).astype(float)
+    c = tie_block_curves(y, p)
+    bads, goods = c["bads"][::-1], c["goods"][::-1]
+    fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
+    np.testing.assert_allclose(np.concatenate(([0], np.cumsum(goods) / goods.sum())), fpr)
+    np.testing.assert_allclose(np.concatenate(([0], np.cumsum(bads) / bads.sum())), tpr)
+    x, cap = cap_points(y, p)
+    np.testing.assert_allclose(np.concatenate(([0], np.cumsum(bads + goods) / len(y))), x)
+    np.testing.assert_allclose(np.concatenate(([0], np.cumsum(bads) / bads.sum())), cap)
