@@ -95,8 +95,8 @@ def run(argv: list[str]) -> dict:
     with Timer() as t_hand:
         hand = by_hand(data, folder, window)
     rows = len(pack.evidence.rows)
-    stages = {a[1].split(" (")[0].removeprefix("section: "): round(b[0] - a[0], 1)
-              for a, b in itertools.pairwise(marks)}
+    stages = {a[1].removeprefix("section: ").split(" ")[0]: round(b[0] - a[0], 1)
+              for a, b in itertools.pairwise(marks)}  # surveying, joining (the outcomes), each section, writing
     pooled = {r["target"]: r for r in pack.sections[1].numbers["pooled"].to_dict("records")}["default"]["auc"]
     fig = {"bench": "validation", "accounts": args.accounts, "month_ends": len(window), "rows": rows,
            "pack_s": round(t_pack.seconds, 1), "peak_gb": round(peak.peak_gb, 2), "checks": len(pack.checks),
