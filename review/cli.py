@@ -4,7 +4,8 @@ Writes a self-contained HTML page (plots embedded, opens offline) and the same n
 (<name>.json), and logs both to the model's mlflow run when the model is a registered version. The summary
 comes first: every test against its declared threshold (review/thresholds.py), the model, its version, run,
 seed and hyper-parameters, and the findings, each linked to its section. Then data and definitions,
-discrimination, calibration, stability and concentration, and the decisions the nightly job logged.
+discrimination, calibration on the master scale, stability and concentration, the portfolio (vintages, roll
+rates), explanation, the benchmarks (scorecard, champion, oracle) and the decisions the nightly job logged.
 
 The predictions are the nightly job's score files (--scores DIR, named scores-YYYY-MM-DD.parquet with their
 manifests), or, without --scores, the review scores the window's month ends itself through the scoring job

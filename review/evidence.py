@@ -138,7 +138,7 @@ def with_outcomes(rows: pd.DataFrame, prep: Prepared, labels: LabelConfig) -> tu
                                             == rows["account_id"].to_numpy(np.int64))
     if not known.all():
         bad = rows.loc[~known, "account_id"].head(3).tolist()
-        raise ValueError(f"{(~known).sum():,} scored rows name accounts the data do not hold (account_id "
+        raise ReviewError(f"{(~known).sum():,} scored rows name accounts the data do not hold (account_id "
                          f"{', '.join(map(str, bad))}): review the score files with the data they were scored from")
     days = to_days(rows["as_of"].to_numpy())
     out, complete = pair_labels(prep, pos, days, labels)

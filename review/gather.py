@@ -87,6 +87,11 @@ def gather(data: Path, rows: pd.DataFrame, shared: Shared, *, workers: int = 2,
     for lo, hi in plan_chunks(book.account_id, book.customer_id, chunk_accounts, book.boundaries):
         a, b = np.searchsorted(ids, [lo, hi])
         chunks.append(Chunk(data, int(lo), int(hi), rows.iloc[a:b], shared))
+    outside = ~np.isin(ids, book.account_id)
+    if outside.any():
+        raise ReviewError(f"{outside.sum():,} scored rows name accounts that {data} does not hold (account_id "
+                          f"{', '.join(map(str, np.unique(ids[outside])[:3]))}): review the score files with the "
+                          "data they were scored from, or a later extract of it")
     if workers > 1 and len(chunks) > 1:
         with worker_pool(min(workers, len(chunks))) as pool:  # spawned: no forked OpenMP or numba state
             parts = list(pool.map(gather_chunk, chunks))

@@ -184,6 +184,8 @@ def _drift_counts(paths: list[Path]) -> dict:
     """Each run's histograms on the reference's bins, from its manifest: {as_of: {name: counts}}."""
     out = {}
     for path in paths:
+        if not manifest_path(path).exists():  # a score file without its manifest: its drift is not shown
+            continue
         manifest = json.loads(manifest_path(path).read_text())
         drift = manifest.get("drift", {})
         counts = {n: e["counts"] for n, e in drift.get("features", {}).items() if "counts" in e}

@@ -252,3 +252,18 @@ def test_the_curves_counted_from_ranks_are_the_sorted_ones():
     x, cap = cap_points(y, p)
     np.testing.assert_allclose(np.concatenate(([0], np.cumsum(bads + goods) / len(y))), x)
     np.testing.assert_allclose(np.concatenate(([0], np.cumsum(bads) / bads.sum())), cap)
+
+
+def test_score_files_naming_accounts_the_data_lack_are_refused_with_a_count(review_inputs, tmp_path, capsys):
+    data, bundle, scores, _ = review_inputs
+    other = tmp_path / "scores"
+    shutil.copytree(scores, other)
+    for path in other.glob("*.parquet"):
+        frame = pd.read_parquet(path)
+        frame.loc[frame.index[:5], "account_id"] += 10**12
+        frame.to_parquet(path)
+    code = main(["report", "--model", str(bundle), "--data", str(data), "--scores", str(other), "--out",
+                 str(tmp_path / "r.html"), "--months", str(MONTHS), "--no-log"])
+    err = capsys.readouterr().err
+    assert code == 1 and "scored rows name accounts that" in err and "Traceback" not in err
+    assert not (tmp_path / "r.html").exists()
