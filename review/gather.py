@@ -97,7 +97,10 @@ def gather(data: Path, rows: pd.DataFrame, shared: Shared, *, workers: int = 2,
             parts = list(pool.map(gather_chunk, chunks))
     else:
         parts = [gather_chunk(c) for c in chunks]
-    return Gathered(*(pd.concat([p[i] for p in parts], ignore_index=True) for i in range(4)))
+    rows, exclusions, snapshots, features = (pd.concat([p[i] for p in parts], ignore_index=True) for i in range(4))
+    if len(exclusions):  # each chunk counted its own: added up, in one order
+        exclusions = exclusions.groupby(["reason", "as_of"], as_index=False, sort=True)["rows"].sum()
+    return Gathered(rows, exclusions, snapshots, features)
 
 
 def gather_chunk(chunk: Chunk) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
