@@ -98,6 +98,8 @@ def gather(data: Path, rows: pd.DataFrame, shared: Shared, *, workers: int = 2,
     else:
         parts = [gather_chunk(c) for c in chunks]
     rows, exclusions, snapshots, features = (pd.concat([p[i] for p in parts], ignore_index=True) for i in range(4))
+    if len(features):  # the scorecards in one batch: their matrix products' last bits follow the batch's size
+        features = pd.concat([features, scorecards(shared.model, features)], axis=1)
     if len(exclusions):  # each chunk counted its own: added up, in one order
         exclusions = exclusions.groupby(["reason", "as_of"], as_index=False, sort=True)["rows"].sum()
     return Gathered(rows, exclusions, snapshots, features)
@@ -129,7 +131,7 @@ def _replayed(prep: Prepared, rows: pd.DataFrame, s: Shared) -> pd.DataFrame:
         return pd.DataFrame()
     X = features_of(prep, s.model, sample)
     sample = sample.drop(columns=[c for c in sample.columns if c in X.columns])  # dpd_now: the feature's, equal
-    parts = [sample, X, predictions(s.model, X, "replayed_"), scorecards(s.model, X)]
+    parts = [sample, X, predictions(s.model, X, "replayed_")]
     if s.champion is not None:
         parts.append(predictions(s.champion, features_of(prep, s.champion, sample), "champion_"))
     return pd.concat(parts, axis=1)
