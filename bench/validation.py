@@ -95,6 +95,7 @@ def run(argv: list[str]) -> dict:
     with Timer() as t_hand:
         hand = by_hand(data, folder, window)
     rows = len(pack.evidence.rows)
+    at_goal_size = args.accounts >= 1_000_000 and len(window) >= 12
     stages = {a[1].removeprefix("section: ").split(" ")[0]: round(b[0] - a[0], 1)
               for a, b in itertools.pairwise(marks)}  # surveying, joining (the outcomes), each section, writing
     pooled = {r["target"]: r for r in pack.sections[1].numbers["pooled"].to_dict("records")}["default"]["auc"]
@@ -102,14 +103,14 @@ def run(argv: list[str]) -> dict:
            "pack_s": round(t_pack.seconds, 1), "peak_gb": round(peak.peak_gb, 2), "checks": len(pack.checks),
            "findings": findings, "page_mb": round(size_mb, 1), "by_hand_s": round(t_hand.seconds, 1),
            "ratio": round(t_pack.seconds / t_hand.seconds, 2), "auc_equal": abs(pooled - hand["pooled"]) < 1e-9,
-           "goal_s": GOAL_S, "goal_met": t_pack.seconds <= GOAL_S, "stages_s": stages}
+           "goal_s": GOAL_S, "goal_met": (t_pack.seconds <= GOAL_S) if at_goal_size else None, "stages_s": stages}
     print(f"validation: {rows:,} rows ({args.accounts:,} accounts x {len(window)} month ends) from score files")
     print(f"  pack {t_pack.seconds:.1f} s   peak {peak.peak_gb:.2f} GB   {len(pack.checks)} checks, {findings} "
           f"findings   page and JSON {size_mb:.1f} MB")
     print("  where the time went: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
     print(f"  by hand (labels + pandas join + scikit-learn AUC pooled, by month, by product) {t_hand.seconds:.1f} s"
           f"   ratio {fig['ratio']:.2f}   pooled AUC equal: {fig['auc_equal']}")
-    print(f"  goal: at most {GOAL_S:.0f} s at 1,000,000 accounts x 12 month ends: "
-          + ("met" if fig["goal_met"] else "NOT met"))
+    verdict = {True: "met", False: "NOT met", None: "not judged (a smaller run)"}[fig["goal_met"]]
+    print(f"  goal: at most {GOAL_S:.0f} s at 1,000,000 accounts x 12 month ends: {verdict}")
     return fig
 
