@@ -74,11 +74,6 @@ class Evidence:
         return self.rows[columns][keep]
 
 
-def probability_column(target: str) -> str:
-    """The output column that holds a target's calibrated probability (pd_default, p_early_warning, ...)."""
-    return BY_NAME[target].output
-
-
 def score_files(folder: Path, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> list[Path]:
     """The nightly job's score files in `folder` (scores-YYYY-MM-DD.parquet), oldest first, within [start, end]."""
     out = []
