@@ -34,7 +34,7 @@ from features.cli import positive
 from features.contract import load_tables
 from features.labels import build_labels
 from review.evidence import complete_month_ends, read_scores
-from review.gather import window_bounds
+from review.gather import surveyed
 from review.job import ReviewRequest
 from review.job import run as review
 from scoring.job import ScoreRequest
@@ -45,8 +45,8 @@ GOAL_S = 60.0
 
 def score_files(data: Path, bundle: Path, months: int) -> tuple[Path, list[pd.Timestamp]]:
     """The nightly job's outputs for the latest `months` complete month ends, written once and reused."""
-    first_day, extraction = window_bounds(data, None)
-    window = complete_month_ends(first_day, extraction.day, months)
+    book = surveyed(data, None)
+    window = complete_month_ends(book.first_day, book.extraction.day, months)
     folder = CACHE / f"{data.name}-scores-{bundle.name}"
     for day in window:
         out = folder / f"scores-{day.date()}.parquet"

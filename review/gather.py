@@ -21,7 +21,7 @@ from features.targets import LabelConfig
 from models.bundle import Bundle
 from review.evidence import ReviewError, with_oracle, with_outcomes
 from review.replay import features_of, predictions, scorecards
-from scoring.chunks import plan_chunks, survey
+from scoring.chunks import Portfolio, plan_chunks, survey
 from scoring.pool import worker_pool
 from validation.portfolio import portfolio_frame
 
@@ -60,12 +60,13 @@ class Gathered:
     features: pd.DataFrame
 
 
-def window_bounds(data: Path, extraction: Extraction | None) -> tuple[pd.Timestamp, Extraction]:
-    """The data's first day and extraction (stated, or derived from the events), read without the histories."""
+def surveyed(data: Path, extraction: Extraction | None) -> Portfolio:
+    """The book's ids, first day and extraction (stated, or derived from the events), read without the
+    histories: what the window is chosen from and the chunks are cut by."""
     book = survey(data, extraction)
     if book.extraction is None:
         raise ReviewError(f"{data} holds no event: nothing to review")
-    return book.first_day, book.extraction
+    return book
 
 
 def sample_accounts(rows: pd.DataFrame, targets, accounts: int, seed: int = 0) -> np.ndarray:
@@ -77,10 +78,9 @@ def sample_accounts(rows: pd.DataFrame, targets, accounts: int, seed: int = 0) -
     return ids
 
 
-def gather(data: Path, rows: pd.DataFrame, shared: Shared, *, workers: int = 2,
+def gather(data: Path, book: Portfolio, rows: pd.DataFrame, shared: Shared, *, workers: int = 2,
            chunk_accounts: int = CHUNK_ACCOUNTS) -> Gathered:
     """Every chunk's evidence, in account order, whatever the chunk size and number of workers."""
-    book = survey(data, shared.extraction)
     rows = rows.sort_values(["account_id", "as_of"], kind="stable").reset_index(drop=True)
     ids = rows["account_id"].to_numpy(np.int64)
     chunks = []

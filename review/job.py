@@ -33,10 +33,11 @@ from review.evidence import (
     read_scores,
     score_files,
 )
-from review.gather import CHUNK_ACCOUNTS, Shared, gather, sample_accounts, window_bounds
+from review.gather import CHUNK_ACCOUNTS, Shared, gather, sample_accounts, surveyed
 from review.pack import Pack
 from review.replay import SAMPLE_ACCOUNTS
 from review.thresholds import THRESHOLDS, Thresholds
+from scoring.chunks import Portfolio
 from scoring.output import manifest_path
 
 PARAMETERS = ("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "bagging_fraction",
@@ -74,13 +75,13 @@ class Model:
 def run(request: ReviewRequest, progress: Callable[[str], None] = lambda _: None) -> tuple[Path, Path, Pack]:
     """Gather the evidence, build the pack, write it; (html, json, pack)."""
     progress(f"surveying {request.data}")
-    first_day, extraction = window_bounds(request.data, stated_extraction(request.data))
+    book = surveyed(request.data, stated_extraction(request.data))
     model = resolve_model(request)
-    window = review_window(first_day, extraction.day, request)
+    window = review_window(book.first_day, book.extraction.day, request)
     paths = _score_files(request, window, progress)
     other = champion(request, model)
     progress(f"joining {len(paths)} month ends of predictions with their outcomes, chunk by chunk")
-    ev = evidence(request, model, other, paths, window)
+    ev = evidence(request, (model, other), book, paths, window)
     pack = build(ev, model, request, progress)
     pack.header["champion"] = (f"{other.version}: compared on the same rows (Benchmark)" if other is not None
                                else "this model" if model.run_id else "(none: a bundle directory)")
@@ -155,10 +156,11 @@ def _score_files(request: ReviewRequest, window: list[pd.Timestamp], progress) -
     return out
 
 
-def evidence(request: ReviewRequest, model: Model, other: Model | None, paths: list[Path],
+def evidence(request: ReviewRequest, models: tuple[Model, Model | None], book: Portfolio, paths: list[Path],
              window: list[pd.Timestamp]) -> Evidence:
     """The evidence from score files: their rows with outcomes (read chunk by chunk with the histories), the
     book's month-end snapshots, a replayed sample, the nights' drift histograms and the bundle's references."""
+    model, other = models
     rows = read_scores(paths)
     versions = set(rows["model_version"].dropna().unique())
     if versions and versions != {model.version}:
@@ -167,12 +169,11 @@ def evidence(request: ReviewRequest, model: Model, other: Model | None, paths: l
     targets = [t for t in model.bundle.targets if t in BY_NAME]
     rows = rows.rename(columns={BY_NAME[t].output: f"p_{t}" for t in targets})
     labels = LabelConfig(**model.bundle.info.get("label_config", {}))
-    first_day, extraction = window_bounds(request.data, stated_extraction(request.data))
     after = window[-1] + pd.offsets.MonthEnd(1)  # where the window's late accounts are a month on
-    shared = Shared(extraction, first_day, labels, tuple(targets), (*window, after),
+    shared = Shared(book.extraction, book.first_day, labels, tuple(targets), (*window, after),
                     sample_accounts(rows, targets, SAMPLE_ACCOUNTS), model.bundle,
                     other.bundle if other is not None else None, find_table(request.data, "truth") is not None)
-    got = gather(request.data, rows, shared, workers=request.workers, chunk_accounts=request.chunk_accounts)
+    got = gather(request.data, book, rows, shared, workers=request.workers, chunk_accounts=request.chunk_accounts)
     return Evidence(f"the nightly job's score files ({len(paths)} month ends)", got.rows, targets, labels,
                     got.exclusions, reference=model.bundle.reference, drift_counts=_drift_counts(paths),
                     development={t: m.metrics.get("test", {}) for t, m in model.bundle.models.items()},

@@ -18,7 +18,7 @@ from features.builders import Prepared
 from features.labels import build_labels
 from review.cli import main
 from review.evidence import VARIANT, VARIANT_COLUMN, complete_month_ends, read_scores, variant_outcomes
-from review.gather import window_bounds
+from review.gather import surveyed
 from review.job import ReviewError, ReviewRequest, run
 from review.pack import Check, Pack, Section
 from scoring.job import ScoreRequest
@@ -33,8 +33,8 @@ def review_inputs(baseline_dir, baseline_tables, trained, tmp_path_factory):
     """The session's trained bundle, and the nightly job's score files for the latest complete month ends."""
     root = tmp_path_factory.mktemp("review")
     bundle = trained.bundle.save(root / "bundle")
-    first_day, extraction = window_bounds(baseline_dir[0], None)
-    window = complete_month_ends(first_day, extraction.day, MONTHS)
+    book = surveyed(baseline_dir[0], None)
+    window = complete_month_ends(book.first_day, book.extraction.day, MONTHS)
     for day in window:
         score(ScoreRequest(baseline_dir[0], root / "scores" / f"scores-{day.date()}.parquet", model=str(bundle),
                            as_of=str(day.date())))
