@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.builders import Prepared, to_days
@@ -100,10 +101,14 @@ def read_reasons(paths: list[Path]) -> pd.DataFrame:
 def _read(paths: list[Path], columns: list[str], filters: list) -> pd.DataFrame:
     frames = []
     for path in paths:
-        names = pq.read_schema(path).names
-        if any(c not in names for c, *_ in filters):
-            continue
-        table = pq.read_table(path, columns=[c for c in columns if c in names], filters=filters)
+        try:
+            names = pq.read_schema(path).names
+            if any(c not in names for c, *_ in filters):
+                continue
+            table = pq.read_table(path, columns=[c for c in columns if c in names], filters=filters)
+        except (OSError, pa.ArrowException) as exc:
+            raise ReviewError(f"{path} is not a readable score file ({exc}): rewrite it with score.py --as-of "
+                              f"{path.stem.removeprefix('scores-')}, or leave it out of --scores") from None
         frame = table.to_pandas(strings_to_categorical=True)  # a few distinct words per column, many rows
         frames.append(frame.reindex(columns=columns))
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)

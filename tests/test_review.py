@@ -267,3 +267,15 @@ def test_score_files_naming_accounts_the_data_lack_are_refused_with_a_count(revi
     err = capsys.readouterr().err
     assert code == 1 and "scored rows name accounts that" in err and "Traceback" not in err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_an_unreadable_score_file_is_named_and_nothing_is_written(review_inputs, tmp_path, capsys):
+    data, bundle, scores, window = review_inputs
+    broken = tmp_path / "scores"
+    shutil.copytree(scores, broken)
+    (broken / f"scores-{window[-1].date()}.parquet").write_bytes(b"not parquet")
+    code = main(["report", "--model", str(bundle), "--data", str(data), "--scores", str(broken), "--out",
+                 str(tmp_path / "r.html"), "--months", str(MONTHS), "--no-log"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"scores-{window[-1].date()}.parquet is not a readable score file" in err
+    assert "Traceback" not in err and not (tmp_path / "r.html").exists()
