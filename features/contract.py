@@ -23,9 +23,12 @@ import pyarrow.dataset as pa_ds
 import pyarrow.parquet as pq
 
 from features import kernels, sorted_keys
+from features.arrow_memory import use_jemalloc
 from features.days import any_off_midnight, days_to_ticks, off_midnight, ticks_per_day
 from features.extraction import EVENT_COLUMNS, LONGEST_TERM_MONTHS, Extraction, placeholder_mask, resolve
 from features.parquet_columns import integer_values, read_columns
+
+use_jemalloc()  # every table of the data passes through here
 
 __all__ = [
     "CORE_TABLES",

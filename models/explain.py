@@ -181,26 +181,43 @@ def reason_frequencies(frame: pd.DataFrame) -> pd.DataFrame:
     if absent:
         raise ExplainError(f"the frame lacks {', '.join(absent)}: pass the nightly scoring output "
                            "(scoring/output.py SCHEMA)")
-    adverse = frame[np.asarray(frame["adverse"].astype("boolean").fillna(False), dtype=bool)].reset_index(drop=True)
-    long = pd.DataFrame({
-        "row": np.tile(np.arange(len(adverse)), SLOTS),
-        "slot": np.repeat(np.arange(1, SLOTS + 1), len(adverse)),
-        "reason": adverse[codes].melt()["value"].to_numpy(),
-        "text": adverse[texts].melt()["value"].to_numpy(),
-    })
-    long = long[long["reason"].notna() & (long["reason"] != "")]
-    any_slot = long.drop_duplicates(["row", "reason"])["reason"].value_counts()
-    first = long.loc[long["slot"] == 1, "reason"].value_counts()
-    example = long.groupby(["reason", "text"], dropna=False).size().sort_values(ascending=False, kind="stable")
-    example = example.reset_index().drop_duplicates("reason").set_index("reason")["text"]
-    out = pd.DataFrame({"rows": any_slot, "first": first.reindex(any_slot.index, fill_value=0)})
-    out["share"] = out["rows"] / max(len(adverse), 1)
-    out["first_share"] = out["first"] / max(len(adverse), 1)
-    out["adverse"] = len(adverse)
-    out["text"] = example.reindex(out.index)
-    out = out.rename_axis("reason").reset_index()
+    adverse = np.asarray(frame["adverse"].astype("boolean").fillna(False), dtype=bool)
+    reason, vocabulary = _word_codes(frame.loc[adverse, codes])  # (rows x slots), -1 where none is given
+    text, texts_seen = _word_codes(frame.loc[adverse, texts])
+    n, k = len(reason), len(vocabulary)
+    # a row counts once per code: a slot counts where no earlier slot of the row gave the same code
+    new = reason >= 0
+    for j in range(1, SLOTS):
+        new[:, j] &= (reason[:, :j] != reason[:, [j]]).all(axis=1)
+    rows = np.bincount(reason[new], minlength=k)
+    first = np.bincount(reason[:, 0][reason[:, 0] >= 0], minlength=k)
+    # the text given with each code most often (ties: the first in sorted order, a missing text last)
+    given = reason >= 0
+    pair = reason[given] * (len(texts_seen) + 1) + np.where(text[given] < 0, len(texts_seen), text[given])
+    counts = np.bincount(pair, minlength=k * (len(texts_seen) + 1)).reshape(k, len(texts_seen) + 1)
+    words = np.append(np.asarray(texts_seen, dtype=object), None)
+    out = pd.DataFrame({"reason": vocabulary, "rows": rows, "first": first})
+    out["share"] = out["rows"] / max(n, 1)
+    out["first_share"] = out["first"] / max(n, 1)
+    out["adverse"] = n
+    out["text"] = words[counts.argmax(axis=1)] if k else []
+    out = out[out["rows"] > 0]
     return out.sort_values(["rows", "first", "reason"], ascending=[False, False, True], kind="stable",
                            ignore_index=True)
+
+
+def _word_codes(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """The columns' words as codes into their sorted union (-1 for a missing or empty word): categorical
+    columns through their categories, never row by row."""
+    columns = [frame[c] if isinstance(frame[c].dtype, pd.CategoricalDtype) else frame[c].astype("category")
+               for c in frame.columns]
+    vocabulary = sorted({w for c in columns for w in c.cat.categories if isinstance(w, str) and w})
+    at = {w: i for i, w in enumerate(vocabulary)}
+    out = np.empty((len(frame), len(columns)), np.int64)
+    for j, c in enumerate(columns):
+        recode = np.array([at.get(w, -1) if isinstance(w, str) else -1 for w in c.cat.categories] + [-1], np.int64)
+        out[:, j] = recode[c.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry
+    return out, vocabulary
 
 
 def _sample(X: pd.DataFrame, names: list[str], max_rows: int, seed: int) -> np.ndarray:

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from review.evidence import Evidence
+from features.key_lookup import value_at
+from review.evidence import Evidence, month_of
 from review.pack import Section
 
 CURE = "cured"  # back to 0 DPD by the next month end
@@ -30,13 +31,14 @@ def clustered_rate(y: np.ndarray, groups: np.ndarray, level: float = 0.95) -> tu
 
 def cure_flags(portfolio: pd.DataFrame | None, rows: pd.DataFrame) -> pd.Series:
     """Whether each row's account is back to 0 DPD at the next month end of the book's snapshots (NaN:
-    unknown)."""
+    unknown, or a row not as of a month end)."""
     if portfolio is None or not len(portfolio):
         return pd.Series(np.nan, index=rows.index)
-    dpd = portfolio[["account_id", "as_of", "dpd"]]
-    nxt = dpd.assign(as_of=dpd["as_of"] - pd.offsets.MonthEnd(1)).rename(columns={"dpd": "dpd_next"})
-    joined = rows[["account_id", "as_of"]].merge(nxt, on=["account_id", "as_of"], how="left")
-    return pd.Series(np.where(joined["dpd_next"].isna(), np.nan, joined["dpd_next"] == 0), index=rows.index)
+    day = pd.to_datetime(rows["as_of"])
+    month_end = (month_of(rows) == day).to_numpy()
+    following = rows[["account_id"]].assign(as_of=month_of(pd.DataFrame({"as_of": day + pd.Timedelta(days=1)})))
+    dpd = value_at(portfolio, "dpd", following)
+    return pd.Series(np.where(np.isnan(dpd) | ~month_end, np.nan, dpd == 0), index=rows.index)
 
 
 def section(ev: Evidence) -> Section:

@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.builders import Prepared, to_days
+from features.days import NAT, calendar_months, month_end_days
+from features.kernels import NONE
 from features.key_lookup import value_at
 from features.labels import pair_labels, window_end
 from features.targets import BY_NAME, SLOT, TARGET_NAMES, LabelConfig
@@ -89,29 +92,42 @@ def read_scores(paths: list[Path]) -> pd.DataFrame:
     """The score files' rows of accounts on the book (the ones the models scored), the columns the pack reads
     (a file of an older schema lacks some: left null). Closed and charged-off accounts' rows carry no
     prediction to review."""
-    return _read(paths, SCORE_COLUMNS, [("status", "in", ON_BOOK)])
+    return _read(paths, SCORE_COLUMNS, ("status", ON_BOOK))
 
 
 def read_reasons(paths: list[Path]) -> pd.DataFrame:
     """The reasons of the adverse decisions only: reading every row's texts would cost gigabytes on a large
     book, and only an adverse decision carries reasons."""
-    return _read(paths, REASON_COLUMNS, [("adverse", "=", True)])
+    return _read(paths, REASON_COLUMNS, ("adverse", [True]))
 
 
-def _read(paths: list[Path], columns: list[str], filters: list) -> pd.DataFrame:
-    frames = []
+def _read(paths: list[Path], columns: list[str], where: tuple[str, list]) -> pd.DataFrame:
+    """The rows of `paths` whose column where[0] is one of where[1]. Words (a few distinct ones per column over
+    millions of rows) are read as dictionaries, never as strings, and come out as categoricals whose categories
+    are the sorted words of all the files."""
+    tables = []
     for path in paths:
         try:
-            names = pq.read_schema(path).names
-            if any(c not in names for c, *_ in filters):
+            schema = pq.read_schema(path)
+            if where[0] not in schema.names:
                 continue
-            table = pq.read_table(path, columns=[c for c in columns if c in names], filters=filters)
+            present = [c for c in columns if c in schema.names]
+            words = [c for c in present if pa.types.is_string(schema.field(c).type)]
+            table = pq.read_table(path, columns=present, read_dictionary=words)
+            test = table[where[0]]
+            if pa.types.is_dictionary(test.type):
+                test = test.cast(test.type.value_type)
+            tables.append(table.filter(pc.fill_null(pc.is_in(test, pa.array(where[1])), False)))
         except (OSError, pa.ArrowException) as exc:
             raise ReviewError(f"{path} is not a readable score file ({exc}): rewrite it with score.py --as-of "
                               f"{path.stem.removeprefix('scores-')}, or leave it out of --scores") from None
-        frame = table.to_pandas(strings_to_categorical=True)  # a few distinct words per column, many rows
-        frames.append(frame.reindex(columns=columns))
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    if not tables:
+        return pd.DataFrame(columns=columns).astype({"as_of": "datetime64[s]"})
+    # one table, then one conversion: a pandas concat of a dozen wide frames copies column by column
+    rows = pa.concat_tables(tables, promote_options="permissive").unify_dictionaries().to_pandas()
+    rows = rows.reindex(columns=columns)
+    for column in rows.columns[rows.dtypes == "category"]:
+        rows[column] = rows[column].cat.reorder_categories(sorted(rows[column].cat.categories))
     rows["as_of"] = pd.to_datetime(rows["as_of"])
     return rows
 
@@ -165,15 +181,20 @@ def variant_outcomes(rows: pd.DataFrame, prep: Prepared) -> tuple[pd.DataFrame, 
     return rows.assign(**{VARIANT_COLUMN: v}), excluded
 
 
-def groups(keys) -> list[tuple[object, np.ndarray]]:
-    """(value, row positions) of every value of `keys` present (missing left out), in the categories' order for
-    a categorical (bands read low to high), else sorted: one stable sort, where a DataFrame groupby would copy
-    every column of a wide frame for each group."""
+def partition(keys) -> tuple[np.ndarray, pd.Index]:
+    """Each row's group code (-1: missing) and the groups' values: in the categories' order for a categorical
+    (bands read low to high), else sorted."""
     keys = keys if isinstance(keys, pd.Series) else pd.Series(keys)
     if isinstance(keys.dtype, pd.CategoricalDtype):
-        codes, values = keys.cat.codes.to_numpy(np.int64), keys.cat.categories
-    else:
-        codes, values = pd.factorize(keys.to_numpy(), sort=True)
+        return keys.cat.codes.to_numpy(np.int64), keys.cat.categories
+    codes, values = pd.factorize(keys.to_numpy(), sort=True)
+    return codes.astype(np.int64), pd.Index(values)
+
+
+def groups(keys) -> list[tuple[object, np.ndarray]]:
+    """(value, row positions) of every value of `keys` present (missing left out), in `partition`'s order: one
+    stable sort, where a DataFrame groupby would copy every column of a wide frame for each group."""
+    codes, values = partition(keys)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(values) + 1))
     return [(values[k], order[bounds[k]:bounds[k + 1]]) for k in range(len(values)) if bounds[k + 1] > bounds[k]]
@@ -181,7 +202,10 @@ def groups(keys) -> list[tuple[object, np.ndarray]]:
 
 def month_of(rows: pd.DataFrame) -> pd.Series:
     """Each row's as-of month, as its month end (score files are as of month ends; training rows spread)."""
-    return pd.to_datetime(rows["as_of"]).dt.to_period("M").dt.to_timestamp("M").rename("as_of")
+    days = to_days(pd.to_datetime(rows["as_of"]).to_numpy())
+    ends = month_end_days(calendar_months(np.where(days == NONE, NAT, days)))
+    return pd.Series(np.where(ends == NAT, NAT, ends * 86_400).view("datetime64[s]"), index=rows.index,
+                     name="as_of")
 
 
 def _excluded(rows: pd.DataFrame, reason: str, mask: np.ndarray) -> pd.DataFrame:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from sklearn import metrics as skm
 
 from validation import discrimination as vd
 from validation import metrics as vm
+from validation.grouped_auc import Ranked, grouped_auc
 from validation.metrics import MetricError
 from validation.report import decile_table
 
@@ -284,8 +287,38 @@ def test_pre_ranked_scores_give_the_same_auc_variance_and_ks_on_every_subset():
     y = (rng.uniform(size=n) < p).astype(float)
     ranks = vd.tie_ranks(p)
     assert ranks.min() == 0 and ranks.max() == len(np.unique(p)) - 1
-    for rows in (np.ones(n, bool), rng.uniform(size=n) < 0.3, groups % 3 == 0):
+    # the pool, large subsets (counted over the pool's blocks) and a small one (its own blocks, sorted)
+    for rows in (np.ones(n, bool), rng.uniform(size=n) < 0.3, groups % 3 == 0, np.arange(n) < 60):
         a, b = vd.delong(y[rows], p[rows], groups[rows]), vd.delong(y[rows], ranks[rows], groups[rows])
         assert a["auc"] == pytest.approx(b["auc"], abs=1e-12) and a["se"] == pytest.approx(b["se"], rel=1e-9)
         assert a["auc"] == pytest.approx(skm.roc_auc_score(y[rows], p[rows]), abs=1e-12)
         assert vd.ks_ranked(y[rows], ranks[rows]) == pytest.approx(vm.ks(y[rows], p[rows]), abs=1e-12)
+
+
+@given(st.integers(0, 2**31), st.integers(1, 6), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_every_group_of_a_partition_gets_what_its_subset_gets_alone(seed, n_groups, repeated):
+    """The two compiled passes (rank order, account order) give each group the AUC, clustered DeLong variance
+    and KS that `delong` and `ks_ranked` give its rows taken alone; a row in no group (-1) counts nowhere."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 1_500))
+    accounts = rng.integers(0, n // 3 if repeated else 10 * n, n)  # many rows per account, or about one
+    p = np.round(rng.beta(2, 8, n), int(rng.integers(1, 4)))  # ties, from heavy to few
+    y = (rng.uniform(size=n) < p).astype(float)
+    keys = rng.integers(-1, n_groups, n)
+    codes = np.unique(accounts, return_inverse=True)[1].ravel()
+    got = grouped_auc(Ranked.of(y, vd.tie_ranks(p), codes), keys, n_groups)
+    for k in range(n_groups):
+        at = keys == k
+        assert got["rows"][k] == at.sum() and got["bads"][k] == y[at].sum()
+        if not 0 < y[at].sum() < at.sum():
+            assert np.isnan(got["auc"][k])
+            continue
+        assert got["auc"][k] == pytest.approx(skm.roc_auc_score(y[at], p[at]), abs=1e-12)
+        assert got["ks"][k] == pytest.approx(vm.ks(y[at], p[at]), abs=1e-12)
+        try:
+            want = vd.delong(y[at], p[at], accounts[at])["variance"]
+        except MetricError:  # bads or goods of one account only: no variance
+            assert np.isnan(got["variance"][k])
+            continue
+        assert got["variance"][k] == pytest.approx(want, rel=1e-9, abs=1e-15)

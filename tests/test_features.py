@@ -358,3 +358,18 @@ def test_an_account_leaves_the_book_at_the_first_of_its_charge_off_and_closing()
         else:
             assert prep.exit_day[0] == day
             assert prep.on_book(day - 1)[0] and not prep.on_book(day)[0] and prep.on_book(day)[1]
+
+
+@given(st.lists(st.integers(-25_000, 120_000), min_size=1, max_size=200))  # 1901-07 .. 2298-07
+@settings(max_examples=60, deadline=None)
+def test_calendar_months_and_month_ends_are_numpys_calendar(days):
+    """The compiled calendar arithmetic the review's monthly views use gives what numpy's casts give."""
+    from features.days import NAT, calendar_months, month_end_days
+
+    d = np.array(days, dtype=np.int64)
+    months = calendar_months(d)
+    assert np.array_equal(months, d.astype("datetime64[D]").astype("datetime64[M]").view(np.int64))
+    ends = month_end_days(months)
+    assert np.array_equal(ends, (months + 1).astype("datetime64[M]").astype("datetime64[D]").view(np.int64) - 1)
+    assert (ends >= d).all() and (calendar_months(ends + 1) == months + 1).all()
+    assert calendar_months(np.array([NAT]))[0] == NAT and month_end_days(np.array([NAT]))[0] == NAT

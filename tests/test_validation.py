@@ -180,10 +180,11 @@ def test_weighted_auc_of_a_resample_equals_scikit_learn_with_sample_weights():
     y, p = logistic_sample(3_000, seed=6, ties=True)  # ties and long runs of goods (merged blocks)
     groups = np.random.default_rng(6).integers(0, 400, len(y))
     codes, n_groups = vm._group_codes(groups, len(y))
-    weights = np.random.default_rng(7).poisson(1.0, size=(n_groups, 5)).astype(float)
-    got = vm._AucBlocks(y, p, codes, n_groups).aucs(weights)
-    want = [skm.roc_auc_score(y, p, sample_weight=weights[codes, j]) for j in range(5)]
-    np.testing.assert_allclose(got, want, atol=1e-12)
+    for scale in (1, 300):  # times drawn held in a byte each, and beyond a byte
+        weights = scale * np.random.default_rng(7).poisson(1.0, size=(n_groups, 70)).astype(float)
+        got = vm._AucBlocks(y, p, codes, n_groups).aucs(weights)  # 70 resamples: more than one pass's 64
+        want = [skm.roc_auc_score(y, p, sample_weight=weights[codes, j]) for j in range(70)]
+        np.testing.assert_allclose(got, want, atol=1e-12)
 
 
 def test_cluster_bootstrap_covers_the_true_auc_where_a_row_bootstrap_does_not():

@@ -25,6 +25,7 @@ from validation.metrics import (
     _check_p,
     _check_y,
     _group_codes,
+    dense_ranks_or_none,
     equal_frequency_bins,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "accuracy_ratio",
     "auc_decline_test",
     "cap_points",
+    "decline_test",
     "delong",
     "delong_interval",
     "delong_paired",
@@ -47,18 +49,33 @@ def tie_ranks(p: Any) -> np.ndarray:
     return np.unique(np.asarray(p, dtype=np.float64), return_inverse=True)[1].astype(np.int64).ravel()
 
 
-def _block_counts(y: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    blocks = int(ranks.max()) + 1
+def _block_counts(y: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bads and goods in each tie block present, and each row's block among them: a subset's ranks are taken
+    down to its own blocks first, so a month of a pooled window counts over its blocks, not the window's."""
+    ranks = _own_blocks(ranks)
+    blocks = int(ranks.max()) + 1 if len(ranks) else 0
     return (np.bincount(ranks, weights=y, minlength=blocks),
-            np.bincount(ranks, weights=1.0 - y, minlength=blocks))
+            np.bincount(ranks, weights=1.0 - y, minlength=blocks), ranks)
+
+
+def _own_blocks(ranks: np.ndarray) -> np.ndarray:
+    """Dense ranks 0..b-1 over the b distinct values of `ranks` (integers), same order."""
+    if not len(ranks):
+        return ranks
+    top = int(ranks.max()) + 1
+    if len(ranks) * 16 < top:  # a small subset: sort it rather than sweep every block of the pool
+        return np.unique(ranks, return_inverse=True)[1].ravel()
+    present = np.zeros(top, bool)
+    present[ranks] = True
+    return (np.cumsum(present) - 1)[ranks]
 
 
 def _placements(y: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray]:
     """AUC and each row's placement value: for a bad the share of goods below it, for a good the share of
     bads above it (ties count 1/2). Counted per tie block (one sort at most, none for integer ranks)."""
-    whole = len(p) and p.min() >= 0 and p.max() <= 4 * len(p) and np.array_equal(p, np.floor(p))
-    ranks = p.astype(np.int64) if whole else tie_ranks(p)  # whole numbers: ranks already (same order, no sort)
-    bads, goods = _block_counts(y, ranks)
+    ranks = dense_ranks_or_none(p)
+    ranks = tie_ranks(p) if ranks is None else ranks  # ranks already: the same order, no sort
+    bads, goods, ranks = _block_counts(y, ranks)
     n_bad, n_good = bads.sum(), goods.sum()
     goods_below = np.cumsum(goods) - goods + 0.5 * goods
     bads_above = bads.sum() - np.cumsum(bads) + 0.5 * bads
@@ -71,7 +88,7 @@ def ks_ranked(y: Any, ranks: Any) -> float:
     """KS from dense ranks (`tie_ranks`): the largest gap between the cumulative shares of goods and bads over
     the tie blocks, so ties never inflate it; what `metrics.ks` gives on the scores themselves."""
     y = _check_y(y)
-    bads, goods = _block_counts(y, np.asarray(ranks, dtype=np.int64))
+    bads, goods, _ = _block_counts(y, np.asarray(ranks, dtype=np.int64))
     _both_classes(y, "KS")
     return float(np.max(np.abs(np.cumsum(goods) / goods.sum() - np.cumsum(bads) / bads.sum())))
 
@@ -166,17 +183,23 @@ def auc_decline_test(
     instructions do). Rejected (the AUC has declined) when p < 1 - level. s_curr here is DeLong's, clustered
     by account with groups. Returns {auc, auc_development, se, statistic, p_value, rejected}.
     """
+    _check_level(level)
+    d = delong(y, p, groups)
+    return decline_test(auc_development, d["auc"], d["se"], level)
+
+
+def decline_test(auc_development: float, auc: float, se: float, level: float = 0.95) -> dict[str, float | bool]:
+    """`auc_decline_test` from the current AUC and its standard error, already computed."""
     from scipy import stats
 
     _check_level(level)
     if not 0.0 <= float(auc_development) <= 1.0:
         raise MetricError(f"auc_development must be an AUC between 0 and 1, got {auc_development}")
-    d = delong(y, p, groups)
-    if d["se"] == 0:
+    if se == 0:
         raise MetricError("the current AUC has zero standard error (perfect or constant ranking): nothing to test")
-    s = (auc_development - d["auc"]) / d["se"]
+    s = (auc_development - auc) / se
     p_value = float(stats.norm.sf(s))
-    return {"auc": d["auc"], "auc_development": float(auc_development), "se": d["se"], "statistic": float(s),
+    return {"auc": float(auc), "auc_development": float(auc_development), "se": float(se), "statistic": float(s),
             "p_value": p_value, "rejected": bool(p_value < 1 - level)}
 
 

@@ -72,7 +72,7 @@ figure, or a seasonal peak a short training window just missed (those warn); a d
 several widths of a calm period's range (the simulated shock lifts the stress index by five times its
 seasonal swing), and alerts from the month it is published.
 """
-_CELLS_PER_BLOCK = 4_000_000  # resamples x tie blocks held in memory at once by the bootstrap (~32 MB)
+_DRAWS_HELD = 16_000_000  # accounts x resamples drawn at once by the bootstrap (~128 MB)
 
 
 class MetricError(ValueError):
@@ -190,12 +190,26 @@ def equal_frequency_bins(p: Any, bins: int = 10) -> np.ndarray:
     n = len(p)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order, block = _tie_blocks(p)
-    # rows with a strictly smaller value = position of the first row of the row's tie block
-    first = np.flatnonzero(np.concatenate(([True], block[1:] != block[:-1])))
-    smaller = np.empty(n, dtype=np.int64)
-    smaller[order] = first[block]
+    ranks = dense_ranks_or_none(p)
+    if ranks is not None:  # ranks already: rows with a smaller value are counted, not sorted
+        counts = np.bincount(ranks)
+        smaller = (np.cumsum(counts) - counts)[ranks]
+    else:
+        order, block = _tie_blocks(p)
+        # rows with a strictly smaller value = position of the first row of the row's tie block
+        first = np.flatnonzero(np.concatenate(([True], block[1:] != block[:-1])))
+        smaller = np.empty(n, dtype=np.int64)
+        smaller[order] = first[block]
     return np.minimum(smaller * bins // max(n, 1), bins - 1)
+
+
+def dense_ranks_or_none(p: np.ndarray) -> np.ndarray | None:
+    """p as int64 when it holds ranks already (whole numbers from 0 below 4 x its length, as `tie_ranks` and
+    its subsets give): the same order, so what is counted on them needs no sort. None otherwise."""
+    if not len(p) or p.min() < 0 or p.max() >= 4 * len(p):
+        return None
+    ranks = p.astype(np.int64)
+    return ranks if np.array_equal(ranks, p) else None
 
 
 # ------------------------------------------------------------------------------------- discrimination
@@ -481,41 +495,35 @@ def _chance_interval(n: np.ndarray, predicted: np.ndarray, var_sum: np.ndarray |
 
 
 class _AucBlocks:
-    """Per-(tie block, group) counts of bads and goods for one model's predictions.
-
-    For group weights W (k resamples x G groups) the weighted count of bads (goods) in each tie block is
-    B @ W.T (N @ W.T). Runs of consecutive blocks without any bad are merged: only their total of goods
-    matters to the bads above them, so the dense arrays stay small when bads are rare.
-    """
+    """One model's rows sorted by prediction, with their tie blocks, accounts and outcomes: what the compiled
+    resample count (`validation.resampling`) passes over once for a few dozen resamples."""
 
     def __init__(self, y: np.ndarray, p: np.ndarray, codes: np.ndarray, n_groups: int) -> None:
-        order, block = _tie_blocks(p)
-        ys = y[order]
-        has_bad = np.bincount(block, weights=ys) > 0
-        # a new merged block starts at every block with bads and at the block after one with bads
-        starts = has_bad | np.concatenate(([True], has_bad[:-1]))
-        merged = np.cumsum(starts)[block] - 1
-        n_merged = int(merged[-1]) + 1
-        g = codes[order]
-        shape = (n_merged, n_groups)
-        import scipy.sparse as sp
+        from validation.resampling import rank_order
 
-        self.bads = sp.csr_matrix((ys, (merged, g)), shape=shape)  # duplicates are summed
-        self.goods = sp.csr_matrix((1.0 - ys, (merged, g)), shape=shape)
-        self.n_blocks = n_merged
+        ranks = dense_ranks_or_none(p)
+        ranks = _dense_ranks(p) if ranks is None else ranks  # ranks already: counted into order, no sort
+        order, self.starts = rank_order(ranks)
+        self.accounts = codes[order].astype(np.int32 if n_groups < 2**31 else np.int64)
+        self.bad = y[order] == 1
+        self.n_blocks = len(self.starts) - 1
 
     def aucs(self, weights_t: np.ndarray) -> np.ndarray:
         """AUC of each resample; weights_t is (G x k): times each group was drawn in each resample."""
-        bads = self.bads @ weights_t  # (blocks x k)
-        goods = self.goods @ weights_t
-        below = np.cumsum(goods, axis=0)
-        below -= 0.5 * goods  # goods strictly below + half the ties
-        total_bads = bads.sum(axis=0)
-        total_goods = goods.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.einsum("ij,ij->j", bads, below) / (total_bads * total_goods)
-        out[(total_bads == 0) | (total_goods == 0)] = np.nan
-        return out
+        from validation.resampling import resampled_aucs
+
+        return resampled_aucs(self.starts, self.accounts, self.bad, _compact(weights_t))
+
+
+def _dense_ranks(p: np.ndarray) -> np.ndarray:
+    return np.unique(p, return_inverse=True)[1].astype(np.int64).ravel()
+
+
+def _compact(counts: np.ndarray) -> np.ndarray:
+    """Times drawn in the narrowest integer type that holds them, accounts in rows: a cache line then holds
+    one account's weights for many resamples (a count above 255 is all but impossible, but kept exact)."""
+    dtype = np.uint8 if counts.max(initial=0) < 256 else np.int64
+    return np.ascontiguousarray(counts, dtype)
 
 
 def _replicates(y: Any, ps: Sequence[Any], groups: Any, n_boot: int, seed: int) -> list[np.ndarray]:
@@ -528,18 +536,16 @@ def _replicates(y: Any, ps: Sequence[Any], groups: Any, n_boot: int, seed: int) 
     codes, n_groups = _group_codes(groups, len(y))
     models = [_AucBlocks(y, p, codes, n_groups) for p in ps]
     rng = np.random.default_rng(seed)
-    widest = max(max(m.n_blocks for m in models), n_groups)
-    chunk = int(max(1, min(n_boot, _CELLS_PER_BLOCK // widest)))
-    out = [np.empty(n_boot) for _ in models]
+    chunk = int(max(1, min(n_boot, _DRAWS_HELD // n_groups)))
+    batches = []
     for start in range(0, n_boot, chunk):
         k = min(chunk, n_boot - start)
         # each resample draws n_groups accounts with replacement; weight = times drawn
         draws = rng.integers(0, n_groups, size=(k, n_groups))
         draws += (np.arange(k) * n_groups)[:, None]
-        weights_t = np.bincount(draws.ravel(), minlength=k * n_groups).reshape(k, n_groups).T.astype(float)
-        for m, o in zip(models, out, strict=True):
-            o[start : start + k] = m.aucs(weights_t)
-    return out
+        batches.append(_compact(np.bincount(draws.ravel(), minlength=k * n_groups).reshape(k, n_groups)))
+    weights_t = _compact(np.concatenate(batches).T)  # accounts x resamples
+    return [m.aucs(weights_t) for m in models]
 
 
 def _finite(reps: np.ndarray, what: str) -> np.ndarray:

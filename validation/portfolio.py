@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.builders import Prepared
+from features.builders import Prepared, to_days
 from features.contract import Tables
+from features.days import calendar_months
 from features.dpd import STATUSES, dpd_at
 
 if TYPE_CHECKING:
@@ -85,8 +86,8 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
 
 
 def _month(values) -> np.ndarray:
-    """Calendar months since 1970-01 of dates."""
-    return pd.to_datetime(np.asarray(values)).to_numpy().astype("datetime64[M]").astype(np.int64)
+    """Calendar months since 1970-01 of dates (no missing one)."""
+    return calendar_months(to_days(pd.to_datetime(np.asarray(values)).to_numpy()))
 
 
 def vintage_curves(frame: pd.DataFrame, threshold: int = 30, cohort: str = "quarter") -> pd.DataFrame:
@@ -110,7 +111,7 @@ def vintage_curves(frame: pd.DataFrame, threshold: int = 30, cohort: str = "quar
     reached = _worst(frame, ids) >= threshold
     group = opened // COHORTS[cohort]
     first = int(group.min()) if len(group) else 0
-    _, one = np.unique(ids, return_index=True)  # one row of each account: its cohort
+    one = ~pd.Series(ids).duplicated().to_numpy()  # one row of each account: its cohort
     size = np.bincount(group[one] - first)
     keep = mob >= 1
     width = int(mob.max()) + 1 if len(mob) else 1
@@ -159,9 +160,9 @@ def roll_rates(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     _require(frame, ("account_id", "as_of", "bucket"), "roll_rates")
     bucket = _codes(frame["bucket"], BUCKETS, "bucket")
     when = pd.to_datetime(frame["as_of"]).to_numpy()
-    dates, t = np.unique(when, return_inverse=True)
+    t, dates = pd.factorize(when, sort=True)  # hashed: a few dates over millions of rows
     ids = frame["account_id"].to_numpy(np.int64)
-    _, rank = np.unique(ids, return_inverse=True)
+    rank = pd.factorize(ids)[0]  # any numbering of the accounts will do: it only pairs an account's rows
     key = rank.astype(np.int64) * len(dates) + t
     order = np.argsort(key, kind="stable")
     if (np.diff(key[order]) == 0).any():
