@@ -6,6 +6,7 @@ Examples:
   python -m features validate data/synthetic/demo
   python -m features validate my_extract --extracted-on 2025-12-31 --truth
   python -m features build data/synthetic/demo --as-of 2025-06-30 2025-12-31 --out features.parquet
+  python -m features adapt monthly bureau.csv --config monthly.toml --out data/bureau
   python -m features catalog                    # writes docs/features.md from features/catalog.py
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from features.cli import EXIT_CODES, Parser, data_directory, day
@@ -49,6 +51,22 @@ def _parser() -> Parser:
     build.add_argument("--out", required=True, type=Path, metavar="FILE",
                        help="output Parquet file (written atomically: a failed run leaves nothing there)")
     build.add_argument("--extracted-on", type=day, metavar="YYYY-MM-DD", help=EXTRACTED_ON)
+    adapt = commands.add_parser(
+        "adapt", help="a monthly bureau-style file (long or wide) as the contract's tables, in a new folder",
+        epilog=EXIT_CODES,
+        description="Read a monthly file (CSV or Parquet: per account and month a status code, the statement and\n"
+                    "paid amounts and the limit; one row per account and month, or one row per account with a\n"
+                    "column per month) as the layout file declares it (its status codes' meanings, its columns),\n"
+                    "map it onto the data contract (features/adapters.py: bills of month precision, payments\n"
+                    "placed as the statuses say and marked imputed where no amount was reported) and write\n"
+                    "accounts, bills, payments and limits as Parquet into a new folder. The layout's format is\n"
+                    "in features/monthly_file.py.")
+    adapt.add_argument("kind", choices=["monthly"], help="the kind of source (monthly: bureau-style monthly rows)")
+    adapt.add_argument("file", type=Path, metavar="FILE", help="the monthly file, CSV or Parquet")
+    adapt.add_argument("--config", type=Path, metavar="TOML", help="its layout: status codes, wide columns, due day "
+                       "(default: a long file with the default codes 0-6, C, R, N, X, L, W)")
+    adapt.add_argument("--out", type=Path, required=True, metavar="DIR",
+                       help="a new folder for the tables (written whole or not at all)")
     cat = commands.add_parser("catalog", help="write the readable page of every feature (docs/features.md)",
                               epilog=EXIT_CODES, description="Write the page that lists every feature of "
                               "features/catalog.py: name, description, window and risk direction.")
@@ -107,6 +125,26 @@ def _build(args) -> int:
     return 0
 
 
+def _adapt(args) -> int:
+    from features.adapters import from_monthly
+    from features.monthly_file import LayoutError, last_month_end, load_layout, read_monthly, write_tables
+
+    try:
+        layout = load_layout(args.config)
+        monthly = read_monthly(args.file, layout)
+        tables = from_monthly(monthly, layout.config)
+        extracted = last_month_end(monthly)
+        write_tables(tables, args.out, extracted)
+    except (LayoutError, ContractError) as exc:
+        return _refused(str(exc))
+    except OSError as exc:
+        return _refused(f"--out {args.out}: cannot write it ({exc.strerror or exc})")
+    print(f"wrote {args.out}")
+    print("\n".join(summary(replace(tables, extraction=None))))  # the folder states its own: the manifest's
+    print(f"extraction date {extracted}: the last day of the latest month reported (in its _manifest.json)")
+    return 0
+
+
 def _refused(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 1
@@ -116,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "catalog":
         return _catalog(args.out)
+    if args.command == "adapt":
+        return _adapt(args)
     if args.command == "build":
         try:
             return _build(args)

@@ -1,28 +1,34 @@
 """Adapters: coarse, bureau-style monthly data onto the same data contract as day-exact histories.
 
-A bureau reports, per account and month, a status code (months past due, or a special code), the bill
-and paid amounts and the limit. It does not say on which day anything happened. This module turns such
-rows into accounts, bills, payments and limits that pass :func:`features.contract.validate`, so the rest of
-the pipeline needs no second code path:
+A bureau reports, per account and month, a status code, the statement and paid amounts and the limit. It does
+not say on which day anything happened. This module turns such rows into accounts, bills, payments and limits
+that pass :func:`features.contract.validate`, so the rest of the pipeline needs no second code path:
 
-* one bill per reported month, except months coded *no use* (default ``N``): statement_date = the 1st of
-  the month, due_date = ``due_day`` of the same month; ``amount_due`` = ``bill_amount``;
-* ``min_due``: for installment accounts the whole bill; on a *minimum paid* month (default ``R``) the
-  paid amount, which the code reveals to be the minimum; otherwise ``max(min_due_floor,
-  min_due_rate * amount_due)``, capped at the bill;
-* status ``k`` in 1..``max_months_past_due`` at month *m* means the bills of months *m-k+1 .. m* are
-  unpaid at the end of *m* (``max_months_past_due`` means "k or more": older unpaid bills stay unpaid);
-  ``0`` and the special codes mean nothing is past due at the end of *m*. A bill is therefore settled
-  in the first month whose status no longer covers it, by one payment on that month's due date: on its
-  own due date when the status says current, in the month the arrears are cleared otherwise. Bills still
-  covered by the last reported status are never paid. Payment amounts: the full bill on a *paid in full*
-  month (default ``C``), the minimum on a *minimum paid* month, the paid amount (kept between min_due and
-  the bill) on a ``0`` month, and min_due for arrears cleared later. Every payment has ``imputed=True``;
-* months missing between an account's first and last report (and months coded *unknown*, default ``X``)
-  carry no bill and settle nothing: arrears open before such a gap are paid in the first month after it
-  whose status no longer covers them;
+* every status code's meaning is declared once (``MonthlyConfig.codes``): months past due (an integer; the
+  largest reads "that many or more"), or a word of ``MEANINGS``: current, paid in full, minimum paid, no
+  use, unknown, closed, charged off. A digit may mean anything (a file whose ``0`` is "revolving, minimum
+  paid");
+* one bill per month, of the statement as reported: statement_date = the 1st of the month, due_date =
+  ``due_day`` of the same month. Months coded unknown, closed or charged off have none, and a no-use month
+  only where it reports a statement amount. A credit balance (a negative statement) is a zero bill, and the
+  excess is recorded as an overpayment of it on the statement date, so the contract's amounts stay
+  non-negative;
+* ``min_due``: for installment accounts the whole bill; else ``max(min_due_floor, min_due_rate *
+  amount_due)`` capped at the bill, lowered to the paid amount where the status shows that amount met it
+  (a *minimum paid* month, or any month with nothing past due);
+* status ``k`` months past due at month *m* means the bills of months *m-k+1 .. m* are unpaid at the end of
+  *m*; a month with nothing past due settles them. A bill is therefore settled in the first month whose
+  status no longer covers it: in its own month by the amount reported paid, kept as given (part payments
+  and overpayments included; imputed only where none is reported: the whole bill on a paid-in-full month,
+  else the minimum), and in a later month (arrears cleared) by its minimum, imputed, on that month's due
+  date. Imputed payments carry ``imputed=True``. Bills still covered by the last reported status are never
+  paid;
+* months missing between an account's first and last report, and unknown and charged-off months, settle
+  nothing: arrears open before them are paid in the first month after whose status no longer covers them;
 * accounts: ``date_precision='month'``, ``grace_days=0``, ``open_date`` = first reported month,
-  ``customer_id`` and ``product`` from the data when given (else the account id and ``config.product``);
+  ``close_date`` / ``charge_off_date`` = the last day of the first month coded closed / charged off (no
+  month after it may report a bill), ``customer_id`` and ``product`` from the data when given (else the
+  account id and ``config.product``);
 * limits: one row per change of ``credit_limit``, effective on the 1st of the month it is first reported.
 
 The derived status is exact when the reported sequence is possible (a status rises by at most one a
@@ -36,7 +42,8 @@ read as evidence of a 1-day lag.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -53,7 +60,7 @@ from features.contract import (
     validate,
 )
 
-__all__ = ["MONTHLY", "MonthlyConfig", "from_monthly"]
+__all__ = ["DEFAULT_CODES", "MEANINGS", "MONTHLY", "MonthlyConfig", "from_monthly"]
 
 MONTHLY = TableSchema(
     "monthly",
@@ -73,31 +80,46 @@ MONTHLY = TableSchema(
 
 _GAP = np.iinfo(np.int64).max  # status of a month with no information: covers every open bill
 
+# What a status code can mean: months past due (an integer 0..99), or one of these words.
+MEANINGS = {
+    "current": "nothing past due, nothing more said",
+    "paid_in_full": "the bill was paid in full by its due date",
+    "minimum_paid": "revolving: the minimum was paid by the due date (the paid amount reveals the minimum)",
+    "no_use": "no spending: a bill only where the month reports a statement amount",
+    "unknown": "nothing known: no bill, nothing settled",
+    "closed": "the account closed this month: no bill, what was past due is settled",
+    "charged_off": "the account was charged off this month: no bill, what was past due stays unpaid",
+}
+DEFAULT_CODES = {**{str(k): k for k in range(7)}, "C": "paid_in_full", "R": "minimum_paid", "N": "no_use",
+                 "X": "unknown", "L": "closed", "W": "charged_off"}
+_NO_BILL = ("unknown", "closed", "charged_off")  # months that never carry a bill
+_EXITS = ("closed", "charged_off")
+
 
 @dataclass(frozen=True)
 class MonthlyConfig:
-    """How a monthly source's status codes and amounts map onto the contract."""
+    """How a monthly source's status codes and amounts map onto the contract.
 
-    no_use: tuple[str, ...] = ("N",)
-    paid_in_full: tuple[str, ...] = ("C",)
-    minimum_paid: tuple[str, ...] = ("R",)
-    unknown: tuple[str, ...] = ("X",)
-    max_months_past_due: int = 6
+    codes: every status code and its meaning, declared once: an integer (months past due; the largest one
+    reads "that many or more") or a word of MEANINGS. A digit may mean anything: {"0": "minimum_paid"} for a
+    file whose 0 is "revolving, minimum paid"."""
+
+    codes: Mapping[str, int | str] = field(default_factory=lambda: dict(DEFAULT_CODES))
     due_day: int = 25
     min_due_rate: float = 0.05
     min_due_floor: float = 0.0
     product: str = "revolving"
 
     def __post_init__(self) -> None:
-        special = [*self.no_use, *self.paid_in_full, *self.minimum_paid, *self.unknown]
-        if any(not isinstance(c, str) or not c.strip() for c in special):
-            raise ValueError("MonthlyConfig: special status codes must be non-empty strings (use tuples)")
-        if len(set(special)) != len(special):
-            raise ValueError(f"MonthlyConfig: a status code has two meanings: {special}")
-        if any(c.isdigit() for c in special):
-            raise ValueError("MonthlyConfig: digits are months past due and cannot be special codes")
-        if not 1 <= self.max_months_past_due <= 99:
-            raise ValueError("MonthlyConfig.max_months_past_due must be in 1..99")
+        if not self.codes or any(not isinstance(c, str) or not c.strip() for c in self.codes):
+            raise ValueError("MonthlyConfig: status codes must be non-empty strings")
+        for code, meaning in self.codes.items():
+            number = isinstance(meaning, int) and not isinstance(meaning, bool)
+            if not (number and 0 <= meaning <= 99) and meaning not in MEANINGS:
+                raise ValueError(f"MonthlyConfig: code {code!r} means {meaning!r}; a meaning is months past due "
+                                 f"(0..99) or one of {', '.join(MEANINGS)}")
+        if self.max_months_past_due < 1:
+            raise ValueError("MonthlyConfig: no code means a month or more past due")
         if not 1 <= self.due_day <= 28:
             raise ValueError("MonthlyConfig.due_day must be in 1..28 (a day every month has)")
         if not 0 <= self.min_due_rate <= 1 or not self.min_due_floor >= 0:
@@ -106,12 +128,21 @@ class MonthlyConfig:
             raise ValueError(f"MonthlyConfig.product must be one of {PRODUCTS}")
 
     @property
-    def codes(self) -> dict[str, int]:
-        """Every known code and its months past due; special codes count as 0, unknown as a gap."""
-        codes = {str(k): k for k in range(self.max_months_past_due + 1)}
-        codes.update({c: 0 for c in (*self.no_use, *self.paid_in_full, *self.minimum_paid)})
-        codes.update({c: _GAP for c in self.unknown})
-        return codes
+    def max_months_past_due(self) -> int:
+        """The largest months-past-due code: it reads "that many or more"."""
+        return max((m for m in self.codes.values() if isinstance(m, int)), default=0)
+
+    def meaning(self, codes) -> np.ndarray:
+        """Each code's meaning as a word: 'past_due' for a month or more, 'current' for 0 months."""
+        words = {c: ("past_due" if m else "current") if isinstance(m, int) else m for c, m in self.codes.items()}
+        return pd.Series(codes).map(words).to_numpy(dtype=object)
+
+    @property
+    def months(self) -> dict[str, int]:
+        """Every code's months past due for the settlement of bills: a word counts as 0, except those that
+        settle nothing (unknown, charged off), which cover every open bill."""
+        return {c: m if isinstance(m, int) else _GAP if m in ("unknown", "charged_off") else 0
+                for c, m in self.codes.items()}
 
 
 def from_monthly(monthly: pd.DataFrame, config: MonthlyConfig | None = None) -> Tables:
@@ -119,7 +150,7 @@ def from_monthly(monthly: pd.DataFrame, config: MonthlyConfig | None = None) -> 
     config = config or MonthlyConfig()
     rows = _checked(monthly, config)
     month = rows["month"].to_numpy().astype("datetime64[M]")
-    billed = ~rows["status"].isin((*config.no_use, *config.unknown)).to_numpy()
+    billed = _billed(rows, config)
     bills = _bills(rows, month, billed, config)
     settle = _settle_month(rows, month, billed, config)
     tables = {
@@ -129,6 +160,15 @@ def from_monthly(monthly: pd.DataFrame, config: MonthlyConfig | None = None) -> 
         "limits": _limits(rows),
     }
     return validate(tables, sources={name: "monthly data" for name in tables})
+
+
+def _billed(rows: pd.DataFrame, config: MonthlyConfig) -> np.ndarray:
+    """The months that carry a bill: all but unknown, closed and charged-off ones, and no-use months that
+    report no statement amount (a no-use month with a balance still gets its statement)."""
+    meaning = config.meaning(rows["status"])
+    amount = rows["bill_amount"].to_numpy()
+    no_statement = (meaning == "no_use") & ~(np.isfinite(amount) & (amount != 0))
+    return ~np.isin(meaning, _NO_BILL) & ~no_statement
 
 
 # ------------------------------------------------------------------------------------------- checking
@@ -148,28 +188,36 @@ def _checked(monthly: pd.DataFrame, config: MonthlyConfig) -> pd.DataFrame:
         raise ContractError(problems)
     rows["month"] = rows["month"].to_numpy().astype("datetime64[M]").astype("datetime64[s]")
     rows = rows.sort_values(["account_id", "month"], kind="stable", ignore_index=True)
-    billed = ~rows["status"].isin((*config.no_use, *config.unknown)).to_numpy()
+    known = rows["status"].isin(list(config.codes)).to_numpy()
+    meaning = config.meaning(rows["status"])
+    owes = known & ~np.isin(meaning, (*_NO_BILL, "no_use"))
     bill = rows["bill_amount"].to_numpy()
     found = [
-        row_problem(rows, ~rows["status"].isin(list(config.codes)), MONTHLY, "status",
-                    "is not a known status code",
-                    f"Known codes: 0..{config.max_months_past_due} months past due and "
-                    f"{', '.join(c for c in config.codes if not c.isdigit())}; "
-                    "map others via MonthlyConfig."),
+        row_problem(rows, ~known, MONTHLY, "status", "is not a known status code",
+                    f"Known codes: {', '.join(config.codes)}; declare the others' meanings in the config's codes."),
         row_problem(rows, rows.duplicated(["account_id", "month"], keep=False), MONTHLY, "month",
                     "is reported twice for the same account", "Keep one row per account and month."),
-        row_problem(rows, billed & ~(np.isfinite(bill) & (bill >= 0)), MONTHLY, "bill_amount",
-                    "is missing, negative or not finite on a month with a bill",
-                    "Every month other than 'no use' has a bill: fix the amount, "
-                    "or code the month as no use."),
+        row_problem(rows, owes & ~np.isfinite(bill), MONTHLY, "bill_amount",
+                    "is missing or not finite on a month with a bill",
+                    "Every month other than no use, unknown, closed or charged off has a statement: fix the "
+                    "amount, or code the month as no use."),
+        row_problem(rows, _after_exit(rows, meaning) & known & _billed(rows, config), MONTHLY, "status",
+                    "reports a bill after the account closed or was charged off",
+                    "An account that left the book gets no new statement: fix the codes, or the closing month."),
         *(row_problem(rows, rows[c].notna() & ~(rows[c] >= 0) | np.isinf(rows[c]), MONTHLY, c,
-                      "is negative or not finite", "Amounts are non-negative numbers: fix the extract.")
+                      "is negative or not finite", "Amounts paid and limits are non-negative numbers: fix the extract.")
           for c in ("paid_amount", "credit_limit")),
     ]
     problems = [p for p in found if p is not None]
     if problems:
         raise ContractError(problems)
     return rows
+
+
+def _after_exit(rows: pd.DataFrame, meaning: np.ndarray) -> np.ndarray:
+    """Rows of a month after the account's first closed or charged-off month."""
+    exited = pd.Series(np.isin(meaning, _EXITS)).groupby(rows["account_id"].to_numpy()).cummax().to_numpy()
+    return exited & ~np.isin(meaning, _EXITS)
 
 
 # ---------------------------------------------------------------------------------------------- bills
@@ -185,13 +233,18 @@ def _products(rows: pd.DataFrame, config: MonthlyConfig) -> pd.Series:
 
 
 def _bills(rows: pd.DataFrame, month: np.ndarray, billed: np.ndarray, config: MonthlyConfig) -> pd.DataFrame:
-    """One bill per billed month; min_due from the installment / minimum-paid / rate rule."""
-    amount = rows["bill_amount"].to_numpy()[billed]
+    """One bill per billed month, of the statement as reported (a credit balance: a zero bill). min_due: the
+    whole bill for installments; else the paid amount where the month's status shows it was the minimum or
+    that the bill was met with it, capped by the rate rule."""
+    statement = rows["bill_amount"].to_numpy()[billed]
+    amount = np.maximum(statement, 0.0)
     paid = rows["paid_amount"].to_numpy()[billed]
-    status = rows["status"].to_numpy()[billed]
+    meaning = config.meaning(rows["status"].to_numpy()[billed])
     min_due = np.minimum(amount, np.maximum(config.min_due_floor, config.min_due_rate * amount))
-    revealed = np.isin(status, config.minimum_paid) & (paid > 0) & (paid <= amount)
+    revealed = (meaning == "minimum_paid") & (paid > 0) & (paid <= amount)
     min_due = np.where(revealed, paid, min_due)
+    met = (meaning != "past_due") & (paid < min_due)  # nothing past due: what was paid met the minimum
+    min_due = np.where(met, paid, min_due)
     min_due = np.where(_products(rows, config).to_numpy()[billed] == "installment", amount, min_due)
     return pd.DataFrame({
         "account_id": rows["account_id"].to_numpy()[billed],
@@ -222,7 +275,7 @@ def _settle_month(
     grid_status = np.full(int(span.sum()), _GAP, dtype="int64")
     row_account = np.repeat(np.arange(len(starts)), lengths)
     grid_pos = offset[row_account] + index - first_month[row_account]
-    grid_status[grid_pos] = rows["status"].map(config.codes).to_numpy(dtype="int64")
+    grid_status[grid_pos] = rows["status"].map(config.months).to_numpy(dtype="int64")
     grid_end = (offset + span)[row_account]  # one past the account's last grid month
 
     position = grid_pos[billed]
@@ -245,22 +298,31 @@ def _settle_month(
 def _payments(
     billed_rows: pd.DataFrame, bills: pd.DataFrame, settle: np.ndarray, config: MonthlyConfig
 ) -> pd.DataFrame:
-    """One imputed payment per settled bill, on the due date of the month it is settled in."""
+    """The payments the reports show. A bill settled in its own month is paid on its due date with the amount
+    reported, kept as given (part payments and overpayments included); where none is reported it is imputed:
+    the whole bill on a paid-in-full month, else the minimum. A bill settled in a later month (arrears
+    cleared) gets its minimum, imputed, on that month's due date. A credit balance (negative statement) is
+    an overpayment of its zero bill, on the statement date."""
     paid = ~np.isnat(settle)
-    status = billed_rows["status"].to_numpy()
+    meaning = config.meaning(billed_rows["status"].to_numpy())
     amount, min_due = bills["amount_due"].to_numpy(), bills["min_due"].to_numpy()
     on_time = paid & (settle == bills["statement_date"].to_numpy().astype("datetime64[M]"))
-    reported = billed_rows["paid_amount"].fillna(0.0).to_numpy()
-    value = np.where(on_time, np.clip(reported, min_due, amount), min_due)
-    value = np.where(on_time & np.isin(status, config.paid_in_full), amount, value)
-    value = np.where(on_time & np.isin(status, config.minimum_paid), min_due, value)
-    return pd.DataFrame({
-        "account_id": bills["account_id"].to_numpy()[paid],
-        "bill_id": bills["bill_id"].to_numpy()[paid],
-        "payment_date": _due_dates(settle[paid], config),
-        "amount": value[paid],
-        "imputed": np.ones(int(paid.sum()), dtype=bool),
+    reported = billed_rows["paid_amount"].to_numpy()
+    given = on_time & np.isfinite(reported) & (reported > 0)
+    value = np.where(on_time & (meaning == "paid_in_full"), amount, min_due)
+    value = np.where(given, reported, value)
+    keep = paid & (value > 0)
+    credit = -np.minimum(billed_rows["bill_amount"].to_numpy(), 0.0)
+    over = credit > 0
+    frame = pd.DataFrame({
+        "account_id": np.concatenate([bills["account_id"].to_numpy()[keep], bills["account_id"].to_numpy()[over]]),
+        "bill_id": np.concatenate([bills["bill_id"].to_numpy()[keep], bills["bill_id"].to_numpy()[over]]),
+        "payment_date": np.concatenate([_due_dates(settle[keep], config),
+                                        bills["statement_date"].to_numpy()[over]]),
+        "amount": np.concatenate([value[keep], credit[over]]),
+        "imputed": np.concatenate([~given[keep], np.zeros(int(over.sum()), bool)]),
     })
+    return frame.sort_values(["account_id", "payment_date", "bill_id"], kind="stable", ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------- accounts and limits
@@ -273,6 +335,12 @@ def _accounts(rows: pd.DataFrame, config: MonthlyConfig) -> pd.DataFrame:
     )
     ids = first.index.to_numpy()
     customer = first["customer_id"].astype("Int64").fillna(pd.Series(ids, index=first.index))
+    meaning = config.meaning(rows["status"])
+    exits = {}
+    for word, column in (("closed", "close_date"), ("charged_off", "charge_off_date")):
+        at = meaning == word  # on the last day of the first month so coded
+        day = rows.loc[at].groupby("account_id")["month"].min().reindex(ids).to_numpy().astype("datetime64[M]")
+        exits[column] = ((day + 1).astype("datetime64[D]") - 1).astype("datetime64[s]")
     return pd.DataFrame({
         "account_id": ids,
         "customer_id": customer.to_numpy(dtype="int64"),
@@ -280,6 +348,7 @@ def _accounts(rows: pd.DataFrame, config: MonthlyConfig) -> pd.DataFrame:
         "open_date": first["open_date"].to_numpy(),
         "grace_days": np.zeros(len(ids), dtype="int64"),
         "date_precision": np.full(len(ids), "month"),
+        **exits,
     })
 
 

@@ -49,8 +49,8 @@ def test_a_delinquency_and_its_cure_are_placed_in_the_right_months():
     assert [months_past_due(tables, 1, m) for m in months] == [0, 1, 2, 0]
     payments = tables.payments
     assert payments["payment_date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-25"] + ["2024-04-25"] * 3
-    assert payments["amount"].tolist()[0] == 100.0  # 'C': paid in full on the due date
-    assert payments["imputed"].all()
+    assert payments["amount"].tolist() == [100.0, 2.5, 3.0, 200.0]  # reported amounts kept, arrears' minimum
+    assert payments["imputed"].tolist() == [False, True, True, False]  # imputed only where nothing was reported
     assert tables.limits["effective_date"].dt.strftime("%Y-%m").tolist() == ["2024-01", "2024-03"]
     account = tables.accounts.iloc[0]
     assert account["date_precision"] == "month" and account["grace_days"] == 0
@@ -103,7 +103,9 @@ def test_month_may_be_a_date_status_may_be_numeric_and_customer_product_pass_thr
         (lambda d: d.assign(status=["C", "Z", "0"]),
          "monthly.status is not a known status code in 1 of 3 rows"),
         (lambda d: d.assign(month=["2024-01", "2024-01", "2024-03"]), "monthly.month is reported twice"),
-        (lambda d: d.assign(bill_amount=[1.0, -2.0, 3.0]), "monthly.bill_amount is missing, negative"),
+        (lambda d: d.assign(bill_amount=[1.0, float("nan"), 3.0]), "monthly.bill_amount is missing or not finite"),
+        (lambda d: d.assign(paid_amount=[1.0, -2.0, 3.0]), "monthly.paid_amount is negative"),
+        (lambda d: d.assign(status=["C", "W", "0"]), "monthly.status reports a bill after the account closed"),
         (lambda d: d.assign(month=["2024-01", "someday", "2024-03"]), "monthly.month is not a calendar date"),
         (lambda d: d.drop(columns=["status"]), "monthly.status is missing"),
     ],
@@ -120,12 +122,13 @@ def test_bad_monthly_rows_are_refused_naming_them(change, expected):
 @pytest.mark.parametrize(
     "config",
     [
-        {"no_use": ("N",), "paid_in_full": ("N",)},
-        {"minimum_paid": ("1",)},
+        {"codes": {"N": "sometimes", "1": 1}},  # a meaning that is not one
+        {"codes": {"1": 100}},  # past due beyond 99 months
+        {"codes": {"C": "paid_in_full", "N": "no_use"}},  # nothing past due can be reported
+        {"codes": {"": 1}},
         {"due_day": 31},
         {"min_due_rate": 1.5},
         {"product": "mortgage"},
-        {"no_use": ("",)},
     ],
 )
 def test_config_refuses_ambiguous_or_impossible_settings(config):
@@ -167,7 +170,6 @@ def test_possible_histories_read_back_to_the_reported_status_every_month(history
     for account, month, status in reported:
         derived = months_past_due(tables, account, month)
         assert (derived >= CAP) if status == CAP else (derived == status), (account, month, status, derived)
-    assert tables.payments["imputed"].all()
     assert (tables.accounts["date_precision"] == "month").all()
     pd.testing.assert_frame_equal(validate(tables).bills, tables.bills)
 
@@ -189,8 +191,8 @@ def any_histories(draw) -> pd.DataFrame:
 @given(any_histories())
 def test_any_history_validates_and_never_shows_more_arrears_than_reported(data):
     tables = from_monthly(data)
-    assert len(tables.bills) == int((~data["status"].isin(["N", "X"])).sum())
-    assert tables.payments["imputed"].all()
+    assert len(tables.bills) == int((data["status"] != "X").sum())  # a no-use month with a statement has a bill
+    assert (tables.payments["amount"] > 0).all() and (tables.bills["amount_due"] >= 0).all()
     for row in data.itertuples():
         if row.status == "X":
             continue
@@ -205,3 +207,133 @@ def test_month_gaps_hold_arrears_until_a_status_clears_them():
     tables = from_monthly(data)
     assert months_past_due(tables, 1, "2024-03") == 3  # nothing reported: still open
     assert tables.payments["payment_date"].dt.strftime("%Y-%m").tolist() == ["2024-04", "2024-04"]
+
+
+def test_a_digit_can_mean_minimum_paid_and_exits_set_the_accounts_closing_and_charge_off():
+    """A file whose 0 is "revolving, minimum paid" and 1..9 months past due, with closing and charge-off codes."""
+    codes = {"0": "minimum_paid", **{str(k): k for k in range(1, 10)}, "C": "paid_in_full", "Z": "closed",
+             "Q": "charged_off"}
+    data = monthly([
+        (1, "2024-01", "0", 100.0, 12.0, 500.0), (1, "2024-02", "C", 80.0, 80.0, 500.0),
+        (1, "2024-03", "Z", 0.0, 0.0, 500.0),
+        (2, "2024-01", "1", 50.0, 0.0, 500.0), (2, "2024-02", "2", 50.0, 0.0, 500.0),
+        (2, "2024-03", "Q", 0.0, 0.0, 500.0), (2, "2024-04", "Q", 0.0, 0.0, 500.0),
+    ])
+    tables = from_monthly(data, MonthlyConfig(codes=codes))
+    assert tables.bills.loc[tables.bills["account_id"] == 1, "min_due"].tolist()[0] == 12.0  # revealed by "0"
+    accounts = tables.accounts.set_index("account_id")
+    assert accounts.loc[1, "close_date"] == pd.Timestamp("2024-03-31") and pd.isna(accounts.loc[1, "charge_off_date"])
+    assert accounts.loc[2, "charge_off_date"] == pd.Timestamp("2024-03-31")
+    assert len(tables.bills) == 4  # exit months carry no bill
+    assert months_past_due(tables, 2, "2024-04") == 4  # a charge-off settles nothing
+    assert (tables.payments["account_id"] == 2).sum() == 0
+
+
+def test_amounts_are_kept_as_reported_and_a_credit_balance_is_an_overpayment():
+    data = monthly([
+        (1, "2024-01", "0", 100.0, 40.0, 500.0),  # a part payment on a current month: it met the minimum
+        (1, "2024-02", "0", 100.0, 130.0, 500.0),  # an overpayment
+        (1, "2024-03", "0", -25.0, 0.0, 500.0),  # a credit balance
+        (1, "2024-04", "N", 15.0, None, 500.0),  # no use, yet a statement: a bill, its payment imputed
+        (1, "2024-05", "N", 0.0, 0.0, 500.0),  # no use and nothing owed: no bill
+    ])
+    tables = from_monthly(data)
+    bills, payments = tables.bills, tables.payments
+    assert bills["amount_due"].tolist() == [100.0, 100.0, 0.0, 15.0]
+    assert bills["min_due"].tolist()[0] == 5.0  # the rate rule's minimum, below what was paid
+    assert payments["amount"].tolist() == [40.0, 130.0, 25.0, 0.75]
+    assert payments["imputed"].tolist() == [False, False, False, True]
+    assert payments["payment_date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-25", "2024-02-25", "2024-03-01",
+                                                                        "2024-04-25"]
+    assert [months_past_due(tables, 1, m) for m in ("2024-01", "2024-02", "2024-03", "2024-04")] == [0, 0, 0, 0]
+
+
+def test_a_current_month_whose_payment_fell_short_of_the_rule_lowers_the_minimum_to_it():
+    data = monthly([(1, "2024-01", "0", 1000.0, 20.0, 5000.0), (1, "2024-02", "0", 1000.0, 0.0, 5000.0)])
+    tables = from_monthly(data)  # the rule says 50 a month; the status says what was paid was enough
+    assert tables.bills["min_due"].tolist() == [20.0, 0.0]
+    assert tables.payments["amount"].tolist() == [20.0]
+    assert [months_past_due(tables, 1, m) for m in ("2024-01", "2024-02")] == [0, 0]
+
+
+# ----------------------------------------------------------------------------- python -m features adapt
+
+WIDE_LAYOUT = """
+due_day = 20
+[codes]
+"-2" = "no_use"
+"-1" = "paid_in_full"
+"0" = "minimum_paid"
+"1" = 1
+"2" = 2
+"3" = 3
+[wide]
+account_id = "ID"
+months = ["2005-07", "2005-08", "2005-09"]
+status = ["PAY_3", "PAY_2", "PAY_0"]
+bill_amount = ["BILL_AMT3", "BILL_AMT2", "BILL_AMT1"]
+paid_amount = ["PAY_AMT3", "PAY_AMT2", "PAY_AMT1"]
+credit_limit = "LIMIT_BAL"
+"""
+
+
+def _wide_file(folder) -> pd.DataFrame:
+    """One row per card, a column per month, codes -2..3 as in a common public card data set."""
+    wide = pd.DataFrame({"ID": [7, 8], "LIMIT_BAL": [1000.0, 3000.0], "PAY_3": [-1, 0], "PAY_2": [1, 0],
+                         "PAY_0": [0, -2], "BILL_AMT3": [100.0, 500.0], "BILL_AMT2": [90.0, -40.0],
+                         "BILL_AMT1": [80.0, 0.0], "PAY_AMT3": [100.0, 30.0], "PAY_AMT2": [0.0, 0.0],
+                         "PAY_AMT1": [200.0, 0.0]})
+    wide.to_csv(folder / "cards.csv", index=False)
+    (folder / "layout.toml").write_text(WIDE_LAYOUT)
+    return wide
+
+
+def test_the_adapt_command_writes_a_wide_files_tables_that_read_back_to_its_statuses(tmp_path, capsys):
+    from features.__main__ import main
+    from features.extract_manifest import load_extract
+
+    _wide_file(tmp_path)
+    code = main(["adapt", "monthly", str(tmp_path / "cards.csv"), "--config", str(tmp_path / "layout.toml"),
+                 "--out", str(tmp_path / "adapted")])
+    assert code == 0, capsys.readouterr().err
+    assert "extraction date 2005-09-30" in capsys.readouterr().out
+    tables = load_extract(tmp_path / "adapted")  # the manifest's control totals are checked on the way in
+    assert tables.extraction.day == pd.Timestamp("2005-09-30")
+    reported = {(7, "2005-07"): 0, (7, "2005-08"): 1, (7, "2005-09"): 0, (8, "2005-07"): 0, (8, "2005-08"): 0,
+                (8, "2005-09"): 0}
+    assert {k: months_past_due(tables, *k) for k in reported} == reported
+    assert tables.bills["due_date"].dt.day.unique().tolist() == [20]
+    assert tables.payments.loc[tables.payments["account_id"] == 8, "amount"].tolist() == [30.0, 40.0]  # credit
+
+
+def test_the_adapt_command_refuses_in_one_line_and_writes_nothing(tmp_path, capsys):
+    from features.__main__ import main
+
+    _wide_file(tmp_path)
+    (tmp_path / "bad.toml").write_text(WIDE_LAYOUT.replace('"3" = 3', '"3" = "sometimes"'))
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    runs = {
+        "bad.toml": (["--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "a")],
+                     "code '3' means 'sometimes'"),
+        "long": (["--out", str(tmp_path / "b")], "lacks the column(s) account_id, month, status"),
+        "taken": (["--config", str(tmp_path / "layout.toml"), "--out", str(tmp_path / "taken")],
+                  "exists and is not empty"),
+    }
+    for args, message in runs.values():
+        assert main(["adapt", "monthly", str(tmp_path / "cards.csv"), *args]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_a_long_file_with_other_column_names_is_read_through_the_layout(tmp_path):
+    from features.monthly_file import load_layout, read_monthly
+
+    monthly([(1, "2024-01", "C", 10.0, 10.0, 100.0)]).rename(columns={"account_id": "acct"}).to_parquet(
+        tmp_path / "m.parquet")
+    (tmp_path / "long.toml").write_text('[long]\naccount_id = "acct"\n')
+    rows = read_monthly(tmp_path / "m.parquet", load_layout(tmp_path / "long.toml"))
+    assert from_monthly(rows).accounts["account_id"].tolist() == [1]
