@@ -299,30 +299,33 @@ def _payments(
     billed_rows: pd.DataFrame, bills: pd.DataFrame, settle: np.ndarray, config: MonthlyConfig
 ) -> pd.DataFrame:
     """The payments the reports show. A bill settled in its own month is paid on its due date with the amount
-    reported, kept as given (part payments and overpayments included); where none is reported it is imputed:
-    the whole bill on a paid-in-full month, else the minimum. A bill settled in a later month (arrears
-    cleared) gets its minimum, imputed, on that month's due date. A credit balance (negative statement) is
-    an overpayment of its zero bill, on the statement date."""
-    paid = ~np.isnat(settle)
+    reported, kept as given (part payments and overpayments included), plus an imputed top-up where that
+    falls short of a minimum the status says was met (an installment paid partly the month before); where
+    none is reported, the payment is imputed: the whole bill on a paid-in-full month, else the minimum. A
+    bill settled in a later month (arrears cleared) gets its minimum, imputed, on that month's due date. A
+    credit balance (negative statement) is an overpayment of its zero bill, on the statement date."""
+    settled = ~np.isnat(settle)
     meaning = config.meaning(billed_rows["status"].to_numpy())
     amount, min_due = bills["amount_due"].to_numpy(), bills["min_due"].to_numpy()
-    on_time = paid & (settle == bills["statement_date"].to_numpy().astype("datetime64[M]"))
+    on_time = settled & (settle == bills["statement_date"].to_numpy().astype("datetime64[M]"))
     reported = billed_rows["paid_amount"].to_numpy()
     given = on_time & np.isfinite(reported) & (reported > 0)
-    value = np.where(on_time & (meaning == "paid_in_full"), amount, min_due)
-    value = np.where(given, reported, value)
-    keep = paid & (value > 0)
+    imputed = np.where(on_time & (meaning == "paid_in_full"), amount, min_due)
+    imputed = np.where(given, np.maximum(min_due - np.where(given, reported, 0.0), 0.0), imputed)
     credit = -np.minimum(billed_rows["bill_amount"].to_numpy(), 0.0)
-    over = credit > 0
+    due_date = np.where(settled, _due_dates(np.where(settled, settle, np.datetime64(0, "M")), config),
+                        np.datetime64("NaT"))
+    parts = [(given, due_date, np.where(given, reported, 0.0), False),
+             (settled & (imputed > 0), due_date, imputed, True),
+             (credit > 0, bills["statement_date"].to_numpy(), credit, False)]
     frame = pd.DataFrame({
-        "account_id": np.concatenate([bills["account_id"].to_numpy()[keep], bills["account_id"].to_numpy()[over]]),
-        "bill_id": np.concatenate([bills["bill_id"].to_numpy()[keep], bills["bill_id"].to_numpy()[over]]),
-        "payment_date": np.concatenate([_due_dates(settle[keep], config),
-                                        bills["statement_date"].to_numpy()[over]]),
-        "amount": np.concatenate([value[keep], credit[over]]),
-        "imputed": np.concatenate([~given[keep], np.zeros(int(over.sum()), bool)]),
+        "account_id": np.concatenate([bills["account_id"].to_numpy()[m] for m, *_ in parts]),
+        "bill_id": np.concatenate([bills["bill_id"].to_numpy()[m] for m, *_ in parts]),
+        "payment_date": np.concatenate([day[m] for m, day, *_ in parts]).astype("datetime64[s]"),
+        "amount": np.concatenate([value[m] for m, _, value, _ in parts]),
+        "imputed": np.concatenate([np.full(int(m.sum()), flag) for m, *_, flag in parts]),
     })
-    return frame.sort_values(["account_id", "payment_date", "bill_id"], kind="stable", ignore_index=True)
+    return frame.sort_values(["account_id", "payment_date", "bill_id", "imputed"], kind="stable", ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------- accounts and limits

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from features.cli import EXIT_CODES, Parser, not_a_file, positive
+from features.cli import EXIT_CODES, Parser, data_directory, day, not_a_file, positive
 
 DEFAULT_OUT = Path("data/synthetic/demo")
 _, ABOUT, EXAMPLES = __doc__.rstrip().split("\n\n")
@@ -51,11 +51,43 @@ def build_parser() -> argparse.ArgumentParser:
                      help="open accounts' worth of customers per chunk (default 50,000): bounds memory; the output "
                           "does not depend on it")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    view = sub.add_parser("monthly", help="a world as a bureau's monthly file (status, statement, paid, limit) "
+                          "and its outcomes as a labels file", epilog=EXIT_CODES,
+                          description="Write a world's monthly view: per account and month a status code (months past "
+                                      "due 1..6, or C, R, N, 0, L, W: see simulation/monthly_view.py), the statement, "
+                                      "the paid amount and the limit, for the --months months ending at the snapshot "
+                                      "(VIEW/monthly.parquet); and the default outcome after the snapshot "
+                                      "(VIEW/labels.parquet, train.py --labels' form). Then: python -m features "
+                                      "adapt monthly VIEW/monthly.parquet --out DIR.")
+    view.add_argument("data_dir", metavar="DIR", type=data_directory, help="a world written by python -m simulation "
+                      "generate")
+    view.add_argument("--months", type=positive(), default=6, metavar="N", help="monthly reports (default 6)")
+    view.add_argument("--snapshot", type=day, metavar="YYYY-MM-DD", help="the last report's month end "
+                      "(default: the latest whose default outcome is complete)")
+    view.add_argument("--out", type=not_a_file, required=True, metavar="VIEW", help="a new folder for the view")
     return parser
+
+
+def _monthly(args) -> int:
+    from features.builders import Prepared
+    from features.contract import ContractError
+    from features.extract_manifest import load_extract
+    from simulation.monthly_view import write_view
+
+    try:
+        prep = Prepared(load_extract(args.data_dir))
+        rows, labels = write_view(prep, args.out, args.months, args.snapshot)
+    except (ContractError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: monthly.parquet {rows:,} rows, labels.parquet {labels:,} accounts")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "monthly":
+        return _monthly(args)
     from simulation.generate import GenerateError, Request, format_summary, generate
 
     req = Request(args.accounts, args.months, args.seed, args.scenario, args.shock_month, args.chunk_accounts,

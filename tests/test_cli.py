@@ -84,6 +84,7 @@ DATE_OPTIONS = [  # (CLI, its main, arguments before the date option, the option
     ("features build", features_main.main, ["build", "{data}", "--out", "{out}", "--as-of", "2025-06-30"], "--as-of"),
     ("features build", features_main.main, ["build", "{data}", "--out", "{out}", "--as-of", "2025-06-30"],
      "--extracted-on"),
+    ("simulation monthly", simulation_main.main, ["monthly", "{data}", "--out", "{out}"], "--snapshot"),
 ]
 
 
@@ -93,7 +94,8 @@ def test_every_date_option_is_read_as_a_yyyy_mm_dd_day():
     assert dated == {("python train.py", "--as-of-start"), ("python train.py", "--as-of-end"),
                      ("python train.py", "--extracted-on"), ("python score.py", "--as-of"),
                      ("python score.py", "--extracted-on"), ("python -m features validate", "--extracted-on"),
-                     ("python -m features build", "--as-of"), ("python -m features build", "--extracted-on")}
+                     ("python -m features build", "--as-of"), ("python -m features build", "--extracted-on"),
+                     ("python -m simulation monthly", "--snapshot")}
     undeclared = [(prog, a.option_strings) for prog, parser in _parsers().items() for a in parser._actions
                   if a.type is not day and any(w in " ".join(a.option_strings) for w in ("as-of", "extracted", "date"))]
     assert not undeclared, f"date options not read by features.cli.day: {undeclared}"
