@@ -37,8 +37,9 @@ def auc_table(ranked: Ranked, keys, name: str, level: float = 0.95) -> pd.DataFr
                "lo": np.nan, "hi": np.nan, "gini": np.nan, "ks": np.nan, "se": np.nan}
         if 0 < row["bads"] < row["rows"]:
             auc, se = float(stats["auc"][k]), float(np.sqrt(stats["variance"][k]))
-            row.update(auc=auc, gini=2 * auc - 1, ks=float(stats["ks"][k]), se=se,
-                       lo=max(0.0, auc - z * se), hi=min(1.0, auc + z * se))
+            row.update(auc=auc, gini=2 * auc - 1, ks=float(stats["ks"][k]), se=se)
+            if np.isfinite(se):  # bads (or goods) of one account: an AUC, but no interval says anything
+                row.update(lo=max(0.0, auc - z * se), hi=min(1.0, auc + z * se))
         out.append(row)
     return pd.DataFrame(out)
 

@@ -279,3 +279,17 @@ def test_an_unreadable_score_file_is_named_and_nothing_is_written(review_inputs,
     err = capsys.readouterr().err
     assert code == 1 and f"scores-{window[-1].date()}.parquet is not a readable score file" in err
     assert "Traceback" not in err and not (tmp_path / "r.html").exists()
+
+
+def test_a_group_whose_bads_come_from_one_account_shows_its_auc_without_an_interval():
+    from review.ranking import auc_table
+    from validation.discrimination import tie_ranks
+    from validation.grouped_auc import Ranked
+
+    y = np.array([1, 0, 0, 1, 0, 0, 1, 0], dtype=float)
+    p = np.array([0.9, 0.1, 0.2, 0.8, 0.3, 0.4, 0.5, 0.6])
+    accounts = np.array([0, 1, 2, 0, 3, 4, 5, 6])  # group 0: both bads are account 0's
+    table = auc_table(Ranked.of(y, tie_ranks(p), accounts), np.array([0, 0, 0, 0, 0, 0, 1, 1]), "group")
+    first, second = table.iloc[0], table.iloc[1]
+    assert first["auc"] == roc_auc_score(y[:6], p[:6]) and np.isnan(first["lo"]) and np.isnan(first["hi"])
+    assert second["rows"] == 2 and second["auc"] == 0.0 and np.isnan(second["lo"])  # its bad ranks below its good
