@@ -229,7 +229,7 @@ def build_features(tables: Tables, as_of=None, catalog: Catalog | None = None, *
     prep = tables if isinstance(tables, Prepared) else Prepared(tables)
     if pairs is None:
         return build_block(prep, as_of, catalog, penalty_rate=penalty_rate).frame()
-    return pair_block(prep, *_requested(prep, pairs), catalog, penalty_rate=penalty_rate).frame()
+    return pair_block(prep, *requested(prep, pairs), catalog, penalty_rate=penalty_rate).frame()
 
 
 def pair_block(prep: Prepared, account: np.ndarray, day: np.ndarray, catalog: Catalog | None = None, *,
@@ -262,7 +262,7 @@ def _gather_in_place(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return values.reshape(n_features, len(rows))
 
 
-def _requested(prep: Prepared, pairs) -> tuple[np.ndarray, np.ndarray]:
+def requested(prep: Prepared, pairs) -> tuple[np.ndarray, np.ndarray]:
     """The accounts (positions) and as-of days of the pairs asked for, each account open on its day."""
     try:
         ids, dates = pairs["account_id"], pairs["as_of"]

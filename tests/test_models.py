@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.builders import to_days
 from features.catalog import default_catalog
 from features.panel import Panel, month_end_of
 from features.targets import TARGET_NAMES
@@ -537,3 +538,29 @@ def test_the_oracle_lookup_equals_a_join_with_truth(shuffle, big_ids):
     got = value_at(truth, "p_default_bayes", rows)
     assert np.array_equal(got, expected, equal_nan=True)
     assert np.isnan(got[-2:]).all()
+
+
+def test_supplied_labels_keep_their_rows_where_derived_windows_are_unfinished_and_name_what_cannot_be_used(
+        baseline_tables):
+    """Labels from outside as of the data's last month end: the derived labels' windows have not ended there,
+    yet every labelled row of an account on the book gets its features. A row of an account gone by then is
+    left out and counted; an account the data lack is refused by its id."""
+    from features.builders import Prepared, build_features
+    from training.trainer import build_training_panel
+
+    prep = Prepared(baseline_tables)
+    day = pd.Timestamp(prep.extraction.date()) - pd.offsets.MonthEnd(1)
+    on_book = prep.account_id[prep.on_book(int(to_days(np.array([day.to_datetime64()]))[0]))][:300]
+    gone = prep.account_id[prep.exit_day < int(to_days(np.array([day.to_datetime64()]))[0])][:5]
+    rows = pd.DataFrame({"account_id": np.r_[on_book, gone], "as_of": day, "default": 0.0})
+    rows.loc[::7, "default"] = 1.0
+    cfg = TrainConfig(targets=("default",))
+    panel = build_training_panel(baseline_tables, cfg, default_catalog(), rows)
+    assert panel.frame["account_id"].tolist() == sorted(on_book.tolist())
+    want = build_features(baseline_tables, pairs=rows.iloc[:300].sort_values("account_id"))
+    np.testing.assert_array_equal(panel.frame[panel.feature_names].to_numpy(), want[panel.feature_names].to_numpy())
+    counts = panel.counts.set_index("target")["usable"]
+    assert counts["default"] == 300 and counts["(account not on the book that day: row left out)"] == len(gone)
+    with pytest.raises(ValueError, match="account_id 999999999"):
+        build_training_panel(baseline_tables, cfg, default_catalog(),
+                             pd.DataFrame({"account_id": [999_999_999], "as_of": [day], "default": [1.0]}))

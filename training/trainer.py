@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from features.as_of import check_as_of
-from features.builders import Prepared, to_days
+from features.builders import Prepared, pair_block, requested, to_days
 from features.catalog import Catalog, default_catalog
 from features.contract import Tables
 from features.extract_manifest import stated_as_of_from
 from features.key_lookup import value_at
+from features.outcomes import BillOutcomes
 from features.panel import Panel, build_panel
 from features.stopwatch import Stopwatch
 from features.targets import TARGET_NAMES
@@ -134,26 +135,42 @@ def _month_range(prep: Prepared, cfg: TrainConfig, stated: pd.Timestamp | None) 
 def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
                          labels: pd.DataFrame | None = None) -> Panel:
     prep = Prepared(tables)
+    if labels is not None:
+        return supplied_panel(prep, cfg, catalog, labels)
     start, end = _month_range(prep, cfg, stated_as_of_from(tables))
-    share = cfg.month_end_share if labels is None else 1.0  # a file's labels are joined on month ends
-    panel = build_panel(prep, start, end, catalog, cfg.labels, month_end_share=share, seed=cfg.seed)
-    if labels is None:
-        return panel
-    # the keys alone are joined (an inner merge keeps the panel's order), then the labelled rows' features are
-    # gathered once: merging the whole frame would copy every feature, and the Panel would copy them again
-    keys = panel.frame[["account_id", "as_of"]].assign(_row=np.arange(len(panel.frame)))
-    joined = keys.merge(labels, on=["account_id", "as_of"], how="inner")
-    if joined.empty:
-        raise ValueError("no supplied label matches an (account_id, as_of) of the panel: check the as-of dates are "
-                         "month ends inside the as-of range and the account ids exist")
-    names = panel.feature_names
-    values = np.take(panel.values, joined["_row"].to_numpy(), axis=1)
-    history = panel.history
-    del panel, keys
-    given = {t: joined[t].to_numpy(np.float64) if t in joined else np.full(len(joined), np.nan) for t in TARGET_NAMES}
-    counts = pd.DataFrame([{"target": t, "usable": int(np.isfinite(v).sum())} for t, v in given.items()])
-    return Panel.over(values, names, joined["account_id"].to_numpy(), joined["as_of"].to_numpy(), given, counts,
-                      history)
+    return build_panel(prep, start, end, catalog, cfg.labels, month_end_share=cfg.month_end_share, seed=cfg.seed)
+
+
+def supplied_panel(prep: Prepared, cfg: TrainConfig, catalog: Catalog, labels: pd.DataFrame) -> Panel:
+    """The features of exactly the labelled (account, as-of) pairs, day by day in account order (the panel's
+    order). A file's labels are the outcome: its rows are not held to the derived labels' windows nor to month
+    ends. Rows outside the config's as-of range, or of an account that had left the book by then (closed,
+    charged off), are left out and counted; unknown accounts, days the data cannot answer and days before an
+    account opened are refused by name."""
+    days = to_days(labels["as_of"].to_numpy())
+    inside = np.ones(len(labels), bool)
+    if cfg.as_of_start:
+        inside &= days >= to_days(np.array([np.datetime64(cfg.as_of_start, "D")]))[0]
+    if cfg.as_of_end:
+        inside &= days <= to_days(np.array([np.datetime64(cfg.as_of_end, "D")]))[0]
+    if not inside.any():
+        raise ValueError(f"none of the {len(labels):,} labelled rows is inside the as-of range of the config "
+                         f"({cfg.as_of_start or 'the start'} .. {cfg.as_of_end or 'the end'}): widen it")
+    labels, days = labels[inside].reset_index(drop=True), days[inside]
+    pos, days = requested(prep, labels)
+    on = prep.exit_day[pos] > days  # opened by then: `requested` refuses a row before its account opened
+    if not on.any():
+        raise ValueError(f"none of the {len(labels):,} labelled accounts is on the book on its as-of day (each had "
+                         "closed or been charged off by then): label accounts as of days they were open")
+    order = np.flatnonzero(on)[np.lexsort((pos[on], days[on]))]
+    block = pair_block(prep, pos[order], days[order], catalog)
+    given = {t: labels[t].to_numpy(np.float64)[order] if t in labels else np.full(len(order), np.nan)
+             for t in TARGET_NAMES}
+    counts = pd.DataFrame([*({"target": t, "usable": int(np.isfinite(v).sum())} for t, v in given.items()),
+                           {"target": "(outside the as-of range: row left out)", "usable": int((~inside).sum())},
+                           {"target": "(account not on the book that day: row left out)", "usable": int((~on).sum())}])
+    return Panel.over(block.values, block.names, block.account_id, (block.day * 86_400).view("datetime64[s]"), given,
+                      counts, BillOutcomes(prep))
 
 
 def target_plan(panel: Panel, target: str, cfg: TrainConfig, supplied: bool,
