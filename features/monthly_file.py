@@ -30,6 +30,8 @@ import json
 import os
 import shutil
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -149,16 +151,23 @@ def write_tables(tables: Tables, out: Path, extraction_date: str) -> None:
     """The contract's tables as Parquet files in a new folder `out`, with the extract's manifest (its
     extraction date and control totals), all or nothing: written beside it, then renamed into place, so a
     failed run leaves nothing at `out`."""
-    out = Path(out)
+    with new_folder(Path(out)) as tmp:
+        for name in CORE_TABLES:
+            pq.write_table(_dated(getattr(tables, name)), tmp / f"{name}.parquet", compression="snappy")
+        manifest = {"extraction_date": extraction_date, "control_totals": control_totals(tmp, CORE_TABLES)}
+        (tmp / "_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+@contextmanager
+def new_folder(out: Path) -> Iterator[Path]:
+    """A temporary folder beside `out` to write into, renamed to `out` when the block ends without error and
+    removed otherwise: a reader never sees a half-written folder. `out` must be new or empty."""
     if out.exists() and any(out.iterdir()):
         raise LayoutError(f"--out {out} exists and is not empty: name a new folder")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         tmp.mkdir(parents=True)
-        for name in CORE_TABLES:
-            pq.write_table(_dated(getattr(tables, name)), tmp / f"{name}.parquet", compression="snappy")
-        manifest = {"extraction_date": extraction_date, "control_totals": control_totals(tmp, CORE_TABLES)}
-        (tmp / "_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        yield tmp
         if out.exists():
             out.rmdir()
         tmp.rename(out)

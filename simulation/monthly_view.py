@@ -10,8 +10,6 @@ or 0; L and W in the month the account closed or was charged off, after which it
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from features.builders import Prepared, to_days
 from features.days import calendar_months, month_end_days
 from features.kernels import NONE
 from features.labels import build_labels, window_end
+from features.monthly_file import new_folder
 from features.targets import LabelConfig
 
 CAP = 6  # months past due reported as "6 or more"
@@ -104,17 +103,7 @@ def write_view(prep: Prepared, out: Path, months: int, snapshot: pd.Timestamp | 
     after it) in a new folder `out`, written beside it and renamed into place: (view rows, labels)."""
     snapshot = latest_snapshot(prep) if snapshot is None else pd.Timestamp(snapshot)
     view, labels = monthly_view(prep, snapshot, months), snapshot_labels(prep, snapshot)
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"--out {out} exists and is not empty: name a new folder")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        tmp.mkdir(parents=True)
+    with new_folder(out) as tmp:
         view.to_parquet(tmp / "monthly.parquet", index=False)
         labels.to_parquet(tmp / "labels.parquet", index=False)
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return len(view), len(labels)
