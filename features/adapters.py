@@ -52,6 +52,7 @@ from features.contract import (
     PRODUCTS,
     Column,
     ContractError,
+    Problem,
     Tables,
     TableSchema,
     convert_frame,
@@ -186,6 +187,8 @@ def _checked(monthly: pd.DataFrame, config: MonthlyConfig) -> pd.DataFrame:
     rows, problems = convert_frame(frame, MONTHLY)
     if problems:
         raise ContractError(problems)
+    if not len(rows):
+        raise ContractError([Problem("monthly", "", "holds no row", hint="Give at least one account's month.")])
     rows["month"] = rows["month"].to_numpy().astype("datetime64[M]").astype("datetime64[s]")
     rows = rows.sort_values(["account_id", "month"], kind="stable", ignore_index=True)
     known = rows["status"].isin(list(config.codes)).to_numpy()

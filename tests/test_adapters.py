@@ -108,6 +108,7 @@ def test_month_may_be_a_date_status_may_be_numeric_and_customer_product_pass_thr
         (lambda d: d.assign(status=["C", "W", "0"]), "monthly.status reports a bill after the account closed"),
         (lambda d: d.assign(month=["2024-01", "someday", "2024-03"]), "monthly.month is not a calendar date"),
         (lambda d: d.drop(columns=["status"]), "monthly.status is missing"),
+        (lambda d: d.iloc[:0], "monthly holds no row"),
     ],
 )
 def test_bad_monthly_rows_are_refused_naming_them(change, expected):
@@ -116,7 +117,7 @@ def test_bad_monthly_rows_are_refused_naming_them(change, expected):
     with pytest.raises(ContractError) as caught:
         from_monthly(change(data))
     assert str(caught.value).startswith(expected), str(caught.value)
-    assert "account_id 9" in str(caught.value) or "missing" in expected
+    assert "account_id 9" in str(caught.value) or "missing" in expected or "no row" in expected
 
 
 @pytest.mark.parametrize(
