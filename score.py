@@ -19,7 +19,12 @@ Examples:
   python score.py --model models:/dynascore@champion --data data/synthetic/demo --as-of 2025-12-31 \\
                   --out scores/2025-12-31.parquet --previous scores/2025-11-30.parquet
   python score.py --model path/to/bundle --config my_policy.toml --reasons all
+  python score.py --model models:/dynascore@champion --extra bureau.csv   # a model trained with --extra
 The policy's thresholds and steps are in policy/default.toml; --config overrides any of them.
+A model trained with --extra needs the same columns tonight (account_id, as_of if it had one, then the columns,
+as in train.py --help): each account reads its latest row dated on or before the as-of date; an account with no
+row reads missing values, and the manifest counts them. Without the file, or without one of its columns, the run
+is refused and nothing is written.
 """
 from __future__ import annotations
 
@@ -65,6 +70,10 @@ def parser() -> argparse.ArgumentParser:
                     "<name>.report.html")
     ap.add_argument("--previous", type=existing_file, metavar="FILE", help="last cycle's output, for score "
                     "adjustments (default: recompute the score as of the previous cycle)")
+    ap.add_argument("--extra", type=existing_file, metavar="FILE",
+                    help="the columns from outside the histories the model was trained with (train.py --extra): "
+                         "CSV/Parquet with account_id, optional as_of, then the columns; required by such a model, "
+                         "refused by any other")
     ap.add_argument("--overwrite", action="store_true", help="replace an output written from other inputs (another "
                     "data folder or input files, as-of date, model version or policy); without it such a run is "
                     "refused and the output kept")
@@ -102,7 +111,7 @@ def _score(args: argparse.Namespace, pool, t0: float) -> int:
                                as_of=args.as_of, previous=args.previous, policy=args.config,
                                extracted_on=args.extracted_on,
                                tracking_uri=args.tracking_uri, chunk_size=args.chunk_size, workers=args.workers,
-                               reasons=args.reasons, overwrite=args.overwrite)
+                               reasons=args.reasons, overwrite=args.overwrite, extra=args.extra)
         from tqdm import tqdm
 
         with tqdm(total=None, unit="chunk", desc="scoring", disable=None) as bar:
@@ -134,6 +143,12 @@ def _summary(m: dict, seconds: float) -> None:
     print(f"  early warnings {rows.get('early_warning', 0):,}  adverse decisions {rows.get('adverse', 0):,}  "
           f"control cell {rows.get('control_cell', 0):,}")
     _night(m)
+    if "extra" in m["input"]:
+        e = m["input"]["extra"]
+        lacking = e["rows_missing"]
+        print(f"  extra columns {', '.join(e['columns'])}: missing for {lacking.get('not_in_file', 0):,} accounts "
+              "not in the file" + (f", {lacking.get('not_known_yet', 0):,} with no value dated yet" if e["dated"]
+                                   else ""))
     d = m["drift"]
     if "score" in d:
         from scoring.drift import worst

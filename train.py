@@ -10,6 +10,15 @@ Examples:
   python train.py
   python train.py --data data/synthetic/goal --targets default early_warning --tune-trials 20
   python train.py --labels my_labels.csv --config train.toml --tracking-uri http://127.0.0.1:5000
+  python train.py --extra bureau.csv            # the models read the file's columns too; score.py then needs them
+
+An --extra file holds account_id, optionally as_of, and columns of numbers or true/false, e.g.
+  account_id,as_of,bureau_score,has_mortgage
+  10000001,2024-01-31,640,true
+  10000001,2024-07-31,655,true
+With as_of each row is a value known from that day: a panel row as of T reads the account's latest row dated
+on or before T. Without it there is one row per account (application data), known throughout. Accounts with no
+row (yet) read missing values and are counted; text columns, repeated keys and names the catalog uses are refused.
 """
 from __future__ import annotations
 
@@ -46,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
                     help="targets to train (default: default early_warning self_cure; also early_warning_beyond_grace)")
     ap.add_argument("--labels", type=existing_file, metavar="FILE",
                     help="train on supplied labels (CSV/Parquet: account_id, as_of, target, label) instead of derived")
+    ap.add_argument("--extra", type=existing_file, metavar="FILE",
+                    help="columns from outside the histories (CSV/Parquet: account_id, optional as_of, numbers or "
+                         "true/false; see below) for the models to read too; score.py then needs --extra")
     ap.add_argument("--config", type=existing_file, metavar="FILE", help="TOML config: [train] [lightgbm] [labels] "
                     "[score_scale] [promotion] (see training/config.py)")
     ap.add_argument("--seed", type=int, metavar="N", help="random seed (overrides the config)")
@@ -107,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = run_training(args.data, cfg, uri=uri, experiment=args.experiment, model_name=args.model_name,
                            reports_dir=args.reports, labels_file=args.labels,
-                           ece_tolerance=promotion["ece_tolerance"], extracted_on=args.extracted_on)
+                           ece_tolerance=promotion["ece_tolerance"], extracted_on=args.extracted_on,
+                           extra_file=args.extra)
     except (ContractError, TrackingError, ValueError) as exc:
         return _fail(str(exc))
     _summary(run, uri, time.perf_counter() - t0)
@@ -138,6 +151,8 @@ def score_command(model_uri: str, args: argparse.Namespace, uri: str) -> str:
         words += ["--data", str(args.data)]
     if args.extracted_on:
         words += ["--extracted-on", args.extracted_on]
+    if args.extra:
+        words += ["--extra", str(args.extra)]
     if uri != DEFAULT_URI:
         words += ["--tracking-uri", uri]
     return shlex.join(words)

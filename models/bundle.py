@@ -32,8 +32,10 @@ if TYPE_CHECKING:  # a loaded bundle builds its Booster on first use: scoring co
 
 # 2: `fingerprints` of the catalog features the models read; 1 (no fingerprints) loads while the catalog's
 #    version is the one it was trained with
+# 3: a bundle whose models read extra columns (`extra`, features.extra); code that cannot join them refuses it
 SCHEMA_VERSION = 2
-READABLE = (1, 2)
+WITH_EXTRA = 3
+READABLE = (1, 2, 3)
 META = "bundle.json"
 OUTPUT = {t.name: t.output for t in TARGETS}  # output column per target, from the one declaration
 
@@ -85,6 +87,14 @@ class Bundle:
     latent: dict | None = None
     # each catalog feature's fingerprint at training (features.catalog): scoring refuses one that changed
     fingerprints: dict[str, str] = field(default_factory=dict)
+    # the columns from outside the histories the models read, and the file they came from at training
+    # (features.extra.ExtraColumns.describe): scoring requires them
+    extra: dict | None = None
+
+    @property
+    def extra_names(self) -> list[str]:
+        """The features supplied with --extra, not computed from the histories."""
+        return list(self.extra["columns"]) if self.extra else []
 
     def same_latent(self, other: Bundle) -> bool:
         """Whether both read their latent-state features through the same filter (or neither has one)."""
@@ -92,8 +102,9 @@ class Bundle:
 
     @property
     def catalog_feature_names(self) -> list[str]:
-        """The features the catalog computes: the bundle's list without its latent-state filter's."""
-        own = set(self.latent["feature_names"]) if self.latent else set()
+        """The features the catalog computes: the bundle's list without its latent-state filter's and the extra
+        columns."""
+        own = (set(self.latent["feature_names"]) if self.latent else set()) | set(self.extra_names)
         return [n for n in self.feature_names if n not in own]
 
     @property
@@ -102,6 +113,11 @@ class Bundle:
 
     def _matrix(self, features: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.feature_names if c not in features.columns]
+        extra = [c for c in missing if c in self.extra_names]
+        if extra:
+            raise BundleError(f"the data lacks {len(extra)} extra column(s) the model was trained with "
+                              f"({', '.join(extra)}, from {self.extra.get('file') or 'the --extra file'}): pass them "
+                              "beside the features")
         if missing:
             raise BundleError(f"the data lacks {len(missing)} feature(s) the model was trained on "
                               f"({', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}): build features with "
@@ -134,12 +150,15 @@ class Bundle:
                                    "metrics": _plain(m.metrics)}
                 if m.scorecard:
                     targets[target]["scorecard"] = _plain(m.scorecard)
-            meta = {"schema_version": SCHEMA_VERSION, "targets": targets, "feature_names": self.feature_names,
+            meta = {"schema_version": WITH_EXTRA if self.extra else SCHEMA_VERSION, "targets": targets,
+                    "feature_names": self.feature_names,
                     "catalog_version": self.catalog_version, "score_scale": self.scale.to_dict(),
                     "reference": _plain(self.reference), "info": _plain(self.info), "versions": versions()}
             if self.latent is not None:
                 meta["latent"] = _plain(self.latent)
             meta["fingerprints"] = dict(self.fingerprints)
+            if self.extra:
+                meta["extra"] = _plain(self.extra)
             meta["checksum"] = _sha(_canonical(meta))
             (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
             if path.exists():
@@ -198,7 +217,7 @@ def load_bundle(path: Path, catalog: Catalog | None = None) -> Bundle:
                               "the code version it was trained with, or retrain")
         fingerprints = {n: fp for n, fp in catalog.fingerprints().items() if n in names}
     bundle = Bundle(models, names, meta["catalog_version"], ScoreScale(**meta["score_scale"]), meta["reference"],
-                    meta.get("info", {}), latent, fingerprints or {})
+                    meta.get("info", {}), latent, fingerprints or {}, meta.get("extra"))
     if catalog is not None:
         check_features(bundle, catalog, path)
     return bundle

@@ -459,3 +459,9 @@ def add_latent_features(frame: pd.DataFrame, history: BillOutcomes, latent: Late
 def with_latent(catalog: Catalog, latent: LatentStateFilter | None) -> Catalog:
     """The catalog a model with this filter reads: its own features, then the filter's."""
     return catalog if latent is None else catalog.with_features(*latent.catalog_features())
+
+
+def taken_by_latent() -> dict[str, str]:
+    """The names the filter's features take (at its default settings), each with what holds it: a column brought
+    from outside (features.extra) may not take one."""
+    return dict.fromkeys(LatentStateFilter().get_feature_names_out(), "a latent-state feature")

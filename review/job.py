@@ -100,6 +100,9 @@ def resolve_model(request: ReviewRequest) -> Model:
     with tempfile.TemporaryDirectory(prefix="dynascore-review-") as tmp:
         path, version = fetch_bundle(request.model, Path(tmp), request.tracking_uri)
         bundle = load_bundle(path, default_catalog())
+    if bundle.extra_names:  # the replay rebuilds features from the histories alone
+        raise ReviewError(f"{request.model} reads extra columns ({', '.join(bundle.extra_names)}) the review cannot "
+                          "rebuild yet: review it on its training report and the nightly manifests' drift")
     run_id = None
     if request.model.startswith("models:/"):
         name, number = version.split("/")

@@ -19,6 +19,7 @@ import pyarrow as pa
 from features.builders import FeatureBlock, Prepared, build_block, to_days
 from features.catalog import default_catalog
 from features.contract import Problem, Tables
+from features.extra import ExtraColumns, missing
 from features.extraction import Extraction
 from features.outcomes import BillOutcomes
 from features.stopwatch import Stopwatch
@@ -107,6 +108,8 @@ class ChunkOutput:
     # [lowest, highest] on the book of each feature the reference records a training range for (the economy:
     # one value per date), NaN when missing on every row; the job keeps the extremes over chunks
     extremes: dict[str, np.ndarray] = field(default_factory=dict)
+    # output rows whose extra columns are missing, by why (features.extra.missing); empty without extra columns
+    extra_missing: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def refused(cls, problems: tuple[Problem, ...], seconds: dict[str, float]) -> ChunkOutput:
@@ -115,15 +118,16 @@ class ChunkOutput:
 
 
 def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.ndarray] | None = None, *,
-                watch: Stopwatch | None = None) -> ChunkOutput:
+                extra: ExtraColumns | None = None, watch: Stopwatch | None = None) -> ChunkOutput:
     """Features, probabilities, decisions and reasons for every account of `tables` open at spec.as_of.
 
     previous: (sorted account ids, scores) of the last cycle's output, when given instead of recomputed.
+    extra: the rows of these accounts of the extra columns the models read (features.extra), when they read any.
     watch: a stopwatch already running (the caller timed its reading as stage 'read').
     """
     watch = watch or Stopwatch(STAGES)
     models = spec.models
-    prep, now, before = _features(tables, spec)
+    prep, now, before, lacking = _features(tables, spec, extra)
     watch.lap("features")
     X = now.matrix(models.feature_names)  # (rows x features) in the bundle's own order
     on_book = _on_book(prep, now.account_id, spec.as_of)
@@ -151,7 +155,7 @@ def score_chunk(tables: Tables, spec: ChunkSpec, previous: tuple[np.ndarray, np.
     tally.add(table, state["balance_now"].to_numpy(np.float64), fired)
     watch.lap("assemble")
     return ChunkOutput(table, drift, tally, InputStats.of(tables), dict(watch.seconds), len(prep.account_id),
-                       extremes=extremes)
+                       extremes=extremes, extra_missing=lacking)
 
 
 def _extremes(values: np.ndarray) -> np.ndarray:
@@ -160,8 +164,10 @@ def _extremes(values: np.ndarray) -> np.ndarray:
     return np.array([seen.min(), seen.max()]) if len(seen) else np.full(2, np.nan)
 
 
-def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, FeatureBlock, FeatureBlock | None]:
-    """Features as of T and (when recomputing) as of the previous cycle, in one pass over the histories."""
+def _features(tables: Tables, spec: ChunkSpec, extra: ExtraColumns | None = None
+              ) -> tuple[Prepared, FeatureBlock, FeatureBlock | None, dict[str, int]]:
+    """Features as of T and (when recomputing) as of the previous cycle, in one pass over the histories, with the
+    extra columns as known on each day; and how many rows as of T have no extra value, by why."""
     prep = Prepared(tables)
     prep.extraction, prep.first_day = spec.extraction.day, int(to_days(np.array([spec.first_day.to_datetime64()]))[0])
     days = [spec.as_of] if spec.previous_day is None else [spec.previous_day, spec.as_of]
@@ -171,8 +177,23 @@ def _features(tables: Tables, spec: ChunkSpec) -> tuple[Prepared, FeatureBlock, 
         names = list(frame.columns[2:])
         block = FeatureBlock(names, np.ascontiguousarray(frame[names].to_numpy(np.float64).T), block.account_id,
                              block.day)
+    block, lacking = _with_extra(block, spec, extra)
     before = block.on(spec.previous_day) if spec.previous_day is not None else None
-    return prep, block.on(spec.as_of), before
+    return prep, block.on(spec.as_of), before, lacking
+
+
+def _with_extra(block: FeatureBlock, spec: ChunkSpec, extra: ExtraColumns | None) -> tuple[FeatureBlock, dict]:
+    """The block with the extra columns the models read after its features, each row's as known on its day, and
+    the rows as of T left without a value, by why (none when the models read no extra column)."""
+    wanted = spec.models.extra["columns"] if spec.models.extra else []
+    if not wanted:
+        return block, {}
+    if extra is None or not set(wanted) <= set(extra.names):
+        raise ValueError(f"the model reads the extra columns {', '.join(wanted)}: pass them (--extra FILE)")
+    values, status = extra.select(wanted).at(block.account_id, block.day)
+    joined = FeatureBlock([*block.names, *wanted], np.ascontiguousarray(np.concatenate([block.values, values.T])),
+                          block.account_id, block.day)
+    return joined, missing(status[block.day == spec.as_of])
 
 
 def _on_book(prep: Prepared, account_id: np.ndarray, day: int) -> np.ndarray:

@@ -22,7 +22,9 @@ from features.as_of import check_as_of
 from features.builders import as_of_days, to_days
 from features.catalog import default_catalog
 from features.contract import ContractError, find_table, part_files
+from features.extra import ExtraColumns, read_extra, taken_names
 from features.extract_manifest import check_control_totals, stated_extraction
+from models.latent_state import taken_by_latent
 from policy.config import Policy, PolicyError, load_policy
 from scoring.chunk import STAGES, ChunkOutput, ChunkSpec, InputStats
 from scoring.chunks import Portfolio, plan_chunks, survey
@@ -57,6 +59,7 @@ class ScoreRequest:
     workers: int = 2
     reasons: str = "adverse"
     overwrite: bool = False  # replace an output written from other inputs (scoring.output.Existing)
+    extra: Path | None = None  # the extra columns a model trained with --extra reads (features.extra)
 
     def __post_init__(self) -> None:
         if self.reasons not in REASON_MODES:
@@ -92,6 +95,7 @@ class Totals:
     extremes: dict[str, np.ndarray] = field(default_factory=dict)  # [lowest, highest] of range-judged features
     inputs: InputStats = field(default_factory=InputStats)
     accounts: int = 0
+    extra_missing: dict[str, int] = field(default_factory=dict)  # output rows without extra values, by why
 
     def add(self, result: ChunkOutput) -> None:
         self.accounts += result.accounts
@@ -104,6 +108,8 @@ class Totals:
             self.extremes[k] = np.array([np.fmin(was[0], lo), np.fmax(was[1], hi)])
         self.tally.merge(result.tally)
         self.inputs.merge(result.inputs)
+        for k, v in result.extra_missing.items():
+            self.extra_missing[k] = self.extra_missing.get(k, 0) + v
 
 
 # ---------------------------------------------------------------------------------------------- the job
@@ -148,7 +154,8 @@ def _run(request: ScoreRequest, progress: Callable[[int, int], None] | None, poo
     with tempfile.TemporaryDirectory(prefix="dynascore-score-") as tmp:
         bundle, version = _bundle(request, Path(tmp))
         _required_models(request.model, bundle.targets, policy)
-        plan = _plan(request, policy, bundle, version)
+        extra = _extra(request, bundle)
+        plan = _plan(request, policy, bundle, version, extra)
         _refuse(lambda: check_control_totals(request.data, sums=False))  # rows, from footers: a truncated transfer
         if request.out is None:
             existing = _claim(plan.out, request, held)
@@ -250,6 +257,30 @@ def _required_models(model: str, targets: list[str], policy: Policy) -> None:
                          "it (python train.py --targets default early_warning self_cure) or set the key to false")
 
 
+def _extra(request: ScoreRequest, bundle) -> ExtraColumns | None:
+    """The extra columns the bundle reads, from --extra's file; refused when the bundle reads some and the file
+    is missing or lacks one, and when it reads none (the file's columns would be ignored)."""
+    wanted, model = bundle.extra_names, request.model
+    if not wanted and request.extra is None:
+        return None
+    if not wanted:
+        raise ScoreError(f"{model} reads no extra columns (it was trained without --extra): the columns of "
+                         f"{request.extra} would be ignored; drop --extra, or score with a model trained with it")
+    keys = "account_id, as_of" if bundle.extra.get("dated") else "account_id"
+    if request.extra is None:
+        raise ScoreError(f"{model} reads extra columns {', '.join(wanted)} (from {bundle.extra.get('file')} at "
+                         f"training): pass tonight's file with --extra FILE ({keys}, {', '.join(wanted)})")
+    try:
+        extra = read_extra(request.extra, taken_names(default_catalog(), taken_by_latent()))
+    except ContractError as exc:
+        raise ScoreError(str(exc)) from None
+    lacking = [n for n in wanted if n not in extra.names]
+    if lacking:
+        raise ScoreError(f"{request.extra} lacks the extra column(s) {', '.join(lacking)} that {model} reads: pass "
+                         f"a file with {keys}, {', '.join(wanted)}")
+    return extra.select(wanted)
+
+
 @dataclass(frozen=True)
 class Plan:
     as_of: int
@@ -259,9 +290,10 @@ class Plan:
     chunk_size: int
     spec: ChunkSpec
     tasks: list[ChunkTask]
+    extra: ExtraColumns | None = None
 
 
-def _plan(request: ScoreRequest, policy: Policy, bundle, version: str) -> Plan:
+def _plan(request: ScoreRequest, policy: Policy, bundle, version: str, extra: ExtraColumns | None = None) -> Plan:
     """The plan step: survey the data, fix the dates, cut chunks of whole customers."""
     try:
         portfolio = survey(request.data, stated_extraction(request.data, request.extracted_on))
@@ -280,15 +312,19 @@ def _plan(request: ScoreRequest, policy: Policy, bundle, version: str) -> Plan:
     tasks = []
     for lo, hi in chunks:
         ids, scores = slice_of(prev_ids, prev_scores, lo, hi)
-        tasks.append(ChunkTask(Path(request.data), lo, hi, spec, None if ids is None else (ids, scores)))
-    return Plan(as_of, out, portfolio, prev_info, size, spec, tasks)
+        tasks.append(ChunkTask(Path(request.data), lo, hi, spec, None if ids is None else (ids, scores),
+                               None if extra is None else extra.between(lo, hi)))
+    return Plan(as_of, out, portfolio, prev_info, size, spec, tasks, extra)
 
 
 def _inputs(request: ScoreRequest, plan: Plan, policy: Policy, digest: str | None = None) -> dict:
     """The manifest's entries that say what the output is written from (scoring.output.ORIGIN); the data
     folder as an absolute path, so that a run from another working directory names the same folder."""
-    return {"as_of": day_text(plan.as_of), "input": {"data": str(Path(request.data).resolve()), "fingerprint": digest},
-            "model": {"version": plan.spec.model_version}, "policy": {"hash": policy.hash}}
+    given = {"data": str(Path(request.data).resolve()), "fingerprint": digest}
+    if plan.extra is not None:
+        given["extra"] = {"file": str(Path(request.extra).resolve()), "fingerprint": plan.extra.fingerprint}
+    return {"as_of": day_text(plan.as_of), "input": given, "model": {"version": plan.spec.model_version},
+            "policy": {"hash": policy.hash}}
 
 
 def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: int, totals: Totals, digest: str,
@@ -298,7 +334,7 @@ def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: i
     manifest = {
         "schema_version": SCHEMA_VERSION, "as_of": inputs["as_of"], "previous": plan.previous_info,
         "input": {**inputs["input"], "extraction": plan.portfolio.extraction.to_dict(), "accounts": totals.accounts,
-                  "tables": totals.inputs.summary()},
+                  "tables": totals.inputs.summary(), **_extra_summary(inputs["input"], plan.extra, totals)},
         "model": {"uri": request.model, **inputs["model"], "catalog_version": bundle.catalog_version,
                   "targets": bundle.targets,
                   "null_columns": [c for t, cols in TARGET_COLUMNS.items() if t not in bundle.targets for c in cols],
@@ -319,6 +355,15 @@ def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: i
     manifest["change"] = day_over_day(request.previous, plan.out, manifest)
     manifest["timings"]["wall_s"] = round(time.perf_counter() - started, 3)
     return manifest
+
+
+def _extra_summary(given: dict, extra: ExtraColumns | None, totals: Totals) -> dict:
+    """The manifest's account of the extra columns: the file, the columns read, and the output rows left without
+    a value (no row of the account in the file, or none dated by the as-of day)."""
+    if extra is None:
+        return {}
+    return {"extra": {**given["extra"], "columns": list(extra.names), "dated": extra.dated,
+                      "rows": len(extra.account_id), "rows_missing": dict(totals.extra_missing)}}
 
 
 def _fingerprint(data: Path) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.catalog import Catalog, default_catalog
+from features.extra import with_extra
 from features.targets import BY_NAME
 from models.calibration import Calibrator
 from models.latent_state import LatentStateFilter, with_latent
@@ -30,17 +31,18 @@ class Models:
     scale: ScoreScale
     reference: dict
     latent: LatentStateFilter | None = None  # computes the bundle's latent-state features from the histories
+    extra: dict | None = None  # the extra columns the models read (Bundle.extra): joined from --extra's file
 
     @classmethod
     def of(cls, bundle: Bundle) -> Models:
         return cls(bundle.feature_names, {t: compile_text(m.text) for t, m in bundle.models.items()},
                    {t: m.calibrator for t, m in bundle.models.items()}, bundle.scale, bundle.reference,
-                   LatentStateFilter.from_dict(bundle.latent) if bundle.latent else None)
+                   LatentStateFilter.from_dict(bundle.latent) if bundle.latent else None, bundle.extra or None)
 
     @property
     def catalog(self) -> Catalog:
-        """The features the models read, described: the catalog's, then the latent-state filter's."""
-        return with_latent(default_catalog(), self.latent)
+        """The features the models read, described: the catalog's, the latent-state filter's, the extra ones."""
+        return with_extra(with_latent(default_catalog(), self.latent), self.extra)
 
     @property
     def targets(self) -> list[str]:

@@ -209,7 +209,8 @@ def clear_leftovers(out: Path) -> None:
 # write other decisions, so it may not replace the output without --overwrite. How the run went (chunks,
 # workers, --reasons, --previous) does not count: the scores and limit decisions are the same.
 ORIGIN = (("data folder", ("input", "data")), ("input files' SHA-256", ("input", "fingerprint")),
-          ("as-of date", ("as_of",)), ("model", ("model", "version")), ("policy hash", ("policy", "hash")))
+          ("as-of date", ("as_of",)), ("model", ("model", "version")), ("policy hash", ("policy", "hash")),
+          ("extra columns", ("input", "extra", "fingerprint")))
 DATA_FOLDER, INPUT_FILES = ORIGIN[0][0], ORIGIN[1][0]
 
 

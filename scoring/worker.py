@@ -13,6 +13,7 @@ import numpy as np
 from features.builders import Prepared, build_block
 from features.catalog import default_catalog
 from features.contract import ContractError, load_tables
+from features.extra import ExtraColumns
 from features.stopwatch import Stopwatch
 from scoring.chunk import STAGES, ChunkOutput, ChunkSpec, score_chunk
 from scoring.errors import ScoreError
@@ -27,6 +28,7 @@ class ChunkTask:
     hi: int
     spec: ChunkSpec
     previous: tuple[np.ndarray, np.ndarray] | None  # the slice of a given previous output
+    extra: ExtraColumns | None = None  # the extra columns' rows of these accounts (a slice, not the whole file)
 
 
 def read_and_score(task: ChunkTask) -> ChunkOutput:
@@ -40,7 +42,7 @@ def read_and_score(task: ChunkTask) -> ChunkOutput:
         return ChunkOutput.refused(exc.problems, dict(watch.seconds))
     watch.lap("read")
     try:
-        return score_chunk(tables, task.spec, task.previous, watch=watch)
+        return score_chunk(tables, task.spec, task.previous, extra=task.extra, watch=watch)
     except ValueError as exc:  # a plain message: custom exceptions cross processes badly
         raise ScoreError(str(exc)) from None
 

@@ -9,8 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from features.catalog import default_catalog
 from features.cli import registry_notes_held_back
+from features.extra import ExtraColumns, read_extra, taken_names
 from features.extract_manifest import load_extract
+from models.latent_state import taken_by_latent
 from review.training import write_training_pack
 from training.tracking import LoggedRun, log_training
 from training.trainer import TrainConfig, TrainResult, supplied_labels, train
@@ -29,13 +32,16 @@ class TrainingRun:
 
 def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str, model_name: str,
                  reports_dir: Path, labels_file: Path | None = None, ece_tolerance: float = 0.005,
-                 progress: Callable[[str], None] = print, extracted_on: str | None = None) -> TrainingRun:
-    """Train on the extract in `data_dir` (extraction date: `extracted_on`, else its manifest's, else derived)."""
+                 progress: Callable[[str], None] = print, extracted_on: str | None = None,
+                 extra_file: Path | None = None) -> TrainingRun:
+    """Train on the extract in `data_dir` (extraction date: `extracted_on`, else its manifest's, else derived);
+    `extra_file`: columns from outside the histories the models read too (features.extra)."""
     t0 = time.perf_counter()
     tables = load_extract(data_dir, extracted_on=extracted_on, optional=("macro", "truth"))
     if tables.extraction is not None:
         progress(("warning: " if tables.extraction.derived else "") + tables.extraction.note)
     labels = supplied_labels(labels_file) if labels_file else None
+    extra = extra_columns(extra_file) if extra_file else None
     t_load = time.perf_counter() - t0
     trials: list[dict] = []
 
@@ -45,7 +51,9 @@ def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str,
         progress(f"    trial {number}: validation log loss {loss:.5f} after {rounds} rounds")
 
     progress(f"panel: building features and labels ({len(tables.accounts):,} accounts) ...")
-    result = train(tables, cfg, labels=labels, progress=progress, on_trial=on_trial)
+    result = train(tables, cfg, labels=labels, progress=progress, on_trial=on_trial, extra=extra)
+    if extra is not None:
+        progress(joined_note(extra, result))
     t1 = time.perf_counter()
     report = write_training_pack(result, tables, reports_dir, n_boot=cfg.n_boot)
     t_report = time.perf_counter() - t1
@@ -65,6 +73,24 @@ def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str,
     seconds = {"load_s": t_load, **result.timings, "report_s": t_report, "tracking_s": t_tracking,
                "wall_s": time.perf_counter() - t0}
     return TrainingRun(result, logged, report, seconds, _local_bundle(uri, logged.run_id))
+
+
+def extra_columns(path: Path) -> ExtraColumns:
+    """The extra-columns file, checked; its names may be none the models read already (the catalog's, the
+    latent-state filter's, the targets')."""
+    return read_extra(path, taken_names(default_catalog(), taken_by_latent()))
+
+
+def joined_note(extra: ExtraColumns, result: TrainResult) -> str:
+    """One line: which extra columns the models read, and how many panel rows had no value for them."""
+    read = result.bundle.extra_names
+    counts = result.panel_counts
+    lacking = counts.loc[counts["target"].astype(str).str.startswith("(extra columns:"), "usable"].sum()
+    left = [n for n in extra.names if n not in read]
+    return (f"extra columns: {', '.join(read) or 'none'} from {extra.source}" +
+            (f" ({', '.join(left)} left out: no split in training)" if left else "") +
+            f"; {int(lacking):,} of {len(result.panel.frame) if result.panel is not None else 0:,} panel rows had no "
+            "value yet (missing, kept)")
 
 
 def _local_bundle(uri: str, run_id: str) -> Path | None:

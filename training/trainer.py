@@ -23,6 +23,7 @@ from features.as_of import check_as_of
 from features.builders import Prepared, pair_block, requested, to_days
 from features.catalog import Catalog, default_catalog
 from features.contract import Tables
+from features.extra import ExtraColumns, join_panel, with_extra
 from features.extract_manifest import stated_as_of_from
 from features.key_lookup import value_at
 from features.outcomes import BillOutcomes
@@ -132,13 +133,17 @@ def _month_range(prep: Prepared, cfg: TrainConfig, stated: pd.Timestamp | None) 
     return start, end
 
 
-def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog,
-                         labels: pd.DataFrame | None = None) -> Panel:
+def build_training_panel(tables: Tables, cfg: TrainConfig, catalog: Catalog, labels: pd.DataFrame | None = None,
+                         extra: ExtraColumns | None = None) -> Panel:
+    """The catalog's features and the labels (supplied, else derived); `extra`: columns from outside the
+    histories, joined after the features as known at each row's as-of day (features.extra)."""
     prep = Prepared(tables)
     if labels is not None:
-        return supplied_panel(prep, cfg, catalog, labels)
-    start, end = _month_range(prep, cfg, stated_as_of_from(tables))
-    return build_panel(prep, start, end, catalog, cfg.labels, month_end_share=cfg.month_end_share, seed=cfg.seed)
+        panel = supplied_panel(prep, cfg, catalog, labels)
+    else:
+        start, end = _month_range(prep, cfg, stated_as_of_from(tables))
+        panel = build_panel(prep, start, end, catalog, cfg.labels, month_end_share=cfg.month_end_share, seed=cfg.seed)
+    return panel if extra is None else join_panel(panel, extra)
 
 
 def supplied_panel(prep: Prepared, cfg: TrainConfig, catalog: Catalog, labels: pd.DataFrame) -> Panel:
@@ -317,14 +322,16 @@ def _oracle(test: pd.DataFrame, target: str, truth: pd.DataFrame) -> dict:
 
 def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = None, catalog: Catalog | None = None,
           progress: Callable[[str], None] = print, on_trial: Callable | None = None,
-          panel: Panel | None = None) -> TrainResult:
-    """Build the panel (unless given), train every configured target, and return the bundle and its evidence."""
+          panel: Panel | None = None, extra: ExtraColumns | None = None) -> TrainResult:
+    """Build the panel (unless given), train every configured target, and return the bundle and its evidence.
+    `extra`: columns from outside the histories the models read too (a given panel must hold them already)."""
     from validation.metrics import reference_distribution
 
     catalog = catalog or default_catalog()
     timings = {}
     t0 = time.perf_counter()
-    panel = panel if panel is not None else build_training_panel(tables, cfg, catalog, labels)
+    panel = panel if panel is not None else build_training_panel(tables, cfg, catalog, labels, extra)
+    catalog = with_extra(catalog, extra)
     timings["panel_s"] = time.perf_counter() - t0
     progress(f"panel: {len(panel.frame):,} rows x {len(panel.feature_names)} features "
              f"({timings['panel_s']:.1f} s)")
@@ -367,9 +374,12 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
             "label_config": cfg.labels.__dict__, "slices": {t: r.plan.describe() for t, r in results.items()},
             "seed": cfg.seed}
     own = set(latent.get_feature_names_out()) if latent is not None else set()
+    own |= set(extra.names) if extra is not None else set()
     fingerprints = {n: fp for n, fp in catalog.fingerprints().items() if n in panel.feature_names and n not in own}
+    extra = None if extra is None else extra.select(n for n in extra.names if n in panel.feature_names)
     bundle = Bundle(models, panel.feature_names, catalog.version, cfg.scale, reference, info,
-                    latent.to_dict() if latent is not None else None, fingerprints)
+                    latent.to_dict() if latent is not None else None, fingerprints,
+                    extra=extra.describe() if extra is not None and extra.names else None)
     timings["total_s"] = time.perf_counter() - t0
     return TrainResult(bundle, results, panel.counts, timings, fp, panel)
 
