@@ -19,6 +19,7 @@ from features import kernels
 from features.as_of import check_as_of, day_text
 from features.catalog import (
     ACCOUNT_STATE,
+    GROWTH_CAP,
     LONG_RECORD,
     RECORD_COUNTS,
     SIGNAL_INDEX,
@@ -380,7 +381,7 @@ def _kernel_plan(catalog: Catalog, sources: dict[str, str], col: dict[str, int],
                         np.array([where[f.name] for f in spec], dtype=np.int64),
                         np.array([where[n] for n in ACCOUNT_STATE], dtype=np.int64),
                         np.unique(fsig[running & ~by_statements]), np.unique(fsig[running & by_statements]),
-                        float(penalty_rate))
+                        float(penalty_rate), GROWTH_CAP)
     return plan, where, len(helpers), own
 
 

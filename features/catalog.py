@@ -30,6 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from hashlib import sha256
 
+# A bill's growth over the previous one is capped: after a near-zero month (a few cents due) the ratio runs to
+# thousands, and one such month would swamp any mean over a window; a bill more than eleven times the one before
+# says no more for being larger still. The downside is bounded by itself (amounts are never negative: -1).
+GROWTH_CAP = 10.0
 # Per-bill signals as of T: each is a named slot the builder's kernel writes once per bill visit
 # (features/kernels.py, `_signals`); the order here numbers the slots.
 SIGNALS = {
@@ -52,6 +56,13 @@ SIGNALS = {
     "installment": "installment of a converted statement",
     "amount": "amount due",
     "early": "settled by T before its due date",
+    "paid_share": "paid by T / amount due, uncapped: an overpayment shows above 1 (none for zero or converted bills)",
+    "paid_prev": "paid by T / amount due of the account's previous bill: the bureau's payment over the last "
+                 "statement (none without a previous bill, when it was 0, or for a converted bill)",
+    "growth": f"amount due / amount due of the account's previous bill - 1, at most {GROWTH_CAP:g} (none without a "
+              "previous bill, or when it was 0)",
+    "util_change": "util of the statement minus util of the account's previous statement (statements only; none "
+                   "without both)",
 }
 SIGNAL_INDEX = {name: i for i, name in enumerate(SIGNALS)}
 # Per-account state as of T that the kernel keeps walking an account's bills, one output slot each, written
@@ -61,9 +72,10 @@ SIGNAL_INDEX = {name: i for i, name in enumerate(SIGNALS)}
 # more, and an uncapped count would tell how far back the lender's warehouse goes rather than how the account
 # behaves (a model trained on shorter records would then read longer ones out of range).
 LONG_RECORD = 36
-RECORD_COUNTS = ("ontime_streak", "longest_ontime_streak", "bills_due")
+RECORD_COUNTS = ("ontime_streak", "longest_ontime_streak", "bills_due", "late_run")
 ACCOUNT_STATE = ("dpd_now", "bills_since_late", "days_since_late", "ontime_streak", "longest_ontime_streak",
-                 "bills_due", "days_since_due", "balance_now", "limit_now", "limit_changes_d360", "limit_prev_d360")
+                 "bills_due", "days_since_due", "balance_now", "limit_now", "limit_changes_d360", "limit_prev_d360",
+                 "late_run")
 AGGS = ("count", "sum", "mean", "max", "min", "others", "state")
 DAY_PRECISION_SIGNALS = frozenset({"lag1", "lag2", "late_within_grace", "late_beyond_grace", "early", "days_early",
                                    "cure_days", "penalty"})
@@ -272,6 +284,13 @@ def _short_lags() -> list[Feature]:
 NO_BILL_YET = "no bill has fallen due yet"
 
 
+def _of_record(did: str, none_did: str, item: str = "bills") -> Reason:
+    """The reason of a share over the account's record, the last 36 bills (statements) at most: a short
+    record's share is over what there is of it."""
+    return Reason(f"{{value}} of the account's {item} (the last 36 at most) {did}", "share",
+                  zero=f"none of the account's {item} (the last 36 at most) {none_did}", missing=NO_BILL_YET)
+
+
 def _depth() -> list[Feature]:
     f = [
         Feature("dpd_now", "days past due now (oldest unpaid bill)", +1, "delinquency",
@@ -282,6 +301,10 @@ def _depth() -> list[Feature]:
         Feature("worst_dpd_n12", "worst days late among the last 12 bills", +1, "delinquency", Bills(12), "depth",
                 "max", reason=Reason("up to {value} [day|days] late on the last 12 bills", "days",
                                      zero="none of the last 12 bills was late", missing=NO_BILL_YET)),
+        Feature("worst_dpd_n36", "worst days late among the last 36 bills (the long record, or as much of it as "
+                "there is)", +1, "delinquency", Bills(36), "depth", "max",
+                reason=Reason("up to {value} [day|days] late on the last 36 bills", "days",
+                              zero="none of the last 36 bills was late", missing=NO_BILL_YET)),
         Feature("worst_dpd_d360", "worst days late among bills due in the last 360 days", +1, "delinquency",
                 Days(360), "depth", "max",
                 reason=Reason("up to {value} [day|days] late on bills due in the last 360 days", "days",
@@ -302,6 +325,12 @@ def _depth() -> list[Feature]:
                 reason=_counted(Bills(36), "was late (paid late or still unpaid)")),
         Feature("late3_n36", "bills 3 or more days late, among the last 36 bills", +1, "delinquency", Bills(36),
                 "late3", "count", reason=_counted(Bills(36), "was 3 or more days late")),
+        Feature("late_share_n36", "bills paid late or still late, as a share of the last 36 bills or of as many as "
+                "there are: a short record says how much of it was late", +1, "delinquency", Bills(36), "late",
+                "mean", reason=_of_record("were late (paid late or still unpaid)", "was late")),
+        Feature("late3_share_n36", "bills 3 or more days late, as a share of the last 36 bills or of as many as "
+                "there are", +1, "delinquency", Bills(36), "late3", "mean",
+                reason=_of_record("were 3 or more days late", "was 3 or more days late")),
         Feature("depth_mean_n36", "days late, mean over the last 36 bills (0 for bills paid on time)", +1,
                 "delinquency", Bills(36), "depth", "mean",
                 reason=Reason("{value} [day|days] late on average over the last 36 bills", "days",
@@ -314,6 +343,10 @@ def _depth() -> list[Feature]:
         Feature("ontime_streak", f"newest bills in a row paid on or before their due date (at most {LONG_RECORD})",
                 -1, "delinquency", reason=Reason("{value} [bill|bills] in a row paid on time, up to the newest",
                                                  zero="the newest bill was not paid on time"), semantics=2),
+        Feature("late_run", f"newest bills in a row paid late or still late, up to the newest: months in a row "
+                f"delinquent (0: the newest was not late; at most {LONG_RECORD})", +1, "delinquency",
+                reason=Reason("{value} [bill|bills] in a row late, up to the newest",
+                              zero="the newest bill was not late")),
         Feature("longest_ontime_streak", f"longest run of bills paid on time (at most {LONG_RECORD})", -1,
                 "delinquency", reason=Reason("at most {value} [bill|bills] in a row paid on time so far",
                                              zero="no bill paid on time so far"), semantics=2),
@@ -323,6 +356,11 @@ def _depth() -> list[Feature]:
 
 def _paid_share(n: int) -> Reason:
     return Reason(f"{{value}} of the amount due paid on the last {n} bills, on average", "share")
+
+
+def _paid_over(n: int) -> Reason:
+    return Reason(f"{{value}} of the amount due paid on the last {n} bills, on average, overpayments included",
+                  "share")
 
 
 def _payment() -> list[Feature]:
@@ -335,6 +373,24 @@ def _payment() -> list[Feature]:
                 Bills(12), "paid_ratio", "mean", reason=_paid_share(12)),
         Feature("paid_ratio_n36", "share of the amount due paid, mean over the last 36 bills", -1, "payment",
                 Bills(36), "paid_ratio", "mean", reason=_paid_share(36)),
+        Feature("paid_share_n1", "paid over the amount due, newest bill, overpayments included (above 1: more "
+                "than the bill was paid)", -1, "payment", Bills(1), "paid_share", "mean",
+                reason=Reason("{value} of the amount due paid on the newest bill", "share")),
+        Feature("paid_share_n3", "paid over the amount due, mean over the last 3 bills, overpayments included", -1,
+                "payment", Bills(3), "paid_share", "mean", reason=_paid_over(3)),
+        Feature("paid_share_n6", "paid over the amount due, mean over the last 6 bills, overpayments included", -1,
+                "payment", Bills(6), "paid_share", "mean", reason=_paid_over(6)),
+        Feature("paid_share_min_n6", "paid over the amount due, least among the last 6 bills", -1, "payment",
+                Bills(6), "paid_share", "min",
+                reason=Reason("as little as {value} of the amount due paid on one of the last 6 bills", "share",
+                              zero="nothing paid on one of the last 6 bills")),
+        Feature("paid_prev_n1", "paid on the newest bill over the amount due of the bill before: the payment over "
+                "the last statement", -1, "payment", Bills(1), "paid_prev", "mean",
+                reason=Reason("{value} of the previous bill's amount paid on the newest bill", "share")),
+        Feature("paid_prev_n3", "paid on each bill over the amount due of the bill before, mean over the last 3 "
+                "bills", -1, "payment", Bills(3), "paid_prev", "mean",
+                reason=Reason("{value} of the previous bill's amount paid on each of the last 3 bills, on average",
+                              "share")),
         Feature("early_n1", "the newest bill was paid before its due date (1) or not (0)", -1, "payment", Bills(1),
                 "early", "count", reason=_counted(Bills(1), "was paid before its due date")),
         Feature("early_n3", "bills paid before their due date, among the last 3 bills", -1, "payment", Bills(3),
@@ -358,6 +414,10 @@ def _payment() -> list[Feature]:
         Feature("min_only_n12", "statements paid with less than the full amount, among the last 12 statements",
                 +1, "payment", Statements(12), "min_only", "count",
                 reason=_counted(Statements(12), "was paid with less than the full amount")),
+        Feature("revolving_share_n36", "statements paid with less than the full amount, as a share of the last 36 "
+                "statements or of as many as there are: the months revolving", +1, "payment", Statements(36),
+                "min_only", "mean", reason=_of_record("were paid with less than the full amount",
+                                                      "was paid with less than the full amount", "statements")),
         Feature("part_paid_n6", "bills part-paid but below the minimum, among the last 6 bills", +1, "payment",
                 Bills(6), "part_paid", "count", reason=_counted(Bills(6), "was paid in part, below the minimum due")),
         Feature("days_early_n6", "days paid before the due date, mean over the last 6 bills", -1, "payment",
@@ -381,6 +441,9 @@ def _usage() -> list[Feature]:
         Feature("util_n3", "statement amount over limit, mean over the last 3 statements", +1, "usage",
                 Statements(3), "util", "mean",
                 reason=Reason("the last 3 statements used {value} of the credit limit on average", "share")),
+        Feature("util_n6", "statement amount over limit, mean over the last 6 statements", +1, "usage",
+                Statements(6), "util", "mean",
+                reason=Reason("the last 6 statements used {value} of the credit limit on average", "share")),
         Feature("util_n12", "statement amount over limit, mean over the last 12 statements", +1, "usage",
                 Statements(12), "util", "mean",
                 reason=Reason("the last 12 statements used {value} of the credit limit on average", "share")),
@@ -390,6 +453,19 @@ def _usage() -> list[Feature]:
                               zero="use of the credit limit held steady (the last 3 statements against the last 12)",
                               negative="use of the credit limit fell by {value} percentage [point|points] (the last 3 "
                               "statements against the last 12)")),
+        Feature("util_change_n1", "statement amount over limit, newest statement minus the one before", +1,
+                "usage", Statements(1), "util_change", "mean",
+                reason=Reason("use of the credit limit rose by {value} percentage [point|points] on the newest "
+                              "statement", "points", zero="use of the credit limit held steady on the newest statement",
+                              negative="use of the credit limit fell by {value} percentage [point|points] on the "
+                              "newest statement")),
+        Feature("util_slope_n6", "statement amount over limit, its change from one statement to the next, mean over "
+                "the last 6 statements: the slope of the line's use", +1, "usage", Statements(6), "util_change",
+                "mean", reason=Reason("use of the credit limit rose by {value} percentage [point|points] a statement "
+                                      "on average over the last 6 statements", "points",
+                                      zero="use of the credit limit held steady over the last 6 statements",
+                                      negative="use of the credit limit fell by {value} percentage [point|points] a "
+                                      "statement on average over the last 6 statements")),
         Feature("util_max_n12", "highest statement amount over limit, last 12 statements", +1, "usage",
                 Statements(12), "util", "max",
                 reason=Reason("up to {value} of the credit limit used on the last 12 statements", "share")),
@@ -408,6 +484,16 @@ def _usage() -> list[Feature]:
         Feature("amount_mean_n6", "amount due, mean over the last 6 bills", 0, "usage", Bills(6), "amount", "mean",
                 reason=Reason("bills of {value} on average over the last 6", "amount",
                               zero="nothing due on the last 6 bills")),
+        Feature("growth_n1", f"amount due over the previous bill's, minus 1, newest bill (at most {GROWTH_CAP:g})", 0,
+                "usage", Bills(1), "growth", "mean",
+                reason=Reason("the newest bill was {value} more than the one before", "share",
+                              zero="the newest bill was as large as the one before",
+                              negative="the newest bill was {value} less than the one before")),
+        Feature("growth_n3", f"amount due over the previous bill's, minus 1, mean over the last 3 bills (each at "
+                f"most {GROWTH_CAP:g})", 0, "usage", Bills(3), "growth", "mean",
+                reason=Reason("bills grew by {value} from one to the next on average over the last 3", "share",
+                              zero="bills held steady from one to the next over the last 3",
+                              negative="bills shrank by {value} from one to the next on average over the last 3")),
         Feature("bills_due", f"bills due so far (at most {LONG_RECORD})", -1, "usage",
                 reason=Reason("{value} [bill has|bills have] fallen due so far", zero=NO_BILL_YET), semantics=2),
         Feature("days_since_due", "days since the newest bill fell due (missing before the first): where T sits "

@@ -90,6 +90,7 @@ Plan = namedtuple("Plan", [
     "feature_column", "state_column",  # output place of each feature and state slot (< 0: helper row -c-1)
     "running_all", "running_statements",  # signal slots kept as running sums: over all bills, statements only
     "penalty_rate",  # a day, on the overdue minimum
+    "growth_cap",  # the most a bill's growth over the previous one reads (features.catalog.GROWTH_CAP)
 ])
 Slots = namedtuple("Slots", ["signal", "state"])
 SLOTS = Slots(SIGNAL, STATE)  # the named slots the kernel writes
@@ -115,6 +116,7 @@ WALK = np.dtype([
     ("last_missed", np.int64),  # the newest stable bill not paid on time (-1: none)
     ("stable_run", np.float64),  # the on-time run ending at the newest stable bill
     ("longest_stable_run", np.float64),  # the longest on-time run among the stable bills
+    ("late_stable_run", np.float64),  # the late run ending at the newest stable bill
 ])
 
 
@@ -300,9 +302,10 @@ def stable_days(bill_start, pay_start, settle, conv, pday, prow):
 
 
 @njit(inline="always")
-def _signals(sig, i, T, g, bills, bpaid, plan, s):
+def _signals(sig, i, b0, T, g, bills, bpaid, plan, s):
     """Every per-bill signal of bill i as of T, each into its named slot s.NAME of sig (a row of the
-    account's signal table); g is the account's grace days, bpaid what was paid on the bill by T."""
+    account's signal table); b0 is the account's first bill row (its bills run in due order, so i - 1 is the
+    previous bill when i > b0), g its grace days, bpaid what was paid on the bill by T."""
     st = bills.settled_day[i]
     due = bills.due_day[i]
     amount = bills.amount_due[i]
@@ -340,6 +343,25 @@ def _signals(sig, i, T, g, bills, bpaid, plan, s):
     sig[s.installment] = 1.0 if bills.has_parent_bill[i] else 0.0
     sig[s.amount] = amount
     sig[s.early] = 1.0 if (settled and lag <= -1) else 0.0
+    sig[s.paid_share] = bpaid / amount if (amount > 0 and not converted) else np.nan
+    prev = bills.amount_due[i - 1] if i > b0 else 0.0
+    sig[s.paid_prev] = bpaid / prev if (prev > 0 and not converted) else np.nan
+    sig[s.growth] = min(amount / prev - 1.0, plan.growth_cap) if prev > 0 else np.nan
+    sig[s.util_change] = _util_change(i, b0, bills) if is_stmt else np.nan
+
+
+@njit(inline="always")
+def _util_change(i, b0, bills):
+    """Util of statement i minus util of the account's previous statement (NaN without both): back past the
+    installments of a converted statement, which sit between a line's statements."""
+    j = i - 1
+    while j >= b0 and not bills.is_statement[j]:
+        j -= 1
+    lim = bills.limit_at_statement[i]
+    lim_prev = bills.limit_at_statement[j] if j >= b0 else np.nan
+    if lim > 0 and lim_prev > 0:
+        return bills.amount_due[i] / lim - bills.amount_due[j] / lim_prev
+    return np.nan
 
 
 @njit(cache=True)
@@ -363,6 +385,7 @@ def _start_account(state, accounts, a):
     w.last_missed = -1
     w.stable_run = 0.0
     w.longest_stable_run = 0.0
+    w.late_stable_run = 0.0
 
 
 @njit(inline="always")
@@ -395,7 +418,7 @@ def _keep_stable(state, history, a, T, plan, signal):
     while pl < w.bills_due and bills.stable_day[b0 + pl] <= T:
         i = b0 + pl
         sg = state.signals[pl]
-        _signals(sg, i, T, g, bills, state.paid[pl], plan, signal)
+        _signals(sg, i, b0, T, g, bills, state.paid[pl], plan, signal)
         for s in plan.running_all:
             v = sg[s]
             ok = not np.isnan(v)
@@ -410,6 +433,9 @@ def _keep_stable(state, history, a, T, plan, signal):
         lag = bills.settled_day[i] - bills.due_day[i]
         if lag >= 1:  # settled, so late means paid late
             w.last_late = pl
+            w.late_stable_run += 1
+        else:
+            w.late_stable_run = 0.0
         if lag <= 0:
             w.stable_run += 1
             w.longest_stable_run = max(w.longest_stable_run, w.stable_run)
@@ -504,7 +530,7 @@ def _windowed(dst, lo_w, state, history, a, T, plan, signal):
     g = history.accounts.grace_days[a]
     nb = state.walk[0].bills_due
     for q in range(state.walk[0].stable_bills, nb):  # due but still changing: as of T
-        _signals(state.signals[q], b0 + q, T, g, history.bills, state.paid[q], plan, signal)
+        _signals(state.signals[q], b0 + q, b0, T, g, history.bills, state.paid[q], plan, signal)
     _window_starts(lo_w, history, a, T, nb, plan)
     for j in range(len(plan.feature_signal)):
         dst[j] = _aggregate(state, history.bills.is_statement, b0, j, lo_w[plan.feature_window[j]], nb, plan)
@@ -512,9 +538,9 @@ def _windowed(dst, lo_w, state, history, a, T, plan, signal):
 
 @njit(inline="always")
 def _delinquency_now(now, state, history, a, T, slot):
-    """Depth now, since late, streaks, bills due, days since the newest fell due and balance: bill by bill
-    over the bills not yet stable, newest first, then what is kept for the stable ones (settled: they add no
-    depth, no balance)."""
+    """Depth now, since late, streaks, late run, bills due, days since the newest fell due and balance: bill by
+    bill over the bills not yet stable, newest first, then what is kept for the stable ones (settled: they add
+    no depth, no balance)."""
     bills = history.bills
     b0, b1 = history.accounts.bill_start[a], history.accounts.bill_start[a + 1]
     w = state.walk[0]
@@ -523,6 +549,7 @@ def _delinquency_now(now, state, history, a, T, slot):
     since_late = -1.0
     days_since = np.nan
     streak = -1.0
+    late_run = -1.0
     run = 0.0
     longest = 0.0
     balance = 0.0
@@ -546,6 +573,8 @@ def _delinquency_now(now, state, history, a, T, slot):
             if streak < 0:
                 streak = float(b0 + nb - 1 - i)
             run = 0.0
+        if not late and late_run < 0:
+            late_run = float(b0 + nb - 1 - i)
     if pl > 0:
         if since_late < 0 and w.last_late >= 0:
             since_late = float(nb - 1 - w.last_late)
@@ -561,6 +590,8 @@ def _delinquency_now(now, state, history, a, T, slot):
     now[slot.days_since_late] = days_since
     now[slot.ontime_streak] = streak if streak >= 0 else float(nb)
     now[slot.longest_ontime_streak] = longest
+    # every bill not yet stable late: the run goes on into the stable ones
+    now[slot.late_run] = late_run if late_run >= 0 else float(nb - pl) + w.late_stable_run
     now[slot.bills_due] = float(nb)
     now[slot.days_since_due] = float(T - bills.due_day[b0 + nb - 1]) if nb > 0 else np.nan
     now[slot.balance_now] = balance

@@ -17,7 +17,8 @@ Conventions (DESIGN.md), all as known at the end of day T:
 * a revolving *statement* is a bill of a revolving account without parent_bill_id; the limit at a
   statement is the limit row with the latest effective_date <= statement_date;
 * a window of the last N bills (statements) counts the N newest bills (statements) due by T; a window of
-  D days holds the bills with due_date in (T - D, T].
+  D days holds the bills with due_date in (T - D, T]; a shortened record's window holds what there is;
+* a bill's *previous* bill (statement) is the next older one of the same account in that order.
 
 Definitions of the state features follow features/kernels.py (read, not imported): e.g. a "limit change"
 is any limit row after the account's first one, and the balance is what is unpaid on bills issued by T
@@ -31,7 +32,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from features.catalog import LONG_RECORD  # the cap of whole-record counts: a declared number, not logic
+# the cap of whole-record counts and of a bill's growth: declared numbers, not logic
+from features.catalog import GROWTH_CAP, LONG_RECORD
 
 PENALTY_RATE = 0.0005  # a day, on the minimum due, for each day late once beyond grace
 SETTLE_TOL = 1e-9  # payments reach min_due when within this of it
@@ -58,16 +60,18 @@ def feature_names() -> list[str]:
     short = [f"{p}_{w}" for w in windows for p in ("lag1", "lag2", "grace_late", "beyond_grace")]
     return [
         *short,
-        "dpd_now", "worst_dpd_n3", "worst_dpd_n12", "worst_dpd_d360", "late_n6", "late_n12", "late3_n12",
-        "late30_n12", "late30_d360", "late_n36", "late3_n36", "depth_mean_n36", "bills_since_late",
-        "days_since_late", "ontime_streak", "longest_ontime_streak",
-        "paid_ratio_n3", "paid_ratio_n6", "paid_ratio_n12", "paid_ratio_n36", "early_n1", "early_n3", "early_n6",
-        "early_n12", "early_n36", "min_only_n1", "min_only_n6", "min_only_n12", "part_paid_n6",
-        "days_early_n6", "cure_days_n12", "penalty_d360",
-        "util_n1", "util_n3", "util_n12", "util_trend", "util_max_n12", "util_now", "balance_now", "limit_now",
-        "limit_changes_d360", "limit_ratio_d360", "conversions_n12", "installment_bills_n12", "amount_mean_n6",
-        "bills_due", "days_since_due", "tenure_days", "installments_left", "is_installment", "grace_days",
-        "income_band",
+        "dpd_now", "worst_dpd_n3", "worst_dpd_n12", "worst_dpd_n36", "worst_dpd_d360", "late_n6", "late_n12",
+        "late3_n12", "late30_n12", "late30_d360", "late_n36", "late3_n36", "late_share_n36", "late3_share_n36",
+        "depth_mean_n36", "bills_since_late", "days_since_late", "ontime_streak", "late_run",
+        "longest_ontime_streak",
+        "paid_ratio_n3", "paid_ratio_n6", "paid_ratio_n12", "paid_ratio_n36", "paid_share_n1", "paid_share_n3",
+        "paid_share_n6", "paid_share_min_n6", "paid_prev_n1", "paid_prev_n3", "early_n1", "early_n3", "early_n6",
+        "early_n12", "early_n36", "min_only_n1", "min_only_n6", "min_only_n12", "revolving_share_n36",
+        "part_paid_n6", "days_early_n6", "cure_days_n12", "penalty_d360",
+        "util_n1", "util_n3", "util_n6", "util_n12", "util_trend", "util_change_n1", "util_slope_n6", "util_max_n12",
+        "util_now", "balance_now", "limit_now", "limit_changes_d360", "limit_ratio_d360", "conversions_n12",
+        "installment_bills_n12", "amount_mean_n6", "growth_n1", "growth_n3", "bills_due", "days_since_due",
+        "tenure_days", "installments_left", "is_installment", "grace_days", "income_band",
         "cust_accounts", "cust_other_dpd_now", "cust_other_late_n6", "cust_other_late3_n12", "cust_other_late_n36",
         "cust_other_early_n6", "cust_other_min_only_n6", "cust_active_loans", "cust_loan_balance",
         "cust_other_late_d360", "cust_other_late3_d360", "cust_other_late30_d360", "cust_other_early_d360",
@@ -189,8 +193,9 @@ def _accounts(frames: Mapping[str, pd.DataFrame]) -> list[Account]:
     return out
 
 
-def _signals(bill: Bill, T: int, grace: int) -> dict[str, float]:
-    """Every per-bill signal of a bill due by T, as of T (NaN where the signal has no value)."""
+def _signals(bill: Bill, T: int, grace: int, before: list[Bill]) -> dict[str, float]:
+    """Every per-bill signal of a bill due by T, as of T (NaN where the signal has no value); `before` holds
+    the account's older bills, newest first."""
     settle = bill.settled_on(T)
     settled = settle is not None
     converted = bill.converted is not None and bill.converted <= T
@@ -221,6 +226,14 @@ def _signals(bill: Bill, T: int, grace: int) -> dict[str, float]:
     s["installment"] = float(bill.is_installment_bill)
     s["amount"] = bill.amount
     s["early"] = float(settled and lag <= -1)
+    s["paid_share"] = paid / bill.amount if bill.amount > 0 and not converted else NAN
+    prev = before[0].amount if before else 0.0
+    s["paid_prev"] = paid / prev if prev > 0 and not converted else NAN
+    s["growth"] = min(bill.amount / prev - 1, GROWTH_CAP) if prev > 0 else NAN
+    s["util_change"] = NAN
+    older = [b for b in before if b.is_statement]
+    if bill.is_statement and older and older[0].limit_at_statement > 0 and limit > 0:
+        s["util_change"] = s["util"] - older[0].amount / older[0].limit_at_statement
     s["_ontime"] = float(settled and lag <= 0)
     s["_unsettled"] = float(not settled)
     s["_unpaid"] = max(bill.amount - paid, 0.0) if not settled and not converted else 0.0
@@ -235,14 +248,14 @@ def _agg(values: list[float], how: str) -> float:
         return NAN
     if how == "mean":
         return sum(present) / len(present)
-    return max(present)
+    return min(present) if how == "min" else max(present)
 
 
 def _windowed(rows: list[tuple[Bill, dict]], T: int) -> dict[str, float]:
     """The windowed aggregates, from (bill, signals) pairs of the bills due by T, newest first."""
     statements = [r for r in rows if r[0].is_statement]
     windows = {f"n{n}": rows[:n] for n in (*BILL_WINDOWS, 36)}
-    windows |= {f"s{n}": statements[:n] for n in (1, 3, 6, 12)}
+    windows |= {f"s{n}": statements[:n] for n in (1, 3, 6, 12, 36)}
     windows |= {f"d{d}": [r for r in rows if T - d < r[0].due <= T] for d in DAY_WINDOWS}
 
     def agg(signal: str, window: str, how: str) -> float:
@@ -256,6 +269,10 @@ def _windowed(rows: list[tuple[Bill, dict]], T: int) -> dict[str, float]:
         f[f"beyond_grace_{w}"] = agg("late_beyond_grace", w, "count")
     f["worst_dpd_n3"] = agg("depth", "n3", "max")
     f["worst_dpd_n12"] = agg("depth", "n12", "max")
+    f["worst_dpd_n36"] = agg("depth", "n36", "max")
+    f["late_share_n36"] = agg("late", "n36", "mean")
+    f["late3_share_n36"] = agg("late3", "n36", "mean")
+    f["revolving_share_n36"] = agg("min_only", "s36", "mean")
     f["worst_dpd_d360"] = agg("depth", "d360", "max")
     f["late_n6"] = agg("late", "n6", "count")
     f["late_n12"] = agg("late", "n12", "count")
@@ -270,6 +287,13 @@ def _windowed(rows: list[tuple[Bill, dict]], T: int) -> dict[str, float]:
     for n in (3, 6, 12):
         f[f"paid_ratio_n{n}"] = agg("paid_ratio", f"n{n}", "mean")
     f["paid_ratio_n36"] = agg("paid_ratio", "n36", "mean")
+    for n in (1, 3, 6):
+        f[f"paid_share_n{n}"] = agg("paid_share", f"n{n}", "mean")
+    f["paid_share_min_n6"] = agg("paid_share", "n6", "min")
+    f["paid_prev_n1"] = agg("paid_prev", "n1", "mean")
+    f["paid_prev_n3"] = agg("paid_prev", "n3", "mean")
+    f["growth_n1"] = agg("growth", "n1", "mean")
+    f["growth_n3"] = agg("growth", "n3", "mean")
     for n in (1, 3, 6, 12, 36):
         f[f"early_n{n}"] = agg("early", f"n{n}", "count")
     f["min_only_n1"] = agg("min_only", "s1", "count")
@@ -281,7 +305,10 @@ def _windowed(rows: list[tuple[Bill, dict]], T: int) -> dict[str, float]:
     f["penalty_d360"] = agg("penalty", "d360", "sum")
     f["util_n1"] = agg("util", "s1", "mean")
     f["util_n3"] = agg("util", "s3", "mean")
+    f["util_n6"] = agg("util", "s6", "mean")
     f["util_n12"] = agg("util", "s12", "mean")
+    f["util_change_n1"] = agg("util_change", "s1", "mean")
+    f["util_slope_n6"] = agg("util_change", "s6", "mean")
     f["util_max_n12"] = agg("util", "s12", "max")
     f["conversions_n12"] = agg("converted", "s12", "count")
     f["installment_bills_n12"] = agg("installment", "n12", "count")
@@ -293,7 +320,7 @@ def _account_at(account: Account, T: int) -> dict[str, float]:
     """Every feature of one account as of T except the customer and macro ones."""
     due = [b for b in account.bills if b.due <= T]
     due.sort(key=lambda b: (b.due, b.statement, b.bill_id), reverse=True)  # newest first
-    rows = [(b, _signals(b, T, account.grace)) for b in due]
+    rows = [(b, _signals(b, T, account.grace, due[k + 1:])) for k, b in enumerate(due)]
     f = _windowed(rows, T)
 
     f["dpd_now"] = float(max([T - b.due for b, s in rows if s["_unsettled"]], default=0))
@@ -306,6 +333,12 @@ def _account_at(account: Account, T: int) -> dict[str, float]:
             break
         streak += 1
     f["ontime_streak"] = float(min(streak, LONG_RECORD))
+    late_run = 0
+    for _, s in rows:
+        if not s["late"]:
+            break
+        late_run += 1
+    f["late_run"] = float(min(late_run, LONG_RECORD))
     longest = run = 0
     for _, s in rows:
         run = run + 1 if s["_ontime"] else 0

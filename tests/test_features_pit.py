@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from pit_reference import feature_names, is_day_precision, reference_features
 
 from features.builders import build_features
-from features.catalog import default_catalog
+from features.catalog import LONG_RECORD, default_catalog
 from features.contract import Tables, validate
 from features.extraction import STATED, Extraction
 
@@ -627,3 +627,56 @@ def test_a_closed_accounts_record_follows_the_customer_for_a_window_of_days(feat
                          "days_since_due": 10})
     _check(second(400), {"cust_other_late_d360": 1, "cust_other_late3_d360": 1})  # the bill due on day 30 is out
     _check(second(425), {"cust_other_late_d360": 0, "cust_other_late3_d360": 0})  # closed 360 days before
+
+
+# A line's short record: bill 1 paid 4 days late (a fifth of it), bill 2 overpaid on time, bills 3 and 4 paid
+# late, bill 5 unpaid, bill 6 paid in full on time at twenty times bill 5's amount. The limit is 1000 throughout.
+SHORT_RECORD = [(1, 0, 20, 100.0, 10.0), (2, 30, 50, 200.0, 20.0), (3, 60, 80, 400.0, 40.0),
+                (4, 90, 110, 100.0, 10.0), (5, 120, 140, 50.0, 5.0), (6, 150, 170, 1000.0, 100.0)]
+SHORT_PAID = [(1, 24, 20.0), (2, 48, 300.0), (3, 85, 40.0), (4, 112, 10.0), (6, 165, 1000.0)]
+
+
+@both
+def test_a_short_record_reports_shares_over_the_bills_it_has(features_at):
+    """Two bills due: the shares are over those two, not over 36."""
+    _check(features_at(_line(SHORT_RECORD, SHORT_PAID), 60), {
+        "bills_due": 2, "late_share_n36": 1 / 2, "late3_share_n36": 1 / 2, "revolving_share_n36": 1 / 2,
+        "worst_dpd_n36": 4, "late_run": 0, "paid_share_n1": 1.5, "paid_share_n3": (1.5 + 0.2) / 2,
+        "paid_share_min_n6": 0.2, "paid_ratio_n3": (1.0 + 0.2) / 2, "paid_prev_n1": 300 / 100,
+        "paid_prev_n3": 3.0, "growth_n1": 1.0, "growth_n3": 1.0, "util_change_n1": 0.2 - 0.1,
+        "util_slope_n6": 0.1, "util_n6": (0.1 + 0.2) / 2})
+
+
+@both
+def test_three_late_months_in_a_row_then_a_bill_on_time(features_at):
+    """Bills 3 and 4 paid late and bill 5 unpaid: three in a row, bills 3 and 4 already stable; bill 6 paid on
+    time ends the run. The previous bill's amount is bill i - 1's, and growth is capped."""
+    world = _line(SHORT_RECORD, SHORT_PAID)
+    _check(features_at(world, 145), {
+        "late_run": 3, "ontime_streak": 0, "late_share_n36": 4 / 5, "late3_share_n36": 3 / 5, "worst_dpd_n36": 5,
+        "revolving_share_n36": 3 / 5, "paid_share_n1": 0.0, "paid_share_n3": (0 + 0.1 + 0.1) / 3,
+        "paid_share_n6": (0 + 0.1 + 0.1 + 1.5 + 0.2) / 5, "paid_share_min_n6": 0.0, "paid_prev_n1": 0 / 100,
+        "paid_prev_n3": (0 + 10 / 400 + 40 / 200) / 3, "growth_n1": 50 / 100 - 1,
+        "growth_n3": ((50 / 100 - 1) + (100 / 400 - 1) + (400 / 200 - 1)) / 3, "util_change_n1": 0.05 - 0.1,
+        "util_slope_n6": (0.1 + 0.2 - 0.3 - 0.05) / 4, "util_n6": (0.1 + 0.2 + 0.4 + 0.1 + 0.05) / 5})
+    _check(features_at(world, 170), {
+        "late_run": 0, "ontime_streak": 1, "late_share_n36": 4 / 6, "paid_share_n1": 1.0,
+        "paid_prev_n1": 1000 / 50, "growth_n1": 10.0, "util_change_n1": 1.0 - 0.05})
+
+
+@both
+def test_overpaid_and_converted_bills(features_at):
+    """An overpayment reads above 1 where the paid ratio stops at 1; a converted statement's payments went to
+    its installments: no paid share or payment over the previous bill of its own."""
+    world = _line([(1, 0, 20, 100.0, 10.0), (2, 30, 50, 200.0, 20.0, None, 40)], [(1, 18, 250.0)])
+    _check(features_at(world, 30), {"paid_share_n1": 2.5, "paid_ratio_n3": 1.0, "paid_prev_n1": float("nan"),
+                                    "growth_n1": float("nan"), "util_change_n1": float("nan")})
+    _check(features_at(world, 50), {"paid_share_n1": float("nan"), "paid_prev_n1": float("nan"),
+                                    "paid_share_n3": 2.5, "growth_n1": 1.0, "util_change_n1": 0.1})
+
+
+@both
+def test_a_long_late_run_is_capped_at_the_long_record(features_at):
+    world = _line([(k, 30 * k, 30 * k + 20, 100.0, 10.0) for k in range(1, 41)])
+    _check(features_at(world, 30 * 40 + 25), {"late_run": LONG_RECORD, "bills_due": LONG_RECORD,
+                                              "late_share_n36": 1.0, "worst_dpd_n36": 30 * 36 + 5 - 30})
