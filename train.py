@@ -163,7 +163,7 @@ def _summary(run, uri: str, seconds: float) -> None:
     print(f"\ntrained in {seconds:.1f} s on data fingerprint {result.fingerprint}")
     for name, r in result.targets.items():
         m = r.metrics["test"]
-        line = (f"  {name:<27} out-of-time AUC {m['auc']:.3f} [{m.get('auc_lo', float('nan')):.3f}, "
+        line = (f"  {name:<27} {r.plan.held_out} AUC {m['auc']:.3f} [{m.get('auc_lo', float('nan')):.3f}, "
                 f"{m.get('auc_hi', float('nan')):.3f}]  Gini {m['gini']:.3f}  KS {m['ks']:.3f}  "
                 f"ECE {m['ece']:.4f}  scorecard AUC {r.scorecard['test']['auc']:.3f}")
         if r.oracle:

@@ -7,6 +7,8 @@ benchmarks:
   train      the training path from panel to registered model, against bare LightGBM fits
   score      the nightly scoring job over a portfolio, and its compiled trees against LightGBM's own
   validation the validation pack from a year of score files, against the same AUCs computed by hand
+  monthly    a bureau-style monthly file: the project's features and model against LightGBM on the raw
+             columns, and the gap to the day-precise path on the same accounts
 
 Each prints its figures and whether its goal is met, then ends with one line of JSON holding the same
 figures, for programs to compare. Each has its own options, defaults and goal: python -m bench NAME --help.
@@ -27,7 +29,8 @@ import sys
 from features.cli import EXIT_CODES, USED_WRONGLY
 
 BENCHMARKS = {"simulate": "bench.simulate", "features": "bench.features", "train": "bench.train",
-              "score": "bench.score", "validation": "bench.validation"}
+              "score": "bench.score", "validation": "bench.validation",
+              "monthly": "bench.monthly"}
 USAGE = f"usage: python -m bench [-h] {{{','.join(BENCHMARKS)}}} [options]"
 
 

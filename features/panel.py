@@ -66,6 +66,15 @@ class Panel:
         return Panel.over(values, [*self.feature_names, *names], self.frame["account_id"].to_numpy(),
                           self.frame["as_of"].to_numpy(), labels, self.counts, self.history)
 
+    def without(self, names: list[str]) -> Panel:
+        """This panel without the features `names` (their values copied out of the array, the rest kept)."""
+        keep = [j for j, n in enumerate(self.feature_names) if n not in set(names)]
+        labels = {c: self.frame[c].to_numpy() for c in self.frame.columns
+                  if c not in self.feature_names and c not in ("account_id", "as_of")}
+        return Panel.over(np.ascontiguousarray(self.values[keep]), [self.feature_names[j] for j in keep],
+                          self.frame["account_id"].to_numpy(), self.frame["as_of"].to_numpy(), labels, self.counts,
+                          self.history)
+
     @cached_property
     def month(self) -> np.ndarray:
         """The month end of each row's as-of day, the month it belongs to in time slices (found once: the

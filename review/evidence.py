@@ -165,7 +165,7 @@ def with_outcomes(rows: pd.DataFrame, prep: Prepared, labels: LabelConfig) -> tu
         excluded.append(_excluded(rows, f"{name}: performance window not complete", ~np.isnan(y) & ~done))
         y[~done] = np.nan
         new[f"y_{name}"] = y
-    new.update(_segments(rows, prep, pos, days))
+    new.update(segments(rows, prep, pos, days))
     rows, variant_excluded = variant_outcomes(rows.assign(**new), prep)
     return rows, pd.concat([*excluded, variant_excluded], ignore_index=True)
 
@@ -213,10 +213,10 @@ def _excluded(rows: pd.DataFrame, reason: str, mask: np.ndarray) -> pd.DataFrame
     return pd.DataFrame({"as_of": counts.index, "reason": reason, "rows": counts.to_numpy()})
 
 
-def _segments(rows: pd.DataFrame, prep: Prepared, pos: np.ndarray, days: np.ndarray) -> dict:
+def segments(rows: pd.DataFrame, prep: Prepared, pos: np.ndarray, days: np.ndarray) -> dict:
     """Tenure band, grace days and DPD bucket: the segments every review splits by."""
     tenure = (days - prep.open_day[pos]) // 30.4375
-    dpd = rows["dpd_now"].to_numpy(np.float64)
+    dpd = rows["dpd_now"].to_numpy(np.float64) if "dpd_now" in rows else np.full(len(rows), np.nan)
     return {"tenure_band": bands(tenure, TENURE_BANDS, "months"),
             "grace_days": prep.grace_days[pos],
             "dpd_bucket": bands(dpd, DPD_BUCKETS, "DPD", zero="current")}

@@ -1,10 +1,10 @@
-"""The pack of a training run, on its out-of-time slice: what train.py writes beside the model.
+"""The pack of a training run, on its held-out rows: what train.py writes beside the model.
 
-Each target's out-of-time rows (its own test slice: the targets' performance windows differ, so their slices
-do too) are joined into one frame: p_<target>, y_<target>, the benchmark scorecard's and the oracle's
-probabilities where the training measured them, and the segments read from the rows' own features. Drift
-compares the training reference with the out-of-time features. There are no logged decisions: that section
-says so.
+Each target's held-out rows (its own out-of-time test slice, as the targets' performance windows differ, or
+every row scored out of fold when it was cross-validated over accounts) are joined into one frame:
+p_<target>, y_<target>, the benchmark scorecard's and the oracle's probabilities where the training measured
+them, and the segments read from the tables. Drift compares the training reference with the held-out
+features. There are no logged decisions: that section says so.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.builders import Prepared
+from features.builders import Prepared, to_days
 from features.targets import LabelConfig
-from review.evidence import DPD_BUCKETS, TENURE_BANDS, Evidence, bands, variant_outcomes
+from review.evidence import Evidence, segments, variant_outcomes
 from review.pack import Pack
 from validation.metrics import bin_counts
 from validation.portfolio import portfolio_frame
@@ -40,13 +40,15 @@ def evidence(result, tables) -> Evidence:
     rows = rows.sort_values(KEYS, kind="stable").reset_index(drop=True)
     if feats is not None:
         rows = rows.merge(feats, on=KEYS, how="left")
-    rows["product"] = np.where(rows["is_installment"] == 1, "installment", "revolving")
-    rows["tenure_band"] = bands(rows["tenure_days"].to_numpy() // 30.4375, TENURE_BANDS, "months")
-    rows["dpd_bucket"] = bands(rows["dpd_now"].to_numpy(np.float64), DPD_BUCKETS, "DPD", zero="current")
+    # segments from the tables, not the rows' features: a feature the training left out is no column here
+    pos = np.searchsorted(prep.account_id, rows["account_id"].to_numpy(np.int64))
+    rows = rows.assign(product=np.where(prep.is_installment[pos], "installment", "revolving"),
+                       **segments(rows, prep, pos, to_days(rows["as_of"].to_numpy())))
     labels = LabelConfig(**result.bundle.info.get("label_config", {}))
     rows, exclusions = variant_outcomes(rows, prep)
     months = sorted(pd.to_datetime(rows["as_of"]).dt.to_period("M").dt.to_timestamp("M").unique())
-    ev = Evidence("the training's out-of-time slices", rows, list(result.targets), labels, exclusions,
+    held_out = sorted({r.plan.held_out for r in result.targets.values()})
+    ev = Evidence(f"the training's {' and '.join(held_out)} rows", rows, list(result.targets), labels, exclusions,
                   reference=result.bundle.reference, drift_counts=_drift_counts(rows, result.bundle),
                   features=rows, feature_info=None, cohort_latest_row=True)
     ev.portfolio = portfolio_frame(prep, [m for m in months if m <= prep.extraction])
@@ -80,7 +82,7 @@ def training_pack(result, tables, *, n_boot: int = 100, seed: int = 0) -> Pack:
     days = ev.as_of
     header = {"model": "trained now (registered after this page)", "data fingerprint": result.fingerprint,
               "training seed": result.bundle.info.get("seed", "n/a"),
-              "out-of-time rows": f"{days[0].date()} to {days[-1].date()}; "
+              "held-out rows": f"{days[0].date()} to {days[-1].date()}; "
                                   + "; ".join(f"{k}: {r.plan.describe()}" for k, r in result.targets.items()),
               "bootstrap": f"{n_boot} account-level resamples, seed {seed}",
               "hyper-parameters": "; ".join(f"{k}: " + ", ".join(f"{a}={b}" for a, b in v.items())

@@ -77,6 +77,27 @@ def _limit_at(prep: Prepared, day: int) -> np.ndarray:
     return np.where(last >= 0, prep.limit_value[np.maximum(last, 0)], np.nan)
 
 
+def read_back(view: pd.DataFrame, adapted, last_month: pd.Timestamp, months: int) -> dict:
+    """The adapter's round trip: `view` adapted (the Tables `adapted`) and viewed again. Shares of account-months
+    whose status reads back equal; of those whose reported months reach back to the oldest unpaid bill (the
+    rest hold arrears older than the first report, which no file can show), and how many read back higher."""
+    again = monthly_view(Prepared(adapted), last_month, months)
+    both = view.merge(again, on=["account_id", "month"], suffixes=("", "_again"), how="left")
+    first = both.groupby("account_id")["month"].transform("min")
+    reported = (both["month"].dt.year - first.dt.year) * 12 + both["month"].dt.month - first.dt.month + 1
+    want, got = (months_past_due(both[c]) for c in ("status", "status_again"))
+    explained = want <= reported.to_numpy()
+    equal = (both["status"] == both["status_again"]).to_numpy()
+    return {"equal_share": float(equal.mean()), "explained": int(explained.sum()),
+            "explained_equal_share": float((got[explained] == want[explained]).mean()), "more": int((got > want).sum())}
+
+
+def months_past_due(status: pd.Series) -> np.ndarray:
+    """A status column's months past due (0 for any code that is not a number; missing rows 0)."""
+    text = status.astype("string")
+    return pd.to_numeric(text.where(text.str.isdigit().fillna(False)), errors="coerce").fillna(0).to_numpy(int)
+
+
 def snapshot_labels(prep: Prepared, snapshot: pd.Timestamp) -> pd.DataFrame:
     """The `default` outcome after the snapshot (the targets' one definition) of every account labelled
     there, in train.py --labels' form: account_id, as_of, target, label."""

@@ -44,7 +44,7 @@ def test_slices_are_ordered_with_an_embargo_between_them():
     assert spans[-1][1] == months[-1]
     assignment = plan.assign(pd.Series(months))
     assert (assignment == "").sum() == 18 and (assignment == "test").sum() == 2
-    with pytest.raises(ValueError, match="the slices need 27"):
+    with pytest.raises(ValueError, match="the slices in time need 27"):
         plan_slices(months[:20], embargo=6, valid=2, calib=2)
 
 
@@ -70,7 +70,7 @@ def test_default_slices_calibrate_on_an_account_disjoint_half_of_validation():
     for bad in ({"calib_months": -1}, {"valid_months": 0}, {"test_months": 1.5}):
         with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a whole number of months"):
             TrainConfig(**bad)
-    with pytest.raises(ValueError, match=r"the slices need 21 \(3\+ train, 4 validation, 2 test and 2 6-month"):
+    with pytest.raises(ValueError, match=r"the slices in time need 21 \(3\+ train, 4 validation, 2 test and 2 6-month"):
         plan_slices(months[:20], embargo=6)
 
 

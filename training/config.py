@@ -2,7 +2,7 @@
 
   [train]        targets, as_of_start, as_of_end, seed, num_boost_round, early_stopping,
                  valid_months, calib_months, test_months, n_boot, label_window_months, latent_state,
-                 month_end_share
+                 month_end_share, split, folds
   [lightgbm]     any LightGBM parameter (learning_rate, num_leaves, max_depth, ...); the determinism
                  settings (deterministic, force_row_wise, num_threads, seeds) are fixed by the trainer
   [labels]       default_dpd, default_months, early_warning_days, self_cure_days
@@ -19,6 +19,8 @@ from pathlib import Path
 from features.targets import DEFAULT_TARGETS, LabelConfig, check_targets, target
 from models.lgbm import FIXED
 from models.scale import ScoreScale
+
+SPLITS = ("auto", "time", "accounts")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class TrainConfig:
     # truth lives (the oracle comparison reads those rows). 1.0: month ends only. Labels from a file are
     # joined on month ends.
     month_end_share: float = 0.5
+    # how rows are held out: "time" (slices in time with embargoes), "accounts" (cross-validation over
+    # account-disjoint folds, for one snapshot or too few as-of months: training.snapshot) or "auto" (in time
+    # when the labelled months allow the slices, else over accounts, saying why)
+    split: str = "auto"
+    folds: int = 5  # account-disjoint folds when the split is over accounts
     labels: LabelConfig = field(default_factory=LabelConfig)
     scale: ScoreScale = field(default_factory=ScoreScale)
 
@@ -59,6 +66,11 @@ class TrainConfig:
             raise ValueError(f"latent_state must be true or false, got {self.latent_state!r}")
         if not isinstance(self.month_end_share, int | float) or not 0.0 < self.month_end_share <= 1.0:
             raise ValueError(f"month_end_share must be a share in (0, 1], got {self.month_end_share!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if not isinstance(self.folds, int) or self.folds < 3:
+            raise ValueError(f"folds must be a whole number >= 3 (one tests, one stops and calibrates, the rest "
+                             f"train), got {self.folds!r}")
         for name, least in (("valid_months", 1), ("test_months", 1), ("calib_months", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < least:

@@ -170,9 +170,11 @@ def differing_targets(new: Bundle, champion: Bundle, old: str) -> str | None:
 
 
 def promote(client, uri: str, name: str, bundle: Bundle, oot: Mapping[str, pd.DataFrame], *,
-            tolerance_ece: float, config, tmp: Path, history: BillOutcomes | None = None) -> Promotion:
+            tolerance_ece: float, config, tmp: Path, history: BillOutcomes | None = None,
+            cross_validated: tuple[str, ...] = ()) -> Promotion:
     """The new version's alias and why. `oot`: per target, its out-of-time rows (account_id, the features, the
-    label y) as the new run kept them."""
+    label y) as the new run kept them. `cross_validated`: targets whose kept model was trained on every fold
+    (training.snapshot), so it has no held-out rows to be compared on."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -180,6 +182,11 @@ def promote(client, uri: str, name: str, bundle: Bundle, oot: Mapping[str, pd.Da
     except MlflowException:
         return Promotion(CHAMPION, "no champion yet: the first version becomes champion")
     old = f"version {champion.version}"
+    if cross_validated:
+        return Promotion(CHALLENGER, f"{', '.join(cross_validated)} cross-validated over accounts: the kept model "
+                         f"was trained on every fold, so no rows are held out to compare it with the champion "
+                         f"({old}) fairly. Compare the out-of-fold figures in the report, and set the champion alias "
+                         "by hand if this version is to score")
     try:
         old_bundle = load_bundle(bundle_dir_of_version(client, name, champion, tmp / "champion", uri))
     except (BundleError, TrackingError, MlflowException) as exc:

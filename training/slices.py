@@ -47,11 +47,27 @@ class SlicePlan:
             out.iloc[valid[calibration_half(np.asarray(account_id)[valid])]] = "calib"
         return out
 
+    held_out = "out-of-time"  # what the 'test' rows are, in words
+
     def describe(self) -> str:
         spans = {k: f"{lo:%Y-%m}..{hi:%Y-%m}" for k, (lo, hi) in self.months.items()}
         if self.calib_split:
             spans["calib"] = "half of the validation accounts"
         return ", ".join(f"{k} {v}" for k, v in spans.items()) + f" (embargo {self.embargo} months between slices)"
+
+
+class TooFewMonthsError(ValueError):
+    """Fewer labelled as-of months than the slices in time need."""
+
+    def __init__(self, have: int, need: int, parts: str) -> None:
+        self.have, self.need, self.parts = have, need, parts
+        super().__init__(f"{self.shortfall}: use a longer history or smaller slices, or split over accounts "
+                         "([train] split = \"accounts\")")
+
+    @property
+    def shortfall(self) -> str:
+        return (f"{self.have} as-of month{'s' if self.have != 1 else ''} with complete labels, but the slices in "
+                f"time need {self.need} ({self.parts})")
 
 
 def plan_slices(dates, embargo: int, valid: int = 4, calib: int = 0, test: int = 2, min_train: int = 3) -> SlicePlan:
@@ -64,9 +80,7 @@ def plan_slices(dates, embargo: int, valid: int = 4, calib: int = 0, test: int =
     need = min_train + valid + calib + test + gaps * embargo
     if len(dates) < need:
         parts = f"{min_train}+ train, {valid} validation, " + (f"{calib} calibration, " if calib else "")
-        raise ValueError(f"{len(dates)} as-of months with complete labels, but the slices need {need} "
-                         f"({parts}{test} test and {gaps} {embargo}-month embargoes): use a longer history or "
-                         "smaller slices")
+        raise TooFewMonthsError(len(dates), need, f"{parts}{test} test and {gaps} {embargo}-month embargoes")
     months, end = {}, len(dates)
     for name, size in (("test", test), ("calib", calib), ("valid", valid)):
         if size:

@@ -24,6 +24,7 @@ import pandas as pd
 from models.bundle import OUTPUT, Bundle
 from models.registry import TrackingError, connect
 from training.promotion import promote
+from training.snapshot import SnapshotPlan
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
@@ -94,6 +95,7 @@ def run_params(result: TrainResult, config: TrainConfig | None = None, params: d
         out[f"{target}/best_iteration"] = r.best_iteration
         out[f"{target}/slices"] = r.plan.describe()
         out[f"{target}/embargo_months"] = r.plan.embargo
+        out[f"{target}/split"] = "accounts" if isinstance(r.plan, SnapshotPlan) else "time"
         out.update(_flatten(r.rows, f"{target}/rows"))
     return out
 
@@ -177,8 +179,9 @@ def log_training(result: TrainResult, *, model_name: str, experiment: str, uri: 
 
         history = getattr(getattr(result, "panel", None), "history", None)
         oot = {t: _oot_from_result(result, t) for t in bundle.targets} | {"default": oot_features}
+        cross = tuple(t for t, r in result.targets.items() if isinstance(r.plan, SnapshotPlan))
         verdict = promote(client, uri, model_name, bundle, oot, tolerance_ece=tolerance_ece, config=config,
-                          tmp=Path(tmp), history=history)
+                          tmp=Path(tmp), history=history, cross_validated=cross)
         alias, decision = verdict.alias, verdict.decision
         client.set_registered_model_alias(model_name, alias, model_version)
         tags = {"promotion.alias": alias, "promotion.decision": decision}

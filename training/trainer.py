@@ -37,15 +37,17 @@ from models.latent_state import LatentStateFilter, with_latent
 from models.lgbm import check_classes, fit_datasets, lgb_params, panel_dataset, sample_rows, subset
 from models.treeshap import compile_booster, predict_probability
 from training.config import TrainConfig
-from training.slices import SLICES, SlicePlan, plan_slices
+from training.slices import SLICES, SlicePlan, TooFewMonthsError, plan_slices
+from training.snapshot import SnapshotPlan
 
 SAMPLE_ROWS = 200_000  # training-slice rows for in-sample metrics and the benchmark scorecard
+Plan = SlicePlan | SnapshotPlan
 
 
 @dataclass
 class TargetResult:
     target: str
-    plan: SlicePlan
+    plan: SlicePlan | SnapshotPlan
     rows: dict[str, int]
     metrics: dict[str, dict]  # slice -> metric set
     scorecard: dict[str, dict]
@@ -179,17 +181,27 @@ def supplied_panel(prep: Prepared, cfg: TrainConfig, catalog: Catalog, labels: p
 
 
 def target_plan(panel: Panel, target: str, cfg: TrainConfig, supplied: bool,
-                labelled: np.ndarray | None = None) -> SlicePlan:
-    """The target's slices in time, from the months of its labelled rows."""
+                labelled: np.ndarray | None = None) -> Plan:
+    """How the target's rows are held out, from the months of its labelled rows: slices in time when they are
+    enough for them (or the config asks), else cross-validation over accounts, with why."""
     if labelled is None:
         labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
     if not len(labelled):
         raise ValueError(f"the panel has no usable rows for target {target!r}: widen the as-of range")
     months = np.unique(panel.month[labelled])
-    return plan_slices(months, cfg.embargo(target, supplied), cfg.valid_months, cfg.calib_months, cfg.test_months)
+    if cfg.split == "accounts":
+        return SnapshotPlan(pd.Timestamp(months[0]), pd.Timestamp(months[-1]), cfg.folds,
+                            'the config asks for it ([train] split = "accounts")')
+    try:
+        return plan_slices(months, cfg.embargo(target, supplied), cfg.valid_months, cfg.calib_months,
+                           cfg.test_months)
+    except TooFewMonthsError as exc:
+        if cfg.split == "time":
+            raise
+        return SnapshotPlan(pd.Timestamp(months[0]), pd.Timestamp(months[-1]), cfg.folds, exc.shortfall)
 
 
-def target_slices(panel: Panel, target: str, cfg: TrainConfig, supplied: bool) -> tuple[SlicePlan, dict]:
+def target_slices(panel: Panel, target: str, cfg: TrainConfig, supplied: bool) -> tuple[Plan, dict]:
     """The target's slice plan and each slice's panel rows (see `slice_rows`)."""
     labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
     plan = target_plan(panel, target, cfg, supplied, labelled)
@@ -219,15 +231,8 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
         binned = panel_dataset(panel, at["train"], data_params, cfg.seed)
     train_set, valid_set = (subset(binned, at[s], y[s], data_params) for s in ("train", "valid"))
     lap("bin")
-    overrides = dict(cfg.lgb_params)
+    overrides = _tuned(target, (train_set, valid_set), monotone, cfg, progress, on_trial)
     if cfg.tune_trials or cfg.tune_timeout:
-        from training.tuning import tune
-
-        progress(f"  {target}: tuning on the validation slice ({cfg.tune_trials or 'time-boxed'} trials)")
-        overrides = tune(train_set, valid_set, monotone, cfg.seed, n_trials=cfg.tune_trials,
-                         timeout=cfg.tune_timeout, base=overrides, num_boost_round=cfg.num_boost_round,
-                         early_stopping=cfg.early_stopping,
-                         on_trial=(lambda n, p, loss, it: on_trial(target, n, p, loss, it)) if on_trial else None)
         lap("tune")
     params = lgb_params(monotone, cfg.seed, overrides, train_rows=len(y["train"]))
     fit = fit_datasets(train_set, valid_set, params, cfg.num_boost_round, cfg.early_stopping)
@@ -238,12 +243,21 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     rows = {"train": sample_rows(at["train"], SAMPLE_ROWS, cfg.seed), "valid": at["valid"], "calib": at["calib"],
             "test": at["test"]}
     y_eval = {**y, "train": label[rows["train"]]}
+    cross = isinstance(plan, SnapshotPlan)  # 'test' is scored out of fold, not by this model
     trees = compile_booster(fit.booster, max_k=0)
-    raw = {s: predict_probability(trees, panel.matrix, params["num_threads"], r) for s, r in rows.items()}
+    raw = {s: predict_probability(trees, panel.matrix, params["num_threads"], r) for s, r in rows.items()
+           if not (cross and s == "test")}
     lap("score")
     calibrator = fit_calibrator(raw["calib"], y["calib"], cfg.seed)
-    p = {s: calibrator.transform(raw[s]) for s in SLICES}
+    p = {s: calibrator.transform(raw[s]) for s in raw}
     lap("calibrate")
+    card_monotone = dict(zip(names, monotone, strict=True))
+    if cross:
+        p["test"], card_test, rounds = _out_of_fold(panel, plan, binned, label, rows["test"], monotone=monotone,
+                                                    card_monotone=card_monotone, cfg=cfg, overrides=overrides,
+                                                    data_params=data_params)
+        progress(f"  {target}: {plan.folds} fits out of fold ({', '.join(map(str, rounds))} rounds)")
+        lap("cross-validation")
     keys = panel.frame[["account_id", "as_of"]]
     test_keys = keys.iloc[at["test"]].reset_index(drop=True)
     groups = test_keys["account_id"].to_numpy()
@@ -253,8 +267,10 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
     by_month = by_month.rename(columns={"period": "as_of"})
     lap("metrics")
     frames = {s: pd.DataFrame(panel.rows(rows[s]), columns=names, copy=False) for s in ("train", "test")}
-    card = BenchmarkScorecard(monotone=dict(zip(names, monotone, strict=True))).fit(frames["train"], y_eval["train"])
-    card_p = {s: card.predict_proba(frames[s])[:, 1] for s in ("train", "test")}
+    card = BenchmarkScorecard(monotone=card_monotone).fit(frames["train"], y_eval["train"])
+    card_p = {s: card.predict_proba(frames[s])[:, 1] for s in ("train", "test") if not (cross and s == "test")}
+    if cross:
+        card_p["test"] = card_test
     scorecard = {s: metric_set(y_eval[s], card_p[s], groups if s == "test" else None, n_boot=cfg.n_boot)
                  for s in card_p}
     lap("scorecard")
@@ -271,6 +287,49 @@ def train_target(panel: Panel, target: str, cfg: TrainConfig, catalog: Catalog, 
                           card, pd.concat([test_keys, frames["test"]], axis=1), lap.seconds,
                           by_month, p["train"])
     return model, result
+
+
+def _tuned(target: str, sets: tuple[lgb.Dataset, lgb.Dataset], monotone: list[int], cfg: TrainConfig,
+           progress: Callable[[str], None], on_trial: Callable | None) -> dict:
+    """The LightGBM overrides of the fit: the config's, tuned on the validation slice when the config asks."""
+    if not (cfg.tune_trials or cfg.tune_timeout):
+        return dict(cfg.lgb_params)
+    from training.tuning import tune
+
+    progress(f"  {target}: tuning on the validation slice ({cfg.tune_trials or 'time-boxed'} trials)")
+    return tune(*sets, monotone, cfg.seed, n_trials=cfg.tune_trials, timeout=cfg.tune_timeout,
+                base=dict(cfg.lgb_params), num_boost_round=cfg.num_boost_round, early_stopping=cfg.early_stopping,
+                on_trial=(lambda n, p, loss, it: on_trial(target, n, p, loss, it)) if on_trial else None)
+
+
+def _out_of_fold(panel: Panel, plan: SnapshotPlan, binned: lgb.Dataset, label: np.ndarray, rows: np.ndarray, *,
+                 monotone: list[int], card_monotone: dict, cfg: TrainConfig, overrides: dict,
+                 data_params: dict) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Every labelled row's calibrated probability and benchmark-scorecard probability from the fit that held its
+    fold out (training.snapshot), in the order of `rows`, and each fit's rounds."""
+    from models.scorecard import BenchmarkScorecard
+
+    account = panel.frame["account_id"].to_numpy()[rows]
+    p, card_p, rounds = np.empty(len(rows)), np.empty(len(rows)), []
+    for k in range(plan.folds):
+        at = plan.fit_rows(k, np.arange(len(rows)), account)
+        y = {s: label[rows[at[s]]] for s in at}
+        check_classes(y["train"], y["valid"])
+        train_set, valid_set = (subset(binned, rows[at[s]], y[s], data_params) for s in ("train", "valid"))
+        params = lgb_params(monotone, cfg.seed, overrides, train_rows=len(at["train"]))
+        fit = fit_datasets(train_set, valid_set, params, cfg.num_boost_round, cfg.early_stopping)
+        del train_set, valid_set
+        trees = compile_booster(fit.booster, max_k=0)
+        raw = {s: predict_probability(trees, panel.matrix, params["num_threads"], rows[at[s]])
+               for s in ("calib", "test")}
+        p[at["test"]] = fit_calibrator(raw["calib"], y["calib"], cfg.seed).transform(raw["test"])
+        sample = sample_rows(rows[at["train"]], SAMPLE_ROWS, cfg.seed)
+        card = BenchmarkScorecard(monotone=card_monotone).fit(
+            pd.DataFrame(panel.rows(sample), columns=panel.feature_names, copy=False), label[sample])
+        card_p[at["test"]] = card.predict_proba(pd.DataFrame(panel.rows(rows[at["test"]]), columns=panel.feature_names,
+                                                             copy=False))[:, 1]
+        rounds.append(fit.best_iteration)
+    return p, card_p, rounds
 
 
 def shared_training_end(panel: Panel, cfg: TrainConfig, supplied: bool, slices: dict) -> pd.Timestamp:
@@ -292,12 +351,16 @@ def _rows_until(panel: Panel, end: pd.Timestamp) -> np.ndarray:
     return np.flatnonzero(panel.month <= end.to_datetime64())
 
 
-def slice_rows(panel: Panel, target: str, plan: SlicePlan, labelled: np.ndarray | None = None) -> dict:
-    """Each slice's row positions in the panel, in panel order (rows without a label for `target` in none)."""
+def slice_rows(panel: Panel, target: str, plan: Plan, labelled: np.ndarray | None = None) -> dict:
+    """Each slice's row positions in the panel, in panel order (rows without a label for `target` in none).
+    Over accounts, 'test' is every labelled row: each is scored out of fold."""
     if labelled is None:
         labelled = np.flatnonzero(panel.frame[target].notna().to_numpy())
     part = plan.assign(pd.Series(panel.month[labelled]), panel.frame["account_id"].to_numpy()[labelled]).to_numpy()
-    return {s: labelled[part == s] for s in SLICES}
+    rows = {s: labelled[part == s] for s in SLICES}
+    if isinstance(plan, SnapshotPlan):
+        rows["test"] = labelled
+    return rows
 
 
 def _oracle(test: pd.DataFrame, target: str, truth: pd.DataFrame) -> dict:
@@ -348,6 +411,11 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
         timings["latent_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     shared_rows = _rows_until(panel, shared_end)
+    left_out = uninformative(panel, shared_rows)
+    if left_out:
+        panel = panel.without(list(left_out))
+        progress(f"features left out, {len(left_out)} that cannot split the training rows (the bundle's info lists "
+                 "them): " + "; ".join(f"{len(n)} {why} ({_some(n)})" for why, n in _by_reason(left_out)))
     binned = panel_dataset(panel, shared_rows, lgb_params([0] * len(panel.feature_names), cfg.seed, cfg.lgb_params),
                            cfg.seed)
     timings["bin_s"] = time.perf_counter() - t3
@@ -372,7 +440,7 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
     fp = fingerprint(tables)
     info = {"data_fingerprint": fp, "label_source": "file" if labels is not None else "derived",
             "label_config": cfg.labels.__dict__, "slices": {t: r.plan.describe() for t, r in results.items()},
-            "seed": cfg.seed}
+            "seed": cfg.seed, "left_out": left_out}
     own = set(latent.get_feature_names_out()) if latent is not None else set()
     own |= set(extra.names) if extra is not None else set()
     fingerprints = {n: fp for n, fp in catalog.fingerprints().items() if n in panel.feature_names and n not in own}
@@ -382,6 +450,40 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
                     extra=extra.describe() if extra is not None and extra.names else None)
     timings["total_s"] = time.perf_counter() - t0
     return TrainResult(bundle, results, panel.counts, timings, fp, panel)
+
+
+def uninformative(panel: Panel, rows: np.ndarray) -> dict[str, str]:
+    """The features no tree can split on the training `rows`, with why: empty (missing on every row) or constant
+    (one value, never missing; a value missing on some rows is information). A monthly source leaves the
+    day-exact features empty, and a short record makes some counts constant: the model and its drift checks
+    should not carry them. Found on a sample, confirmed on every row."""
+    sample = sample_rows(rows, SAMPLE_ROWS, 0)
+    out = {}
+    for j, name in enumerate(panel.feature_names):
+        for where in (sample, rows):
+            v = panel.values[j, where]
+            missing = np.isnan(v)
+            if missing.all():
+                why = "empty"
+            elif not missing.any() and v.min() == v.max():
+                why = f"always {v[0]:g}"
+            else:
+                break
+        else:
+            out[name] = why
+    return out
+
+
+def _by_reason(left_out: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """Left-out features grouped by why, in catalog order: ("empty", [...]), ("always 0", [...]), ..."""
+    groups: dict[str, list[str]] = {}
+    for name, why in left_out.items():
+        groups.setdefault(why, []).append(name)
+    return list(groups.items())
+
+
+def _some(names: list[str], most: int = 4) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _training_ranges(panel: Panel, rows: np.ndarray, catalog: Catalog, references: dict) -> dict:
