@@ -149,6 +149,8 @@ def _summary(m: dict, seconds: float) -> None:
         print(f"  extra columns {', '.join(e['columns'])}: missing for {lacking.get('not_in_file', 0):,} accounts "
               "not in the file" + (f", {lacking.get('not_known_yet', 0):,} with no value dated yet" if e["dated"]
                                    else ""))
+        if e.get("accounts_not_in_data"):
+            print(f"  warning: {e['accounts_not_in_data']:,} accounts of the extra file are not in the data")
     d = m["drift"]
     if "score" in d:
         from scoring.drift import worst

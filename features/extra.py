@@ -34,8 +34,8 @@ from features.contract import (
 )
 from features.panel import Panel
 
-__all__ = ["EXTRA", "FAMILY", "FOUND", "NOT_IN_FILE", "NOT_YET", "ExtraColumns", "extra_features", "read_extra",
-           "taken_names", "with_extra"]
+__all__ = ["EXTRA", "FAMILY", "FOUND", "NOT_IN_FILE", "NOT_YET", "ExtraColumns", "check_accounts", "extra_features",
+           "join_panel", "read_extra", "taken_names", "with_extra"]
 
 FAMILY = "extra"
 FOUND, NOT_IN_FILE, NOT_YET = 0, 1, 2  # how a row's values were found (ExtraColumns.at)
@@ -101,6 +101,14 @@ class ExtraColumns:
         """The first row of each account (rows are sorted by account)."""
         ids = self.account_id
         return np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)
+
+    def accounts_outside(self, account_id: np.ndarray) -> tuple[int, int]:
+        """How many of the file's accounts are not among `account_id` (the data's, sorted), and how many it has:
+        rows of another portfolio, or ids mapped wrongly, are counted rather than silently unused."""
+        ours = self.account_id[self._starts()]
+        pos = np.minimum(np.searchsorted(account_id, ours), max(len(account_id) - 1, 0))
+        inside = (pos < len(account_id)) & (account_id[pos] == ours) if len(account_id) else np.zeros(len(ours), bool)
+        return int((~inside).sum()), len(ours)
 
     def between(self, lo: int, hi: int) -> ExtraColumns:
         """The rows of accounts lo <= account_id < hi: a scoring chunk's share, small to send to a worker."""
@@ -289,6 +297,17 @@ def days_of(as_of: np.ndarray) -> np.ndarray:
 def missing(status: np.ndarray) -> dict[str, int]:
     """Rows left with missing extra values, by why: no row of the account in the file, or none dated yet."""
     return {"not_in_file": int((status == NOT_IN_FILE).sum()), "not_known_yet": int((status == NOT_YET).sum())}
+
+
+def check_accounts(extra: ExtraColumns, account_id: np.ndarray) -> int:
+    """How many of the file's accounts the data (`account_id`, sorted) does not hold; a ContractError when it holds
+    none of them, for then the file's ids are not the data's."""
+    outside, total = extra.accounts_outside(account_id)
+    if outside == total:
+        raise ContractError([Problem("extra", "account_id", f"names none of the data's accounts ({total:,} accounts)",
+                                     hint="The file's account_id must be the data's accounts.account_id: map the "
+                                     "ids before passing the file.", source=extra.source)])
+    return outside
 
 
 def join_panel(panel: Panel, extra: ExtraColumns) -> Panel:

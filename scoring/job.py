@@ -22,7 +22,7 @@ from features.as_of import check_as_of
 from features.builders import as_of_days, to_days
 from features.catalog import default_catalog
 from features.contract import ContractError, find_table, part_files
-from features.extra import ExtraColumns, read_extra, taken_names
+from features.extra import ExtraColumns, check_accounts, read_extra, taken_names
 from features.extract_manifest import check_control_totals, stated_extraction
 from models.latent_state import taken_by_latent
 from policy.config import Policy, PolicyError, load_policy
@@ -291,6 +291,7 @@ class Plan:
     spec: ChunkSpec
     tasks: list[ChunkTask]
     extra: ExtraColumns | None = None
+    extra_outside: int = 0  # accounts of the extra file the data does not hold
 
 
 def _plan(request: ScoreRequest, policy: Policy, bundle, version: str, extra: ExtraColumns | None = None) -> Plan:
@@ -303,6 +304,10 @@ def _plan(request: ScoreRequest, policy: Policy, bundle, version: str, extra: Ex
     if edges:
         raise ScoreError(str(ContractError(edges)))
     as_of = _as_of(request.as_of, portfolio)
+    try:
+        outside = 0 if extra is None else check_accounts(extra, portfolio.account_id)
+    except ContractError as exc:
+        raise ScoreError(str(exc)) from None
     out = Path(request.out) if request.out is not None else Path("scores") / f"scores-{day_text(as_of)}.parquet"
     previous_day, prev_ids, prev_scores, prev_info = previous_cycle(request, policy, as_of, portfolio)
     size = max(1, min(request.chunk_size, -(-len(portfolio.account_id) // request.workers)))  # work for all
@@ -314,7 +319,7 @@ def _plan(request: ScoreRequest, policy: Policy, bundle, version: str, extra: Ex
         ids, scores = slice_of(prev_ids, prev_scores, lo, hi)
         tasks.append(ChunkTask(Path(request.data), lo, hi, spec, None if ids is None else (ids, scores),
                                None if extra is None else extra.between(lo, hi)))
-    return Plan(as_of, out, portfolio, prev_info, size, spec, tasks, extra)
+    return Plan(as_of, out, portfolio, prev_info, size, spec, tasks, extra, outside)
 
 
 def _inputs(request: ScoreRequest, plan: Plan, policy: Policy, digest: str | None = None) -> dict:
@@ -334,7 +339,7 @@ def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: i
     manifest = {
         "schema_version": SCHEMA_VERSION, "as_of": inputs["as_of"], "previous": plan.previous_info,
         "input": {**inputs["input"], "extraction": plan.portfolio.extraction.to_dict(), "accounts": totals.accounts,
-                  "tables": totals.inputs.summary(), **_extra_summary(inputs["input"], plan.extra, totals)},
+                  "tables": totals.inputs.summary(), **_extra_summary(inputs["input"], plan, totals)},
         "model": {"uri": request.model, **inputs["model"], "catalog_version": bundle.catalog_version,
                   "targets": bundle.targets,
                   "null_columns": [c for t, cols in TARGET_COLUMNS.items() if t not in bundle.targets for c in cols],
@@ -357,13 +362,16 @@ def _manifest(request: ScoreRequest, plan: Plan, bundle, policy: Policy, rows: i
     return manifest
 
 
-def _extra_summary(given: dict, extra: ExtraColumns | None, totals: Totals) -> dict:
-    """The manifest's account of the extra columns: the file, the columns read, and the output rows left without
-    a value (no row of the account in the file, or none dated by the as-of day)."""
+def _extra_summary(given: dict, plan: Plan, totals: Totals) -> dict:
+    """The manifest's account of the extra columns: the file, the columns read, the output rows left without
+    a value (no row of the account in the file, or none dated by the as-of day) and the file's accounts the data
+    does not hold."""
+    extra = plan.extra
     if extra is None:
         return {}
     return {"extra": {**given["extra"], "columns": list(extra.names), "dated": extra.dated,
-                      "rows": len(extra.account_id), "rows_missing": dict(totals.extra_missing)}}
+                      "rows": len(extra.account_id), "rows_missing": dict(totals.extra_missing),
+                      "accounts_not_in_data": plan.extra_outside}}
 
 
 def _fingerprint(data: Path) -> str:

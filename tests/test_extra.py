@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from features.builders import build_features
 from features.catalog import default_catalog
 from features.contract import ContractError, load_tables
-from features.extra import FOUND, NOT_IN_FILE, NOT_YET, ExtraColumns, read_extra, taken_names
+from features.extra import FOUND, NOT_IN_FILE, NOT_YET, ExtraColumns, check_accounts, read_extra, taken_names
 from models.bundle import load_bundle
 from models.latent_state import taken_by_latent
 from scoring.job import ScoreError, ScoreRequest, run
@@ -29,6 +29,7 @@ from training.trainer import build_training_panel, train
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = "2025-06-30"
+FOREIGN = 5  # accounts of the extra file the data does not hold
 TAKEN = taken_names(default_catalog(), taken_by_latent())
 
 
@@ -127,6 +128,15 @@ def test_a_name_already_taken_is_refused_with_what_holds_it(tmp_path, name, hold
     assert f"ext_{name}" in message
 
 
+def test_a_file_of_none_of_the_data_s_accounts_is_refused_and_strangers_are_counted(tmp_path):
+    path = tmp_path / "extra.csv"
+    pd.DataFrame({"account_id": [3, 5, 8], "score": [1.0, 2.0, 3.0]}).to_csv(path, index=False)
+    extra = read_extra(path, TAKEN)
+    assert check_accounts(extra, np.array([1, 2, 3, 5, 9])) == 1
+    with pytest.raises(ContractError, match=r"^extra.account_id names none of the data's accounts \(3 accounts\)"):
+        check_accounts(extra, np.array([10, 11]))
+
+
 def test_keys_that_break_the_rules_are_refused_all_at_once(tmp_path):
     message = _refused(tmp_path, pd.DataFrame({"customer": [1], "score": [1.0]}))
     assert message.startswith("extra.account_id is missing (columns present: customer, score)"), message
@@ -154,7 +164,9 @@ def world(tmp_path_factory):
         bureau_risk=np.log(truth["p_default_true"].fillna(0.01).clip(1e-4)).to_numpy() + rng.normal(0, 0.3, len(truth)),
         noise=rng.normal(size=len(truth)))
     extra = extra[extra["account_id"] % 10 != 0]
+    foreign = extra.head(FOREIGN).assign(account_id=10**12 + np.arange(FOREIGN))  # another portfolio's accounts
     path = folder.parent / "bureau.csv"
+    extra = pd.concat([extra, foreign])
     extra.to_csv(path, index=False)
     return folder, tables, path
 
@@ -240,6 +252,7 @@ def test_the_job_scores_as_the_pyfunc_model_does_with_the_columns_passed(world, 
     lacking = manifest["input"]["extra"]["rows_missing"]
     assert lacking["not_in_file"] == frame["bureau_risk"].isna().sum() > 0 and lacking["not_known_yet"] == 0
     assert manifest["input"]["extra"]["columns"] == ["bureau_risk", "noise"]
+    assert manifest["input"]["extra"]["accounts_not_in_data"] == FOREIGN
     assert {"bureau_risk", "noise"} <= set(manifest["drift"]["features"])  # judged like any feature
     with pytest.raises(Exception, match="noise"):  # the pyfunc model refuses a frame without an extra column
         model.predict(frame[bundle.feature_names].drop(columns="noise").astype(np.float64))

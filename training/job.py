@@ -11,7 +11,7 @@ from pathlib import Path
 
 from features.catalog import default_catalog
 from features.cli import registry_notes_held_back
-from features.extra import ExtraColumns, read_extra, taken_names
+from features.extra import ExtraColumns, check_accounts, read_extra, taken_names
 from features.extract_manifest import load_extract
 from models.latent_state import taken_by_latent
 from review.training import write_training_pack
@@ -42,6 +42,8 @@ def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str,
         progress(("warning: " if tables.extraction.derived else "") + tables.extraction.note)
     labels = supplied_labels(labels_file) if labels_file else None
     extra = extra_columns(extra_file) if extra_file else None
+    if extra is not None and (outside := check_accounts(extra, tables.accounts["account_id"].to_numpy())):
+        progress(f"warning: {outside:,} accounts of {extra_file} are not in the data: their rows are not used")
     t_load = time.perf_counter() - t0
     trials: list[dict] = []
 
@@ -90,7 +92,7 @@ def joined_note(extra: ExtraColumns, result: TrainResult) -> str:
     return (f"extra columns: {', '.join(read) or 'none'} from {extra.source}" +
             (f" ({', '.join(left)} left out: no split in training)" if left else "") +
             f"; {int(lacking):,} of {len(result.panel.frame) if result.panel is not None else 0:,} panel rows had no "
-            "value yet (missing, kept)")
+            "value (no row of their account, or none dated by then): missing, kept")
 
 
 def _local_bundle(uri: str, run_id: str) -> Path | None:
