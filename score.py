@@ -88,6 +88,14 @@ def parser() -> argparse.ArgumentParser:
                     help="accounts per chunk: bounds memory, about 1.5 GB per worker at the default 125000 "
                          "(results do not depend on it)")
     ap.add_argument("--workers", type=positive(), default=2, metavar="N", help="worker processes (default 2)")
+    ap.add_argument("--engine", choices=("local", "spark"), default="local",
+                    help="local: worker processes on this machine (default); spark: the same job on Spark (the "
+                         "[spark] extra), grouped by customer; --out is then a folder of Parquet parts with its "
+                         "_manifest.json and _report.html inside, and its rows equal the local engine's")
+    ap.add_argument("--spark-master", metavar="URL", help="Spark master for --engine spark, e.g. local[2] or "
+                    "yarn (default: what spark-submit gives, else local[*])")
+    ap.add_argument("--buckets", type=positive(), metavar="N", help="customer groups for --engine spark (default: "
+                    "about --chunk-size accounts each, so a group fits an executor as a chunk fits a worker)")
     ap.add_argument("--verbose", action="store_true",
                     help="also mlflow's own messages when reading models:/ (its INFO log lines, download bars)")
     return ap
@@ -97,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)  # arguments and paths first: a mistake stops here, before any worker starts
     t0 = time.perf_counter()
     mlflow_output(args.verbose)
+    if args.engine == "spark":
+        return _score_spark(args, t0)
     from scoring.pool import worker_pool
 
     with worker_pool(args.workers, args.data) as pool:  # first: the workers import and warm while this process plans
@@ -104,14 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _score(args: argparse.Namespace, pool, t0: float) -> int:
-    from scoring.job import ScoreError, ScoreRequest, run
+    from scoring.job import ScoreError, run
 
     try:
-        request = ScoreRequest(args.data, args.out, model=args.model,
-                               as_of=args.as_of, previous=args.previous, policy=args.config,
-                               extracted_on=args.extracted_on,
-                               tracking_uri=args.tracking_uri, chunk_size=args.chunk_size, workers=args.workers,
-                               reasons=args.reasons, overwrite=args.overwrite, extra=args.extra)
+        request = _request(args)
         from tqdm import tqdm
 
         with tqdm(total=None, unit="chunk", desc="scoring", disable=None) as bar:
@@ -120,6 +126,36 @@ def _score(args: argparse.Namespace, pool, t0: float) -> int:
                 bar.update(done - bar.n)
 
             manifest = run(request, progress, pool)
+    except ScoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _summary(manifest, time.perf_counter() - t0)
+    return 0
+
+
+def _request(args: argparse.Namespace):
+    from scoring.job import ScoreRequest
+
+    return ScoreRequest(args.data, args.out, model=args.model, as_of=args.as_of, previous=args.previous,
+                        policy=args.config, extracted_on=args.extracted_on, tracking_uri=args.tracking_uri,
+                        chunk_size=args.chunk_size, workers=args.workers, reasons=args.reasons,
+                        overwrite=args.overwrite, extra=args.extra)
+
+
+def _score_spark(args: argparse.Namespace, t0: float) -> int:
+    """The job on Spark (scoring/spark_job.py): the session, then the same request as the local engine's."""
+    from scoring.job import ScoreError
+
+    try:
+        from features.spark_session import spark_session
+        from scoring.spark_job import run_spark
+
+        spark = spark_session(args.spark_master, app="dynascore-score")
+    except ImportError:
+        print("error: --engine spark needs pyspark: pip install -c constraints.txt -e '.[spark]'", file=sys.stderr)
+        return 1
+    try:
+        manifest = run_spark(_request(args), spark, buckets=args.buckets)
     except ScoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

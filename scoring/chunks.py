@@ -48,6 +48,24 @@ class Portfolio:
 def survey(data_dir: Path, stated: Extraction | None = None) -> Portfolio:
     """Account and customer ids, the data's first day and its extraction date (stated, or derived from event
     dates), reading only the columns needed and, where Parquet statistics tell, not even those."""
+    found = _tables(data_dir)
+    first_day, extraction = _dates(found, stated)
+    ids = _read(found, "accounts", _account_ids)
+    account = ids.column("account_id").to_numpy().astype(np.int64)
+    customer = ids.column("customer_id").to_numpy().astype(np.int64)
+    order = np.argsort(account, kind="stable")
+    starts = _span_starts(found["bills"]) if found["bills"].suffix != ".csv" else None
+    return Portfolio(account[order], customer[order], first_day, extraction, starts)
+
+
+def span(data_dir: Path, stated: Extraction | None = None) -> tuple[pd.Timestamp, Extraction | None]:
+    """The data's first day and its extraction date (stated, or derived from event dates) without reading any
+    id: from the Parquet footers where their statistics tell. What a plan needs when the ids are read by a
+    cluster, not by the process that plans."""
+    return _dates(_tables(data_dir), stated)
+
+
+def _tables(data_dir: Path) -> dict[str, Path | None]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise ContractError([Problem("data", "", f"directory {data_dir} does not exist",
@@ -58,26 +76,29 @@ def survey(data_dir: Path, stated: Extraction | None = None) -> Portfolio:
         raise ContractError([Problem(name, "", f"is not found in {data_dir} (looked for {name}.parquet, {name}/, "
                                      f"{name}.csv)", hint=f"Write the {name} table there, or check the folder name.")
                              for name in lacking])
+    return found
+
+
+def _dates(found: dict[str, Path | None], stated: Extraction | None) -> tuple[pd.Timestamp, Extraction | None]:
     lows, events = [], []
     for name in DATE_COLUMNS:
-        path = found[name]
-        try:
-            if name == "accounts":
-                ids = _account_ids(path)
-            lows += [lo for column in DATE_COLUMNS[name] if (lo := _span(path, column)[0]) is not None]
-            if stated is None:  # derived from the events: a stated date needs none of them
-                events += [hi for column in EVENT_COLUMNS[name] if (hi := _latest_event(path, column)) is not None]
-        except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ContractError([Problem(name, "", f"cannot be read from {path}: {reason}",
-                                         hint="Re-export it as Parquet (or CSV with a header row); "
-                                              "`python -m features validate DIR` checks every table.")]) from None
-    account = ids.column("account_id").to_numpy().astype(np.int64)
-    customer = ids.column("customer_id").to_numpy().astype(np.int64)
-    order = np.argsort(account, kind="stable")
-    starts = _span_starts(found["bills"]) if found["bills"].suffix != ".csv" else None
-    return Portfolio(account[order], customer[order], pd.Timestamp(min(lows)) if lows else pd.NaT,
-                     resolve(stated, max(events) if events else None), starts)
+        lows += [lo for column in DATE_COLUMNS[name] if (lo := _read(found, name, _span, column)[0]) is not None]
+        if stated is None:  # derived from the events: a stated date needs none of them
+            events += [hi for column in EVENT_COLUMNS[name]
+                       if (hi := _read(found, name, _latest_event, column)) is not None]
+    return pd.Timestamp(min(lows)) if lows else pd.NaT, resolve(stated, max(events) if events else None)
+
+
+def _read(found: dict[str, Path | None], name: str, read, *args):
+    """read(path, *args) of table `name`, any failure a ContractError naming the file."""
+    path = found[name]
+    try:
+        return read(path, *args)
+    except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ContractError([Problem(name, "", f"cannot be read from {path}: {reason}",
+                                     hint="Re-export it as Parquet (or CSV with a header row); "
+                                          "`python -m features validate DIR` checks every table.")]) from None
 
 
 def _account_ids(path: Path) -> pa.Table:

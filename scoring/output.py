@@ -348,8 +348,14 @@ def sha256(path: Path, block: int = 1 << 22) -> str:
 
 def fingerprint(folder: Path, files: list[Path]) -> str:
     """SHA-256 over the input files' names (relative to `folder`) and contents: what exactly was scored."""
+    return fingerprint_of((path.relative_to(folder).as_posix(), sha256(path)) for path in files)
+
+
+def fingerprint_of(digests) -> str:
+    """`fingerprint` from (relative name, SHA-256 of the file) pairs, in any order: the files may be hashed
+    apart (by a cluster's executors) and combined here."""
     h = hashlib.sha256()
-    for path in sorted(files, key=lambda p: p.relative_to(folder).as_posix()):
-        h.update(path.relative_to(folder).as_posix().encode())
-        h.update(sha256(path).encode())
+    for name, digest in sorted(digests):
+        h.update(name.encode())
+        h.update(digest.encode())
     return h.hexdigest()

@@ -50,3 +50,20 @@ def trained(baseline_tables):
     from training.trainer import train
 
     return train(baseline_tables, TrainConfig(n_boot=50, latent_state=True), progress=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for every Spark test (starting one takes seconds). pyspark is the optional
+    `[spark]` extra: without it these tests skip and say why, except under CI=true (`.ci/run` installs it)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("pyspark is not installed (pip install -e '.[spark]' to run the Spark tests)")
+    from features.spark_session import spark_session
+
+    session = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false"})
+    yield session
+    session.stop()

@@ -1,0 +1,248 @@
+"""The nightly job on Spark: the local engine's plan -> map -> reduce, with Spark doing the map.
+
+Plan (driver): the model, the policy and the dates, from the Parquet footers; no row of the data is read
+here. Map (executors): the tables as one frame of tagged rows grouped by hash bucket of the customer
+(features.spark_groups), each group rebuilt as the contract's Tables, checked by the contract and scored by
+the same `scoring.chunk.score_chunk` the local engine calls. Each group returns its output rows and one more
+row carrying what the reduce adds up (drift histograms, tallies, input statistics, problems). Reduce (driver):
+those few rows are added up as the local engine adds up its chunks, the output rows are written by Spark as a
+Parquet folder beside the target and renamed into place with the manifest inside, so a reader never sees a
+half-written folder. Sorted by account, the rows are the local engine's, value for value.
+
+Why this shape: a group is a set of whole customers, like a local chunk, so every feature and decision is
+computed exactly as it is locally; nothing is implemented twice.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from features.contract import CORE_TABLES, ContractError, find_table, part_files, validate
+from features.contract import read_table as read_contract_table
+from features.extract_manifest import check_control_totals, stated_extraction
+from features.spark_groups import bucketed, group_of, group_tables, map_groups, read_table
+from policy.config import PolicyError, load_policy
+from scoring.chunk import ChunkOutput, ChunkSpec, score_chunk
+from scoring.chunks import Portfolio, span
+from scoring.drift import log_drift
+from scoring.errors import ScoreError, day_text
+from scoring.job import Plan, ScoreRequest, Totals, _as_of, _bundle, _extra, _manifest, _refuse, _required_models
+from scoring.models import Models
+from scoring.output import SCHEMA
+from scoring.previous import previous_cycle
+from scoring.problems import ProblemTally
+from scoring.report import run_report
+from scoring.tally import Tally
+
+STATS = "_reduce"  # the column of each group's one row for the reduce (pickled between our own processes)
+MANIFEST_NAME, REPORT_NAME = "_manifest.json", "_report.html"
+
+
+def run_spark(request: ScoreRequest, spark, *, buckets: int | None = None) -> dict:
+    """Score every account as of the requested date on Spark; write the output folder and return its manifest.
+
+    `buckets`: customer groups (default: about `request.chunk_size` accounts each, as the local engine's
+    chunks, so a group fits an executor as a chunk fits a worker)."""
+    started = time.perf_counter()
+    if request.previous is not None:
+        raise ScoreError("--previous is read by the local engine only: leave it out on Spark, and the previous "
+                         "cycle's score is recomputed from the histories")
+    try:
+        policy = load_policy(request.policy)
+    except PolicyError as exc:
+        raise ScoreError(str(exc)) from None
+    out = output_folder(request, 0) if request.out is not None else None
+    if out is not None and out.exists() and not request.overwrite:
+        raise ScoreError(f"--out {out} exists: the Spark engine replaces an output only with --overwrite")
+    with tempfile.TemporaryDirectory(prefix="dynascore-spark-") as tmp:
+        bundle, version = _bundle(request, Path(tmp))
+        _required_models(request.model, bundle.targets, policy)
+        extra = _extra(request, bundle)
+        plan = _plan(request, policy, bundle, version, extra, spark, buckets)
+        _refuse(lambda: check_control_totals(request.data, sums=False))
+        totals, rows, digest = _map_reduce(spark, request, plan, policy)
+        manifest = _manifest(request, plan, bundle, policy, rows.count_written, totals, digest, started)
+        manifest["run"] = {"engine": "spark", "buckets": plan.chunk_size, "master": spark.sparkContext.master,
+                           "reasons": request.reasons}
+        log_drift(manifest["drift"])
+        report = run_report(manifest, bundle.reference.get("score"), totals.drift.get("score"))
+        return rows.commit(manifest, report)
+
+
+def output_folder(request: ScoreRequest, as_of: int) -> Path:
+    """--out, or scores/scores-<as-of>.parquet: here a folder of Parquet parts (Spark writes one part per task),
+    which Parquet readers read as one table."""
+    return Path(request.out) if request.out is not None else Path("scores") / f"scores-{day_text(as_of)}.parquet"
+
+
+def _plan(request: ScoreRequest, policy, bundle, version: str, extra, spark, buckets: int | None) -> Plan:
+    try:
+        first_day, extraction = span(request.data, stated_extraction(request.data, request.extracted_on))
+    except ContractError as exc:
+        raise ScoreError(str(exc)) from None
+    portfolio = Portfolio(np.empty(0, np.int64), np.empty(0, np.int64), first_day, extraction)
+    as_of = _as_of(request.as_of, portfolio)
+    previous_day, _, _, previous_info = previous_cycle(request, policy, as_of, portfolio)
+    if buckets is None:
+        accounts = read_table(spark, request.data, "accounts").count()  # from the Parquet footers
+        buckets = max(1, -(-accounts // request.chunk_size))
+    spec = ChunkSpec(as_of, previous_day, first_day, extraction, Models.of(bundle), version, policy, request.reasons)
+    out = output_folder(request, as_of)
+    if request.out is None and out.exists() and not request.overwrite:
+        raise ScoreError(f"{out} exists: the Spark engine replaces an output only with --overwrite")
+    return Plan(as_of, out, portfolio, previous_info, buckets, spec, [], extra)
+
+
+def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
+    """The groups scored by the executors; their reduce rows added up here; the output rows to be written."""
+    from pyspark.sql import functions as sf
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    schema = from_arrow_schema(SCHEMA.append(pa_binary_field()))
+    shared = _shared_tables(Path(request.data))
+    scored = map_groups(bucketed(spark, request.data, plan.chunk_size),
+                        _group_scorer(plan.spec, plan.extra, shared, _sources(Path(request.data))), schema)
+    scored = scored.persist()
+    try:
+        totals, problems = Totals(Tally(policy)), ProblemTally()
+        for (blob,) in scored.where(sf.col(STATS).isNotNull()).select(STATS).toLocalIterator():
+            result: ChunkOutput = pickle.loads(blob)
+            if result.problems or problems:
+                problems.add(result.problems)
+            else:
+                totals.add(result)
+        if problems:
+            raise ScoreError(str(ContractError(problems.whole(Path(request.data)))))
+        if totals.inputs.bill_ids_may_repeat():
+            _refuse_repeated_bill_ids(spark, request.data)
+        rows = _Output(scored.where(sf.col(STATS).isNull()).drop(STATS), plan.out)
+        rows.write()
+    except BaseException:
+        scored.unpersist()
+        raise
+    scored.unpersist()
+    return totals, rows, input_fingerprint(spark, Path(request.data))
+
+
+def pa_binary_field():
+    return pa.field(STATS, pa.binary())
+
+
+def _shared_tables(data: Path) -> dict:
+    """The tables every group reads whole: the economy (macro), a row per month, read here and sent with the
+    function (the accounts' tables are never read on the driver)."""
+    path = find_table(data, "macro")
+    return {} if path is None else {"macro": read_contract_table(path, "macro")}
+
+
+def _sources(data: Path) -> dict[str, str]:
+    """Each table's file, so a group's problems name it as the local engine's do."""
+    return {name: str(path) for name in (*CORE_TABLES, "macro") if (path := find_table(data, name)) is not None}
+
+
+def _group_scorer(spec: ChunkSpec, extra, shared: dict, sources: dict):
+    """The function Spark maps each group with (its type hints tell Spark it takes and yields Arrow batches)."""
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        yield from _score_group(batches, spec=spec, extra=extra, shared=shared, sources=sources)
+
+    return score
+
+
+def _score_group(batches: Iterator[pa.RecordBatch], *, spec: ChunkSpec, extra, shared: dict,
+                 sources: dict) -> Iterator[pa.RecordBatch]:
+    """One bucket of customers, on an executor: its tables rebuilt and checked, scored by score_chunk; the
+    output rows, then one row for the reduce. Numba runs one thread here: Spark gives each task a core."""
+    import numba
+
+    numba.set_num_threads(1)
+    group = group_of(batches)
+    if group is None:
+        return
+    try:
+        tables = validate({**group_tables(group), **shared}, sources=sources, extraction=spec.extraction)
+    except ContractError as exc:
+        result = ChunkOutput.refused(exc.problems, {})
+    else:
+        result = score_chunk(tables, spec, None, extra=extra)
+        table = result.table
+        yield from table.append_column(STATS, pa.nulls(len(table), pa.binary())).to_batches()
+        result.table = None
+    stats = {name: pa.nulls(1, field.type) for name, field in zip(SCHEMA.names, SCHEMA, strict=True)}
+    stats[STATS] = pa.array([pickle.dumps(result)], pa.binary())
+    yield pa.RecordBatch.from_pydict(stats)
+
+
+def _refuse_repeated_bill_ids(spark, data: Path) -> None:
+    """Count bill ids held by more than one row over the whole bills table (groups check only their own)."""
+    from pyspark.sql import functions as sf
+
+    bills = read_table(spark, data, "bills")
+    repeated = bills.groupBy("bill_id").count().where(sf.col("count") > 1)
+    found = repeated.agg(sf.count("*").alias("ids"), sf.sum("count").alias("rows")).first()
+    if found["ids"]:
+        raise ScoreError(f"bills.bill_id is repeated: {found['ids']:,} ids are held by {found['rows']:,} rows of "
+                         f"{find_table(Path(data), 'bills')}; a bill's id must be unique: fix the extract")
+
+
+def input_fingerprint(spark, data: Path) -> str:
+    """The local engine's input fingerprint (scoring.output.fingerprint), each part hashed by an executor."""
+    from scoring.job import INPUT_TABLES
+    from scoring.output import fingerprint_of, sha256
+
+    files = []
+    for name in INPUT_TABLES:
+        path = find_table(data, name)
+        if path is not None:
+            files += part_files(path) if path.is_dir() else [path]
+    named = [(p.relative_to(data).as_posix(), str(p)) for p in files]
+    digests = spark.sparkContext.parallelize(named, max(1, len(named))).map(
+        lambda item: (item[0], sha256(Path(item[1])))).collect()
+    return fingerprint_of(digests)
+
+
+class _Output:
+    """The output rows written by Spark into a hidden folder beside the target, renamed into place once the
+    manifest is in it: a reader sees the old folder or the whole new one."""
+
+    def __init__(self, frame, out: Path) -> None:
+        self.frame, self.out = frame, Path(out)
+        self.tmp = self.out.parent / f".{self.out.name}.{uuid.uuid4().hex[:8]}.tmp"
+        self.count_written = 0
+
+    def write(self) -> None:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.frame.write.parquet(str(self.tmp))
+        self.count_written = int(self.frame.count())
+        if self.count_written == 0:
+            self.abort()
+            raise ScoreError("no account of the data is open on the as-of date: choose a later as-of date")
+
+    def commit(self, manifest: dict, report: str) -> dict:
+        """The manifest (naming the folder and its report) and the report into the folder, then the folder into
+        place; files named _* are not data to Parquet readers."""
+        manifest = {**manifest, "output": {"path": str(self.out), "rows": self.count_written,
+                                           "format": "a folder of Parquet parts"},
+                    "report": str(self.out / REPORT_NAME)}
+        (self.tmp / REPORT_NAME).write_text(report)
+        (self.tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+        old = None
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.{uuid.uuid4().hex[:8]}.old"
+            os.replace(self.out, old)
+        os.replace(self.tmp, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return manifest
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
