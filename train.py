@@ -11,6 +11,7 @@ Examples:
   python train.py --data data/synthetic/goal --targets default early_warning --tune-trials 20
   python train.py --labels my_labels.csv --config train.toml --tracking-uri http://127.0.0.1:5000
   python train.py --extra bureau.csv            # the models read the file's columns too; score.py then needs them
+  python train.py --panel data/panel --panel-customers 0.5   # a panel folder built on Spark, half its customers
 
 An --extra file holds account_id, optionally as_of, and columns of numbers or true/false, e.g.
   account_id,as_of,bureau_score,has_mortgage
@@ -19,6 +20,11 @@ An --extra file holds account_id, optionally as_of, and columns of numbers or tr
 With as_of each row is a value known from that day: a panel row as of T reads the account's latest row dated
 on or before T. Without it there is one row per account (application data), known throughout. Accounts with no
 row (yet) read missing values and are counted; text columns, repeated keys and names the catalog uses are refused.
+
+A --panel folder is the training panel built on Spark (training.spark_panel.build_panel_spark): the same rows as
+the panel built here, so the same models. The fit stays on this machine (LightGBM on Spark is not
+deterministic at scale); --panel-customers keeps a stable share of the customers when the panel is larger than
+memory. The folder must match today's feature catalog and the config's labels and as-of settings.
 """
 from __future__ import annotations
 
@@ -58,6 +64,13 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--extra", type=existing_file, metavar="FILE",
                     help="columns from outside the histories (CSV/Parquet: account_id, optional as_of, numbers or "
                          "true/false; see below) for the models to read too; score.py then needs --extra")
+    ap.add_argument("--panel", type=data_directory, metavar="DIR",
+                    help="train on a panel folder built on Spark (training.spark_panel) instead of building the panel "
+                         "from --data; not with --labels, --extra or latent_state = true (the filter needs the "
+                         "histories)")
+    ap.add_argument("--panel-customers", type=_share, metavar="SHARE",
+                    help="with --panel: keep this share (0 < SHARE <= 1) of the customers, a stable hash sample read "
+                         "with a filter, every account of a kept customer whole (a panel larger than memory)")
     ap.add_argument("--config", type=existing_file, metavar="FILE", help="TOML config: [train] [lightgbm] [labels] "
                     "[score_scale] [promotion] (see training/config.py)")
     ap.add_argument("--seed", type=int, metavar="N", help="random seed (overrides the config)")
@@ -76,6 +89,30 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _share(text: str) -> float:
+    """--panel-customers: a share in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share in (0, 1]")
+    return value
+
+
+def _panel_conflicts(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--panel holds the data's rows and labels already: what would change them is refused."""
+    if args.panel is None:
+        if args.panel_customers is not None:
+            ap.error("argument --panel-customers: it samples a --panel folder; give --panel DIR")
+        return
+    for option, value in (("--data", args.data != DEMO), ("--labels", args.labels), ("--extra", args.extra),
+                          ("--extracted-on", args.extracted_on)):
+        if value:
+            ap.error(f"argument {option}: not with --panel (the panel folder was built from its data, labels and "
+                     "extraction date already)")
+
+
 def _fail(message: str, code: int = 1) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
@@ -86,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.as_of_start and args.as_of_end and args.as_of_start > args.as_of_end:
         ap.error(f"argument --as-of-start: {args.as_of_start} is after --as-of-end {args.as_of_end}")
+    _panel_conflicts(ap, args)
     mlflow_output(args.verbose)
     from dataclasses import replace
 
@@ -109,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         check_server(uri)
     except TrackingError as exc:
         return _fail(str(exc))
-    if not args.data.exists():
+    if args.panel is None and not args.data.exists():
         print(f"no data at {DEMO}: generating the demo world (about 20,000 accounts, 36 months of history and "
               "36 as-of months) ...")
         from simulation.generate import Request, format_summary, generate
@@ -117,13 +155,17 @@ def main(argv: list[str] | None = None) -> int:
         print(format_summary(generate(DEMO, Request(20_000, 36, seed=42)), DEMO))
     t0 = time.perf_counter()
     try:
-        run = run_training(args.data, cfg, uri=uri, experiment=args.experiment, model_name=args.model_name,
-                           reports_dir=args.reports, labels_file=args.labels,
+        run = run_training(None if args.panel else args.data, cfg, uri=uri, experiment=args.experiment,
+                           model_name=args.model_name, reports_dir=args.reports, labels_file=args.labels,
                            ece_tolerance=promotion["ece_tolerance"], extracted_on=args.extracted_on,
-                           extra_file=args.extra)
+                           extra_file=args.extra, panel_dir=args.panel, panel_customers=args.panel_customers)
     except (ContractError, TrackingError, ValueError) as exc:
         return _fail(str(exc))
     _summary(run, uri, time.perf_counter() - t0)
+    if args.panel:  # score the data the panel was built from
+        from training.spark_panel import panel_info
+
+        args.data = Path(panel_info(args.panel)["data"])
     print(f"score with: {score_command(run.logged.model_uri, args, uri)}")
     return 0
 
@@ -170,7 +212,7 @@ def _summary(run, uri: str, seconds: float) -> None:
             line += f"  Bayes-optimal AUC {r.oracle['oracle_auc']:.3f} (ratio {r.oracle['auc_ratio']:.3f})"
         print(line)
     print(f"registered {logged.model_uri} version {logged.version} as {logged.alias}: {logged.decision}")
-    print(f"run {logged.run_id}; report {run.report}")
+    print(f"run {logged.run_id}; report {run.report or 'none (trained on a panel folder)'}")
     if run.bundle_dir is not None:
         print(f"bundle: {run.bundle_dir} (score.py --model takes this directory too)")
     print(f"look: {uri}" if uri.startswith(("http://", "https://")) else f"look: mlflow ui --backend-store-uri {uri}")

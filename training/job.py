@@ -25,17 +25,22 @@ CATALOG_PAGE = Path(__file__).resolve().parent.parent / "docs" / "features.md"
 class TrainingRun:
     result: TrainResult
     logged: LoggedRun
-    report: Path
+    report: Path | None  # None when trained on a panel folder (no histories for the pack)
     seconds: dict[str, float]
     bundle_dir: Path | None = None  # the run's bundle/ artifact when the artifact store is a local folder
 
 
-def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str, model_name: str,
+def run_training(data_dir: Path | None, cfg: TrainConfig, *, uri: str, experiment: str, model_name: str,
                  reports_dir: Path, labels_file: Path | None = None, ece_tolerance: float = 0.005,
                  progress: Callable[[str], None] = print, extracted_on: str | None = None,
-                 extra_file: Path | None = None) -> TrainingRun:
+                 extra_file: Path | None = None, panel_dir: Path | None = None,
+                 panel_customers: float | None = None) -> TrainingRun:
     """Train on the extract in `data_dir` (extraction date: `extracted_on`, else its manifest's, else derived);
-    `extra_file`: columns from outside the histories the models read too (features.extra)."""
+    `extra_file`: columns from outside the histories the models read too (features.extra). `panel_dir`: train
+    on a panel folder built on Spark instead (training.spark_panel; `panel_customers`: a share of its customers)."""
+    if panel_dir is not None:
+        return _run_on_panel(panel_dir, panel_customers, cfg, uri=uri, experiment=experiment, model_name=model_name,
+                             ece_tolerance=ece_tolerance, progress=progress)
     t0 = time.perf_counter()
     tables = load_extract(data_dir, extracted_on=extracted_on, optional=("macro", "truth"))
     if tables.extraction is not None:
@@ -75,6 +80,35 @@ def run_training(data_dir: Path, cfg: TrainConfig, *, uri: str, experiment: str,
     seconds = {"load_s": t_load, **result.timings, "report_s": t_report, "tracking_s": t_tracking,
                "wall_s": time.perf_counter() - t0}
     return TrainingRun(result, logged, report, seconds, _local_bundle(uri, logged.run_id))
+
+
+def _run_on_panel(panel_dir: Path, customers: float | None, cfg: TrainConfig, *, uri: str, experiment: str,
+                  model_name: str, ece_tolerance: float, progress: Callable[[str], None]) -> TrainingRun:
+    """Train on a panel folder: the fit, the registration, no validation pack (the pack reads the histories'
+    segments, which the folder does not hold: `python -m validation report --model ... --data DIR` writes
+    one for the registered model)."""
+    from training.spark_panel import panel_info, read_panel
+
+    t0 = time.perf_counter()
+    info = panel_info(panel_dir)
+    panel = read_panel(panel_dir, cfg, default_catalog(), customers)
+    sample = f", customers sampled {customers:g}" if customers is not None and customers < 1 else ""
+    progress(f"panel: {len(panel.frame):,} rows read from {panel_dir}{sample} (built from {info['data']})")
+    t_load = time.perf_counter() - t0
+    result = train(None, cfg, progress=progress, panel=panel, data_fingerprint=info["data_fingerprint"])
+    progress("report: none (a panel folder holds no histories): python -m validation report --model MODEL "
+             f"--data {info['data']} writes the validation pack")
+    extra = {"catalog": CATALOG_PAGE} if CATALOG_PAGE.exists() else {}
+    t2 = time.perf_counter()
+    progress(f"mlflow: logging the run and registering {model_name} at {uri} ...")
+    params = {"data": info["data"], "panel": str(panel_dir), "panel_customers": customers or 1.0}
+    with registry_notes_held_back():
+        logged = log_training(result, model_name=model_name, experiment=experiment, uri=uri, report_path=None,
+                              extra_artifacts=extra, params=params, config=cfg, tolerance_ece=ece_tolerance)
+    t_tracking = time.perf_counter() - t2
+    progress(f"mlflow: logged and registered in {t_tracking:.1f} s")
+    seconds = {"load_s": t_load, **result.timings, "tracking_s": t_tracking, "wall_s": time.perf_counter() - t0}
+    return TrainingRun(result, logged, None, seconds, _local_bundle(uri, logged.run_id))
 
 
 def extra_columns(path: Path) -> ExtraColumns:

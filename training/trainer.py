@@ -119,19 +119,26 @@ def supplied_labels(path: Path) -> pd.DataFrame:
 
 
 def _month_range(prep: Prepared, cfg: TrainConfig, stated: pd.Timestamp | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The as-of range of the tables (see `as_of_range`)."""
+    first_due = int(prep.due_day.min()) if len(prep.due_day) else prep.first_day  # first bill, not oldest account
+    return as_of_range(first_due, prep.extraction, cfg, stated)
+
+
+def as_of_range(first_due: int, extraction: pd.Timestamp | None, cfg: TrainConfig,
+                stated: pd.Timestamp | None) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The as-of range: the config's, else from the first as-of day the extract states (`as_of_from` in its
     manifest: a warehouse's earlier months are history, whose rows would see shorter records), else from 3
-    months into the data."""
-    first_due = int(prep.due_day.min()) if len(prep.due_day) else prep.first_day  # first bill, not oldest account
+    months into the data (`first_due`: the whole extract's first due day, the Spark panel reads it from the
+    footers)."""
     first = pd.Timestamp(np.datetime64(first_due, "D"))
     start = pd.Timestamp(cfg.as_of_start) if cfg.as_of_start else stated if stated is not None else \
         first + pd.offsets.MonthEnd(3)
-    end = pd.Timestamp(cfg.as_of_end) if cfg.as_of_end else prep.extraction
+    end = pd.Timestamp(cfg.as_of_end) if cfg.as_of_end else extraction
     if start > end:
         raise ValueError(f"the as-of range is empty: start {start:%Y-%m-%d} is after end {end:%Y-%m-%d}")
-    if cfg.as_of_end and prep.extraction is not None:  # name the date the user gave
+    if cfg.as_of_end and extraction is not None:  # name the date the user gave
         check_as_of(to_days(np.array([end.to_datetime64()])), None,
-                    int(to_days(np.array([prep.extraction.to_datetime64()]))[0]), what="as-of end")
+                    int(to_days(np.array([extraction.to_datetime64()]))[0]), what="as-of end")
     return start, end
 
 
@@ -385,9 +392,11 @@ def _oracle(test: pd.DataFrame, target: str, truth: pd.DataFrame) -> dict:
 
 def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = None, catalog: Catalog | None = None,
           progress: Callable[[str], None] = print, on_trial: Callable | None = None,
-          panel: Panel | None = None, extra: ExtraColumns | None = None) -> TrainResult:
+          panel: Panel | None = None, extra: ExtraColumns | None = None,
+          data_fingerprint: str | None = None) -> TrainResult:
     """Build the panel (unless given), train every configured target, and return the bundle and its evidence.
-    `extra`: columns from outside the histories the models read too (a given panel must hold them already)."""
+    `extra`: columns from outside the histories the models read too (a given panel must hold them already).
+    `tables` may be None with a given panel (read from a panel folder): `data_fingerprint` then names the data."""
     from validation.metrics import reference_distribution
 
     catalog = catalog or default_catalog()
@@ -398,7 +407,7 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
     timings["panel_s"] = time.perf_counter() - t0
     progress(f"panel: {len(panel.frame):,} rows x {len(panel.feature_names)} features "
              f"({timings['panel_s']:.1f} s)")
-    truth = tables.truth if labels is None else None
+    truth = tables.truth if labels is None and tables is not None else None
     models, results = {}, {}
     t1 = time.perf_counter()
     slices = {t: target_slices(panel, t, cfg, labels is not None) for t in cfg.targets}
@@ -437,7 +446,7 @@ def train(tables: Tables, cfg: TrainConfig, *, labels: pd.DataFrame | None = Non
     reference["features"].update(_training_ranges(panel, shared_rows, catalog, reference["features"]))
     if "default" in results:
         reference["score"] = reference_distribution(cfg.scale.score(results["default"].in_sample_p)[0])
-    fp = fingerprint(tables)
+    fp = fingerprint(tables) if tables is not None else data_fingerprint
     info = {"data_fingerprint": fp, "label_source": "file" if labels is not None else "derived",
             "label_config": cfg.labels.__dict__, "slices": {t: r.plan.describe() for t, r in results.items()},
             "seed": cfg.seed, "left_out": left_out}
