@@ -9,6 +9,8 @@ benchmarks:
   validation the validation pack from a year of score files, against the same AUCs computed by hand
   monthly    a bureau-style monthly file: the project's features and model against LightGBM on the raw
              columns, and the gap to the day-precise path on the same accounts
+  spark      the nightly scoring job on Spark against the local engine: wall of each, where Spark's time
+             goes (session, shuffle, groups, kernel, write), and whether the outputs are equal
 
 Each prints its figures and whether its goal is met, then ends with one line of JSON holding the same
 figures, for programs to compare. Each has its own options, defaults and goal: python -m bench NAME --help.
@@ -30,7 +32,7 @@ from features.cli import EXIT_CODES, USED_WRONGLY
 
 BENCHMARKS = {"simulate": "bench.simulate", "features": "bench.features", "train": "bench.train",
               "score": "bench.score", "validation": "bench.validation",
-              "monthly": "bench.monthly"}
+              "monthly": "bench.monthly", "spark": "bench.spark"}
 USAGE = f"usage: python -m bench [-h] {{{','.join(BENCHMARKS)}}} [options]"
 
 
