@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -71,6 +72,8 @@ def run(argv: list[str]) -> dict:
                                chunk_size=args.chunk_size)
         with Timer() as t_local:
             local = run_local(request)
+        print(f"local engine {t_local.seconds:.1f} s for {local['rows']['scored']:,} accounts; Spark next",
+              file=sys.stderr)  # a long Spark run stopped before its end still leaves this figure
         with Timer() as t_session:
             spark = spark_session(args.master, app="dynascore-bench", conf=dict(args.conf))
         try:
