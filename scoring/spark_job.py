@@ -30,7 +30,7 @@ import pyarrow as pa
 from features.contract import CORE_TABLES, ContractError, find_table, part_files, validate
 from features.contract import read_table as read_contract_table
 from features.extract_manifest import check_control_totals, stated_extraction
-from features.spark_groups import bucketed, group_of, group_tables, map_groups, read_table
+from features.spark_groups import BUCKET, bucketed, group_of, group_tables, map_groups, read_table
 from policy.config import PolicyError, load_policy
 from scoring.chunk import ChunkOutput, ChunkSpec, score_chunk
 from scoring.chunks import Portfolio, span
@@ -110,12 +110,15 @@ def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
 
     schema = from_arrow_schema(SCHEMA.append(pa_binary_field()))
     shared = _shared_tables(Path(request.data))
-    scored = map_groups(bucketed(spark, request.data, plan.chunk_size),
+    # one partition per bucket: left to the shuffle's default (200), the persisted frame keeps empty partitions
+    # and every action on it pays a task, a job and a part file for each
+    grouped = bucketed(spark, request.data, plan.chunk_size).repartition(plan.chunk_size, BUCKET)
+    scored = map_groups(grouped,
                         _group_scorer(plan.spec, plan.extra, shared, _sources(Path(request.data))), schema)
     scored = scored.persist()
     try:
         totals, problems = Totals(Tally(policy)), ProblemTally()
-        for (blob,) in scored.where(sf.col(STATS).isNotNull()).select(STATS).toLocalIterator():
+        for (blob,) in scored.where(sf.col(STATS).isNotNull()).select(STATS).collect():  # one small row a group
             result: ChunkOutput = pickle.loads(blob)
             if result.problems or problems:
                 problems.add(result.problems)
