@@ -91,7 +91,7 @@ def test_bad_rows_are_refused_with_the_local_engines_message_and_the_previous_ou
         run_spark(ScoreRequest(world, out, model=str(bundle_dir)), spark, buckets=2)
 
 
-def test_score_py_runs_the_job_on_spark(world, bundle_dir, tmp_path):
+def test_score_py_runs_the_job_on_spark(spark, world, bundle_dir, tmp_path):  # spark: skips without pyspark
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     out = tmp_path / "tonight.parquet"
     res = subprocess.run([sys.executable, str(ROOT / "score.py"), "--engine", "spark", "--spark-master", "local[2]",
