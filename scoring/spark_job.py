@@ -71,12 +71,16 @@ def run_spark(request: ScoreRequest, spark, *, buckets: int | None = None) -> di
         plan = _plan(request, policy, bundle, version, extra, spark, buckets)
         _refuse(lambda: check_control_totals(request.data, sums=False))
         totals, rows, digest = _map_reduce(spark, request, plan, policy)
-        manifest = _manifest(request, plan, bundle, policy, rows.count_written, totals, digest, started)
-        manifest["run"] = {"engine": "spark", "buckets": plan.chunk_size, "master": spark.sparkContext.master,
-                           "reasons": request.reasons}
-        log_drift(manifest["drift"])
-        report = run_report(manifest, bundle.reference.get("score"), totals.drift.get("score"))
-        return rows.commit(manifest, report)
+        try:
+            manifest = _manifest(request, plan, bundle, policy, rows.count_written, totals, digest, started)
+            manifest["run"] = {"engine": "spark", "buckets": plan.chunk_size, "master": spark.sparkContext.master,
+                               "reasons": request.reasons}
+            log_drift(manifest["drift"])
+            report = run_report(manifest, bundle.reference.get("score"), totals.drift.get("score"))
+            return rows.commit(manifest, report)
+        except BaseException:  # the written parts never stay behind a failed run
+            rows.abort()
+            raise
 
 
 def output_folder(request: ScoreRequest, as_of: int) -> Path:
@@ -128,13 +132,12 @@ def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
             raise ScoreError(str(ContractError(problems.whole(Path(request.data)))))
         if totals.inputs.bill_ids_may_repeat():
             _refuse_repeated_bill_ids(spark, request.data)
+        digest = input_fingerprint(spark, Path(request.data))
         rows = _Output(scored.where(sf.col(STATS).isNull()).drop(STATS), plan.out)
         rows.write()
-    except BaseException:
+    finally:
         scored.unpersist()
-        raise
-    scored.unpersist()
-    return totals, rows, input_fingerprint(spark, Path(request.data))
+    return totals, rows, digest
 
 
 def pa_binary_field():
@@ -224,7 +227,11 @@ class _Output:
 
     def write(self) -> None:
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.frame.write.parquet(str(self.tmp))
+        try:
+            self.frame.write.parquet(str(self.tmp))
+        except BaseException:  # a failed write leaves no hidden folder behind
+            self.abort()
+            raise
         self.count_written = int(self.frame.count())
         if self.count_written == 0:
             self.abort()
