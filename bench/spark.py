@@ -40,7 +40,7 @@ from features.cli import mlflow_output, positive
 GOAL_RATIO = 2.5
 
 
-def run(argv: list[str]) -> dict:
+def _parser() -> argparse.ArgumentParser:
     ap = bench_parser("spark", __doc__, accounts=1_000_000, months=24, workers=2)
     ap.add_argument("--train-accounts", type=positive(), default=200_000, metavar="N",
                     help="accounts in the world the model is trained on (default 200,000, as bench score)")
@@ -55,7 +55,11 @@ def run(argv: list[str]) -> dict:
                     help="Spark master (default local[2]: two cores, as the local engine's two workers)")
     ap.add_argument("--conf", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                     help="a Spark setting over features.spark_session's (repeat for more; default none)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def run(argv: list[str]) -> dict:
+    args = _parser().parse_args(argv)
     mlflow_output(verbose=False)  # the figures, not mlflow's INFO lines and download bars
     from features.spark_session import spark_session
     from scoring.job import ScoreRequest
