@@ -32,7 +32,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 FILE_NAME = "_manifest.json"
+Mapper = Callable[[Callable, list], Iterable]  # map(func, units): threads here, or a cluster's tasks
 # the amount columns whose sums a manifest may state (all of the contract's amount columns)
 SUMMED: Mapping[str, tuple[str, ...]] = {
     "bills": ("amount_due", "min_due"),
@@ -166,12 +167,13 @@ def _whole(path: Path, field: str, value: object, unit: str, *, minimum: int | N
 
 
 def control_totals(data_dir: str | Path, tables: Iterable[str] | None = None, *,
-                   sums: bool = True) -> dict[str, dict[str, object]]:
+                   sums: bool = True, mapper: Mapper | None = None) -> dict[str, dict[str, object]]:
     """Row counts and cent sums of the tables found in ``data_dir`` (all of the contract's, or ``tables``);
     with ``sums=False`` row counts only (Parquet footers alone: what a job checks before any heavy work).
 
     Streaming and columnar: Parquet row counts come from the footers; only the summed columns are decoded,
-    one row group (or CSV block) at a time, on a few threads. A summed column no part holds is left out.
+    one row group (or CSV block) at a time, on a few threads, or by ``mapper(func, units)`` (e.g. a
+    cluster's executors: features.spark_checks.on_executors). A summed column no part holds is left out.
     """
     folder = Path(data_dir)
     wanted = ALL_TABLES if tables is None else tuple(tables)
@@ -193,11 +195,19 @@ def control_totals(data_dir: str | Path, tables: Iterable[str] | None = None, *,
             columns += [c for c in here if c not in columns]
             work += [(name, file, group, here) for group in range(footer.num_row_groups) if here and sums]
         out[name] = {"rows": rows, "sums": dict.fromkeys((c for c in SUMMED.get(name, ()) if c in columns), 0)}
-    with ThreadPoolExecutor(THREADS) as pool:
-        for name, sums in pool.map(lambda unit: (unit[0], _row_group_cents(*unit)), work):
-            for column, cents in sums.items():
-                out[name]["sums"][column] += cents
+    for name, cents_by_column in (mapper or _on_threads)(_unit_cents, work):
+        for column, cents in cents_by_column.items():
+            out[name]["sums"][column] += cents
     return out
+
+
+def _on_threads(func: Callable, units: list) -> list:
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(func, units))
+
+
+def _unit_cents(unit: tuple[str, Path, int, tuple[str, ...]]) -> tuple[str, dict[str, int]]:
+    return unit[0], _row_group_cents(*unit)
 
 
 def _open(file: Path, table: str) -> pq.ParquetFile:
@@ -296,14 +306,16 @@ def _cent_sum(values):  # pragma: no cover - compiled
 # ---------------------------------------------------------------------------------------------- checking
 
 
-def reconcile(data_dir: str | Path, manifest: ExtractManifest, *, sums: bool = True) -> list[Problem]:
+def reconcile(data_dir: str | Path, manifest: ExtractManifest, *, sums: bool = True,
+              mapper: Mapper | None = None) -> list[Problem]:
     """One Problem per table whose rows or sums differ from what ``manifest`` states (tables it does not
-    name are not checked); empty when all agree. ``sums=False``: row counts only."""
+    name are not checked); empty when all agree. ``sums=False``: row counts only; ``mapper``: as in
+    control_totals."""
     stated = manifest.control_totals or {}
     if not stated:
         return []
     folder = Path(data_dir)
-    found = control_totals(folder, stated, sums=sums)
+    found = control_totals(folder, stated, sums=sums, mapper=mapper)
     if not sums:
         stated = {table: {"rows": want["rows"], "sums": {}} for table, want in stated.items()}
     problems = []
@@ -318,12 +330,13 @@ def reconcile(data_dir: str | Path, manifest: ExtractManifest, *, sums: bool = T
     return problems
 
 
-def check_control_totals(data_dir: str | Path, *, sums: bool = True) -> list[Problem]:
+def check_control_totals(data_dir: str | Path, *, sums: bool = True, mapper: Mapper | None = None) -> list[Problem]:
     """Read the extract's manifest and reconcile the tables against it: what a job calls before heavy work.
     Empty when there is no manifest or it states no control totals; ContractError when it is malformed.
-    ``sums=False``: row counts only, from the footers (the nightly job reads the sums while it scores)."""
+    ``sums=False``: row counts only, from the footers (the nightly job reads the sums while it scores);
+    ``mapper``: as in control_totals."""
     manifest = read_extract_manifest(data_dir)
-    return [] if manifest is None else reconcile(data_dir, manifest, sums=sums)
+    return [] if manifest is None else reconcile(data_dir, manifest, sums=sums, mapper=mapper)
 
 
 def _mismatch(table: str, want: Mapping, got: Mapping, manifest: str, source: Path) -> Problem | None:

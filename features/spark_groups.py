@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.contract import CORE_TABLES, ContractError, Problem, _arrow_to_pandas, find_table
+from features.contract import read_table as read_contract_table
 from features.spark_session import PANDAS_WARNING
 
 BUCKET, TABLE = "_bucket", "_table"
@@ -86,3 +87,15 @@ def group_of(batches: Iterable[pa.RecordBatch]) -> pa.Table:
     """A group's record batches as one table (an empty group has none)."""
     batches = list(batches)
     return pa.Table.from_batches(batches) if batches else None
+
+
+def shared_tables(data: Path) -> dict[str, pd.DataFrame]:
+    """The tables every group reads whole: the economy (macro), a row per month, read on the driver and sent
+    with the group's function (the accounts' tables are never read on the driver)."""
+    path = find_table(Path(data), "macro")
+    return {} if path is None else {"macro": read_contract_table(path, "macro")}
+
+
+def table_sources(data: Path) -> dict[str, str]:
+    """Each table's file, so a group's problems name it as the local engine's do."""
+    return {name: str(path) for name in (*CORE_TABLES, "macro") if (path := find_table(Path(data), name)) is not None}

@@ -24,6 +24,7 @@ from features.catalog import default_catalog
 from features.contract import ContractError, find_table, part_files
 from features.extra import ExtraColumns, check_accounts, read_extra, taken_names
 from features.extract_manifest import check_control_totals, stated_extraction
+from features.problem_tally import ProblemTally
 from models.latent_state import taken_by_latent
 from policy.config import Policy, PolicyError, load_policy
 from scoring.chunk import STAGES, ChunkOutput, ChunkSpec, InputStats
@@ -35,7 +36,7 @@ from scoring.models import Models
 from scoring.output import INPUT_FILES, SCHEMA, SCHEMA_VERSION, TARGET_COLUMNS, AtomicParquet, Existing, claim, origin
 from scoring.pool import worker_pool
 from scoring.previous import day_over_day, previous_cycle, slice_of
-from scoring.problems import ProblemTally, repeated_bill_ids
+from scoring.problems import repeated_bill_ids
 from scoring.report import run_report
 from scoring.tally import Tally, reason_titles
 from scoring.worker import ChunkTask, read_and_score

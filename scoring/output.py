@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.file_digest import fingerprint_of, sha256
 from scoring.errors import ScoreError
 
 # 2: a model's columns are null outside the population its target is scored on (features/targets.py):
@@ -338,24 +338,6 @@ class AtomicParquet:
             temporary(path).unlink(missing_ok=True)
 
 
-def sha256(path: Path, block: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fingerprint(folder: Path, files: list[Path]) -> str:
     """SHA-256 over the input files' names (relative to `folder`) and contents: what exactly was scored."""
     return fingerprint_of((path.relative_to(folder).as_posix(), sha256(path)) for path in files)
-
-
-def fingerprint_of(digests) -> str:
-    """`fingerprint` from (relative name, SHA-256 of the file) pairs, in any order: the files may be hashed
-    apart (by a cluster's executors) and combined here."""
-    h = hashlib.sha256()
-    for name, digest in sorted(digests):
-        h.update(name.encode())
-        h.update(digest.encode())
-    return h.hexdigest()

@@ -15,32 +15,53 @@ computed exactly as it is locally; nothing is implemented twice.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from features.contract import CORE_TABLES, ContractError, find_table, part_files, validate
-from features.contract import read_table as read_contract_table
+from features.atomic_folder import hidden_beside, swap_in
+from features.contract import ContractError, part_files, validate
 from features.extract_manifest import check_control_totals, stated_extraction
-from features.spark_groups import BUCKET, bucketed, group_of, group_tables, map_groups, read_table
+from features.file_digest import fingerprint_of
+from features.problem_tally import ProblemTally
+from features.spark_checks import file_digests, on_executors, repeated_bill_ids
+from features.spark_groups import (
+    BUCKET,
+    bucketed,
+    group_of,
+    group_tables,
+    map_groups,
+    read_table,
+    shared_tables,
+    table_sources,
+)
 from policy.config import PolicyError, load_policy
 from scoring.chunk import ChunkOutput, ChunkSpec, score_chunk
 from scoring.chunks import Portfolio, span
 from scoring.drift import log_drift
 from scoring.errors import ScoreError, day_text
-from scoring.job import Plan, ScoreRequest, Totals, _as_of, _bundle, _extra, _manifest, _refuse, _required_models
+from scoring.job import (
+    INPUT_TABLES,
+    Plan,
+    ScoreRequest,
+    Totals,
+    _as_of,
+    _bundle,
+    _extra,
+    _manifest,
+    _refuse,
+    _required_models,
+)
 from scoring.models import Models
 from scoring.output import SCHEMA
 from scoring.previous import previous_cycle
-from scoring.problems import ProblemTally
 from scoring.report import run_report
 from scoring.tally import Tally
 
@@ -113,12 +134,12 @@ def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
     from pyspark.sql.pandas.types import from_arrow_schema
 
     schema = from_arrow_schema(SCHEMA.append(pa_binary_field()))
-    shared = _shared_tables(Path(request.data))
+    shared = shared_tables(Path(request.data))
     # one partition per bucket: left to the shuffle's default (200), the persisted frame keeps empty partitions
     # and every action on it pays a task, a job and a part file for each
     grouped = bucketed(spark, request.data, plan.chunk_size).repartition(plan.chunk_size, BUCKET)
     scored = map_groups(grouped,
-                        _group_scorer(plan.spec, plan.extra, shared, _sources(Path(request.data))), schema)
+                        _group_scorer(plan.spec, plan.extra, shared, table_sources(Path(request.data))), schema)
     scored = scored.persist()
     try:
         totals, problems = Totals(Tally(policy)), ProblemTally()
@@ -128,11 +149,9 @@ def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
                 problems.add(result.problems)
             else:
                 totals.add(result)
-        if problems:
-            raise ScoreError(str(ContractError(problems.whole(Path(request.data)))))
-        if totals.inputs.bill_ids_may_repeat():
-            _refuse_repeated_bill_ids(spark, request.data)
-        digest = input_fingerprint(spark, Path(request.data))
+        _refuse_groups(spark, request.data, problems, totals)
+        _refuse(lambda: check_control_totals(request.data, mapper=on_executors(spark)))  # the amounts' sums
+        digest = fingerprint_of(file_digests(spark, Path(request.data), INPUT_TABLES))
         rows = _Output(scored.where(sf.col(STATS).isNull()).drop(STATS), plan.out)
         rows.write()
     finally:
@@ -140,20 +159,19 @@ def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
     return totals, rows, digest
 
 
+def _refuse_groups(spark, data: Path, problems: ProblemTally, totals: Totals) -> None:
+    """Refuse the extract when any group's rows break the contract, counted over the whole tables, as the
+    local engine refuses its chunks; a bill id repeated in two groups is counted over the whole column."""
+    if problems or totals.inputs.bill_ids_may_repeat():
+        repeated = repeated_bill_ids(spark, data)
+        if repeated is not None:
+            problems.replace(repeated)
+    if problems:
+        raise ScoreError(str(ContractError(problems.whole(Path(data)))))
+
+
 def pa_binary_field():
     return pa.field(STATS, pa.binary())
-
-
-def _shared_tables(data: Path) -> dict:
-    """The tables every group reads whole: the economy (macro), a row per month, read here and sent with the
-    function (the accounts' tables are never read on the driver)."""
-    path = find_table(data, "macro")
-    return {} if path is None else {"macro": read_contract_table(path, "macro")}
-
-
-def _sources(data: Path) -> dict[str, str]:
-    """Each table's file, so a group's problems name it as the local engine's do."""
-    return {name: str(path) for name in (*CORE_TABLES, "macro") if (path := find_table(data, name)) is not None}
 
 
 def _group_scorer(spec: ChunkSpec, extra, shared: dict, sources: dict):
@@ -188,41 +206,13 @@ def _score_group(batches: Iterator[pa.RecordBatch], *, spec: ChunkSpec, extra, s
     yield pa.RecordBatch.from_pydict(stats)
 
 
-def _refuse_repeated_bill_ids(spark, data: Path) -> None:
-    """Count bill ids held by more than one row over the whole bills table (groups check only their own)."""
-    from pyspark.sql import functions as sf
-
-    bills = read_table(spark, data, "bills")
-    repeated = bills.groupBy("bill_id").count().where(sf.col("count") > 1)
-    found = repeated.agg(sf.count("*").alias("ids"), sf.sum("count").alias("rows")).first()
-    if found["ids"]:
-        raise ScoreError(f"bills.bill_id is repeated: {found['ids']:,} ids are held by {found['rows']:,} rows of "
-                         f"{find_table(Path(data), 'bills')}; a bill's id must be unique: fix the extract")
-
-
-def input_fingerprint(spark, data: Path) -> str:
-    """The local engine's input fingerprint (scoring.output.fingerprint), each part hashed by an executor."""
-    from scoring.job import INPUT_TABLES
-    from scoring.output import fingerprint_of, sha256
-
-    files = []
-    for name in INPUT_TABLES:
-        path = find_table(data, name)
-        if path is not None:
-            files += part_files(path) if path.is_dir() else [path]
-    named = [(p.relative_to(data).as_posix(), str(p)) for p in files]
-    digests = spark.sparkContext.parallelize(named, max(1, len(named))).map(
-        lambda item: (item[0], sha256(Path(item[1])))).collect()
-    return fingerprint_of(digests)
-
-
 class _Output:
     """The output rows written by Spark into a hidden folder beside the target, renamed into place once the
     manifest is in it: a reader sees the old folder or the whole new one."""
 
     def __init__(self, frame, out: Path) -> None:
         self.frame, self.out = frame, Path(out)
-        self.tmp = self.out.parent / f".{self.out.name}.{uuid.uuid4().hex[:8]}.tmp"
+        self.tmp = hidden_beside(self.out)
         self.count_written = 0
 
     def write(self) -> None:
@@ -232,7 +222,7 @@ class _Output:
         except BaseException:  # a failed write leaves no hidden folder behind
             self.abort()
             raise
-        self.count_written = int(self.frame.count())
+        self.count_written = sum(pq.ParquetFile(part).metadata.num_rows for part in part_files(self.tmp))  # footers
         if self.count_written == 0:
             self.abort()
             raise ScoreError("no account of the data is open on the as-of date: choose a later as-of date")
@@ -245,13 +235,7 @@ class _Output:
                     "report": str(self.out / REPORT_NAME)}
         (self.tmp / REPORT_NAME).write_text(report)
         (self.tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
-        old = None
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}.{uuid.uuid4().hex[:8]}.old"
-            os.replace(self.out, old)
-        os.replace(self.tmp, self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_in(self.tmp, self.out)
         return manifest
 
     def abort(self) -> None:

@@ -101,3 +101,40 @@ def test_score_py_runs_the_job_on_spark(spark, world, bundle_dir, tmp_path):  # 
     assert "Traceback" not in res.stderr and "FutureWarning" not in res.stderr
     assert "scored " in res.stdout and str(out) in res.stdout
     assert len(pq.read_table(out)) == int(res.stdout.split("scored ", 1)[1].split(" ", 1)[0].replace(",", ""))
+
+
+def _copy_with(world: Path, out: Path, table: str, change) -> Path:
+    """A copy of the world whose `table` is changed by change(frame) -> frame, written as one Parquet file."""
+    import shutil
+
+    shutil.copytree(world, out)
+    path = next(p for p in (out / f"{table}.parquet", out / table) if p.exists())
+    frame = change(pd.read_parquet(path))
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    frame.to_parquet(out / f"{table}.parquet", index=False)
+    return out
+
+
+def test_amounts_off_the_control_totals_and_bill_ids_repeated_across_customers_are_refused_as_locally(
+        spark, world, bundle_dir, tmp_path):
+    from scoring.spark_job import run_spark
+
+    def one_cent_more(payments):
+        payments.loc[payments.index[7], "amount"] += 0.01  # still a valid payment: only the sums tell
+        return payments
+
+    def repeated(bills):
+        far = bills.index[[10, len(bills) // 2, len(bills) - 10]]  # three customers, across the groups
+        bills.loc[far[1:], "bill_id"] = bills.loc[far[0], "bill_id"]
+        return bills
+
+    for name, table, change, words in (("cents", "payments", one_cent_more, "sum of amount"),
+                                       ("ids", "bills", repeated, "bill_id is duplicated")):
+        bad = _copy_with(world, tmp_path / name, table, change)
+        with pytest.raises(ScoreError) as local:
+            run(ScoreRequest(bad, tmp_path / f"{name}-local.parquet", model=str(bundle_dir), workers=1))
+        with pytest.raises(ScoreError) as on_spark:
+            run_spark(ScoreRequest(bad, tmp_path / f"{name}-spark.parquet", model=str(bundle_dir)), spark, buckets=3)
+        assert words in str(local.value), name
+        assert str(on_spark.value) == str(local.value), name
+        assert not (tmp_path / f"{name}-spark.parquet").exists() and not list(tmp_path.glob(f".{name}-spark*"))

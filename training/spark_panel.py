@@ -18,24 +18,23 @@ filtered while reading.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from features.atomic_folder import hidden_beside, swap_in
 from features.catalog import Catalog, default_catalog
-from features.contract import CORE_TABLES, ContractError, Problem, find_table, validate
-from features.contract import read_table as read_contract_table
+from features.contract import CORE_TABLES, ContractError, Problem, validate
 from features.extraction import Extraction
 from features.panel import Panel, build_panel, month_ends
+from features.problem_tally import ProblemTally
 from features.stable_hash import account_uniforms
 from features.targets import TARGET_NAMES, LabelConfig
 from training.config import TrainConfig
@@ -74,7 +73,8 @@ def build_panel_spark(spark, data: Path, cfg: TrainConfig, catalog: Catalog | No
     `<data>/../panel`); return what `_panel.json` holds. `buckets`: customer groups (default: about
     GROUP_ACCOUNTS accounts each)."""
     from features.extract_manifest import check_control_totals
-    from features.spark_groups import BUCKET, bucketed, read_table
+    from features.spark_checks import repeated_bill_ids
+    from features.spark_groups import BUCKET, bucketed, read_table, shared_tables, table_sources
 
     started = time.perf_counter()
     data = Path(data)
@@ -92,11 +92,10 @@ def build_panel_spark(spark, data: Path, cfg: TrainConfig, catalog: Catalog | No
         buckets = max(1, -(-accounts // GROUP_ACCOUNTS))
     schema = panel_schema(catalog.names)
     rows = bucketed(spark, data, buckets).groupBy(BUCKET).applyInArrow(
-        _group_builder(spec, catalog, _shared_tables(data), _sources(data)), _spark_schema(schema))
+        _group_builder(spec, catalog, shared_tables(data), table_sources(data)), _spark_schema(schema))
     rows = rows.persist()
     try:
-        counts, written = _reduce(rows, data)
-        _refuse_repeated_bill_ids(spark, data)
+        counts, written = _reduce(rows, data, repeated_bill_ids(spark, data))
         if written == 0:
             raise ValueError(f"the panel of {data} has no row with a usable label between {start:%Y-%m-%d} and "
                              f"{end:%Y-%m-%d}: widen the as-of range")
@@ -188,16 +187,6 @@ def _spark_schema(schema: pa.Schema):
     return from_arrow_schema(schema)
 
 
-def _shared_tables(data: Path) -> dict:
-    """The economy (macro), read whole here and sent to every group (a row per month)."""
-    path = find_table(data, "macro")
-    return {} if path is None else {"macro": read_contract_table(path, "macro")}
-
-
-def _sources(data: Path) -> dict[str, str]:
-    return {name: str(path) for name in (*CORE_TABLES, "macro") if (path := find_table(data, name)) is not None}
-
-
 def _group_builder(spec: PanelSpec, catalog: Catalog, shared: dict, sources: dict):
     """The function Spark maps each group with (its type hints tell Spark it takes and yields Arrow batches)."""
     def build(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -248,19 +237,22 @@ def _stats_row(schema: pa.Schema, stats: dict) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(values, schema=schema)
 
 
-def _reduce(rows, data: Path) -> tuple[pd.DataFrame, int]:
+def _reduce(rows, data: Path, repeated: Problem | None) -> tuple[pd.DataFrame, int]:
     """The groups' counts added up as `build_panel` counts the whole panel (a target's bad rate: its bad rows
-    over its usable rows), or the groups' problems refused as the contract refuses the whole tables."""
-    problems, parts, written = [], [], 0
-    for (blob,) in rows.where(rows[STATS].isNotNull()).select(STATS).toLocalIterator():
+    over its usable rows), or the groups' problems (and `repeated`, the bill ids repeated over the whole
+    table) refused as the contract refuses the whole tables."""
+    problems, parts, written = ProblemTally(), [], 0
+    for (blob,) in rows.where(rows[STATS].isNotNull()).select(STATS).collect():  # one small row a group
         stats = pickle.loads(blob)
         if "problems" in stats:
-            problems += stats["problems"]
+            problems.add(stats["problems"])
         else:
             parts.append(pd.DataFrame(stats["counts"]))
             written += stats["rows"]
+    if repeated is not None:
+        problems.replace(repeated)
     if problems:
-        raise ContractError(_whole(problems, data))
+        raise ContractError(problems.whole(data))
     counts = pd.concat(parts).groupby("target", sort=False).sum(numeric_only=True)
     order = [*TARGET_NAMES, *(t for t in counts.index if t not in TARGET_NAMES)]
     counts = counts.loc[[t for t in order if t in counts.index]].reset_index()
@@ -272,86 +264,25 @@ def _reduce(rows, data: Path) -> tuple[pd.DataFrame, int]:
     return counts, written
 
 
-def _whole(problems: list[Problem], data: Path) -> list[Problem]:
-    """The groups' problems merged: counts added, the first samples kept, each out of its whole table's rows."""
-    from features.contract import SAMPLE
-    from features.extract_manifest import control_totals
-
-    merged: dict[tuple, Problem] = {}
-    for p in problems:
-        key = (p.table, p.column, p.what, p.key, p.hint)
-        seen = merged.get(key)
-        merged[key] = p if seen is None else replace(
-            seen, count=seen.count + p.count, samples=tuple(dict.fromkeys((*seen.samples, *p.samples)))[:SAMPLE])
-    out = []
-    for p in merged.values():
-        if p.total and find_table(data, p.table) is not None:
-            p = replace(p, total=control_totals(data, [p.table], sums=False)[p.table]["rows"])
-        out.append(p)
-    return out
-
-
-def _refuse_repeated_bill_ids(spark, data: Path) -> None:
-    """A bill id held by more than one row of the whole bills table is refused (each group checks only its own)."""
-    from pyspark.sql import functions as sf
-
-    from features.spark_groups import read_table
-
-    repeated = read_table(spark, data, "bills").groupBy("bill_id").count().where(sf.col("count") > 1)
-    found = repeated.agg(sf.count("*").alias("ids"), sf.sum("count").alias("rows")).first()
-    if found["ids"]:
-        raise ContractError([Problem("bills", "bill_id", f"is repeated: {found['ids']:,} ids are held by "
-                                     f"{found['rows']:,} rows", source=str(find_table(data, "bills")),
-                                     hint="A bill's id must be unique: fix the extract.")])
-
-
 def _data_fingerprint(spark, data: Path) -> str:
     """A short hash of the input files' contents (each part hashed by an executor): the bundle's name for
     the data it was trained on, the same for the same files wherever they lie."""
-    import hashlib
+    from features.file_digest import fingerprint_of
+    from features.spark_checks import file_digests
 
-    from features.contract import part_files
-
-    files = []
-    for name in (*CORE_TABLES, "macro"):
-        path = find_table(data, name)
-        if path is not None:
-            files += part_files(path) if path.is_dir() else [path]
-    named = [(p.relative_to(data).as_posix(), str(p)) for p in files]
-    digests = spark.sparkContext.parallelize(named, max(1, len(named))).map(
-        lambda item: (item[0], _sha256(item[1]))).collect()
-    h = hashlib.sha256()
-    for name, digest in sorted(digests):
-        h.update(f"{name}:{digest}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def _sha256(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return fingerprint_of(file_digests(spark, data, (*CORE_TABLES, "macro")))[:16]
 
 
 def _write(frame, out: Path, info: dict, started: float) -> None:
     """Spark writes the rows into a hidden folder beside `out`; `_panel.json` goes in; the folder is renamed
-    into place (an old one moved aside first, then removed)."""
+    into place (features.atomic_folder)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = hidden_beside(out)
     try:
         frame.write.parquet(str(tmp))
         info["run"]["seconds"] = round(time.perf_counter() - started, 1)
         (tmp / INFO).write_text(json.dumps(info, indent=1))
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
