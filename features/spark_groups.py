@@ -2,10 +2,14 @@
 
 Why: every per-account computation (features, labels, scores) needs all the accounts of a customer together,
 and nothing more. A hash bucket of customers is such a group, so a cluster can hand each task one bucket and
-run the project's own functions on it, unchanged. The tables travel as one Spark frame: each row tagged with its
-table (`_table`) and its customer's bucket (`_bucket`), its columns prefixed with the table's name (so that the
-tables' columns never collide); `group_tables` splits a group's rows back into the tables, in the contract's
-types, sorted as `features.contract.validate` sorts them (Spark keeps no order).
+run the project's own functions on it, unchanged.
+
+How the rows travel: each table is read by Spark, each row tagged with its customer's bucket (accounts by a
+hash of the customer; the other tables by a join with the accounts' ids, broadcast while they are small), and
+packed on the executors, per table and bucket, into Arrow record batches (`_rows`, one binary value holding
+many rows). The shuffle moves those few large values, not a wide row per bill: the tables' columns never
+meet in one row, and Spark serialises no row twice. `group_tables` unpacks a group back into its tables, in
+the contract's types, sorted as `features.contract.validate` sorts them (Spark keeps no order).
 
 Rows of bills, payments or limits whose account the accounts table lacks get bucket -1: the group that holds
 them is refused by the contract's check like any unknown account, never dropped by a join.
@@ -13,10 +17,12 @@ them is refused by the contract's check like any unknown account, never dropped 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,9 +31,10 @@ from features.contract import CORE_TABLES, ContractError, Problem, _arrow_to_pan
 from features.contract import read_table as read_contract_table
 from features.spark_session import PANDAS_WARNING
 
-BUCKET, TABLE = "_bucket", "_table"
-SEP = "__"  # table__column: Spark reads a dot in a name as a struct field
+BUCKET, TABLE, ROWS = "_bucket", "_table", "_rows"
+PACKED = f"{BUCKET} int, {TABLE} string, {ROWS} binary"  # the shuffled frame: a bucket's rows of one table
 ORPHAN = -1  # the bucket of rows whose account the accounts table lacks
+PACK_ROWS = 500_000  # rows an executor holds per table before it sends its packs on (a few tens of MB)
 
 
 def bucket_of(customer_id, buckets: int):
@@ -48,42 +55,97 @@ def read_table(spark, data: Path, name: str):
     return spark.read.parquet(str(path))
 
 
-def bucketed(spark, data: Path, buckets: int, tables: Iterable[str] = CORE_TABLES):
-    """The tables as one Spark frame of tagged, prefixed rows with the bucket of each row's customer."""
+@dataclass(frozen=True)
+class Buckets:
+    """The tables as packed rows (`PACKED`), one Spark partition per bucket, and each table's Arrow schema (a
+    group may hold no row of a table)."""
+
+    frame: object  # pyspark DataFrame
+    schemas: dict[str, pa.Schema]
+    count: int
+
+
+def bucketed(spark, data: Path, buckets: int, tables: Iterable[str] = CORE_TABLES) -> Buckets:
+    """The tables packed by customer bucket, partitioned so that each Spark task holds one bucket."""
     from pyspark.sql import functions as sf
+    from pyspark.sql.pandas.types import to_arrow_schema
 
     frames = {name: read_table(spark, data, name) for name in tables}
     accounts = frames["accounts"].withColumn(BUCKET, bucket_of(sf.col("customer_id"), buckets))
     keys = accounts.select("account_id", BUCKET)
-    parts = []
+    packed, schemas = [], {}
     for name, frame in frames.items():
-        frame = accounts if name == "accounts" else frame.join(keys, "account_id", "left").fillna({BUCKET: ORPHAN})
-        columns = [sf.col(c).alias(f"{name}{SEP}{c}") for c in frame.columns if c != BUCKET]
-        parts.append(frame.select(sf.lit(name).alias(TABLE), sf.col(BUCKET), *columns))
-    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
+        schemas[name] = to_arrow_schema(frame.schema)
+        tagged = accounts if name == "accounts" else frame.join(keys, "account_id", "left").fillna({BUCKET: ORPHAN})
+        packed.append(tagged.mapInArrow(_packer(name), PACKED))
+    frame = reduce(lambda a, b: a.unionByName(b), packed).repartition(buckets, BUCKET)
+    return Buckets(frame, schemas, buckets)
 
 
-def map_groups(frame, func, schema):
-    """`frame` (from `bucketed`) grouped by bucket, each group mapped by `func` (Arrow batches in, Arrow batches
-    out), with pyspark's pandas-3 warning silenced: features.spark_session says why it does not concern us."""
+def _packer(name: str):
+    def pack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        yield from pack_rows(batches, name)
+
+    return pack
+
+
+def pack_rows(batches: Iterable[pa.RecordBatch], name: str, limit: int = PACK_ROWS) -> Iterator[pa.RecordBatch]:
+    """Rows tagged with their bucket, packed per bucket into Arrow IPC streams (the bucket column dropped):
+    held until `limit` rows are waiting, then sent on as one row per bucket."""
+    held: dict[int, list[pa.RecordBatch]] = {}
+    waiting = 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        bucket = batch.column(BUCKET).to_numpy(zero_copy_only=False).astype(np.int64)
+        rows = batch.drop_columns([BUCKET])
+        order = np.argsort(bucket, kind="stable")
+        values, starts = np.unique(bucket[order], return_index=True)
+        ordered = rows.take(pa.array(order))
+        for value, lo, hi in zip(values, starts, [*starts[1:], len(order)], strict=True):
+            held.setdefault(int(value), []).append(ordered.slice(lo, hi - lo))
+        waiting += batch.num_rows
+        if waiting >= limit:
+            yield _packs(held, name)
+            held, waiting = {}, 0
+    if held:
+        yield _packs(held, name)
+
+
+def _packs(held: dict[int, list[pa.RecordBatch]], name: str) -> pa.RecordBatch:
+    """One row per bucket: its rows as one Arrow IPC stream, the streams laid end to end in one buffer."""
+    sink, ends = pa.BufferOutputStream(), [0]
+    for parts in held.values():
+        with pa.ipc.new_stream(sink, parts[0].schema) as writer:
+            for part in parts:
+                writer.write_batch(part)
+        ends.append(sink.tell())
+    offsets = pa.py_buffer(np.asarray(ends, np.int32))  # int32 offsets: a pack of PACK_ROWS rows is far below 2 GB
+    packs = pa.Array.from_buffers(pa.binary(), len(held), [None, offsets, sink.getvalue()])
+    return pa.RecordBatch.from_arrays([pa.array(list(held), pa.int32()), pa.array([name] * len(held), pa.string()),
+                                       packs], names=[BUCKET, TABLE, ROWS])
+
+
+def map_groups(buckets: Buckets, func, schema):
+    """The buckets' groups, each mapped by `func` (Arrow batches in, Arrow batches out), with pyspark's pandas-3
+    warning silenced: features.spark_session says why it does not concern us."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=PANDAS_WARNING, category=FutureWarning)
-        return frame.groupBy(BUCKET).applyInArrow(func, schema)
+        return buckets.frame.groupBy(BUCKET).applyInArrow(func, schema)
 
 
-def group_tables(group: pa.Table, tables: Iterable[str] = CORE_TABLES) -> dict[str, pd.DataFrame]:
-    """A group's rows split back into its tables (pandas, the contract's reading of Arrow types), each with its
-    own columns only, unprefixed, for `features.contract.validate`."""
+def group_tables(group: pa.Table, schemas: dict[str, pa.Schema]) -> dict[str, pd.DataFrame]:
+    """A group's packs unpacked into its tables (pandas, the contract's reading of Arrow types), for
+    `features.contract.validate`; a table the group holds no row of is empty, with its columns."""
     out = {}
-    for name in tables:
-        rows = group.filter(pc.equal(group.column(TABLE), name))
-        prefix = f"{name}{SEP}"
-        own = [c for c in group.column_names if c.startswith(prefix)]
-        out[name] = _arrow_to_pandas(rows.select(own).rename_columns([c[len(prefix):] for c in own]))
+    for name, schema in schemas.items():
+        packs = group.filter(pc.equal(group.column(TABLE), name)).column(ROWS)
+        parts = [pa.ipc.open_stream(pack.as_buffer()).read_all() for pack in packs]
+        out[name] = _arrow_to_pandas(pa.concat_tables(parts) if parts else schema.empty_table())
     return out
 
 
-def group_of(batches: Iterable[pa.RecordBatch]) -> pa.Table:
+def group_of(batches: Iterable[pa.RecordBatch]) -> pa.Table | None:
     """A group's record batches as one table (an empty group has none)."""
     batches = list(batches)
     return pa.Table.from_batches(batches) if batches else None

@@ -33,7 +33,6 @@ from features.file_digest import fingerprint_of
 from features.problem_tally import ProblemTally
 from features.spark_checks import file_digests, on_executors, repeated_bill_ids
 from features.spark_groups import (
-    BUCKET,
     bucketed,
     group_of,
     group_tables,
@@ -135,11 +134,9 @@ def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
 
     schema = from_arrow_schema(SCHEMA.append(pa_binary_field()))
     shared = shared_tables(Path(request.data))
-    # one partition per bucket: left to the shuffle's default (200), the persisted frame keeps empty partitions
-    # and every action on it pays a task, a job and a part file for each
-    grouped = bucketed(spark, request.data, plan.chunk_size).repartition(plan.chunk_size, BUCKET)
-    scored = map_groups(grouped,
-                        _group_scorer(plan.spec, plan.extra, shared, table_sources(Path(request.data))), schema)
+    buckets = bucketed(spark, request.data, plan.chunk_size)
+    scorer = _group_scorer(plan.spec, plan.extra, shared, table_sources(Path(request.data)), buckets.schemas)
+    scored = map_groups(buckets, scorer, schema)
     scored = scored.persist()
     try:
         totals, problems = Totals(Tally(policy)), ProblemTally()
@@ -174,16 +171,16 @@ def pa_binary_field():
     return pa.field(STATS, pa.binary())
 
 
-def _group_scorer(spec: ChunkSpec, extra, shared: dict, sources: dict):
+def _group_scorer(spec: ChunkSpec, extra, shared: dict, sources: dict, schemas: dict):
     """The function Spark maps each group with (its type hints tell Spark it takes and yields Arrow batches)."""
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from _score_group(batches, spec=spec, extra=extra, shared=shared, sources=sources)
+        yield from _score_group(batches, spec=spec, extra=extra, shared=shared, sources=sources, schemas=schemas)
 
     return score
 
 
 def _score_group(batches: Iterator[pa.RecordBatch], *, spec: ChunkSpec, extra, shared: dict,
-                 sources: dict) -> Iterator[pa.RecordBatch]:
+                 sources: dict, schemas: dict) -> Iterator[pa.RecordBatch]:
     """One bucket of customers, on an executor: its tables rebuilt and checked, scored by score_chunk; the
     output rows, then one row for the reduce. Numba runs one thread here: Spark gives each task a core."""
     import numba
@@ -193,7 +190,7 @@ def _score_group(batches: Iterator[pa.RecordBatch], *, spec: ChunkSpec, extra, s
     if group is None:
         return
     try:
-        tables = validate({**group_tables(group), **shared}, sources=sources, extraction=spec.extraction)
+        tables = validate({**group_tables(group, schemas), **shared}, sources=sources, extraction=spec.extraction)
     except ContractError as exc:
         result = ChunkOutput.refused(exc.problems, {})
     else:

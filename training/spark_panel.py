@@ -74,7 +74,7 @@ def build_panel_spark(spark, data: Path, cfg: TrainConfig, catalog: Catalog | No
     GROUP_ACCOUNTS accounts each)."""
     from features.extract_manifest import check_control_totals
     from features.spark_checks import repeated_bill_ids
-    from features.spark_groups import BUCKET, bucketed, read_table, shared_tables, table_sources
+    from features.spark_groups import bucketed, map_groups, read_table, shared_tables, table_sources
 
     started = time.perf_counter()
     data = Path(data)
@@ -91,8 +91,9 @@ def build_panel_spark(spark, data: Path, cfg: TrainConfig, catalog: Catalog | No
         accounts = read_table(spark, data, "accounts").count()  # from the Parquet footers
         buckets = max(1, -(-accounts // GROUP_ACCOUNTS))
     schema = panel_schema(catalog.names)
-    rows = bucketed(spark, data, buckets).groupBy(BUCKET).applyInArrow(
-        _group_builder(spec, catalog, shared_tables(data), table_sources(data)), _spark_schema(schema))
+    grouped = bucketed(spark, data, buckets)
+    rows = map_groups(grouped, _group_builder(spec, catalog, shared_tables(data), table_sources(data), grouped.schemas),
+                      _spark_schema(schema))
     rows = rows.persist()
     try:
         counts, written = _reduce(rows, data, repeated_bill_ids(spark, data))
@@ -187,16 +188,16 @@ def _spark_schema(schema: pa.Schema):
     return from_arrow_schema(schema)
 
 
-def _group_builder(spec: PanelSpec, catalog: Catalog, shared: dict, sources: dict):
+def _group_builder(spec: PanelSpec, catalog: Catalog, shared: dict, sources: dict, schemas: dict):
     """The function Spark maps each group with (its type hints tell Spark it takes and yields Arrow batches)."""
     def build(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from _group_panel(batches, spec=spec, catalog=catalog, shared=shared, sources=sources)
+        yield from _group_panel(batches, spec=spec, catalog=catalog, shared=shared, sources=sources, schemas=schemas)
 
     return build
 
 
 def _group_panel(batches: Iterator[pa.RecordBatch], *, spec: PanelSpec, catalog: Catalog, shared: dict,
-                 sources: dict) -> Iterator[pa.RecordBatch]:
+                 sources: dict, schemas: dict) -> Iterator[pa.RecordBatch]:
     """One bucket of customers, on an executor: its tables checked, its panel rows built with the whole
     extract's dates; the rows, then one row for the reduce. Numba runs one thread: Spark gives a task a core."""
     import numba
@@ -210,7 +211,7 @@ def _group_panel(batches: Iterator[pa.RecordBatch], *, spec: PanelSpec, catalog:
         return
     schema = panel_schema(catalog.names)
     try:
-        tables = validate({**group_tables(group), **shared}, sources=sources, extraction=spec.extraction)
+        tables = validate({**group_tables(group, schemas), **shared}, sources=sources, extraction=spec.extraction)
     except ContractError as exc:
         yield _stats_row(schema, {"problems": tuple(exc.problems)})
         return
