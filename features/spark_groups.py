@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -34,6 +35,9 @@ from features.spark_session import PANDAS_WARNING
 BUCKET, TABLE, ROWS = "_bucket", "_table", "_rows"
 PACKED = f"{BUCKET} int, {TABLE} string, {ROWS} binary"  # the shuffled frame: a bucket's rows of one table
 ORPHAN = -1  # the bucket of rows whose account the accounts table lacks
+# accounts whose buckets are broadcast to the tasks that read the other tables (about 12 bytes each: 240 MB at
+# most); beyond, those tables are shuffled by account to meet the accounts (Spark's sort-merge join)
+BROADCAST_ACCOUNTS = 20_000_000
 PACK_ROWS = 500_000  # rows an executor holds per table before it sends its packs on (a few tens of MB)
 
 
@@ -65,19 +69,28 @@ class Buckets:
     count: int
 
 
-def bucketed(spark, data: Path, buckets: int, tables: Iterable[str] = CORE_TABLES) -> Buckets:
-    """The tables packed by customer bucket, partitioned so that each Spark task holds one bucket."""
+def bucketed(spark, data: Path, buckets: int, tables: Iterable[str] = CORE_TABLES, *,
+             accounts: int | None = None) -> Buckets:
+    """The tables packed by customer bucket, partitioned so that each Spark task holds one bucket. `accounts`:
+    the accounts table's rows, if known (from its footers): up to BROADCAST_ACCOUNTS, the accounts' buckets
+    are sent to every task, so the other tables join them where they are read, without a shuffle."""
     from pyspark.sql import functions as sf
     from pyspark.sql.pandas.types import to_arrow_schema
 
     frames = {name: read_table(spark, data, name) for name in tables}
-    accounts = frames["accounts"].withColumn(BUCKET, bucket_of(sf.col("customer_id"), buckets))
-    keys = accounts.select("account_id", BUCKET)
+    tagged_accounts = frames["accounts"].withColumn(BUCKET, bucket_of(sf.col("customer_id"), buckets))
+    keys = tagged_accounts.select("account_id", BUCKET)
+    if accounts is None:
+        accounts = frames["accounts"].count()  # from the Parquet footers
+    if accounts <= BROADCAST_ACCOUNTS:
+        keys = sf.broadcast(keys)
     packed, schemas = [], {}
     for name, frame in frames.items():
         schemas[name] = to_arrow_schema(frame.schema)
-        tagged = accounts if name == "accounts" else frame.join(keys, "account_id", "left").fillna({BUCKET: ORPHAN})
-        packed.append(tagged.mapInArrow(_packer(name), PACKED))
+        tagged = (tagged_accounts if name == "accounts"
+                  else frame.join(keys, "account_id", "left").fillna({BUCKET: ORPHAN}))
+        with _quiet():
+            packed.append(tagged.mapInArrow(_packer(name), PACKED))
     frame = reduce(lambda a, b: a.unionByName(b), packed).repartition(buckets, BUCKET)
     return Buckets(frame, schemas, buckets)
 
@@ -129,9 +142,15 @@ def _packs(held: dict[int, list[pa.RecordBatch]], name: str) -> pa.RecordBatch:
 def map_groups(buckets: Buckets, func, schema):
     """The buckets' groups, each mapped by `func` (Arrow batches in, Arrow batches out), with pyspark's pandas-3
     warning silenced: features.spark_session says why it does not concern us."""
+    with _quiet():
+        return buckets.frame.groupBy(BUCKET).applyInArrow(func, schema)
+
+
+@contextmanager
+def _quiet():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=PANDAS_WARNING, category=FutureWarning)
-        return buckets.frame.groupBy(BUCKET).applyInArrow(func, schema)
+        yield
 
 
 def group_tables(group: pa.Table, schemas: dict[str, pa.Schema]) -> dict[str, pd.DataFrame]:
@@ -149,6 +168,28 @@ def group_of(batches: Iterable[pa.RecordBatch]) -> pa.Table | None:
     """A group's record batches as one table (an empty group has none)."""
     batches = list(batches)
     return pa.Table.from_batches(batches) if batches else None
+
+
+def group_bucket(group: pa.Table) -> int:
+    return int(group.column(BUCKET)[0].as_py())
+
+
+class ByBucket:
+    """Spark accumulator parameter: each group's summary (bytes) under its bucket. Merged by key, so a task that
+    runs twice (a retry, a speculative copy) counts once; the driver adds the summaries up in bucket order."""
+
+    def zero(self, value: dict) -> dict:
+        return {}
+
+    def addInPlace(self, merged: dict, update: dict) -> dict:  # noqa: N802 - Spark's name
+        merged.update(update)
+        return merged
+
+
+def group_results(spark):
+    """An accumulator the groups' functions add their summaries to, read on the driver once the job has run:
+    the reduce travels beside the rows, so the groups are computed once, as their rows are written."""
+    return spark.sparkContext.accumulator({}, ByBucket())
 
 
 def shared_tables(data: Path) -> dict[str, pd.DataFrame]:

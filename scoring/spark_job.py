@@ -28,16 +28,17 @@ import pyarrow.parquet as pq
 
 from features.atomic_folder import hidden_beside, swap_in
 from features.contract import ContractError, part_files, validate
-from features.extract_manifest import check_control_totals, stated_extraction
+from features.extract_manifest import check_control_totals, control_totals, stated_extraction
 from features.file_digest import fingerprint_of
 from features.problem_tally import ProblemTally
 from features.spark_checks import file_digests, on_executors, repeated_bill_ids
 from features.spark_groups import (
     bucketed,
+    group_bucket,
     group_of,
+    group_results,
     group_tables,
     map_groups,
-    read_table,
     shared_tables,
     table_sources,
 )
@@ -64,7 +65,6 @@ from scoring.previous import previous_cycle
 from scoring.report import run_report
 from scoring.tally import Tally
 
-STATS = "_reduce"  # the column of each group's one row for the reduce (pickled between our own processes)
 MANIFEST_NAME, REPORT_NAME = "_manifest.json", "_report.html"
 
 
@@ -118,8 +118,7 @@ def _plan(request: ScoreRequest, policy, bundle, version: str, extra, spark, buc
     as_of = _as_of(request.as_of, portfolio)
     previous_day, _, _, previous_info = previous_cycle(request, policy, as_of, portfolio)
     if buckets is None:
-        accounts = read_table(spark, request.data, "accounts").count()  # from the Parquet footers
-        buckets = max(1, -(-accounts // request.chunk_size))
+        buckets = max(1, -(-_accounts(request.data) // request.chunk_size))
     spec = ChunkSpec(as_of, previous_day, first_day, extraction, Models.of(bundle), version, policy, request.reasons)
     out = output_folder(request, as_of)
     if request.out is None and out.exists() and not request.overwrite:
@@ -127,32 +126,37 @@ def _plan(request: ScoreRequest, policy, bundle, version: str, extra, spark, buc
     return Plan(as_of, out, portfolio, previous_info, buckets, spec, [], extra)
 
 
+def _accounts(data: Path) -> int:
+    """The accounts table's rows, from its footers (a CSV is counted)."""
+    return control_totals(data, ["accounts"], sums=False)["accounts"]["rows"]
+
+
 def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
-    """The groups scored by the executors; their reduce rows added up here; the output rows to be written."""
-    from pyspark.sql import functions as sf
+    """The groups scored by the executors as Spark writes their rows; their summaries added up here."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    schema = from_arrow_schema(SCHEMA.append(pa_binary_field()))
-    shared = shared_tables(Path(request.data))
-    buckets = bucketed(spark, request.data, plan.chunk_size)
-    scorer = _group_scorer(plan.spec, plan.extra, shared, table_sources(Path(request.data)), buckets.schemas)
-    scored = map_groups(buckets, scorer, schema)
-    scored = scored.persist()
+    data = Path(request.data)
+    buckets = bucketed(spark, data, plan.chunk_size, accounts=_accounts(data))
+    results = group_results(spark)
+    scorer = _group_scorer(plan.spec, plan.extra, shared_tables(data), table_sources(data), buckets.schemas, results)
+    rows = _Output(map_groups(buckets, scorer, from_arrow_schema(SCHEMA)), plan.out)
+    rows.write()  # the one pass over the data
     try:
         totals, problems = Totals(Tally(policy)), ProblemTally()
-        for (blob,) in scored.where(sf.col(STATS).isNotNull()).select(STATS).collect():  # one small row a group
-            result: ChunkOutput = pickle.loads(blob)
+        for bucket in sorted(results.value):
+            result: ChunkOutput = pickle.loads(results.value[bucket])
             if result.problems or problems:
                 problems.add(result.problems)
             else:
                 totals.add(result)
-        _refuse_groups(spark, request.data, problems, totals)
-        _refuse(lambda: check_control_totals(request.data, mapper=on_executors(spark)))  # the amounts' sums
-        digest = fingerprint_of(file_digests(spark, Path(request.data), INPUT_TABLES))
-        rows = _Output(scored.where(sf.col(STATS).isNull()).drop(STATS), plan.out)
-        rows.write()
-    finally:
-        scored.unpersist()
+        _refuse_groups(spark, data, problems, totals)
+        _refuse(lambda: check_control_totals(data, mapper=on_executors(spark)))  # the amounts' sums
+        if rows.count_written == 0:
+            raise ScoreError(f"no account of {data} is open on {day_text(plan.as_of)}: choose a later as-of date")
+        digest = fingerprint_of(file_digests(spark, data, INPUT_TABLES))
+    except BaseException:
+        rows.abort()
+        raise
     return totals, rows, digest
 
 
@@ -167,22 +171,20 @@ def _refuse_groups(spark, data: Path, problems: ProblemTally, totals: Totals) ->
         raise ScoreError(str(ContractError(problems.whole(Path(data)))))
 
 
-def pa_binary_field():
-    return pa.field(STATS, pa.binary())
-
-
-def _group_scorer(spec: ChunkSpec, extra, shared: dict, sources: dict, schemas: dict):
+def _group_scorer(spec: ChunkSpec, extra, shared: dict, sources: dict, schemas: dict, results):
     """The function Spark maps each group with (its type hints tell Spark it takes and yields Arrow batches)."""
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from _score_group(batches, spec=spec, extra=extra, shared=shared, sources=sources, schemas=schemas)
+        yield from _score_group(batches, spec=spec, extra=extra, shared=shared, sources=sources, schemas=schemas,
+                                results=results)
 
     return score
 
 
 def _score_group(batches: Iterator[pa.RecordBatch], *, spec: ChunkSpec, extra, shared: dict,
-                 sources: dict, schemas: dict) -> Iterator[pa.RecordBatch]:
-    """One bucket of customers, on an executor: its tables rebuilt and checked, scored by score_chunk; the
-    output rows, then one row for the reduce. Numba runs one thread here: Spark gives each task a core."""
+                 sources: dict, schemas: dict, results) -> Iterator[pa.RecordBatch]:
+    """One bucket of customers, on an executor: its tables unpacked and checked, scored by score_chunk; its
+    rows out, its summary (drift histograms, tallies, input statistics, or its problems) to `results`. Numba
+    runs one thread here: Spark gives each task a core."""
     import numba
 
     numba.set_num_threads(1)
@@ -195,12 +197,9 @@ def _score_group(batches: Iterator[pa.RecordBatch], *, spec: ChunkSpec, extra, s
         result = ChunkOutput.refused(exc.problems, {})
     else:
         result = score_chunk(tables, spec, None, extra=extra)
-        table = result.table
-        yield from table.append_column(STATS, pa.nulls(len(table), pa.binary())).to_batches()
+        yield from result.table.to_batches()
         result.table = None
-    stats = {name: pa.nulls(1, field.type) for name, field in zip(SCHEMA.names, SCHEMA, strict=True)}
-    stats[STATS] = pa.array([pickle.dumps(result)], pa.binary())
-    yield pa.RecordBatch.from_pydict(stats)
+    results.add({group_bucket(group): pickle.dumps(result)})
 
 
 class _Output:
@@ -220,9 +219,6 @@ class _Output:
             self.abort()
             raise
         self.count_written = sum(pq.ParquetFile(part).metadata.num_rows for part in part_files(self.tmp))  # footers
-        if self.count_written == 0:
-            self.abort()
-            raise ScoreError("no account of the data is open on the as-of date: choose a later as-of date")
 
     def commit(self, manifest: dict, report: str) -> dict:
         """The manifest (naming the folder and its report) and the report into the folder, then the folder into
