@@ -4,14 +4,18 @@ Goal, at 1,000,000 accounts: the job on Spark (`scoring.spark_job.run_spark`, ma
 times the local engine's wall (`scoring.job.run`, 2 workers), both in this process on the same world and model
 as `python -m bench score` (trained once on --train-accounts x --train-months, not timed), and the two outputs
 equal, sorted by account, in every column (a figure, printed: speed and equality are never asserted here).
+Spark runs twice: on the extract as it comes (its rows grouped by customer bucket through a shuffle), and on
+the same extract laid out by customer bucket (features.spark_layout; written once beside the world, not
+timed), which each task reads where it lies.
 Where Spark's time goes, from Spark's own record of the run's stages (the status store every application
-keeps; no listener, no REST call): the session's start (printed apart, not in the ratio), the shuffle that
-groups the rows by customer bucket (reading the tables, the join that tags each row with its bucket, and
-the exchange: the stages that write shuffle data), the stage that scores the groups, the kernel inside it
-(the job's own seconds by stage, summed over tasks: the manifest's timings.stages_worker_s), and the write.
-Stage seconds are wall seconds of the stages' spans (overlapping spans counted once); task seconds are summed
-over the tasks, so on 2 cores they may reach twice the wall. The local engine's one-time numba compile is
-filled first on a small chunk (numba's on-disk cache, which Spark's Python workers read too) and timed apart.
+keeps; no listener, no REST call): the session's start (printed apart, not in the ratio), the shuffle (the
+tables read, each row tagged with its bucket, packed and exchanged: the stages that write shuffle data), the
+stage that scores the groups as it writes their rows, the kernel inside it (the job's own seconds by stage,
+summed over tasks: the manifest's timings.stages_worker_s), and the rest (plan, whole-table checks, the input
+fingerprint). Stage seconds are wall seconds of the stages' spans (overlapping spans counted once); task
+seconds are summed over the tasks, so on 2 cores they may reach twice the wall. The local engine's one-time
+numba compile is filled first on a small chunk (numba's on-disk cache, which Spark's Python workers read too)
+and timed apart.
 
 Examples:
   python -m bench spark                                            # the goal's size, 1,000,000 accounts
@@ -64,7 +68,6 @@ def run(argv: list[str]) -> dict:
     from features.spark_session import spark_session
     from scoring.job import ScoreRequest
     from scoring.job import run as run_local
-    from scoring.spark_job import run_spark
 
     data = dataset(args.accounts, args.months, args.seed, history=args.history_months)
     bundle_dir = model(args.train_accounts, args.train_months, args.seed)
@@ -81,48 +84,81 @@ def run(argv: list[str]) -> dict:
         with Timer() as t_session:
             spark = spark_session(args.master, app="dynascore-bench", conf=dict(args.conf))
         try:
-            first_job = _next_job(spark)
-            request = ScoreRequest(data, tmp / "spark.parquet", model=str(bundle_dir), chunk_size=args.chunk_size)
-            with Timer() as t_spark:
-                manifest = run_spark(request, spark, buckets=args.buckets)
-            split = _stage_split(spark, first_job)
+            arms = {"shuffled": _arm(spark, data, bundle_dir, tmp / "shuffled.parquet", args)}
+            laid = _laid_out(spark, data, arms["shuffled"]["manifest"]["run"]["buckets"])
+            arms["laid_out"] = _arm(spark, laid, bundle_dir, tmp / "laid_out.parquet", args)
         finally:
             spark.stop()
-        same = _compare(tmp / "local.parquet", tmp / "spark.parquet")
+        for name, arm in arms.items():
+            arm["same"] = _compare(tmp / "local.parquet", tmp / f"{name}.parquet")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    kernel = manifest["timings"]["stages_worker_s"]
-    ratio = t_spark.seconds / t_local.seconds
-    rows = manifest["rows"]["scored"]
-    print(f"spark: {rows:,} accounts as of {manifest['as_of']} ({args.accounts:,} x {args.months} months), "
-          f"Spark {manifest['run']['master']} with {_count(manifest['run']['buckets'], 'bucket')} against the local "
-          f"engine with {_count(args.workers, 'worker')} and {_count(local['run']['chunks'], 'chunk')}; "
-          f"model {bundle_dir.name}"
+    manifest = arms["shuffled"]["manifest"]
+    print(f"spark: {manifest['rows']['scored']:,} accounts as of {manifest['as_of']} ({args.accounts:,} x "
+          f"{args.months} months), Spark {manifest['run']['master']} with "
+          f"{_count(manifest['run']['buckets'], 'bucket')} against the local engine with "
+          f"{_count(args.workers, 'worker')} and {_count(local['run']['chunks'], 'chunk')}; model {bundle_dir.name}"
           + (f"; settings {', '.join(f'{k}={v}' for k, v in args.conf)}" if args.conf else ""))
-    print(f"  wall: Spark {t_spark.seconds:.1f} s, local {t_local.seconds:.1f} s, ratio {ratio:.2f} "
-          f"(goal <= {GOAL_RATIO}); session start {t_session.seconds:.1f} s and one-time compile "
-          f"{t_compile.seconds:.1f} s (apart)")
-    if split is None:
-        print("  Spark's stages: not readable from this Spark's status store")
-    else:
-        print(f"  Spark's wall by stage: shuffle {split['shuffle_s']:.1f} s ({split['shuffle_gb']:.2f} GB written, "
-              f"{split['shuffle_task_s']:.1f} task-s), groups {split['groups_s']:.1f} s "
-              f"({split['groups_tasks']} tasks, {split['groups_task_s']:.1f} task-s), write {split['write_s']:.1f} s, "
-              f"the rest {t_spark.seconds - split['shuffle_s'] - split['groups_s'] - split['write_s']:.1f} s "
-              f"(plan, the reduce rows, fingerprint, {split['jobs']} jobs in all)")
-    print(f"  kernel inside the groups {sum(kernel.values()):.1f} task-s: "
-          + "  ".join(f"{k} {v:.1f}" for k, v in kernel.items())
-          + f"   (local engine, summed over workers: {sum(local['timings']['stages_worker_s'].values()):.1f})")
-    print(f"  outputs equal (sorted by account, every column): {'yes' if same['equal'] else 'NO'}; "
-          f"{same['rows_local']:,} rows local, {same['rows_spark']:,} Spark"
+    print(f"  local engine {t_local.seconds:.1f} s (kernel {sum(local['timings']['stages_worker_s'].values()):.1f} "
+          f"task-s); session start {t_session.seconds:.1f} s and one-time compile {t_compile.seconds:.1f} s (apart)")
+    figures = {}
+    for name, arm in arms.items():
+        figures[name] = _report(name, arm, t_local.seconds)
+    return {"bench": "spark", "accounts": args.accounts, "scored": manifest["rows"]["scored"],
+            "master": manifest["run"]["master"], "buckets": manifest["run"]["buckets"], "workers": args.workers,
+            "conf": dict(args.conf), "local_s": round(t_local.seconds, 2), "session_s": round(t_session.seconds, 2),
+            "compile_s": round(t_compile.seconds, 2), **figures["shuffled"],
+            **{f"laid_out_{k}": v for k, v in figures["laid_out"].items()},
+            "goal_met": figures["shuffled"]["goal_met"], "laid_out_goal_met": figures["laid_out"]["goal_met"]}
+
+
+WHAT = {"shuffled": "the extract as it comes, grouped by a shuffle",
+        "laid_out": "the same extract laid out by customer bucket (python -m features bucket), read where it lies"}
+
+
+def _arm(spark, data: Path, bundle_dir: Path, out: Path, args) -> dict:
+    """One timed Spark run of the job on `data`, and Spark's own record of where its time went."""
+    from scoring.job import ScoreRequest
+    from scoring.spark_job import run_spark
+
+    first_job = _next_job(spark)
+    request = ScoreRequest(data, out, model=str(bundle_dir), chunk_size=args.chunk_size)
+    with Timer() as t:
+        manifest = run_spark(request, spark, buckets=args.buckets)
+    return {"manifest": manifest, "seconds": t.seconds, "split": _stage_split(spark, first_job)}
+
+
+def _laid_out(spark, data: Path, buckets: int) -> Path:
+    """The world laid out by customer bucket, written once beside it (not timed) and reused."""
+    from features.spark_layout import LAYOUT, layout_of, write_bucketed
+
+    folder = data.parent / f"{data.name}-b{buckets}"
+    if not (folder / LAYOUT).exists() or layout_of(folder) != buckets:
+        print(f"laying {data.name} out in {buckets} customer buckets into {folder} (not timed)", file=sys.stderr)
+        write_bucketed(spark, data, folder, buckets)
+    return folder
+
+
+def _report(name: str, arm: dict, local_s: float) -> dict:
+    """The arm's lines, and its figures for the JSON line."""
+    manifest, split, same, seconds = arm["manifest"], arm["split"], arm["same"], arm["seconds"]
+    kernel = manifest["timings"]["stages_worker_s"]
+    ratio = seconds / local_s
+    print(f"  {name}, {WHAT[name]}: Spark {seconds:.1f} s, ratio {ratio:.2f} to the local engine "
+          f"(goal <= {GOAL_RATIO}); outputs equal (sorted by account, every column): "
+          f"{'yes' if same['equal'] else 'NO'}, {same['rows_spark']:,} rows"
           + (f"; columns that differ: {', '.join(same['differ'])}" if same["differ"] else ""))
-    return {"bench": "spark", "accounts": args.accounts, "scored": rows, "master": manifest["run"]["master"],
-            "buckets": manifest["run"]["buckets"], "workers": args.workers, "conf": dict(args.conf),
-            "spark_s": round(t_spark.seconds, 2), "local_s": round(t_local.seconds, 2), "ratio": round(ratio, 3),
-            "session_s": round(t_session.seconds, 2), "compile_s": round(t_compile.seconds, 2),
+    if split is None:
+        print("    Spark's stages: not readable from this Spark's status store")
+    else:
+        print(f"    by stage: shuffle {split['shuffle_s']:.1f} s ({split['shuffle_gb']:.2f} GB written, "
+              f"{split['shuffle_task_s']:.1f} task-s); groups scored and written {split['groups_s']:.1f} s "
+              f"({split['groups_tasks']} tasks, {split['groups_task_s']:.1f} task-s, of which the kernel "
+              f"{sum(kernel.values()):.1f}); the rest {seconds - split['shuffle_s'] - split['groups_s']:.1f} s "
+              f"(plan, whole-table checks, fingerprint; {split['jobs']} jobs in all)")
+    return {"spark_s": round(seconds, 2), "ratio": round(ratio, 3),
             **({k: (round(v, 3) if isinstance(v, float) else v) for k, v in split.items()} if split else {}),
-            "kernel_task_s": round(sum(kernel.values()), 2),
-            **{f"{k}_task_s": v for k, v in kernel.items()},
+            "kernel_task_s": round(sum(kernel.values()), 2), **{f"{k}_task_s": v for k, v in kernel.items()},
             "outputs_equal": same["equal"], "columns_differ": same["differ"],
             "goal_met": bool(ratio <= GOAL_RATIO and same["equal"])}
 
@@ -174,9 +210,9 @@ def _next_job(spark) -> int:
 
 def _stage_split(spark, first_job: int) -> dict | None:
     """Wall seconds of the stages of the jobs from `first_job` on, by kind: shuffle (they write shuffle data: the
-    tables read, joined and exchanged so that each bucket's rows meet), groups (the stage reading the most
-    shuffle data and writing none: the groups scored), write (they write the output files); their spans are
-    merged so that stages running side by side count once."""
+    tables read, tagged, packed and exchanged so that each bucket's rows meet), groups (they write the output
+    files: the groups unpacked, or read where they lie, scored and written); their spans are merged so that
+    stages running side by side count once."""
     try:
         store = _status_store(spark)
         jobs = store.jobsList(None)
@@ -194,16 +230,13 @@ def _stage_split(spark, first_job: int) -> dict | None:
         return None
     if not stages:
         return None
-    readers = [s for s in stages.values() if s["shuffle_write"] == 0 and s["output"] == 0 and s["shuffle_read"] > 0]
-    groups = [max(readers, key=lambda s: s["shuffle_read"])] if readers else []
-    start = groups[0]["span"][0] if groups else float("inf")
+    groups = [s for s in stages.values() if s["output"] > 0]  # the groups are scored as their rows are written
+    start = min((s["span"][0] for s in groups), default=float("inf"))
     shuffle = [s for s in stages.values() if s["shuffle_write"] > 0 and s["span"][0] < start]
-    write = [s for s in stages.values() if s["output"] > 0]
     return {"shuffle_s": _wall(shuffle), "shuffle_task_s": sum(s["task_s"] for s in shuffle),
             "shuffle_gb": sum(s["shuffle_write"] for s in shuffle) / 1e9,
             "groups_s": _wall(groups), "groups_task_s": sum(s["task_s"] for s in groups),
-            "groups_tasks": sum(s["tasks"] for s in groups),
-            "write_s": _wall(write), "write_task_s": sum(s["task_s"] for s in write), "jobs": jobs.size() - first_job}
+            "groups_tasks": sum(s["tasks"] for s in groups), "jobs": jobs.size() - first_job}
 
 
 def _stage(stage) -> dict:

@@ -61,36 +61,59 @@ def read_table(spark, data: Path, name: str):
 
 @dataclass(frozen=True)
 class Buckets:
-    """The tables as packed rows (`PACKED`), one Spark partition per bucket, and each table's Arrow schema (a
-    group may hold no row of a table)."""
+    """The groups a Spark job maps: packed rows (`PACKED`), one partition per bucket; or, for an extract laid
+    out by bucket (features.spark_layout), the bucket numbers, which each task reads from `folder` itself.
+    With each table's Arrow schema (a group may hold no row of a table)."""
 
     frame: object  # pyspark DataFrame
     schemas: dict[str, pa.Schema]
     count: int
+    folder: Path | None = None
 
 
-def bucketed(spark, data: Path, buckets: int, tables: Iterable[str] = CORE_TABLES, *,
-             accounts: int | None = None) -> Buckets:
-    """The tables packed by customer bucket, partitioned so that each Spark task holds one bucket. `accounts`:
-    the accounts table's rows, if known (from its footers): up to BROADCAST_ACCOUNTS, the accounts' buckets
-    are sent to every task, so the other tables join them where they are read, without a shuffle."""
+def grouped(spark, data: Path, buckets: int, *, accounts: int | None = None) -> Buckets:
+    """The extract's groups: read where they lie if it is laid out by bucket (then its own number of buckets
+    holds, not `buckets`), else shuffled into `buckets` buckets (`bucketed`)."""
+    from features.spark_layout import bucket_ids, check_layout, layout_of, table_schemas
+
+    laid_out = layout_of(data)
+    if laid_out is None:
+        return bucketed(spark, data, buckets, accounts=accounts)
+    check_layout(spark, data, laid_out)
+    ids = bucket_ids(data)
+    frame = spark.createDataFrame([(i,) for i in ids], f"{BUCKET} int").repartition(len(ids) or 1)
+    return Buckets(frame, table_schemas(data), laid_out, Path(data))
+
+
+def tagged_tables(spark, data: Path, buckets: int, *, column: str = BUCKET, accounts: int | None = None) -> dict:
+    """Each core table as a Spark frame with its customer's bucket in `column` (-1: the account is unknown).
+    `accounts`: the accounts table's rows, if known (from its footers): up to BROADCAST_ACCOUNTS, the
+    accounts' buckets are sent to every task, so the other tables join them where they are read, without a
+    shuffle."""
     from pyspark.sql import functions as sf
-    from pyspark.sql.pandas.types import to_arrow_schema
 
-    frames = {name: read_table(spark, data, name) for name in tables}
-    tagged_accounts = frames["accounts"].withColumn(BUCKET, bucket_of(sf.col("customer_id"), buckets))
-    keys = tagged_accounts.select("account_id", BUCKET)
+    frames = {name: read_table(spark, data, name) for name in CORE_TABLES}
+    tagged = {"accounts": frames["accounts"].withColumn(column, bucket_of(sf.col("customer_id"), buckets))}
+    keys = tagged["accounts"].select("account_id", column)
     if accounts is None:
         accounts = frames["accounts"].count()  # from the Parquet footers
     if accounts <= BROADCAST_ACCOUNTS:
         keys = sf.broadcast(keys)
-    packed, schemas = [], {}
     for name, frame in frames.items():
-        schemas[name] = to_arrow_schema(frame.schema)
-        tagged = (tagged_accounts if name == "accounts"
-                  else frame.join(keys, "account_id", "left").fillna({BUCKET: ORPHAN}))
+        if name != "accounts":
+            tagged[name] = frame.join(keys, "account_id", "left").fillna({column: ORPHAN})
+    return tagged
+
+
+def bucketed(spark, data: Path, buckets: int, *, accounts: int | None = None) -> Buckets:
+    """The tables packed by customer bucket, partitioned so that each Spark task holds one bucket."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    packed, schemas = [], {}
+    for name, frame in tagged_tables(spark, data, buckets, accounts=accounts).items():
+        schemas[name] = to_arrow_schema(frame.drop(BUCKET).schema)
         with _quiet():
-            packed.append(tagged.mapInArrow(_packer(name), PACKED))
+            packed.append(frame.mapInArrow(_packer(name), PACKED))
     frame = reduce(lambda a, b: a.unionByName(b), packed).repartition(buckets, BUCKET)
     return Buckets(frame, schemas, buckets)
 
@@ -140,10 +163,27 @@ def _packs(held: dict[int, list[pa.RecordBatch]], name: str) -> pa.RecordBatch:
 
 
 def map_groups(buckets: Buckets, func, schema):
-    """The buckets' groups, each mapped by `func` (Arrow batches in, Arrow batches out), with pyspark's pandas-3
-    warning silenced: features.spark_session says why it does not concern us."""
+    """Each group's tables mapped by `func(tables, bucket)` (pandas in the contract's types in, Arrow batches
+    out), with pyspark's pandas-3 warning silenced: features.spark_session says why it does not concern us."""
+    schemas, folder = buckets.schemas, buckets.folder
+    if folder is None:
+        def unpacked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            group = group_of(batches)
+            if group is not None:
+                yield from func(group_tables(group, schemas), group_bucket(group))
+
+        with _quiet():
+            return buckets.frame.groupBy(BUCKET).applyInArrow(unpacked, schema)
+
+    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from features.spark_layout import read_bucket
+
+        for batch in batches:
+            for bucket in batch.column(BUCKET).to_pylist():
+                yield from func(read_bucket(folder, bucket, schemas), bucket)
+
     with _quiet():
-        return buckets.frame.groupBy(BUCKET).applyInArrow(func, schema)
+        return buckets.frame.mapInArrow(read, schema)
 
 
 @contextmanager

@@ -33,11 +33,8 @@ from features.file_digest import fingerprint_of
 from features.problem_tally import ProblemTally
 from features.spark_checks import file_digests, on_executors, repeated_bill_ids
 from features.spark_groups import (
-    bucketed,
-    group_bucket,
-    group_of,
     group_results,
-    group_tables,
+    grouped,
     map_groups,
     shared_tables,
     table_sources,
@@ -90,11 +87,11 @@ def run_spark(request: ScoreRequest, spark, *, buckets: int | None = None) -> di
         extra = _extra(request, bundle)
         plan = _plan(request, policy, bundle, version, extra, spark, buckets)
         _refuse(lambda: check_control_totals(request.data, sums=False))
-        totals, rows, digest = _map_reduce(spark, request, plan, policy)
+        totals, rows, digest, groups = _map_reduce(spark, request, plan, policy)
         try:
             manifest = _manifest(request, plan, bundle, policy, rows.count_written, totals, digest, started)
-            manifest["run"] = {"engine": "spark", "buckets": plan.chunk_size, "master": spark.sparkContext.master,
-                               "reasons": request.reasons}
+            manifest["run"] = {"engine": "spark", "buckets": groups.count, "laid_out": groups.folder is not None,
+                               "master": spark.sparkContext.master, "reasons": request.reasons}
             log_drift(manifest["drift"])
             report = run_report(manifest, bundle.reference.get("score"), totals.drift.get("score"))
             return rows.commit(manifest, report)
@@ -136,9 +133,12 @@ def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
     from pyspark.sql.pandas.types import from_arrow_schema
 
     data = Path(request.data)
-    buckets = bucketed(spark, data, plan.chunk_size, accounts=_accounts(data))
+    try:
+        buckets = grouped(spark, data, plan.chunk_size, accounts=_accounts(data))
+    except ContractError as exc:
+        raise ScoreError(str(exc)) from None
     results = group_results(spark)
-    scorer = _group_scorer(plan.spec, plan.extra, shared_tables(data), table_sources(data), buckets.schemas, results)
+    scorer = _group_scorer(plan.spec, plan.extra, shared_tables(data), table_sources(data), results)
     rows = _Output(map_groups(buckets, scorer, from_arrow_schema(SCHEMA)), plan.out)
     rows.write()  # the one pass over the data
     try:
@@ -157,7 +157,7 @@ def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
     except BaseException:
         rows.abort()
         raise
-    return totals, rows, digest
+    return totals, rows, digest, buckets
 
 
 def _refuse_groups(spark, data: Path, problems: ProblemTally, totals: Totals) -> None:
@@ -171,35 +171,32 @@ def _refuse_groups(spark, data: Path, problems: ProblemTally, totals: Totals) ->
         raise ScoreError(str(ContractError(problems.whole(Path(data)))))
 
 
-def _group_scorer(spec: ChunkSpec, extra, shared: dict, sources: dict, schemas: dict, results):
-    """The function Spark maps each group with (its type hints tell Spark it takes and yields Arrow batches)."""
-    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from _score_group(batches, spec=spec, extra=extra, shared=shared, sources=sources, schemas=schemas,
+def _group_scorer(spec: ChunkSpec, extra, shared: dict, sources: dict, results):
+    """The function each group's tables are mapped with."""
+    def score(tables: dict, bucket: int) -> Iterator[pa.RecordBatch]:
+        yield from _score_group(tables, bucket, spec=spec, extra=extra, shared=shared, sources=sources,
                                 results=results)
 
     return score
 
 
-def _score_group(batches: Iterator[pa.RecordBatch], *, spec: ChunkSpec, extra, shared: dict,
-                 sources: dict, schemas: dict, results) -> Iterator[pa.RecordBatch]:
-    """One bucket of customers, on an executor: its tables unpacked and checked, scored by score_chunk; its
-    rows out, its summary (drift histograms, tallies, input statistics, or its problems) to `results`. Numba
-    runs one thread here: Spark gives each task a core."""
+def _score_group(tables: dict, bucket: int, *, spec: ChunkSpec, extra, shared: dict, sources: dict,
+                 results) -> Iterator[pa.RecordBatch]:
+    """One bucket of customers, on an executor: its tables checked by the contract and scored by score_chunk;
+    its rows out, its summary (drift histograms, tallies, input statistics, or its problems) to `results`.
+    Numba runs one thread here: Spark gives each task a core."""
     import numba
 
     numba.set_num_threads(1)
-    group = group_of(batches)
-    if group is None:
-        return
     try:
-        tables = validate({**group_tables(group, schemas), **shared}, sources=sources, extraction=spec.extraction)
+        checked = validate({**tables, **shared}, sources=sources, extraction=spec.extraction)
     except ContractError as exc:
         result = ChunkOutput.refused(exc.problems, {})
     else:
-        result = score_chunk(tables, spec, None, extra=extra)
+        result = score_chunk(checked, spec, None, extra=extra)
         yield from result.table.to_batches()
         result.table = None
-    results.add({group_bucket(group): pickle.dumps(result)})
+    results.add({bucket: pickle.dumps(result)})
 
 
 class _Output:

@@ -138,3 +138,35 @@ def test_amounts_off_the_control_totals_and_bill_ids_repeated_across_customers_a
         assert words in str(local.value), name
         assert str(on_spark.value) == str(local.value), name
         assert not (tmp_path / f"{name}-spark.parquet").exists() and not list(tmp_path.glob(f".{name}-spark*"))
+
+
+def test_an_extract_laid_out_by_bucket_is_read_where_it_lies_and_scores_the_same(spark, world, bundle_dir,
+                                                                                 tmp_path):
+    from features.spark_layout import LAYOUT, write_bucketed
+    from scoring.spark_job import run_spark
+
+    laid = tmp_path / "laid"
+    info = write_bucketed(spark, world, laid, 3)
+    assert info["buckets"] == 3 and (laid / LAYOUT).exists() and (laid / "bills" / "bucket=0").is_dir()
+    local = run(ScoreRequest(world, tmp_path / "local.parquet", model=str(bundle_dir), workers=1))
+    on_spark = run_spark(ScoreRequest(laid, tmp_path / "spark.parquet", model=str(bundle_dir)), spark)
+    assert on_spark["run"]["laid_out"] and on_spark["run"]["buckets"] == 3
+    a, b = _sorted(tmp_path / "local.parquet"), _sorted(tmp_path / "spark.parquet")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    for key in SAME:
+        assert local[key] == on_spark[key], key
+    # the local engine reads the laid-out folder as the same tables
+    again = run(ScoreRequest(laid, tmp_path / "again.parquet", model=str(bundle_dir), workers=1))
+    pd.testing.assert_frame_equal(a, _sorted(tmp_path / "again.parquet"), check_exact=True)
+    assert again["rows"] == local["rows"]
+
+    # an account filed under another bucket than its customer's hash is refused before any group is scored
+    folder = laid / "accounts" / "bucket=1"
+    accounts = pd.concat([pd.read_parquet(part) for part in sorted(folder.glob("*.parquet"))])
+    for part in folder.glob("*.parquet"):
+        part.unlink()
+    accounts.iloc[4:].to_parquet(folder / "rest.parquet", index=False)
+    accounts.iloc[:4].to_parquet(laid / "accounts" / "bucket=2" / "moved.parquet", index=False)
+    with pytest.raises(ScoreError, match=r"accounts\.customer_id lies in another bucket .* in 4 of "):
+        run_spark(ScoreRequest(laid, tmp_path / "refused.parquet", model=str(bundle_dir)), spark)
+    assert not (tmp_path / "refused.parquet").exists()

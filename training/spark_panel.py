@@ -42,7 +42,6 @@ from training.config import TrainConfig
 INFO = "_panel.json"
 FORMAT = 1
 KEYS = ("account_id", "customer_id", "as_of")
-STATS = "_reduce"  # each group's one row for the reduce: its counts or its problems (pickled between our processes)
 # accounts per customer group by default: a group's panel rows are held whole before they leave (about 36
 # as-of months x 125 float64 columns: some 350 MB for 10,000 accounts)
 GROUP_ACCOUNTS = 10_000
@@ -74,7 +73,7 @@ def build_panel_spark(spark, data: Path, cfg: TrainConfig, catalog: Catalog | No
     GROUP_ACCOUNTS accounts each)."""
     from features.extract_manifest import check_control_totals
     from features.spark_checks import repeated_bill_ids
-    from features.spark_groups import bucketed, map_groups, read_table, shared_tables, table_sources
+    from features.spark_groups import group_results, grouped, map_groups, read_table, shared_tables, table_sources
 
     started = time.perf_counter()
     data = Path(data)
@@ -90,13 +89,14 @@ def build_panel_spark(spark, data: Path, cfg: TrainConfig, catalog: Catalog | No
     if buckets is None:
         accounts = read_table(spark, data, "accounts").count()  # from the Parquet footers
         buckets = max(1, -(-accounts // GROUP_ACCOUNTS))
-    schema = panel_schema(catalog.names)
-    grouped = bucketed(spark, data, buckets)
-    rows = map_groups(grouped, _group_builder(spec, catalog, shared_tables(data), table_sources(data), grouped.schemas),
-                      _spark_schema(schema))
-    rows = rows.persist()
+    groups, results = grouped(spark, data, buckets), group_results(spark)
+    builder = _group_builder(spec, catalog, shared_tables(data), table_sources(data), results)
+    rows = map_groups(groups, builder, _spark_schema(panel_schema(catalog.names)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = hidden_beside(out)
     try:
-        counts, written = _reduce(rows, data, repeated_bill_ids(spark, data))
+        rows.write.parquet(str(tmp))  # the one pass over the data: the groups' summaries come with it
+        counts, written = _reduce(results.value, data, repeated_bill_ids(spark, data))
         if written == 0:
             raise ValueError(f"the panel of {data} has no row with a usable label between {start:%Y-%m-%d} and "
                              f"{end:%Y-%m-%d}: widen the as-of range")
@@ -106,10 +106,13 @@ def build_panel_spark(spark, data: Path, cfg: TrainConfig, catalog: Catalog | No
                 "as_of_end": f"{end:%Y-%m-%d}", "month_end_share": spec.month_end_share, "seed": spec.seed,
                 "extraction": dates.extraction.to_dict(), "rows": written,
                 "counts": counts.replace({np.nan: None}).to_dict("records"),
-                "run": {"engine": "spark", "buckets": buckets, "master": spark.sparkContext.master}}
-        _write(rows.where(rows[STATS].isNull()).drop(STATS), out, info, started)
+                "run": {"engine": "spark", "buckets": groups.count, "laid_out": groups.folder is not None,
+                        "master": spark.sparkContext.master,
+                        "seconds": round(time.perf_counter() - started, 1)}}
+        (tmp / INFO).write_text(json.dumps(info, indent=1))
+        swap_in(tmp, out)
     finally:
-        rows.unpersist()
+        shutil.rmtree(tmp, ignore_errors=True)
     return info
 
 
@@ -176,10 +179,10 @@ def panel_range(data: Path, cfg: TrainConfig, dates: ExtractDates) -> tuple[pd.T
 
 
 def panel_schema(features: list[str]) -> pa.Schema:
-    """The panel's columns: keys, the features, one label per target (NaN: not usable), the reduce's column."""
+    """The panel's columns: keys, the features, one label per target (NaN: not usable)."""
     return pa.schema([pa.field("account_id", pa.int64()), pa.field("customer_id", pa.int64()),
                       pa.field("as_of", pa.date32()), *(pa.field(n, pa.float64()) for n in features),
-                      *(pa.field(t, pa.float64()) for t in TARGET_NAMES), pa.field(STATS, pa.binary())])
+                      *(pa.field(t, pa.float64()) for t in TARGET_NAMES)])
 
 
 def _spark_schema(schema: pa.Schema):
@@ -188,32 +191,29 @@ def _spark_schema(schema: pa.Schema):
     return from_arrow_schema(schema)
 
 
-def _group_builder(spec: PanelSpec, catalog: Catalog, shared: dict, sources: dict, schemas: dict):
-    """The function Spark maps each group with (its type hints tell Spark it takes and yields Arrow batches)."""
-    def build(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from _group_panel(batches, spec=spec, catalog=catalog, shared=shared, sources=sources, schemas=schemas)
+def _group_builder(spec: PanelSpec, catalog: Catalog, shared: dict, sources: dict, results):
+    """The function each group's tables are mapped with."""
+    def build(tables: dict, bucket: int) -> Iterator[pa.RecordBatch]:
+        yield from _group_panel(tables, bucket, spec=spec, catalog=catalog, shared=shared, sources=sources,
+                                results=results)
 
     return build
 
 
-def _group_panel(batches: Iterator[pa.RecordBatch], *, spec: PanelSpec, catalog: Catalog, shared: dict,
-                 sources: dict, schemas: dict) -> Iterator[pa.RecordBatch]:
+def _group_panel(tables: dict, bucket: int, *, spec: PanelSpec, catalog: Catalog, shared: dict, sources: dict,
+                 results) -> Iterator[pa.RecordBatch]:
     """One bucket of customers, on an executor: its tables checked, its panel rows built with the whole
-    extract's dates; the rows, then one row for the reduce. Numba runs one thread: Spark gives a task a core."""
+    extract's dates; the rows out, its counts (or its problems) to `results`. Numba runs one thread: Spark
+    gives a task a core."""
     import numba
 
     from features.builders import Prepared
-    from features.spark_groups import group_of, group_tables
 
     numba.set_num_threads(1)
-    group = group_of(batches)
-    if group is None:
-        return
-    schema = panel_schema(catalog.names)
     try:
-        tables = validate({**group_tables(group, schemas), **shared}, sources=sources, extraction=spec.extraction)
+        tables = validate({**tables, **shared}, sources=sources, extraction=spec.extraction)
     except ContractError as exc:
-        yield _stats_row(schema, {"problems": tuple(exc.problems)})
+        results.add({bucket: pickle.dumps({"problems": tuple(exc.problems)})})
         return
     prep = Prepared(tables)
     prep.extraction, prep.first_day = spec.extraction.day, spec.first_day
@@ -224,27 +224,20 @@ def _group_panel(batches: Iterator[pa.RecordBatch], *, spec: PanelSpec, catalog:
     columns = [pa.array(account), pa.array(prep.customer_id[np.searchsorted(prep.account_id, account)]),
                pa.array(frame["as_of"].to_numpy().astype("datetime64[D]"), pa.date32()),
                *(pa.array(panel.values[j]) for j in range(len(panel.feature_names))),
-               *(pa.array(frame[t].to_numpy(np.float64)) for t in TARGET_NAMES),
-               pa.nulls(len(frame), pa.binary())]
-    yield from pa.Table.from_arrays(columns, schema=schema).to_batches(max_chunksize=50_000)
+               *(pa.array(frame[t].to_numpy(np.float64)) for t in TARGET_NAMES)]
+    yield from pa.Table.from_arrays(columns, schema=panel_schema(catalog.names)).to_batches(max_chunksize=50_000)
     counts = panel.counts.assign(bad=[float(np.nansum(frame[t].to_numpy(np.float64))) if t in frame else 0.0
                                       for t in panel.counts["target"]]).drop(columns="bad_rate")
-    yield _stats_row(schema, {"counts": counts.to_dict("records"), "rows": len(frame)})
+    results.add({bucket: pickle.dumps({"counts": counts.to_dict("records"), "rows": len(frame)})})
 
 
-def _stats_row(schema: pa.Schema, stats: dict) -> pa.RecordBatch:
-    values = {f.name: pa.nulls(1, f.type) for f in schema}
-    values[STATS] = pa.array([pickle.dumps(stats)], pa.binary())
-    return pa.RecordBatch.from_pydict(values, schema=schema)
-
-
-def _reduce(rows, data: Path, repeated: Problem | None) -> tuple[pd.DataFrame, int]:
+def _reduce(results: dict[int, bytes], data: Path, repeated: Problem | None) -> tuple[pd.DataFrame, int]:
     """The groups' counts added up as `build_panel` counts the whole panel (a target's bad rate: its bad rows
     over its usable rows), or the groups' problems (and `repeated`, the bill ids repeated over the whole
     table) refused as the contract refuses the whole tables."""
     problems, parts, written = ProblemTally(), [], 0
-    for (blob,) in rows.where(rows[STATS].isNotNull()).select(STATS).collect():  # one small row a group
-        stats = pickle.loads(blob)
+    for bucket in sorted(results):
+        stats = pickle.loads(results[bucket])
         if "problems" in stats:
             problems.add(stats["problems"])
         else:
@@ -272,20 +265,6 @@ def _data_fingerprint(spark, data: Path) -> str:
     from features.spark_checks import file_digests
 
     return fingerprint_of(file_digests(spark, data, (*CORE_TABLES, "macro")))[:16]
-
-
-def _write(frame, out: Path, info: dict, started: float) -> None:
-    """Spark writes the rows into a hidden folder beside `out`; `_panel.json` goes in; the folder is renamed
-    into place (features.atomic_folder)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = hidden_beside(out)
-    try:
-        frame.write.parquet(str(tmp))
-        info["run"]["seconds"] = round(time.perf_counter() - started, 1)
-        (tmp / INFO).write_text(json.dumps(info, indent=1))
-        swap_in(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---- reading a panel folder back, for the fit on one machine ----
