@@ -95,7 +95,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--spark-master", metavar="URL", help="Spark master for --engine spark, e.g. local[2] or "
                     "yarn (default: what spark-submit gives, else local[*])")
     ap.add_argument("--buckets", type=positive(), metavar="N", help="customer groups for --engine spark (default: "
-                    "about --chunk-size accounts each, so a group fits an executor as a chunk fits a worker)")
+                    "about --chunk-size accounts each, so a group fits an executor as a chunk fits a worker); an "
+                    "extract laid out by `python -m features bucket` keeps its own, read without a shuffle")
     ap.add_argument("--verbose", action="store_true",
                     help="also mlflow's own messages when reading models:/ (its INFO log lines, download bars)")
     return ap

@@ -16,9 +16,7 @@ them is refused by the contract's check like any unknown account, never dropped 
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -28,35 +26,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.contract import CORE_TABLES, ContractError, Problem, _arrow_to_pandas, find_table
+from features.contract import CORE_TABLES, _arrow_to_pandas, find_table
 from features.contract import read_table as read_contract_table
-from features.spark_session import PANDAS_WARNING
+from features.spark_tables import BUCKET, quiet, tagged_tables
 
-BUCKET, TABLE, ROWS = "_bucket", "_table", "_rows"
+TABLE, ROWS = "_table", "_rows"
 PACKED = f"{BUCKET} int, {TABLE} string, {ROWS} binary"  # the shuffled frame: a bucket's rows of one table
-ORPHAN = -1  # the bucket of rows whose account the accounts table lacks
-# accounts whose buckets are broadcast to the tasks that read the other tables (about 12 bytes each: 240 MB at
-# most); beyond, those tables are shuffled by account to meet the accounts (Spark's sort-merge join)
-BROADCAST_ACCOUNTS = 20_000_000
 PACK_ROWS = 500_000  # rows an executor holds per table before it sends its packs on (a few tens of MB)
-
-
-def bucket_of(customer_id, buckets: int):
-    """A Spark column: the customer's bucket, 0 .. buckets - 1, by Spark's own 64-bit hash (stable across runs
-    and machines)."""
-    from pyspark.sql import functions as sf
-
-    return sf.pmod(sf.xxhash64(customer_id), sf.lit(buckets)).cast("int")
-
-
-def read_table(spark, data: Path, name: str):
-    """One table of the data folder as a Spark frame (Parquet: a file or a folder of parts)."""
-    path = find_table(Path(data), name)
-    if path is None or path.suffix == ".csv":
-        what = "is not found" if path is None else "is a CSV file"
-        raise ContractError([Problem(name, "", f"{what} in {data}: the Spark engine reads Parquet",
-                                     hint=f"Write {name} as {name}.parquet or a folder {name}/ of Parquet parts.")])
-    return spark.read.parquet(str(path))
 
 
 @dataclass(frozen=True)
@@ -85,26 +61,6 @@ def grouped(spark, data: Path, buckets: int, *, accounts: int | None = None) -> 
     return Buckets(frame, table_schemas(data), laid_out, Path(data))
 
 
-def tagged_tables(spark, data: Path, buckets: int, *, column: str = BUCKET, accounts: int | None = None) -> dict:
-    """Each core table as a Spark frame with its customer's bucket in `column` (-1: the account is unknown).
-    `accounts`: the accounts table's rows, if known (from its footers): up to BROADCAST_ACCOUNTS, the
-    accounts' buckets are sent to every task, so the other tables join them where they are read, without a
-    shuffle."""
-    from pyspark.sql import functions as sf
-
-    frames = {name: read_table(spark, data, name) for name in CORE_TABLES}
-    tagged = {"accounts": frames["accounts"].withColumn(column, bucket_of(sf.col("customer_id"), buckets))}
-    keys = tagged["accounts"].select("account_id", column)
-    if accounts is None:
-        accounts = frames["accounts"].count()  # from the Parquet footers
-    if accounts <= BROADCAST_ACCOUNTS:
-        keys = sf.broadcast(keys)
-    for name, frame in frames.items():
-        if name != "accounts":
-            tagged[name] = frame.join(keys, "account_id", "left").fillna({column: ORPHAN})
-    return tagged
-
-
 def bucketed(spark, data: Path, buckets: int, *, accounts: int | None = None) -> Buckets:
     """The tables packed by customer bucket, partitioned so that each Spark task holds one bucket."""
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -112,7 +68,7 @@ def bucketed(spark, data: Path, buckets: int, *, accounts: int | None = None) ->
     packed, schemas = [], {}
     for name, frame in tagged_tables(spark, data, buckets, accounts=accounts).items():
         schemas[name] = to_arrow_schema(frame.drop(BUCKET).schema)
-        with _quiet():
+        with quiet():
             packed.append(frame.mapInArrow(_packer(name), PACKED))
     frame = reduce(lambda a, b: a.unionByName(b), packed).repartition(buckets, BUCKET)
     return Buckets(frame, schemas, buckets)
@@ -172,7 +128,7 @@ def map_groups(buckets: Buckets, func, schema):
             if group is not None:
                 yield from func(group_tables(group, schemas), group_bucket(group))
 
-        with _quiet():
+        with quiet():
             return buckets.frame.groupBy(BUCKET).applyInArrow(unpacked, schema)
 
     def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -182,15 +138,8 @@ def map_groups(buckets: Buckets, func, schema):
             for bucket in batch.column(BUCKET).to_pylist():
                 yield from func(read_bucket(folder, bucket, schemas), bucket)
 
-    with _quiet():
+    with quiet():
         return buckets.frame.mapInArrow(read, schema)
-
-
-@contextmanager
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=PANDAS_WARNING, category=FutureWarning)
-        yield
 
 
 def group_tables(group: pa.Table, schemas: dict[str, pa.Schema]) -> dict[str, pd.DataFrame]:

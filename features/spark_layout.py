@@ -84,7 +84,7 @@ def check_layout(spark, data: Path, buckets: int) -> None:
     refused by the contract, as accounts their group lacks.)"""
     from pyspark.sql import functions as sf
 
-    from features.spark_groups import bucket_of
+    from features.spark_tables import bucket_of
 
     path = find_table(Path(data), "accounts")
     accounts = spark.read.parquet(str(path))
@@ -98,7 +98,7 @@ def check_layout(spark, data: Path, buckets: int) -> None:
 def write_bucketed(spark, data: Path, out: Path, buckets: int) -> dict:
     """Lay the extract in `data` out by customer bucket into `out` (written hidden beside it, then renamed into
     place); return what `_buckets.json` holds."""
-    from features.spark_groups import tagged_tables
+    from features.spark_tables import tagged_tables
 
     data, out = Path(data), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

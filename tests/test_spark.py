@@ -142,12 +142,17 @@ def test_amounts_off_the_control_totals_and_bill_ids_repeated_across_customers_a
 
 def test_an_extract_laid_out_by_bucket_is_read_where_it_lies_and_scores_the_same(spark, world, bundle_dir,
                                                                                  tmp_path):
-    from features.spark_layout import LAYOUT, write_bucketed
+    from features.__main__ import main as features_main
+    from features.spark_layout import LAYOUT, layout_of
     from scoring.spark_job import run_spark
 
     laid = tmp_path / "laid"
-    info = write_bucketed(spark, world, laid, 3)
-    assert info["buckets"] == 3 and (laid / LAYOUT).exists() and (laid / "bills" / "bucket=0").is_dir()
+    res = subprocess.run([sys.executable, "-m", "features", "bucket", str(world), "--out", str(laid), "--buckets", "3",
+                          "--spark-master", "local[2]"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "3 customer buckets" in res.stdout and "Traceback" not in res.stderr
+    assert layout_of(laid) == 3 and (laid / LAYOUT).exists() and (laid / "bills" / "bucket=0").is_dir()
+    assert features_main(["bucket", str(world), "--out", str(laid), "--buckets", "3"]) == 1  # never over a folder
     local = run(ScoreRequest(world, tmp_path / "local.parquet", model=str(bundle_dir), workers=1))
     on_spark = run_spark(ScoreRequest(laid, tmp_path / "spark.parquet", model=str(bundle_dir)), spark)
     assert on_spark["run"]["laid_out"] and on_spark["run"]["buckets"] == 3

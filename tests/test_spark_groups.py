@@ -7,7 +7,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.spark_groups import BUCKET, ROWS, TABLE, group_tables, pack_rows
+from features.spark_groups import ROWS, TABLE, group_tables, pack_rows
+from features.spark_tables import BUCKET
 
 SCHEMA = pa.schema([("account_id", pa.int64()), ("amount", pa.float64()), ("statement_date", pa.date32())])
 

@@ -73,7 +73,8 @@ def build_panel_spark(spark, data: Path, cfg: TrainConfig, catalog: Catalog | No
     GROUP_ACCOUNTS accounts each)."""
     from features.extract_manifest import check_control_totals
     from features.spark_checks import repeated_bill_ids
-    from features.spark_groups import group_results, grouped, map_groups, read_table, shared_tables, table_sources
+    from features.spark_groups import group_results, grouped, map_groups, shared_tables, table_sources
+    from features.spark_tables import read_table
 
     started = time.perf_counter()
     data = Path(data)
@@ -133,7 +134,7 @@ def extract_dates(spark, data: Path, extracted_on: str | None = None) -> Extract
 
     from features.extract_manifest import stated_extraction
     from features.extraction import EVENT_COLUMNS, PLACEHOLDER_DATES, resolve
-    from features.spark_groups import read_table
+    from features.spark_tables import read_table
 
     stated = stated_extraction(data, extracted_on)
     lows, latest = {}, []
