@@ -37,7 +37,7 @@ PACK_ROWS = 500_000  # rows an executor holds per table before it sends its pack
 
 @dataclass(frozen=True)
 class Buckets:
-    """The groups a Spark job maps: packed rows (`PACKED`), one partition per bucket; or, for an extract laid
+    """The groups a Spark job maps: packed rows (`PACKED`), partitioned by bucket; or, for an extract laid
     out by bucket (features.spark_layout), the bucket numbers, which each task reads from `folder` itself.
     With each table's Arrow schema (a group may hold no row of a table)."""
 
@@ -62,7 +62,7 @@ def grouped(spark, data: Path, buckets: int, *, accounts: int | None = None) -> 
 
 
 def bucketed(spark, data: Path, buckets: int, *, accounts: int | None = None) -> Buckets:
-    """The tables packed by customer bucket, partitioned so that each Spark task holds one bucket."""
+    """The tables packed by customer bucket, partitioned by bucket: a task holds every pack of its buckets."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     packed, schemas = [], {}
@@ -122,14 +122,15 @@ def map_groups(buckets: Buckets, func, schema):
     """Each group's tables mapped by `func(tables, bucket)` (pandas in the contract's types in, Arrow batches
     out), with pyspark's pandas-3 warning silenced: features.spark_session says why it does not concern us."""
     schemas, folder = buckets.schemas, buckets.folder
-    if folder is None:
-        def unpacked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            group = group_of(batches)
-            if group is not None:
-                yield from func(group_tables(group, schemas), group_bucket(group))
+    if folder is None:  # a partition holds every pack of its buckets (no sort by bucket needed: Spark's
+        def unpacked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:  # groupBy would sort them)
+            packs = group_of(batches)
+            for bucket in [] if packs is None else sorted(set(packs.column(BUCKET).to_pylist())):
+                group = packs.filter(pc.equal(packs.column(BUCKET), bucket))
+                yield from func(group_tables(group, schemas), bucket)
 
         with quiet():
-            return buckets.frame.groupBy(BUCKET).applyInArrow(unpacked, schema)
+            return buckets.frame.mapInArrow(unpacked, schema)
 
     def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from features.spark_layout import read_bucket
@@ -157,10 +158,6 @@ def group_of(batches: Iterable[pa.RecordBatch]) -> pa.Table | None:
     """A group's record batches as one table (an empty group has none)."""
     batches = list(batches)
     return pa.Table.from_batches(batches) if batches else None
-
-
-def group_bucket(group: pa.Table) -> int:
-    return int(group.column(BUCKET)[0].as_py())
 
 
 class ByBucket:

@@ -1,8 +1,9 @@
 """Spark for dynascore: a session with the settings that matter set on purpose, and why each.
 
 pandas >= 3: pyspark 4.3 warns that it does not yet fully support pandas 3. The project's Spark path never
-goes through Spark's pandas integration: groups arrive and leave as Arrow record batches (`applyInArrow`),
-Parquet is read and written by Spark itself, and nothing calls `toPandas` or builds a Spark frame from pandas.
+goes through Spark's pandas integration: rows arrive and leave as Arrow record batches (`mapInArrow`,
+`applyInArrow`), Parquet is read and written by Spark or pyarrow, and nothing calls `toPandas` or builds a
+Spark frame from pandas.
 Inside a group, Arrow is turned into pandas by the project's own reader (features.contract), the same code the
 local engine runs. So the warning concerns code we do not call: it is silenced here, by its text only, and a
 test holds that the engine makes no pandas conversion on the driver. Code of your own that does convert through
@@ -16,9 +17,10 @@ import warnings
 
 PANDAS_WARNING = "PySpark does not yet fully support pandas >= 3"
 SETTINGS = {
-    # rows per Arrow batch Spark hands a group's function: a group is gathered whole before it is scored, so
-    # this bounds the transfer's pieces, not the group; its memory is set by the buckets (about a local chunk's
-    # accounts each, 125,000 by default: about 1.5 GB)
+    # rows per Arrow batch Spark hands the Python side (the packing of rows by bucket, the output rows on
+    # their way back): a group is gathered whole before it is scored, so this bounds the transfer's pieces,
+    # not the group; its memory is set by the buckets (about a local chunk's accounts each, 125,000 by
+    # default: about 1.5 GB)
     "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
     # a value that does not fit its declared type fails instead of being cast silently
     "spark.sql.execution.pandas.convertToArrowArraySafely": "true",
