@@ -21,7 +21,7 @@ With as_of each row is a value known from that day: a panel row as of T reads th
 on or before T. Without it there is one row per account (application data), known throughout. Accounts with no
 row (yet) read missing values and are counted; text columns, repeated keys and names the catalog uses are refused.
 
-A --panel folder is the training panel built on Spark (training.spark_panel.build_panel_spark): the same rows as
+A --panel folder is the training panel built on Spark (python -m training panel DIR --out PANEL): the same rows as
 the panel built here, so the same models. The fit stays on this machine (LightGBM on Spark is not
 deterministic at scale); --panel-customers keeps a stable share of the customers when the panel is larger than
 memory. The folder must match today's feature catalog and the config's labels and as-of settings.
@@ -65,9 +65,9 @@ def parser() -> argparse.ArgumentParser:
                     help="columns from outside the histories (CSV/Parquet: account_id, optional as_of, numbers or "
                          "true/false; see below) for the models to read too; score.py then needs --extra")
     ap.add_argument("--panel", type=data_directory, metavar="DIR",
-                    help="train on a panel folder built on Spark (training.spark_panel) instead of building the panel "
-                         "from --data; not with --labels, --extra or latent_state = true (the filter needs the "
-                         "histories)")
+                    help="train on a panel folder built on Spark (python -m training panel) instead of building "
+                         "the panel from --data; not with --labels, --extra or latent_state = true (the filter needs "
+                         "the histories)")
     ap.add_argument("--panel-customers", type=_share, metavar="SHARE",
                     help="with --panel: keep this share (0 < SHARE <= 1) of the customers, a stable hash sample read "
                          "with a filter, every account of a kept customer whole (a panel larger than memory)")

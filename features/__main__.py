@@ -165,14 +165,15 @@ def _adapt(args) -> int:
 
 def _bucket(args) -> int:
     from features.extract_manifest import check_control_totals
+    from features.spark_layout import refuse_laid_out, write_bucketed
 
     if args.out.exists():
         return _refused(f"--out {args.out} exists: name a new folder")
+    refuse_laid_out(args.data_dir)
     problems = check_control_totals(args.data_dir, sums=False)  # a truncated transfer is not laid out
     if problems:
         raise ContractError(problems)
     try:
-        from features.spark_layout import write_bucketed
         from features.spark_session import spark_session
 
         spark = spark_session(args.spark_master, app="dynascore-bucket")

@@ -95,12 +95,21 @@ def check_layout(spark, data: Path, buckets: int) -> None:
                                      hint="Re-bucket the extract: python -m features bucket DATA OUT.")])
 
 
+def refuse_laid_out(data: Path) -> None:
+    """An extract laid out by bucket already is not laid out again (its folders are not the contract's tables)."""
+    laid = layout_of(data)
+    if laid is not None:
+        raise ContractError([Problem("data", "", f"{data} is laid out by bucket already ({laid:,} buckets, {LAYOUT})",
+                                     hint="Score it as it is, or lay out the original extract again.")])
+
+
 def write_bucketed(spark, data: Path, out: Path, buckets: int) -> dict:
     """Lay the extract in `data` out by customer bucket into `out` (written hidden beside it, then renamed into
     place); return what `_buckets.json` holds."""
     from features.spark_tables import tagged_tables
 
     data, out = Path(data), Path(out)
+    refuse_laid_out(data)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = hidden_beside(out)
     try:

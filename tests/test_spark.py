@@ -153,6 +153,7 @@ def test_an_extract_laid_out_by_bucket_is_read_where_it_lies_and_scores_the_same
     assert "3 customer buckets" in res.stdout and "Traceback" not in res.stderr
     assert layout_of(laid) == 3 and (laid / LAYOUT).exists() and (laid / "bills" / "bucket=0").is_dir()
     assert features_main(["bucket", str(world), "--out", str(laid), "--buckets", "3"]) == 1  # never over a folder
+    assert features_main(["bucket", str(laid), "--out", str(tmp_path / "twice"), "--buckets", "3"]) == 1
     local = run(ScoreRequest(world, tmp_path / "local.parquet", model=str(bundle_dir), workers=1))
     on_spark = run_spark(ScoreRequest(laid, tmp_path / "spark.parquet", model=str(bundle_dir)), spark)
     assert on_spark["run"]["laid_out"] and on_spark["run"]["buckets"] == 3

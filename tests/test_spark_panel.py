@@ -151,3 +151,23 @@ def test_every_target_is_a_column_of_the_folder(built):
     assert {"account_id", "customer_id", "as_of", *TARGET_NAMES} <= set(columns)
     assert pd.read_parquet(folder, columns=["as_of"])["as_of"].dtype.kind in "OM"
     assert np.isnan(pd.read_parquet(folder, columns=["self_cure"])["self_cure"]).any()
+
+
+def test_python_m_training_panel_builds_the_same_folder_and_says_how_to_train(built, tmp_path):
+    import pyarrow.parquet as pq
+
+    folder, info, _ = built
+    out = tmp_path / "panel"
+    command = [sys.executable, "-m", "training", "panel", str(folder.parent / "world"), "--out", str(out),
+               "--buckets", "2", "--spark-master", "local[2]"]
+    res = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"{info['rows']:,} rows" in res.stdout and f"python train.py --panel {out}" in res.stdout
+    assert "Traceback" not in res.stderr and "FutureWarning" not in res.stderr
+
+    def table(path):
+        return pq.read_table(path).to_pandas().sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(table(out), table(folder), check_exact=True)
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 1 and "--overwrite" in again.stderr  # an existing panel is kept

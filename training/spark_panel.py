@@ -276,7 +276,7 @@ def panel_info(folder: Path) -> dict:
     path = folder / INFO
     if not path.is_file():
         raise PanelFolderError(f"{folder} is not a panel folder: it has no {INFO} (build one with "
-                               "training.spark_panel.build_panel_spark)")
+                               "python -m training panel DATA --out DIR)")
     info = json.loads(path.read_text())
     if info.get("format") != FORMAT:
         raise PanelFolderError(f"{path}: panel format {info.get('format')!r} is not {FORMAT}: rebuild the panel")
