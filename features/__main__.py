@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from features.cli import EXIT_CODES, Parser, data_directory, day, positive
+from features.cli import EXIT_CODES, Parser, data_directory, day, positive, refused
 from features.contract import CORE_TABLES, SCHEMAS, ContractError, Tables
 from features.extract_manifest import load_extract
 
@@ -122,20 +122,20 @@ def _build(args) -> int:
     from features.builders import build_features
 
     if args.out.is_dir():
-        return _refused(f"--out {args.out}: {args.out} is a folder; name a new Parquet file (e.g. "
+        return refused(f"--out {args.out}: {args.out} is a folder; name a new Parquet file (e.g. "
                         f"{args.out / 'features.parquet'})")
     tables = load_extract(args.data_dir, extracted_on=args.extracted_on)
     try:
         frame = build_features(tables, args.as_of)
     except ValueError as exc:  # an as-of day the data cannot answer (after its extraction date)
-        return _refused(str(exc))
+        return refused(str(exc))
     tmp = args.out.with_name(f".{args.out.name}.tmp-{os.getpid()}")
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(tmp, index=False)
         tmp.replace(args.out)
     except OSError as exc:
-        return _refused(f"--out {args.out}: cannot write it ({exc.strerror or exc})")
+        return refused(f"--out {args.out}: cannot write it ({exc.strerror or exc})")
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -154,9 +154,9 @@ def _adapt(args) -> int:
         extracted = last_month_end(monthly)
         write_tables(tables, args.out, extracted)
     except (LayoutError, ContractError) as exc:
-        return _refused(str(exc))
+        return refused(str(exc))
     except OSError as exc:
-        return _refused(f"--out {args.out}: cannot write it ({exc.strerror or exc})")
+        return refused(f"--out {args.out}: cannot write it ({exc.strerror or exc})")
     print(f"wrote {args.out}")
     print("\n".join(summary(replace(tables, extraction=None))))  # the folder states its own: the manifest's
     print(f"extraction date {extracted}: the last day of the latest month reported (in its _manifest.json)")
@@ -168,7 +168,7 @@ def _bucket(args) -> int:
     from features.spark_layout import refuse_laid_out, write_bucketed
 
     if args.out.exists():
-        return _refused(f"--out {args.out} exists: name a new folder")
+        return refused(f"--out {args.out} exists: name a new folder")
     refuse_laid_out(args.data_dir)
     problems = check_control_totals(args.data_dir, sums=False)  # a truncated transfer is not laid out
     if problems:
@@ -178,7 +178,7 @@ def _bucket(args) -> int:
 
         spark = spark_session(args.spark_master, app="dynascore-bucket")
     except ImportError:
-        return _refused("bucket runs on Spark: pip install -c constraints.txt -e '.[spark]'")
+        return refused("bucket runs on Spark: pip install -c constraints.txt -e '.[spark]'")
     try:
         info = write_bucketed(spark, args.data_dir, args.out, args.buckets)
     finally:
@@ -186,11 +186,6 @@ def _bucket(args) -> int:
     print(f"wrote {args.out}: {info['buckets']:,} customer buckets; score it with "
           f"python score.py --engine spark --data {args.out}")
     return 0
-
-
-def _refused(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,12 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return (_build if args.command == "build" else _bucket)(args)
         except ContractError as exc:
-            return _refused(str(exc))
+            return refused(str(exc))
     optional = ("macro", "truth") if args.truth else ("macro",)
     try:
         tables = load_extract(args.data_dir, extracted_on=args.extracted_on, require=CORE_TABLES, optional=optional)
     except ContractError as exc:
-        return _refused(str(exc))
+        return refused(str(exc))
     print("\n".join(summary(tables)))
     return 0
 

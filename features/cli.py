@@ -143,3 +143,9 @@ def registry_notes_held_back() -> Iterator[None]:
     finally:
         sys.stderr.write("".join(line for line in held.getvalue().splitlines(keepends=True)
                                  if not REGISTRY_NOTES.match(line)))
+
+
+def refused(message: str, code: int = 1) -> int:
+    """A command's refusal: one line on stderr, no traceback, and the exit code (1: the run refused)."""
+    print(f"error: {message}", file=sys.stderr)
+    return code

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from features.cli import EXIT_CODES, Parser, data_directory, day, existing_file, positive
+from features.cli import EXIT_CODES, Parser, data_directory, day, existing_file, positive, refused
 
 ABOUT, _, MORE = __doc__.rstrip().partition("\n\n")
 
@@ -54,36 +54,30 @@ def _panel(args) -> int:
     from training.spark_panel import build_panel_spark
 
     if args.out.exists() and not args.overwrite:
-        return _refused(f"--out {args.out} exists: name a new folder, or add --overwrite")
+        return refused(f"--out {args.out} exists: name a new folder, or add --overwrite")
     try:
         cfg, _ = load_config(args.config)
         cfg = replace(cfg, **{k: v for k, v in {"as_of_start": args.as_of_start,
                                                "as_of_end": args.as_of_end}.items() if v is not None})
     except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return refused(str(exc), 2)
     try:
         from features.spark_session import spark_session
 
         spark = spark_session(args.spark_master, app="dynascore-panel")
     except ImportError:
-        return _refused("the panel is built on Spark: pip install -c constraints.txt -e '.[spark]'")
+        return refused("the panel is built on Spark: pip install -c constraints.txt -e '.[spark]'")
     try:
         info = build_panel_spark(spark, args.data_dir, cfg, out_dir=args.out, buckets=args.buckets,
                                  extracted_on=args.extracted_on)
     except (ContractError, ValueError) as exc:
-        return _refused(str(exc))
+        return refused(str(exc))
     finally:
         spark.stop()
     print(f"wrote {args.out}: {info['rows']:,} rows x {len(info['features'])} features, as of "
           f"{info['as_of_start']} .. {info['as_of_end']}, {info['run']['buckets']:,} customer groups")
     print(f"train with: python train.py --panel {args.out}" + (f" --config {args.config}" if args.config else ""))
     return 0
-
-
-def _refused(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
