@@ -96,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
                     "yarn (default: what spark-submit gives, else local[*])")
     ap.add_argument("--buckets", type=positive(), metavar="N", help="customer groups for --engine spark (default: "
                     "about --chunk-size accounts each, so a group fits an executor as a chunk fits a worker); an "
-                    "extract laid out by `python -m features bucket` keeps its own, read without a shuffle")
+                    "extract laid out by python -m features bucket keeps its own, read without a shuffle")
     ap.add_argument("--verbose", action="store_true",
                     help="also mlflow's own messages when reading models:/ (its INFO log lines, download bars)")
     return ap

@@ -22,6 +22,7 @@ import bench.__main__ as bench_main
 import features.__main__ as features_main
 import scoring.pool
 import simulation.__main__ as simulation_main
+import training.__main__ as training_main
 from bench.cli import bench_parser
 from features.cli import EXIT_CODES, day, mlflow_output, positive, registry_notes_held_back
 
@@ -64,6 +65,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     """Every parser of every CLI, subcommands included (bench: the options all benchmarks share)."""
     found = {"python train.py": train_py.parser(), "python score.py": score_py.parser(),
              "python -m features": features_main._parser(), "python -m simulation": simulation_main.build_parser(),
+             "python -m training": training_main._parser(),
              "python -m bench NAME": bench_parser("NAME", "About.\n\nMore.", accounts=1, months=1, workers=1,
                                                   data=True)}
     for parser in list(found.values()):
@@ -85,6 +87,9 @@ DATE_OPTIONS = [  # (CLI, its main, arguments before the date option, the option
     ("features build", features_main.main, ["build", "{data}", "--out", "{out}", "--as-of", "2025-06-30"],
      "--extracted-on"),
     ("simulation monthly", simulation_main.main, ["monthly", "{data}", "--out", "{out}"], "--snapshot"),
+    ("training panel", training_main.main, ["panel", "{data}", "--out", "{out}"], "--as-of-start"),
+    ("training panel", training_main.main, ["panel", "{data}", "--out", "{out}"], "--as-of-end"),
+    ("training panel", training_main.main, ["panel", "{data}", "--out", "{out}"], "--extracted-on"),
 ]
 
 
@@ -95,7 +100,8 @@ def test_every_date_option_is_read_as_a_yyyy_mm_dd_day():
                      ("python train.py", "--extracted-on"), ("python score.py", "--as-of"),
                      ("python score.py", "--extracted-on"), ("python -m features validate", "--extracted-on"),
                      ("python -m features build", "--as-of"), ("python -m features build", "--extracted-on"),
-                     ("python -m simulation monthly", "--snapshot")}
+                     ("python -m simulation monthly", "--snapshot"), ("python -m training panel", "--as-of-start"),
+                     ("python -m training panel", "--as-of-end"), ("python -m training panel", "--extracted-on")}
     undeclared = [(prog, a.option_strings) for prog, parser in _parsers().items() for a in parser._actions
                   if a.type is not day and any(w in " ".join(a.option_strings) for w in ("as-of", "extracted", "date"))]
     assert not undeclared, f"date options not read by features.cli.day: {undeclared}"

@@ -40,7 +40,7 @@ def _parser() -> Parser:
                        "(default: extraction_date in its _manifest.json, else the latest event date)")
     panel.add_argument("--buckets", type=positive(), metavar="N",
                        help="customer groups (default about 10,000 accounts each; an extract laid out by "
-                            "`python -m features bucket` keeps its own)")
+                            "python -m features bucket keeps its own)")
     panel.add_argument("--spark-master", metavar="URL", help="Spark master, e.g. local[2] or yarn (default: what "
                        "spark-submit gives, else local[*])")
     return parser
