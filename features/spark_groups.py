@@ -8,8 +8,9 @@ How the rows travel: each table is read by Spark, each row tagged with its custo
 hash of the customer; the other tables by a join with the accounts' ids, broadcast while they are small), and
 packed on the executors, per table and bucket, into Arrow record batches (`_rows`, one binary value holding
 many rows). The shuffle moves those few large values, not a wide row per bill: the tables' columns never
-meet in one row, and Spark serialises no row twice. `group_tables` unpacks a group back into its tables, in
-the contract's types, sorted as `features.contract.validate` sorts them (Spark keeps no order).
+meet in one row. `group_tables` unpacks a group back into its tables, in the contract's types, and
+`features.contract.validate` sorts them by their keys (Spark keeps no order). An extract laid out by bucket
+(features.spark_layout) skips all of this: each task reads its buckets' files.
 
 Rows of bills, payments or limits whose account the accounts table lacks get bucket -1: the group that holds
 them is refused by the contract's check like any unknown account, never dropped by a join.
@@ -122,8 +123,9 @@ def map_groups(buckets: Buckets, func, schema):
     """Each group's tables mapped by `func(tables, bucket)` (pandas in the contract's types in, Arrow batches
     out), with pyspark's pandas-3 warning silenced: features.spark_session says why it does not concern us."""
     schemas, folder = buckets.schemas, buckets.folder
-    if folder is None:  # a partition holds every pack of its buckets (no sort by bucket needed: Spark's
-        def unpacked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:  # groupBy would sort them)
+    if folder is None:
+        # a partition holds every pack of its buckets: split here, without the sort Spark's groupBy would make
+        def unpacked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             packs = group_of(batches)
             for bucket in [] if packs is None else sorted(set(packs.column(BUCKET).to_pylist())):
                 group = packs.filter(pc.equal(packs.column(BUCKET), bucket))

@@ -37,10 +37,14 @@ def layout_of(data: Path) -> int | None:
     path = Path(data) / LAYOUT
     if not path.is_file():
         return None
-    info = json.loads(path.read_text())
-    if info.get("format") != FORMAT or info.get("hash") != HASH:
-        raise ContractError([Problem("data", "", f"{path} describes buckets this version cannot read "
-                                     f"(format {info.get('format')!r}, hash {info.get('hash')!r})",
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ContractError([Problem("data", "", f"{path} cannot be read: {exc}",
+                                     hint="Re-bucket the extract: python -m features bucket DATA OUT.")]) from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("hash") != HASH:
+        raise ContractError([Problem("data", "", f"{path} does not describe buckets this version reads "
+                                     f"(format {FORMAT}, hash {HASH!r})",
                                      hint="Re-bucket the extract: python -m features bucket DATA OUT.")])
     return int(info["buckets"])
 

@@ -1,13 +1,14 @@
 """The nightly job on Spark: the local engine's plan -> map -> reduce, with Spark doing the map.
 
 Plan (driver): the model, the policy and the dates, from the Parquet footers; no row of the data is read
-here. Map (executors): the tables as one frame of tagged rows grouped by hash bucket of the customer
-(features.spark_groups), each group rebuilt as the contract's Tables, checked by the contract and scored by
-the same `scoring.chunk.score_chunk` the local engine calls. Each group returns its output rows and one more
-row carrying what the reduce adds up (drift histograms, tallies, input statistics, problems). Reduce (driver):
-those few rows are added up as the local engine adds up its chunks, the output rows are written by Spark as a
-Parquet folder beside the target and renamed into place with the manifest inside, so a reader never sees a
-half-written folder. Sorted by account, the rows are the local engine's, value for value.
+here. Map (executors): the customers' hash buckets (features.spark_groups: shuffled there, or read where they
+lie from an extract laid out by bucket), each rebuilt as the contract's Tables, checked by the contract and
+scored by the same `scoring.chunk.score_chunk` the local engine calls, as Spark writes its rows into a hidden
+folder beside the target. Each group adds its summary (drift histograms, tallies, input statistics, or its
+problems) to an accumulator. Reduce (driver): the summaries are added up as the local engine adds up its
+chunks, the whole-table checks run on the executors (features.spark_checks), and the folder is renamed into
+place with the manifest inside, so a reader never sees a half-written folder. Sorted by account, the rows are
+the local engine's, value for value.
 
 Why this shape: a group is a set of whole customers, like a local chunk, so every feature and decision is
 computed exactly as it is locally; nothing is implemented twice.

@@ -6,10 +6,10 @@ local trainer calls. What the rows depend on beyond an account's own history -- 
 day, the extraction date, the economy (macro) -- is decided once for the whole extract (its manifest, one
 aggregate of each table's date columns) and sent to every group: a group's own first bill or last event
 would move its as-of months and label windows. So every group's rows are exactly the local panel's rows for
-its accounts. Spark writes them as a Parquet
-folder (keys, the features, one column per target) into a hidden folder beside the target, with `_panel.json`
-(the counts reduced from the groups, the feature names, the catalog version, the label config, the as-of
-range), renamed into place: a reader sees the old folder or the whole new one.
+its accounts. Spark writes them as a Parquet folder (keys, the features, one column per target) into a hidden
+folder beside the target, with `_panel.json` (the counts the groups return by an accumulator, the feature
+names, the catalog version, the label config, the as-of range), renamed into place: a reader sees the old
+folder or the whole new one. `python -m training panel` is its command.
 
 Read (`read_panel`): the folder as a `features.panel.Panel` in the local panel's row order, so the models
 trained from it are the ones trained from the local panel; optionally a stable hash sample of customers,
