@@ -46,8 +46,7 @@ def repeated_bill_ids(spark, data: Path) -> Problem | None:
     ranged = all(lo is not None for _, _, lo, _ in groups)
     if ranged and _disjoint(groups) and not any(on_executors(spark)(_repeats_in, units)):
         return None
-    total = sum(pq.ParquetFile(file).metadata.num_rows for file in part_files(path) if path.is_dir()) \
-        if path.is_dir() else pq.ParquetFile(path).metadata.num_rows
+    total = sum(pq.ParquetFile(file).metadata.num_rows for file in (part_files(path) if path.is_dir() else [path]))
     rows, samples = _count_repeats(spark, units, slices=max(1, total // ID_SLICE))
     return repeated_bill_ids_problem(samples, rows, total, str(path)) if rows else None
 
@@ -93,6 +92,7 @@ def _repeats_in(unit: tuple[str, int]) -> bool:
 
 
 def _ids(unit: tuple[str, int]):
+    """The bill ids of one row group of one part (nulls left out: the contract counts those)."""
     import pyarrow.parquet as pq
 
     file, group = unit
@@ -117,6 +117,8 @@ def _count_repeats(spark, units: list[tuple[str, int]], slices: int) -> tuple[in
 
 
 def _slicer(slices: int):
+    """A task's row groups' ids, sent on as one packed value per slice (an id's slice: its remainder modulo
+    `slices`, so every copy of an id meets the others)."""
     def split(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import numpy as np
 
@@ -132,6 +134,7 @@ def _slicer(slices: int):
 
 
 def _counter(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """One slice's ids sorted and counted: the rows whose id repeats, and the least repeated ids."""
     import numpy as np
 
     parts = [np.frombuffer(blob.as_py(), np.int64) for batch in batches for blob in batch.column(1)]
