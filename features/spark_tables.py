@@ -7,11 +7,14 @@ features.spark_layout, which writes them one folder per bucket) shares this one 
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from features.contract import CORE_TABLES, ContractError, Problem, find_table
+import pandas as pd
+
+from features.contract import CORE_TABLES, SCHEMAS, ContractError, Problem, find_table, missing_columns
 from features.spark_session import PANDAS_WARNING
 
 BUCKET = "_bucket"
@@ -30,13 +33,18 @@ def bucket_of(customer_id, buckets: int):
 
 
 def read_table(spark, data: Path, name: str):
-    """One table of the data folder as a Spark frame (Parquet: a file or a folder of parts)."""
+    """One table of the data folder as a Spark frame (Parquet: a file or a folder of parts), refused with the
+    contract's message when it lacks a column the contract requires (before Spark is asked to read it)."""
     path = find_table(Path(data), name)
     if path is None or path.suffix == ".csv":
         what = "is not found" if path is None else "is a CSV file"
         raise ContractError([Problem(name, "", f"{what} in {data}: the Spark engine reads Parquet",
                                      hint=f"Write {name} as {name}.parquet or a folder {name}/ of Parquet parts.")])
-    return spark.read.parquet(str(path))
+    frame = spark.read.parquet(str(path))
+    missing = missing_columns(pd.DataFrame(columns=frame.columns), SCHEMAS[name]) if name in SCHEMAS else None
+    if missing is not None:
+        raise ContractError([dataclasses.replace(missing, source=str(path))])
+    return frame
 
 
 def tagged_tables(spark, data: Path, buckets: int, *, column: str = BUCKET, accounts: int | None = None) -> dict:

@@ -139,6 +139,11 @@ def test_amounts_off_the_control_totals_and_bill_ids_repeated_across_customers_a
         assert str(on_spark.value) == str(local.value), name
         assert not (tmp_path / f"{name}-spark.parquet").exists() and not list(tmp_path.glob(f".{name}-spark*"))
 
+    lacking = _copy_with(world, tmp_path / "lacking", "accounts", lambda accounts: accounts.drop(columns="customer_id"))
+    with pytest.raises(ScoreError, match=r"accounts\.customer_id is missing \(columns present: account_id, .*\) in "):
+        run_spark(ScoreRequest(lacking, tmp_path / "lacking.parquet", model=str(bundle_dir)), spark, buckets=3)
+    assert not (tmp_path / "lacking.parquet").exists()
+
 
 def test_an_extract_laid_out_by_bucket_is_read_where_it_lies_and_scores_the_same(spark, world, bundle_dir,
                                                                                  tmp_path):
