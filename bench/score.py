@@ -49,6 +49,14 @@ GOAL_S, GOAL_GB = 20.0, 4.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def model_options(ap) -> None:
+    """--train-accounts and --train-months: the world `model` trains the benchmark's bundle on."""
+    ap.add_argument("--train-accounts", type=positive(), default=200_000, metavar="N",
+                    help="accounts of the world the model is trained on (default 200,000)")
+    ap.add_argument("--train-months", type=positive(), default=36, metavar="N",
+                    help="as-of months of that world, after 36 months of history (default 36)")
+
+
 def model(accounts: int, months: int, seed: int, latent_state: bool = False) -> Path:
     """A bundle trained on its own world, cached while the simulator's code is unchanged (with the latent-state
     filter's features, or without: one cached bundle of each kind)."""
@@ -69,10 +77,7 @@ def model(accounts: int, months: int, seed: int, latent_state: bool = False) -> 
 
 def run(argv: list[str]) -> dict:
     ap = bench_parser("score", __doc__, accounts=1_000_000, months=24, workers=2)
-    ap.add_argument("--train-accounts", type=positive(), default=200_000, metavar="N",
-                    help="accounts in the world the model is trained on (default 200,000)")
-    ap.add_argument("--train-months", type=positive(), default=36, metavar="N",
-                    help="months of history in that world (default 36)")
+    model_options(ap)
     ap.add_argument("--chunk-size", type=positive(), default=125_000, metavar="N",
                     help="accounts per chunk of the job (default 125,000)")
     ap.add_argument("--sample", type=positive(), default=5_000, metavar="N",

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from bench.cli import bench_parser
 from bench.data import dataset
 from bench.measure import Timer
-from bench.score import model
+from bench.score import model, model_options
 from features.cli import mlflow_output, positive
 
 GOAL_RATIO = 2.5
@@ -46,10 +46,7 @@ GOAL_RATIO = 2.5
 
 def _parser() -> argparse.ArgumentParser:
     ap = bench_parser("spark", __doc__, accounts=1_000_000, months=24, workers=2)
-    ap.add_argument("--train-accounts", type=positive(), default=200_000, metavar="N",
-                    help="accounts in the world the model is trained on (default 200,000, as bench score)")
-    ap.add_argument("--train-months", type=positive(), default=36, metavar="N",
-                    help="months of history in that world (default 36)")
+    model_options(ap)
     ap.add_argument("--chunk-size", type=positive(), default=125_000, metavar="N",
                     help="accounts per chunk of the local engine, and per customer bucket on Spark unless "
                          "--buckets says otherwise (default 125,000)")

@@ -29,7 +29,7 @@ from sklearn.metrics import roc_auc_score
 from bench.cli import bench_parser
 from bench.data import CACHE, dataset
 from bench.measure import PeakMemory, Timer
-from bench.score import model
+from bench.score import model, model_options
 from features.cli import positive
 from features.contract import load_tables
 from features.labels import build_labels
@@ -73,10 +73,7 @@ def by_hand(data: Path, folder: Path, window: list[pd.Timestamp]) -> dict:
 
 def run(argv: list[str]) -> dict:
     ap = bench_parser("validation", __doc__, accounts=1_000_000, months=24)
-    ap.add_argument("--train-accounts", type=positive(), default=200_000, metavar="N",
-                    help="accounts of the world the model is trained on (default 200,000)")
-    ap.add_argument("--train-months", type=positive(), default=36, metavar="N",
-                    help="as-of months of that world (default 36)")
+    model_options(ap)
     ap.add_argument("--window", type=positive(), default=12, metavar="N",
                     help="month ends of outcomes reviewed (default 12)")
     args = ap.parse_args(argv)
