@@ -48,26 +48,26 @@ class Buckets:
     folder: Path | None = None
 
 
-def grouped(spark, data: Path, buckets: int, *, accounts: int | None = None) -> Buckets:
+def grouped(spark, data: Path, buckets: int) -> Buckets:
     """The extract's groups: read where they lie if it is laid out by bucket (then its own number of buckets
     holds, not `buckets`), else shuffled into `buckets` buckets (`bucketed`)."""
     from features.spark_layout import bucket_ids, check_layout, layout_of, table_schemas
 
     laid_out = layout_of(data)
     if laid_out is None:
-        return bucketed(spark, data, buckets, accounts=accounts)
+        return bucketed(spark, data, buckets)
     check_layout(spark, data, laid_out)
     ids = bucket_ids(data)
     frame = spark.createDataFrame([(i,) for i in ids], f"{BUCKET} int").repartition(len(ids) or 1)
     return Buckets(frame, table_schemas(data), laid_out, Path(data))
 
 
-def bucketed(spark, data: Path, buckets: int, *, accounts: int | None = None) -> Buckets:
+def bucketed(spark, data: Path, buckets: int) -> Buckets:
     """The tables packed by customer bucket, partitioned by bucket: a task holds every pack of its buckets."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     packed, schemas = [], {}
-    for name, frame in tagged_tables(spark, data, buckets, accounts=accounts).items():
+    for name, frame in tagged_tables(spark, data, buckets).items():
         schemas[name] = to_arrow_schema(frame.drop(BUCKET).schema)
         with quiet():
             packed.append(frame.mapInArrow(_packer(name), PACKED))

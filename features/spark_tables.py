@@ -47,19 +47,23 @@ def read_table(spark, data: Path, name: str):
     return frame
 
 
-def tagged_tables(spark, data: Path, buckets: int, *, column: str = BUCKET, accounts: int | None = None) -> dict:
+def account_rows(data: Path) -> int:
+    """The accounts table's rows, from its footers (a CSV is counted): what sizes the buckets and the join."""
+    from features.extract_manifest import control_totals
+
+    return control_totals(data, ["accounts"], sums=False)["accounts"]["rows"]
+
+
+def tagged_tables(spark, data: Path, buckets: int, *, column: str = BUCKET) -> dict:
     """Each core table as a Spark frame with its customer's bucket in `column` (-1: the account is unknown).
-    `accounts`: the accounts table's rows, if known (from its footers): up to BROADCAST_ACCOUNTS, the
-    accounts' buckets are sent to every task, so the other tables join them where they are read, without a
-    shuffle."""
+    Up to BROADCAST_ACCOUNTS accounts (counted from the footers), the accounts' buckets are sent to every task,
+    so the other tables join them where they are read, without a shuffle."""
     from pyspark.sql import functions as sf
 
     frames = {name: read_table(spark, data, name) for name in CORE_TABLES}
     tagged = {"accounts": frames["accounts"].withColumn(column, bucket_of(sf.col("customer_id"), buckets))}
     keys = tagged["accounts"].select("account_id", column)
-    if accounts is None:
-        accounts = frames["accounts"].count()  # from the Parquet footers
-    if accounts <= BROADCAST_ACCOUNTS:
+    if account_rows(data) <= BROADCAST_ACCOUNTS:
         keys = sf.broadcast(keys)
     for name, frame in frames.items():
         if name != "accounts":

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from features.atomic_folder import hidden_beside, swap_in
 from features.contract import ContractError, part_files, validate
-from features.extract_manifest import check_control_totals, control_totals, stated_extraction
+from features.extract_manifest import check_control_totals, stated_extraction
 from features.file_digest import fingerprint_of
 from features.problem_tally import ProblemTally
 from features.spark_checks import file_digests, on_executors, repeated_bill_ids
@@ -40,6 +40,7 @@ from features.spark_groups import (
     shared_tables,
     table_sources,
 )
+from features.spark_tables import account_rows
 from policy.config import PolicyError, load_policy
 from scoring.chunk import ChunkOutput, ChunkSpec, score_chunk
 from scoring.chunks import Portfolio, span
@@ -116,17 +117,12 @@ def _plan(request: ScoreRequest, policy, bundle, version: str, extra, spark, buc
     as_of = _as_of(request.as_of, portfolio)
     previous_day, _, _, previous_info = previous_cycle(request, policy, as_of, portfolio)
     if buckets is None:
-        buckets = max(1, -(-_accounts(request.data) // request.chunk_size))
+        buckets = max(1, -(-account_rows(request.data) // request.chunk_size))
     spec = ChunkSpec(as_of, previous_day, first_day, extraction, Models.of(bundle), version, policy, request.reasons)
     out = output_folder(request, as_of)
     if request.out is None and out.exists() and not request.overwrite:
         raise ScoreError(f"{out} exists: the Spark engine replaces an output only with --overwrite")
     return Plan(as_of, out, portfolio, previous_info, buckets, spec, [], extra)
-
-
-def _accounts(data: Path) -> int:
-    """The accounts table's rows, from its footers (a CSV is counted)."""
-    return control_totals(data, ["accounts"], sums=False)["accounts"]["rows"]
 
 
 def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
@@ -135,7 +131,7 @@ def _map_reduce(spark, request: ScoreRequest, plan: Plan, policy):
 
     data = Path(request.data)
     try:
-        buckets = grouped(spark, data, plan.chunk_size, accounts=_accounts(data))
+        buckets = grouped(spark, data, plan.chunk_size)
     except ContractError as exc:
         raise ScoreError(str(exc)) from None
     results = group_results(spark)

@@ -74,7 +74,7 @@ def build_panel_spark(spark, data: Path, cfg: TrainConfig, catalog: Catalog | No
     from features.extract_manifest import check_control_totals
     from features.spark_checks import repeated_bill_ids
     from features.spark_groups import group_results, grouped, map_groups, shared_tables, table_sources
-    from features.spark_tables import read_table
+    from features.spark_tables import account_rows
 
     started = time.perf_counter()
     data = Path(data)
@@ -88,8 +88,7 @@ def build_panel_spark(spark, data: Path, cfg: TrainConfig, catalog: Catalog | No
     spec = PanelSpec(start, end, dates.first_day, dates.extraction, cfg.labels, float(cfg.month_end_share),
                      int(cfg.seed))
     if buckets is None:
-        accounts = read_table(spark, data, "accounts").count()  # from the Parquet footers
-        buckets = max(1, -(-accounts // GROUP_ACCOUNTS))
+        buckets = max(1, -(-account_rows(data) // GROUP_ACCOUNTS))
     groups, results = grouped(spark, data, buckets), group_results(spark)
     builder = _group_builder(spec, catalog, shared_tables(data), table_sources(data), results)
     rows = map_groups(groups, builder, _spark_schema(panel_schema(catalog.names)))
